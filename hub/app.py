@@ -1,0 +1,109 @@
+"""The app shell: one tab per registered demo plus the Models tab, a bounded queue, and `launch`.
+
+Building the app imports gradio and the demo modules, never torch and never a weight.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from hub.context import DemoContext
+from hub.models import ModelManager
+from hub.registry import DemoHandle, load_demos
+from hub.settings import Settings
+
+log = logging.getLogger("demohub")
+
+RANDOM_BANNER = ("**Random weights.** This tab runs an architecture-true model with *random* weights "
+                 "(`--weights random` or a random model choice): it works end to end, but its outputs are meaningless.")
+
+
+def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None = None,
+               manager: ModelManager | None = None):
+    """Build the Blocks. `demos`: demo names (default: settings.demos, else the whole registry)."""
+    import gradio as gr
+
+    settings = settings or Settings.load()
+    handles = load_demos(demos if demos is not None else settings.demos)
+    ok = [h for h in handles if h.module]
+    manager = manager or ModelManager(settings, {h.name: (h.spec, h.module.load) for h in ok})
+    with gr.Blocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
+        gr.Markdown("# demohub\nPretrained-model demos on one GPU. Every tab is also an API: see *Use via API* below.")
+        with gr.Tabs():
+            for h in handles:
+                with gr.Tab(h.title, id=h.name):
+                    _render_demo(h, manager, settings)
+            with gr.Tab("Models", id="models"):
+                from hub import models_tab
+
+                models_tab.build(manager, settings, [h.name for h in ok])
+    blocks.queue(max_size=settings.queue_size, default_concurrency_limit=4)
+    blocks.hub_manager = manager
+    blocks.hub_settings = settings
+    blocks.hub_demos = handles
+    return blocks
+
+
+def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings) -> None:
+    import gradio as gr
+
+    if h.module is None:
+        gr.Markdown(f"**This tab is unavailable: its code failed to import.**\n\n```\n{h.error}\n```\n\n"
+                    "Install the demo's libraries (`pip install -e .` in the project folder) and restart. "
+                    "The other tabs work.")
+        return
+    ctx = DemoContext(manager, settings, h.spec)
+    gr.Markdown(h.spec.description)
+    try:
+        if manager.choice(h.name).source == "random":
+            gr.Markdown(RANDOM_BANNER, elem_classes=["random-banner"])
+        with gr.Column():
+            h.module.ui(ctx)
+    except Exception as e:
+        log.error("Building the %s tab failed:\n%s", h.name, traceback.format_exc())
+        gr.Markdown(f"**This tab failed to build:** `{type(e).__name__}: {e}`. The other tabs work.")
+
+
+def launch(blocks, settings: Settings, **extra):
+    """Launch with the settings' host, port, share/auth and upload cap; mount demos' extra routes."""
+    settings.check_launch()
+    ctx_routes = []
+    for h in blocks.hub_demos:
+        routes = getattr(h.module, "routes", None) if h.module else None
+        if routes:
+            ctx_routes.append(routes(DemoContext(blocks.hub_manager, settings, h.spec)))
+    kwargs = dict(
+        server_name=settings.host, server_port=settings.port, share=settings.share,
+        auth=list(settings.auth) or None, max_file_size=settings.max_upload_mb * 1024 * 1024,
+        show_error=True, footer_links=["api", "settings"],
+    )
+    kwargs.update(extra)
+    block = kwargs.pop("prevent_thread_lock", False)
+    try:
+        app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
+    except Exception as e:
+        if settings.share and _is_share_failure(e):
+            log.error("Could not create the public share link (%s). The hub keeps running locally.", e)
+            kwargs["share"] = False
+            app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
+        else:
+            raise
+    for router in ctx_routes:
+        _add_routes(app, router)
+    if not block:
+        blocks.block_thread()
+    return app, local_url, share_url
+
+
+def _is_share_failure(e: Exception) -> bool:
+    text = f"{type(e).__name__} {e}".lower()
+    return "share" in text or "frpc" in text or "connect" in text
+
+
+def _add_routes(app, router) -> None:
+    """Add a demo's router before gradio's catch-all routes so its paths win."""
+    app.include_router(router)
+    new = app.router.routes[-len(router.routes):]
+    del app.router.routes[-len(router.routes):]
+    app.router.routes[0:0] = new

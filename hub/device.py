@@ -1,0 +1,97 @@
+"""Pick the device and dtype. `choose` is pure (availability is passed in); `detect` asks torch."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger("demohub")
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # "cuda", "cuda:1", "mps" or "cpu"
+    dtype: str  # "float16", "bfloat16" or "float32"
+    reason: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.device.split(":")[0]
+
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
+
+
+def choose(requested: str = "auto", dtype: str = "auto", *, cuda: bool = False, mps: bool = False,
+           bf16: bool = False, prefers: str | None = None) -> Placement:
+    """CUDA -> fp16 (bf16 where the model `prefers` it and the GPU supports it), MPS -> fp16, CPU -> fp32.
+
+    requested: "auto" | "cuda" | "mps" | "cpu" (an unavailable accelerator falls back to CPU, with the reason).
+    dtype: "auto" or an explicit dtype; CPU always runs fp32 because fp16 matmuls there are slow or missing.
+    """
+    reason = ""
+    device = requested
+    if requested == "auto":
+        device = "cuda" if cuda else "mps" if mps else "cpu"
+    elif requested.startswith("cuda") and not cuda:
+        device, reason = "cpu", "CUDA was requested but torch sees no CUDA GPU; using the CPU."
+    elif requested == "mps" and not mps:
+        device, reason = "cpu", "MPS was requested but is not available; using the CPU."
+    kind = device.split(":")[0]
+    if kind == "cpu":
+        if dtype not in ("auto", "float32"):
+            reason = (reason + " " if reason else "") + f"{dtype} is not supported well on CPU; using float32 instead."
+        return Placement(device, "float32", reason)
+    if dtype != "auto":
+        if dtype == "bfloat16" and kind == "cuda" and not bf16:
+            return Placement(device, "float16", "This GPU has no bfloat16 support; using float16.")
+        return Placement(device, dtype, reason)
+    if prefers == "bfloat16" and kind == "cuda" and bf16:
+        return Placement(device, "bfloat16", reason)
+    if prefers == "float32":
+        return Placement(device, "float32", reason)
+    return Placement(device, "float16", reason)
+
+
+def detect(requested: str = "auto", dtype: str = "auto", prefers: str | None = None) -> Placement:
+    """`choose` with availability read from torch (imports torch)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    p = choose(requested, dtype, cuda=cuda, mps=mps, bf16=bf16, prefers=prefers)
+    if p.reason:
+        log.warning(p.reason)
+    return p
+
+
+def probe_kind(requested: str = "auto") -> str:
+    """The device kind to plan for, *without importing torch* (used at app start to pick default models).
+
+    Asks the CUDA driver through ctypes; the real placement is still decided by `detect` when a model loads.
+    """
+    if requested != "auto":
+        return requested.split(":")[0]
+    if _cuda_driver_devices() > 0:
+        return "cuda"
+    import platform
+
+    if platform.system() == "Darwin" and platform.machine() == "arm64":
+        return "mps"
+    return "cpu"
+
+
+def _cuda_driver_devices() -> int:
+    import ctypes
+
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value

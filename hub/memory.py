@@ -1,0 +1,82 @@
+"""Memory facts the model manager needs: bytes an engine holds, free bytes per device, OOM detection.
+
+torch is only touched if it is already imported (an engine was loaded), so the app starts without it.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+GiB = 2**30
+
+
+def engine_bytes(engine) -> int:
+    """Bytes of parameters and buffers an engine holds: `engine.nbytes` if it says, else its torch modules."""
+    n = getattr(engine, "nbytes", None)
+    if isinstance(n, int):
+        return n
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return 0
+    seen: set[int] = set()
+    total = 0
+    candidates = [engine] + [v for v in getattr(engine, "__dict__", {}).values()]
+    for obj in candidates:
+        modules = getattr(obj, "components", None)  # diffusers pipelines
+        mods = [m for m in (modules or {}).values()] if isinstance(modules, dict) else [obj]
+        for m in mods:
+            if isinstance(m, torch.nn.Module):
+                for t in list(m.parameters()) + list(m.buffers()):
+                    if t.data_ptr() not in seen:
+                        seen.add(t.data_ptr())
+                        total += t.numel() * t.element_size()
+    return total
+
+
+def free_bytes(kind: str) -> int | None:
+    """Free memory on a device kind, or None if unknown."""
+    if kind == "cuda":
+        torch = sys.modules.get("torch")
+        if torch is None or not torch.cuda.is_available():
+            return None
+        return torch.cuda.mem_get_info()[0]
+    if kind == "cpu":
+        try:
+            import psutil
+
+            return psutil.virtual_memory().available
+        except ImportError:
+            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
+
+
+def total_bytes(kind: str) -> int | None:
+    if kind == "cuda":
+        torch = sys.modules.get("torch")
+        if torch is None or not torch.cuda.is_available():
+            return None
+        return torch.cuda.mem_get_info()[1]
+    return None
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for CUDA/MPS out-of-memory errors (torch.cuda.OutOfMemoryError or the RuntimeError text)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
+        return True
+    return isinstance(exc, (RuntimeError, MemoryError)) and "out of memory" in str(exc).lower()
+
+
+def release_memory() -> None:
+    """Collect garbage and hand cached accelerator memory back to the driver."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        mps.empty_cache()

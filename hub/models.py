@@ -1,0 +1,306 @@
+"""The ModelManager: lazy loads, leases, a byte budget per device with LRU eviction, OOM recovery, unload.
+
+Every inference holds a *lease* (`with manager.use(demo) as lease:`); a model with a lease is never evicted.
+Loads happen under a per-model lock, so eight simultaneous first requests load once. Before a load the manager
+makes room under the device's budget by evicting idle models, least recently used first. On an out-of-memory
+error (during load or inside `manager.run`) it evicts every idle model, empties the cache and retries once; if
+that fails too the model runs on the CPU and the lease carries a warning for the user.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping
+
+from hub import memory
+from hub.device import Placement, detect, probe_kind
+from hub.errors import UserError
+from hub.settings import Settings
+from hub.spec import DemoSpec, ModelChoice
+from hub.weights import Weights, resolve, select
+
+log = logging.getLogger("demohub")
+
+Loader = Callable[[Weights, str, str], object]  # load(weights, device, dtype) -> engine
+CPU = Placement("cpu", "float32")
+
+
+@dataclass
+class Lease:
+    """A loaded model, held for one request. `warning` is set when it had to fall back to the CPU."""
+
+    demo: str
+    engine: object
+    weights: Weights
+    placement: Placement
+    warning: str = ""
+
+    @property
+    def device(self) -> str:
+        return self.placement.device
+
+    @property
+    def dtype(self) -> str:
+        return self.placement.dtype
+
+    def record(self, **params) -> dict:
+        """A small reproducibility record: model, revision, device, dtype and the request's parameters."""
+        rec = {**self.weights.record(), "device": self.device, "dtype": self.dtype, **params}
+        if self.weights.is_random:
+            rec["warning"] = "random weights: outputs are meaningless"
+        return rec
+
+
+@dataclass
+class _Entry:
+    demo: str
+    choice: ModelChoice
+    state: str = "loading"  # loading | loaded | failed
+    engine: object = None
+    weights: Weights | None = None
+    placement: Placement | None = None
+    nbytes: int = 0
+    leases: int = 0
+    last_used: float = 0.0
+    load_seconds: float = 0.0
+    warning: str = ""
+    error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelManager:
+    """Shares devices between demos. `demos` maps a demo name to (spec, load function)."""
+
+    def __init__(self, settings: Settings, demos: Mapping[str, tuple[DemoSpec, Loader]], *,
+                 budgets: Mapping[str, int] | None = None, placement: Callable[..., Placement] | None = None,
+                 free_bytes: Callable[[str], int | None] = memory.free_bytes):
+        self.settings = settings
+        self._demos = dict(demos)
+        self._budgets = dict(budgets or {})
+        if settings.vram_budget is not None:
+            self._budgets.setdefault("cuda", settings.vram_budget)
+            self._budgets.setdefault("mps", settings.vram_budget)
+        self._placement = placement or (lambda prefers=None: detect(settings.device, settings.dtype, prefers))
+        self._free_bytes = free_bytes
+        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._lock = threading.RLock()
+        self._device_kind: str | None = None
+
+    # ---- public API -------------------------------------------------------------------------------------------
+
+    def spec(self, demo: str) -> DemoSpec:
+        try:
+            return self._demos[demo][0]
+        except KeyError:
+            raise UserError(f"There is no demo called {demo!r}; available: {', '.join(self._demos)}.") from None
+
+    def choice(self, demo: str, model: str | None = None) -> ModelChoice:
+        """The ModelChoice a request for `model` (None = the configured default) would run."""
+        return select(self.spec(demo), self.settings, self.default_device(), model)
+
+    def default_device(self) -> str:
+        """The device kind default models are picked for; probed without importing torch."""
+        if self._device_kind is None:
+            self._device_kind = probe_kind(self.settings.device)
+        return self._device_kind
+
+    @contextmanager
+    def use(self, demo: str, model: str | None = None) -> Iterator[Lease]:
+        """Hold `demo`'s model (loading it if needed) for the duration of the block."""
+        entry = self._acquire(demo, self.choice(demo, model))
+        try:
+            yield Lease(demo, entry.engine, entry.weights, entry.placement, entry.warning)
+        finally:
+            with self._lock:
+                entry.leases -= 1
+                entry.last_used = time.monotonic()
+
+    def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
+        """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""
+        for attempt in range(3):
+            with self.use(demo, model) as lease:
+                try:
+                    return fn(lease)
+                except Exception as e:
+                    if not memory.is_oom(e) or lease.placement.kind == "cpu":
+                        raise
+                    log.warning("%s ran out of memory on %s (attempt %d): %s", demo, lease.device, attempt + 1, e)
+                    failed = str(e)  # not the exception: its traceback would keep GPU tensors alive
+            del lease
+            if attempt == 0:
+                self._make_room(self._key(demo, self.choice(demo, model)), None, evict_all=True)
+            else:
+                self._move_to_cpu(demo, self.choice(demo, model), failed)
+        raise AssertionError("unreachable")
+
+    def unload(self, demo: str, model: str | None = None) -> str:
+        """Unload one model (or every model of `demo` when `model` is None). Refuses while a request holds it."""
+        with self._lock:
+            keys = [k for k in self._entries if k[0] == demo and (model is None or k[1] == model)]
+            busy = [k[1] for k in keys if self._entries[k].leases > 0 or self._entries[k].state == "loading"]
+            if busy:
+                raise UserError(f"{demo} model {busy[0]} is busy with a request; unload it when it is done.")
+            for k in keys:
+                self._drop(k)
+        memory.release_memory()
+        return f"Unloaded {len(keys)} model(s) of {demo}." if keys else f"Nothing of {demo} was loaded."
+
+    def unload_all(self) -> str:
+        return "\n".join(self.unload(d) for d in sorted({k[0] for k in list(self._entries)}))
+
+    def status(self) -> list[dict]:
+        """One row per model the hub knows about: state, device, dtype, bytes, last used, warnings."""
+        now = time.monotonic()
+        with self._lock:
+            rows = []
+            for (demo, model), e in self._entries.items():
+                state = e.state
+                if state == "loaded":
+                    state = e.placement.kind.upper() if e.placement.kind != "cpu" else "CPU"
+                rows.append({
+                    "demo": demo, "model": model, "state": state, "source": e.choice.source,
+                    "device": e.placement.device if e.placement else "", "dtype": e.placement.dtype if e.placement else "",
+                    "bytes": e.nbytes, "in_use": e.leases,
+                    "idle_s": round(now - e.last_used, 1) if e.last_used else None,
+                    "load_s": round(e.load_seconds, 2), "note": e.error or e.warning,
+                })
+            return rows
+
+    def resident_bytes(self, kind: str) -> int:
+        with self._lock:
+            return sum(e.nbytes for e in self._entries.values()
+                       if e.state == "loaded" and e.placement.kind == kind)
+
+    # ---- internals --------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _key(demo: str, choice: ModelChoice) -> tuple[str, str]:
+        return (demo, choice.id)
+
+    def _acquire(self, demo: str, choice: ModelChoice) -> _Entry:
+        key = self._key(demo, choice)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry.state == "failed":
+                entry = self._entries[key] = _Entry(demo, choice)
+        with entry.lock:  # one loader per model; the others wait here and then share it
+            with self._lock:
+                if entry.state == "loaded":
+                    entry.leases += 1
+                    entry.last_used = time.monotonic()
+                    return entry
+            self._load(key, entry)
+            with self._lock:
+                entry.leases += 1
+                entry.last_used = time.monotonic()
+                self._drop_other_idle_models_of(demo, keep=key)
+            return entry
+
+    def _load(self, key, entry: _Entry, placement: Placement | None = None) -> None:
+        spec, loader = self._demos[entry.demo]
+        placement = placement or self._placement(entry.choice.options.get("dtype"))
+        entry.state, entry.error = "loading", ""
+        try:
+            weights = resolve(spec, entry.choice, self.settings)
+            self._make_room(key, placement.kind, need=entry.choice.approx_bytes)
+            start = time.perf_counter()
+            try:
+                engine = loader(weights, placement.device, placement.dtype)
+            except Exception as e:
+                if not memory.is_oom(e) or placement.kind == "cpu":
+                    raise
+                log.warning("Loading %s on %s ran out of memory; evicting idle models and retrying.", key, placement.device)
+                self._make_room(key, placement.kind, evict_all=True)
+                try:
+                    engine = loader(weights, placement.device, placement.dtype)
+                except Exception as e2:
+                    if not memory.is_oom(e2):
+                        raise
+                    entry.warning = (f"{spec.title}: the GPU is out of memory, so {entry.choice.display} runs on the "
+                                     "CPU (slower). Unload other models in the Models tab to get the GPU back.")
+                    log.warning(entry.warning)
+                    memory.release_memory()
+                    placement = CPU
+                    engine = loader(weights, "cpu", "float32")
+        except BaseException as e:
+            with self._lock:
+                entry.state = "failed"
+                entry.error = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+            raise
+        with self._lock:
+            entry.engine, entry.weights, entry.placement = engine, weights, placement
+            entry.nbytes = memory.engine_bytes(engine) or entry.choice.approx_bytes
+            entry.load_seconds = time.perf_counter() - start
+            entry.state = "loaded"
+        log.info("Loaded %s/%s on %s (%s) in %.1fs, %.0f MB", entry.demo, entry.choice.id, placement.device,
+                 placement.dtype, entry.load_seconds, entry.nbytes / 1e6)
+
+    def _move_to_cpu(self, demo: str, choice: ModelChoice, error: str) -> None:
+        key = self._key(demo, choice)
+        entry = self._entries[key]
+        with entry.lock:
+            while True:  # wait for other requests on the GPU copy to finish before dropping it
+                with self._lock:
+                    if entry.leases == 0:
+                        entry.engine = None
+                        break
+                time.sleep(0.05)
+            memory.release_memory()
+            entry.warning = (f"{self.spec(demo).title}: the GPU ran out of memory ({error[:120]}), so this "
+                             "model now runs on the CPU (slower). Unload other models in the Models tab to free the GPU.")
+            log.warning(entry.warning)
+            self._load(key, entry, CPU)
+
+    def _budget(self, kind: str) -> int | None:
+        """Bytes this device kind may hold for models: the configured budget, else free memory minus a margin."""
+        if kind in self._budgets:
+            return self._budgets[kind]
+        free = self._free_bytes(kind)
+        if free is None:
+            return None
+        margin = max(memory.GiB // 2, (memory.total_bytes(kind) or 0) // 10)
+        return free - margin + self.resident_bytes(kind)
+
+    def _make_room(self, key, kind: str | None, need: int = 0, evict_all: bool = False) -> None:
+        """Evict idle models on `kind` (least recently used first) until `need` more bytes fit the budget."""
+        with self._lock:
+            idle = sorted((e for k, e in self._entries.items()
+                           if k != key and e.state == "loaded" and e.leases == 0
+                           and (kind is None or e.placement.kind == kind)), key=lambda e: e.last_used)
+            if evict_all:
+                victims = idle
+            else:
+                budget = self._budget(kind)
+                if budget is None:
+                    return
+                used = self.resident_bytes(kind)
+                victims = []
+                for e in idle:
+                    if used + need <= budget:
+                        break
+                    victims.append(e)
+                    used -= e.nbytes
+            for e in victims:
+                log.info("Evicting %s/%s to make room.", e.demo, e.choice.id)
+                self._drop(self._key(e.demo, e.choice))
+        if victims:
+            memory.release_memory()
+
+    def _drop_other_idle_models_of(self, demo: str, keep) -> None:
+        """Switching a demo's model frees the previous one (if idle); a failed switch leaves it in place."""
+        for k in [k for k, e in self._entries.items() if k[0] == demo and k != keep and e.state == "loaded" and e.leases == 0]:
+            self._drop(k)
+
+    def _drop(self, key) -> None:
+        entry = self._entries.pop(key)
+        close = getattr(entry.engine, "close", None)
+        entry.engine = None
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.exception("Closing %s failed; its memory is released anyway.", key)

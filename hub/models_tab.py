@@ -1,0 +1,86 @@
+"""The Models tab: what is loaded where, Unload buttons, and the system panel (torch, GPU, cache)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import sys
+
+from hub.models import ModelManager
+from hub.settings import Settings
+from hub.weights import folder_bytes
+
+COLUMNS = ["demo", "model", "state", "device", "dtype", "MB", "in use", "idle s", "load s", "note"]
+
+
+def status_rows(manager: ModelManager) -> list[list]:
+    return [[r["demo"], r["model"], r["state"], r["device"], r["dtype"], round(r["bytes"] / 1e6, 1), r["in_use"],
+             r["idle_s"], r["load_s"], r["note"]] for r in manager.status()]
+
+
+def system_info(manager: ModelManager, settings: Settings) -> str:
+    """Markdown: versions, device choice, GPU memory, cache folder and size. Imports no torch itself."""
+    lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}"]
+    torch = sys.modules.get("torch")
+    if torch is None:
+        lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
+    else:
+        cuda = torch.cuda.is_available()
+        lines.append(f"- torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}, "
+                     f"GPU: {torch.cuda.get_device_name(0) if cuda else 'none'}")
+        if cuda:
+            free, total = torch.cuda.mem_get_info()
+            lines.append(f"- VRAM used {(total - free) / 2**30:.2f} GiB, free {free / 2**30:.2f} GiB of {total / 2**30:.1f} GiB")
+        p = manager._placement()
+        lines.append(f"- Default placement: {p.device}, {p.dtype}" + (f" ({p.reason})" if p.reason else ""))
+    lines.append(f"- Requested device: {settings.device}, dtype: {settings.dtype}, weights: {settings.weights}"
+                 + (", offline" if settings.offline else ""))
+    budget = settings.vram_budget
+    lines.append(f"- VRAM budget: {f'{budget / 2**30:.2f} GiB' if budget else 'free memory minus a margin'}")
+    for kind in ("cuda", "cpu"):
+        used = manager.resident_bytes(kind)
+        if used:
+            lines.append(f"- Models resident on {kind}: {used / 1e6:.0f} MB")
+    lines.append(f"- Cache folder: `{settings.cache_dir.resolve()}` ({folder_bytes(settings.cache_dir) / 1e6:.0f} MB)")
+    return "\n".join(lines)
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> None:
+    """Render the tab's components inside the current Blocks."""
+    import gradio as gr
+
+    gr.Markdown("Models load on first use and stay until evicted to make room, or unloaded here.")
+    table = gr.Dataframe(headers=COLUMNS, value=lambda: status_rows(manager), interactive=False, label="Models")
+    with gr.Row():
+        which = gr.Dropdown(demo_names, value=demo_names[0] if demo_names else None, label="Demo")
+        unload_btn = gr.Button("Unload", variant="secondary")
+        unload_all_btn = gr.Button("Unload all", variant="stop")
+        refresh_btn = gr.Button("Refresh")
+    message = gr.Markdown()
+    system = gr.Markdown(lambda: system_info(manager, settings))
+
+    def unload(demo: str):
+        from hub.errors import UserError
+
+        if not demo:
+            raise gr.Error("Pick a demo to unload.")
+        try:
+            return manager.unload(demo), status_rows(manager)
+        except UserError as e:
+            raise gr.Error(str(e)) from None
+
+    def refresh():
+        return status_rows(manager), system_info(manager, settings)
+
+    unload_btn.click(unload, which, [message, table], api_name="unload_model")
+    unload_all_btn.click(lambda: (manager.unload_all() or "Nothing was loaded.", status_rows(manager)), None,
+                         [message, table], api_name="unload_all")
+    refresh_btn.click(refresh, None, [table, system], api_name="model_status")
+    gr.Timer(5).tick(refresh, None, [table, system], show_progress="hidden", api_visibility="private")

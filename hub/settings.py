@@ -1,0 +1,208 @@
+"""One typed settings object, read from `DEMOHUB_*` environment variables and overridden by CLI flags.
+
+Invalid values fail at start with a sentence naming the variable (or flag) and the values it accepts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+from hub.errors import SettingsError
+
+DEVICES = ("auto", "cuda", "cpu", "mps")
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+WEIGHTS = ("hf", "random")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+
+
+def parse_bytes(text: str, name: str) -> int | None:
+    """'auto' -> None; '8GB', '7.5GiB', '6000MB', '123' -> bytes. Raises SettingsError naming `name`."""
+    text = text.strip()
+    if text.lower() in ("", "auto"):
+        return None
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?", text, flags=re.IGNORECASE)
+    if not m:
+        raise SettingsError(f"{name}={text!r} is not a size: use 'auto' or a number with a unit, like 8GB or 6000MiB.")
+    value = float(m.group(1)) * _UNITS[(m.group(2) or "").upper()]
+    if value <= 0:
+        raise SettingsError(f"{name} must be larger than zero, or 'auto'.")
+    return int(value)
+
+
+def parse_auth(text: str, name: str) -> tuple[tuple[str, str], ...]:
+    """'alice:pw1,bob:pw2' (commas or newlines) -> (('alice', 'pw1'), ('bob', 'pw2'))."""
+    pairs = []
+    for item in re.split(r"[,\n]", text):
+        item = item.strip()
+        if not item or item.startswith("#"):
+            continue
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise SettingsError(f"{name}: {item!r} is not USER:PASSWORD (several users: separate them with commas).")
+        pairs.append((user, password))
+    return tuple(pairs)
+
+
+def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
+    value = value.strip().lower()
+    if value not in allowed:
+        raise SettingsError(f"{name}={value!r} is not valid; use one of: {', '.join(allowed)}.")
+    return value
+
+
+def _bool(value: str, name: str) -> bool:
+    v = value.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise SettingsError(f"{name}={value!r} is not valid; use 1/0, true/false, yes/no or on/off.")
+
+
+def _int(value: str, name: str, lo: int, hi: int) -> int:
+    try:
+        n = int(value.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={value!r} is not a whole number; use a number from {lo} to {hi}.") from None
+    if not lo <= n <= hi:
+        raise SettingsError(f"{name}={n} is out of range; use a number from {lo} to {hi}.")
+    return n
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub can be configured with. Build it with `Settings.load()`."""
+
+    cache_dir: Path = Path("model_cache")
+    device: str = "auto"
+    dtype: str = "auto"
+    weights: str = "hf"
+    vram_budget: int | None = None  # bytes; None = free device memory minus a margin
+    offline: bool = False
+    host: str = "127.0.0.1"
+    port: int = 7860
+    share: bool = False
+    auth: tuple[tuple[str, str], ...] = ()
+    insecure_share: bool = False
+    max_upload_mb: int = 100
+    queue_size: int = 64
+    demos: tuple[str, ...] | None = None  # None = every registered demo
+    compile: bool = False
+    models: Mapping[str, str] = field(default_factory=dict)  # demo name -> override (DEMOHUB_<DEMO>_MODEL)
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # the DEMOHUB_* variables, for demo options
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **flags) -> "Settings":
+        """Read `DEMOHUB_*` from `environ` (default os.environ), then apply CLI `flags` that are not None."""
+        env = dict(os.environ if environ is None else environ)
+        s = cls._from_env(env)
+        flags = {k: v for k, v in flags.items() if v is not None}
+        return s.with_flags(**flags) if flags else s
+
+    @classmethod
+    def _from_env(cls, env: dict) -> "Settings":
+        kw: dict = {"env": {k: v for k, v in env.items() if k.startswith("DEMOHUB_")}}
+        get = env.get
+        if (v := get("DEMOHUB_CACHE_DIR")) is not None:
+            if not v.strip():
+                raise SettingsError("DEMOHUB_CACHE_DIR is empty; set it to a folder path, or unset it for ./model_cache.")
+            kw["cache_dir"] = Path(v).expanduser()
+        if (v := get("DEMOHUB_DEVICE")) is not None:
+            kw["device"] = _choice(v, "DEMOHUB_DEVICE", DEVICES)
+        if (v := get("DEMOHUB_DTYPE")) is not None:
+            kw["dtype"] = _choice(v, "DEMOHUB_DTYPE", DTYPES)
+        if (v := get("DEMOHUB_WEIGHTS")) is not None:
+            kw["weights"] = _choice(v, "DEMOHUB_WEIGHTS", WEIGHTS)
+        if (v := get("DEMOHUB_VRAM_BUDGET")) is not None:
+            kw["vram_budget"] = parse_bytes(v, "DEMOHUB_VRAM_BUDGET")
+        offline = _bool(get("DEMOHUB_OFFLINE", "0"), "DEMOHUB_OFFLINE")
+        kw["offline"] = offline or get("HF_HUB_OFFLINE", "0").strip().lower() in _TRUE
+        if (v := get("DEMOHUB_HOST")) is not None:
+            kw["host"] = v.strip() or "127.0.0.1"
+        if (v := get("DEMOHUB_PORT")) is not None:
+            kw["port"] = _int(v, "DEMOHUB_PORT", 1, 65535)
+        if (v := get("DEMOHUB_SHARE")) is not None:
+            kw["share"] = _bool(v, "DEMOHUB_SHARE")
+        auth = ()
+        if (v := get("DEMOHUB_AUTH")) is not None:
+            auth += parse_auth(v, "DEMOHUB_AUTH")
+        if (v := get("DEMOHUB_AUTH_FILE")) is not None:
+            auth += _read_auth_file(v, "DEMOHUB_AUTH_FILE")
+        kw["auth"] = auth
+        if (v := get("DEMOHUB_INSECURE_SHARE")) is not None:
+            kw["insecure_share"] = _bool(v, "DEMOHUB_INSECURE_SHARE")
+        if (v := get("DEMOHUB_MAX_UPLOAD_MB")) is not None:
+            kw["max_upload_mb"] = _int(v, "DEMOHUB_MAX_UPLOAD_MB", 1, 100_000)
+        if (v := get("DEMOHUB_QUEUE_SIZE")) is not None:
+            kw["queue_size"] = _int(v, "DEMOHUB_QUEUE_SIZE", 1, 100_000)
+        if (v := get("DEMOHUB_DEMOS")) is not None:
+            kw["demos"] = _demo_list(v)
+        if (v := get("DEMOHUB_COMPILE")) is not None:
+            kw["compile"] = _bool(v, "DEMOHUB_COMPILE")
+        kw["models"] = {
+            m.group(1).lower(): val.strip()
+            for key, val in env.items()
+            if (m := re.fullmatch(r"DEMOHUB_(\w+?)_MODEL", key)) and val.strip()
+        }
+        return cls(**kw)
+
+    def with_flags(self, **flags) -> "Settings":
+        """Apply CLI flags (already typed by argparse, except the strings parsed here)."""
+        kw = dict(flags)
+        if "device" in kw:
+            kw["device"] = _choice(kw["device"], "--device", DEVICES)
+        if "dtype" in kw:
+            kw["dtype"] = _choice(kw["dtype"], "--dtype", DTYPES)
+        if "weights" in kw:
+            kw["weights"] = _choice(kw["weights"], "--weights", WEIGHTS)
+        if "vram_budget" in kw and isinstance(kw["vram_budget"], str):
+            kw["vram_budget"] = parse_bytes(kw["vram_budget"], "--vram-budget")
+        if "auth" in kw:
+            kw["auth"] = self.auth + tuple(p for a in kw["auth"] for p in parse_auth(a, "--auth"))
+        if "auth_file" in kw:
+            kw["auth"] = kw.get("auth", self.auth) + _read_auth_file(kw.pop("auth_file"), "--auth-file")
+        if "demos" in kw and isinstance(kw["demos"], str):
+            kw["demos"] = _demo_list(kw["demos"])
+        if "cache_dir" in kw:
+            kw["cache_dir"] = Path(kw["cache_dir"]).expanduser()
+        if "port" in kw and not 1 <= int(kw["port"]) <= 65535:
+            raise SettingsError(f"--port {kw['port']} is out of range; use a number from 1 to 65535.")
+        return replace(self, **kw)
+
+    def demo_option(self, demo: str, key: str, default: str | None = None) -> str | None:
+        """A demo's own operator setting, `DEMOHUB_<DEMO>_<KEY>` (e.g. DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER)."""
+        return self.env.get(f"DEMOHUB_{demo.upper()}_{key.upper()}", default)
+
+    def demo_flag(self, demo: str, key: str, default: bool) -> bool:
+        v = self.demo_option(demo, key)
+        return default if v is None else _bool(v, f"DEMOHUB_{demo.upper()}_{key.upper()}")
+
+    def check_launch(self) -> None:
+        """Refuse unsafe launches: a public share link needs auth unless the operator insists."""
+        if self.share and not self.auth and not self.insecure_share:
+            raise SettingsError(
+                "--share makes the hub public: give --auth USER:PASSWORD (or DEMOHUB_AUTH / --auth-file), "
+                "or pass --insecure-share if you really want a link anyone can use."
+            )
+
+
+def _demo_list(text: str) -> tuple[str, ...] | None:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    return names or None
+
+
+def _read_auth_file(path: str, name: str) -> tuple[tuple[str, str], ...]:
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except OSError as e:
+        raise SettingsError(f"{name}: cannot read {path!r} ({e.strerror}); give a file with one USER:PASSWORD per line.") from None
+    pairs = parse_auth(text, f"{name} {path}")
+    if not pairs:
+        raise SettingsError(f"{name}: {path!r} has no USER:PASSWORD lines.")
+    return pairs
