@@ -1,0 +1,51 @@
+"""Shared fixtures: offline settings with a temporary cache, and a live loopback hub for gradio_client tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import replace
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+from hub.settings import Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Offline, CPU, a fresh cache folder; no DEMOHUB_* from the outer environment."""
+    return Settings.load({}, cache_dir=str(tmp_path / "cache"), offline=True, device="cpu", port=free_port())
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(demos, models={demo: model_id}, **settings) -> gradio_client.Client on a loopback server."""
+    from gradio_client import Client
+
+    from hub.app import create_app, launch
+
+    apps = []
+
+    def _serve(demos: tuple[str, ...], models: dict | None = None, **kw):
+        s = Settings.load({}, cache_dir=str(tmp_path / "cache"), offline=True, device="cpu", port=free_port())
+        s = replace(s, models=dict(models or {}), **kw)
+        blocks = create_app(s, demos)
+        launch(blocks, s, prevent_thread_lock=True, quiet=True)
+        apps.append(blocks)
+        client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
+        client.blocks = blocks
+        return client
+
+    yield _serve
+    for b in apps:
+        b.close()
