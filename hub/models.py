@@ -118,6 +118,8 @@ class ModelManager:
             with self._lock:
                 entry.leases -= 1
                 entry.last_used = time.monotonic()
+            if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
+                self._make_room(None, entry.placement.kind)
 
     def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""

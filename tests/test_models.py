@@ -1,0 +1,187 @@
+"""ModelManager: lazy single load, LRU under a byte budget, leases, OOM recovery, unload frees memory."""
+
+import gc
+import threading
+import time
+import weakref
+
+import pytest
+import torch
+
+from hub.device import Placement
+from hub.errors import UserError
+from hub.models import ModelManager
+from hub.spec import DemoSpec, ModelChoice
+
+GPU = Placement("cuda", "float16")
+
+
+def spec(name, nbytes=100):
+    return DemoSpec(name=name, title=name.title(), description="",
+                    models=(ModelChoice("m", "random", approx_bytes=nbytes), ModelChoice("m2", "random", approx_bytes=nbytes)),
+                    default_model={"cpu": "m"}, api_names=(name,))
+
+
+class Engine:
+    def __init__(self, nbytes, device):
+        self.nbytes, self.device = nbytes, device
+
+
+def loader(nbytes=100, calls=None, delay=0.0, fail_on=None):
+    def load(weights, device, dtype):
+        if calls is not None:
+            calls.append((weights.demo, device))
+        time.sleep(delay)
+        if fail_on and device in fail_on:
+            raise fail_on[device]
+        return Engine(nbytes, device)
+    return load
+
+
+def manager(settings, demos, budget=None, placement=GPU):
+    return ModelManager(settings, demos, budgets={"cuda": budget} if budget else {},
+                        placement=lambda prefers=None: placement, free_bytes=lambda kind: None)
+
+
+def test_eight_simultaneous_first_requests_load_once(settings):
+    calls = []
+    m = manager(settings, {"a": (spec("a"), loader(calls=calls, delay=0.3))})
+    engines = []
+
+    def request():
+        with m.use("a") as lease:
+            engines.append(lease.engine)
+
+    threads = [threading.Thread(target=request) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(engines) == 8 and len({id(e) for e in engines}) == 1
+
+
+def test_lru_eviction_under_a_small_budget(settings):
+    demos = {n: (spec(n), loader(100)) for n in "abc"}
+    m = manager(settings, demos, budget=250)
+    for n in "abc":
+        with m.use(n):
+            pass
+    assert {r["demo"] for r in m.status()} == {"b", "c"}  # a was least recently used
+    with m.use("b"):
+        pass
+    with m.use("a"):
+        pass
+    assert {r["demo"] for r in m.status()} == {"a", "b"}  # c was least recently used now
+    assert m.resident_bytes("cuda") <= 250
+
+
+def test_busy_model_is_never_evicted(settings):
+    demos = {n: (spec(n), loader(100)) for n in "ab"}
+    m = manager(settings, demos, budget=150)
+    with m.use("a") as held:
+        with m.use("b"):
+            assert {r["demo"] for r in m.status()} == {"a", "b"}  # over budget, but a is leased: it stays
+        assert {r["demo"] for r in m.status()} == {"a"}  # once b is idle, the budget is settled without a
+        assert held.engine is not None
+        with pytest.raises(UserError, match="busy"):
+            m.unload("a")
+    with m.use("b"):
+        pass
+    assert {r["demo"] for r in m.status()} == {"b"}  # a idle and least recently used: it made room
+
+
+def test_oom_in_inference_evicts_retries_then_falls_back_to_cpu(settings):
+    demos = {"a": (spec("a"), loader(100)), "b": (spec("b"), loader(100))}
+    m = manager(settings, demos, budget=10_000)
+    with m.use("b"):
+        pass
+    devices = []
+
+    def infer(lease):
+        devices.append(lease.device)
+        if lease.device == "cuda":
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
+        return "done"
+
+    assert m.run("a", infer) == "done"
+    assert devices == ["cuda", "cuda", "cpu"]
+    rows = {r["demo"]: r for r in m.status()}
+    assert "b" not in rows  # evicted on the first OOM
+    assert rows["a"]["device"] == "cpu" and "out of memory" in rows["a"]["note"]
+    with m.use("a") as lease:
+        assert lease.warning and "CPU" in lease.warning
+
+
+def test_oom_retry_succeeds_without_cpu_when_eviction_was_enough(settings):
+    m = manager(settings, {"a": (spec("a"), loader(100)), "b": (spec("b"), loader(100))}, budget=10_000)
+    with m.use("b"):
+        pass
+    attempts = []
+
+    def infer(lease):
+        attempts.append(lease.device)
+        if len(attempts) == 1:
+            raise RuntimeError("CUDA error: out of memory")
+        return lease.device
+
+    assert m.run("a", infer) == "cuda" and attempts == ["cuda", "cuda"]
+
+
+def test_oom_while_loading_falls_back_to_cpu_with_warning(settings):
+    calls = []
+    oom = torch.cuda.OutOfMemoryError("CUDA out of memory")
+    m = manager(settings, {"a": (spec("a"), loader(calls=calls, fail_on={"cuda": oom}))})
+    with m.use("a") as lease:
+        assert lease.device == "cpu" and "CPU" in lease.warning
+    assert [d for _, d in calls] == ["cuda", "cuda", "cpu"]
+
+
+def test_other_errors_are_not_swallowed_and_show_as_failed(settings):
+    m = manager(settings, {"a": (spec("a"), loader(fail_on={"cuda": ValueError("bad config")})), "b": (spec("b"), loader())})
+    with pytest.raises(ValueError, match="bad config"):
+        with m.use("a"):
+            pass
+    (row,) = m.status()
+    assert row["state"] == "failed" and "bad config" in row["note"]
+    with pytest.raises(RuntimeError, match="boom"):
+        m.run("b", lambda lease: (_ for _ in ()).throw(RuntimeError("boom")))
+
+
+def test_unload_really_frees_the_engine(settings):
+    m = manager(settings, {"a": (spec("a"), lambda w, d, t: torch.nn.Linear(256, 256))}, placement=Placement("cpu", "float32"))
+    with m.use("a") as lease:
+        ref = weakref.ref(lease.engine)
+        assert m.status()[0]["bytes"] == (256 * 256 + 256) * 4  # measured from the module
+    del lease
+    assert ref() is not None
+    assert "Unloaded 1" in m.unload("a")
+    gc.collect()
+    assert ref() is None and m.status() == []
+
+
+def test_switching_models_frees_the_previous_one_and_a_failed_switch_keeps_it(settings):
+    calls = []
+
+    def load(weights, device, dtype):
+        calls.append(weights.choice.id)
+        if weights.choice.id == "m2" and len(calls) == 2:
+            raise ValueError("broken download")
+        return Engine(10, device)
+
+    m = manager(settings, {"a": (spec("a"), load)})
+    with m.use("a", "m"):
+        pass
+    with pytest.raises(ValueError):
+        with m.use("a", "m2"):
+            pass
+    assert [r["model"] for r in m.status() if r["state"] != "failed"] == ["m"]  # rolled back: m still serves
+    with m.use("a", "m2"):
+        pass
+    assert [r["model"] for r in m.status()] == ["m2"]
+
+
+def test_unknown_demo_is_a_clear_error(settings):
+    m = manager(settings, {})
+    with pytest.raises(UserError, match="no demo called"):
+        with m.use("nope"):
+            pass

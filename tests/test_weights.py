@@ -1,0 +1,106 @@
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from hub.errors import CorruptWeights, UserError, WeightsUnavailable
+from hub.spec import DemoSpec, ModelChoice
+from hub.weights import choice_for, is_cached, resolve, select, verify_file
+
+SPEC = DemoSpec(
+    name="thing", title="Thing", description="",
+    models=(ModelChoice("org/model", "hf", revision="0123456789abcdef0123456789abcdef01234567", approx_bytes=1, license="MIT"),
+            ModelChoice("small", "native", files=("small.pt",), approx_bytes=1, license="MIT"),
+            ModelChoice("tiny-random", "random", options={"hidden": True})),
+    default_model={"cpu": "small", "cuda": "org/model"}, api_names=("x",),
+)
+
+
+def write_safetensors(path: Path, n_floats: int = 4, truncate: int = 0) -> Path:
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n_floats], "data_offsets": [0, 4 * n_floats]}}).encode()
+    data = struct.pack("<Q", len(header)) + header + b"\0" * (4 * n_floats)
+    path.write_bytes(data[: len(data) - truncate])
+    return path
+
+
+def test_offline_without_cache_gives_an_actionable_error(settings):
+    with pytest.raises(WeightsUnavailable) as e:
+        resolve(SPEC, SPEC.choice("org/model"), settings)
+    msg = str(e.value)
+    assert "org/model" in msg and str(settings.cache_dir) in msg and "demohub fetch thing" in msg
+
+
+def test_native_offline_missing_file_is_actionable(settings):
+    with pytest.raises(WeightsUnavailable, match="demohub fetch thing"):
+        resolve(SPEC, SPEC.choice("small"), settings)
+
+
+def test_good_safetensors_pass_and_truncated_or_empty_are_reported(tmp_path):
+    verify_file(write_safetensors(tmp_path / "ok.safetensors"), None, "thing")
+    bad = write_safetensors(tmp_path / "cut.safetensors", truncate=3)
+    with pytest.raises(CorruptWeights) as e:
+        verify_file(bad, None, "thing")
+    assert "cut.safetensors" in str(e.value) and "demohub fetch thing" in str(e.value)
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    with pytest.raises(CorruptWeights, match="empty"):
+        verify_file(tmp_path / "empty.safetensors", None, "thing")
+
+
+def test_pinned_hash_mismatch_and_fake_gguf_are_rejected(tmp_path):
+    f = tmp_path / "m.pt"
+    f.write_bytes(b"\x80not really")
+    with pytest.raises(CorruptWeights, match="SHA-256"):
+        verify_file(f, "0" * 64, "thing")
+    g = tmp_path / "m.gguf"
+    g.write_text("hello")
+    with pytest.raises(CorruptWeights, match="GGUF"):
+        verify_file(g, None, "thing")
+
+
+def test_truncated_torch_zip_checkpoint_is_rejected(tmp_path):
+    import zipfile
+
+    f = tmp_path / "ckpt.pt"
+    with zipfile.ZipFile(f, "w") as z:
+        z.writestr("archive/data.pkl", b"x" * 1000)
+    verify_file(f, None, "thing")
+    f.write_bytes(f.read_bytes()[:-30])
+    with pytest.raises(CorruptWeights, match="cut off"):
+        verify_file(f, None, "thing")
+
+
+def test_corrupt_native_file_in_cache_is_not_loaded(settings):
+    folder = Path(settings.cache_dir) / "native" / "thing"
+    folder.mkdir(parents=True)
+    (folder / "small.pt").write_bytes(b"garbage")
+    with pytest.raises(CorruptWeights, match="small.pt"):
+        resolve(SPEC, SPEC.choice("small"), settings)
+
+
+def test_choice_for_paths_repo_ids_and_names(tmp_path):
+    local = write_safetensors(tmp_path / "mine.safetensors")
+    assert choice_for(SPEC, str(local)).source == "path"
+    assert choice_for(SPEC, "someone/else").source == "hf"
+    assert choice_for(SPEC, "medium").source == "native"  # a library model name
+    with pytest.raises(UserError, match="does not exist"):
+        choice_for(SPEC, "/nope/model.safetensors")
+
+
+def test_select_prefers_ui_then_env_then_device_default(settings):
+    from dataclasses import replace
+
+    assert select(SPEC, settings, "cpu").id == "small"
+    assert select(SPEC, settings, "cuda").id == "org/model"
+    s = replace(settings, models={"thing": "tiny-random"})
+    assert select(SPEC, s, "cpu").id == "tiny-random"
+    assert select(SPEC, s, "cpu", "org/model").id == "org/model"
+    r = select(SPEC, replace(settings, weights="random"), "cpu")
+    assert r.id == "small" and r.source == "random"
+
+
+def test_random_needs_no_files_and_is_cached(settings):
+    w = resolve(SPEC, SPEC.choice("tiny-random"), settings)
+    assert w.is_random and w.path is None
+    assert is_cached(SPEC, SPEC.choice("tiny-random"), settings) == (True, 0)
+    assert is_cached(SPEC, SPEC.choice("org/model"), settings) == (False, 0)
