@@ -1,0 +1,112 @@
+"""The app shell: tabs from the registry, the Models tab, the API through gradio_client, safe launch."""
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from tests import fake_demo
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_fake_demo_answers_through_gradio_client_and_loads_lazily(serve):
+    fake_demo.LOADS.clear()
+    client = serve(("tests.fake_demo", "tests.broken_demo"))
+    manager = client.blocks.hub_manager
+    assert manager.status() == [] and fake_demo.LOADS == []  # nothing loaded at start
+    text, record = client.predict("echo-small", "hi", 3, api_name="/echo")
+    assert text == "hi hi hi" and record["model"] == "echo-small" and record["device"] == "cpu"
+    assert fake_demo.LOADS == ["echo-small"]
+    rows = client.predict(api_name="/model_status")[0]["data"]
+    assert rows[0][:3] == ["fake_echo", "echo-small", "CPU"]
+    message, table = client.predict("fake_echo", api_name="/unload_model")
+    assert "Unloaded 1" in message and table["data"] == []
+
+
+def test_user_errors_reach_the_client_as_sentences_and_the_server_keeps_serving(serve):
+    client = serve(("tests.fake_demo",))
+    with pytest.raises(Exception, match="Type some text to echo"):
+        client.predict("echo-small", "   ", 3, api_name="/echo")
+    with pytest.raises(Exception, match="between 1 and 10"):
+        client.predict("echo-small", "x", 99, api_name="/echo")
+    with pytest.raises(Exception, match="not in the list of choices"):  # visitors cannot pick arbitrary models
+        client.predict("not-a-model", "x", 1, api_name="/echo")
+    assert client.predict("echo-large", "ok", 1, api_name="/echo")[0] == "ok"
+
+
+def test_a_demo_that_fails_to_import_gets_an_explaining_tab(settings):
+    from hub.app import create_app
+
+    blocks = create_app(settings, ("tests.broken_demo", "tests.fake_demo"))
+    broken, ok = blocks.hub_demos
+    assert broken.module is None and "not_a_real_library_for_demohub" in broken.error
+    assert ok.module is not None
+    config = str(blocks.get_config_file())
+    assert "failed to import" in config and "not_a_real_library_for_demohub" in config
+
+
+def test_random_weights_show_a_banner(settings):
+    from dataclasses import replace
+
+    from hub.app import create_app
+
+    config = str(create_app(replace(settings, weights="hf"), ("tests.fake_demo",)).get_config_file())
+    assert "Random weights" in config  # the fake demo's models are random
+
+
+def test_unknown_demo_name_fails_with_the_list(settings):
+    from hub.app import create_app
+    from hub.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="unknown demo 'nope'.*whisper_asr"):
+        create_app(settings, ("nope",))
+
+
+def test_share_without_auth_refuses_to_start():
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "serve", "--share", "--weights", "random"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--auth" in r.stderr and "--insecure-share" in r.stderr
+
+
+def test_invalid_setting_fails_at_start_with_a_sentence():
+    r = subprocess.run([sys.executable, "-m", "hub.cli", "serve"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60, env={"DEMOHUB_DEVICE": "gpu", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 2 and "DEMOHUB_DEVICE='gpu'" in r.stderr and "cuda" in r.stderr
+
+
+def test_serve_starts_without_torch_and_answers_http(tmp_path):
+    """`demohub serve` with every demo: first HTTP 200, and no torch imported in the server process."""
+    port = free_port()
+    code = ("import sys, threading, os; from hub.cli import main; "
+            "threading.Timer(0.1, lambda: None).start(); "
+            "import hub.app as a; orig = a.launch\n"
+            "def launch(b, s, **kw):\n"
+            "    orig(b, s, prevent_thread_lock=True, quiet=True)\n"
+            "    print('TORCH', 'torch' in sys.modules, flush=True); b.block_thread()\n"
+            "a.launch = launch; sys.exit(main(['serve', '--port', '%d', '--weights', 'random', '--cache-dir', %r]))"
+            % (port, str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False", "HOME": str(tmp_path)})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            pytest.fail("the hub did not answer within 120 s")
+        tabs = Client(f"http://127.0.0.1:{port}/", verbose=False).view_api(print_info=False, return_format="dict")
+        assert "/unload_model" in tabs["named_endpoints"]
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert "TORCH False" in out, out[-2000:]
