@@ -80,25 +80,16 @@ def launch(blocks, settings: Settings, **extra):
     )
     kwargs.update(extra)
     block = kwargs.pop("prevent_thread_lock", False)
-    try:
-        app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
-    except Exception as e:
-        if settings.share and _is_share_failure(e):
-            log.error("Could not create the public share link (%s). The hub keeps running locally.", e)
-            kwargs["share"] = False
-            app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
-        else:
-            raise
+    app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
+    if settings.share and not share_url:
+        # gradio prints its own hint and carries on; say plainly what happened and that the hub still serves.
+        log.error("Could not create the public share link (no network, or the tunnel could not start). "
+                  "The hub keeps running locally at %s.", local_url)
     for router in ctx_routes:
         _add_routes(app, router)
     if not block:
         blocks.block_thread()
     return app, local_url, share_url
-
-
-def _is_share_failure(e: Exception) -> bool:
-    text = f"{type(e).__name__} {e}".lower()
-    return "share" in text or "frpc" in text or "connect" in text
 
 
 def _add_routes(app, router) -> None:
