@@ -490,7 +490,10 @@ def load_image(item, max_pixels: int = MAX_PIXELS):
         return _to_rgb(img, np)
     except UserError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:
+        raise UserError(f"{name} has far more pixels than this hub accepts ({max_pixels / 1e6:.0f} megapixels); "
+                        "downscale it and try again.") from None
+    except UnidentifiedImageError:
         raise UserError(f"{name} is not an image this hub can read; upload a PNG, JPEG, WebP, GIF or BMP.") from None
     except (OSError, ValueError, TypeError) as e:
         raise UserError(f"{name} could not be decoded ({str(e)[:80]}); it may be truncated or corrupt. "

@@ -1,0 +1,308 @@
+"""CLIP zero-shot: scoring modes, the label cache, template ensembles, search ranking, bad inputs, the tab's API.
+
+Every test runs a tiny random open_clip model (2 layers, 32x32 images) built in-process: no downloads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from hub.errors import UserError
+from hub.weights import resolve
+
+clip = pytest.importorskip("demos.clip_zero_shot")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from hub.settings import Settings
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
+    return clip.load(resolve(clip.SPEC, clip.SPEC.choice("tiny-random"), s), "cpu", "float32")
+
+
+def photos(n=3, seed=0, size=(48, 40)):
+    rng = np.random.default_rng(seed)
+    return [Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)) for _ in range(n)]
+
+
+# ---- scoring --------------------------------------------------------------------------------------------------
+
+
+def test_single_label_scores_are_a_distribution_per_image(engine):
+    res = clip.classify(engine, photos(3), "cat, dog, car, tree")
+    assert res.scores.shape == (3, 4) and res.labels == ["cat", "dog", "car", "tree"]
+    np.testing.assert_allclose(res.scores.sum(axis=1), 1.0, atol=1e-5)
+    assert (res.scores > 0).all()
+    top = res.top(0, k=2)
+    assert list(top.values()) == sorted(res.scores[0], reverse=True)[:2]
+
+
+def test_multi_label_score_of_a_label_does_not_depend_on_the_other_labels(engine):
+    imgs = photos(2, seed=1)
+    a = clip.classify(engine, imgs, "cat, dog", mode="multi")
+    b = clip.classify(engine, imgs, "car, cat, a red bicycle, tree", mode="multi")
+    np.testing.assert_allclose(a.scores[:, 0], b.scores[:, 1], atol=1e-6)
+    single_a = clip.classify(engine, imgs, "cat, dog")
+    single_b = clip.classify(engine, imgs, "car, cat, a red bicycle, tree")
+    assert not np.allclose(single_a.scores[:, 0], single_b.scores[:, 1])  # softmax does depend on them
+    assert ((b.scores > 0) & (b.scores < 1)).all()
+
+
+def test_multi_label_threshold_decides_which_labels_are_present(engine):
+    img = photos(1, seed=2)
+    res = clip.classify(engine, img, "cat, dog, car", mode="multi", threshold=0.0)
+    assert set(res.present(0)) == {"cat", "dog", "car"}
+    res = clip.classify(engine, img, "cat, dog, car", mode="multi", threshold=1.0)
+    assert res.present(0) == []
+    mid = float(np.median(res.scores[0]))
+    res = clip.classify(engine, img, "cat, dog, car", mode="multi", threshold=mid)
+    assert res.present(0) == [lab for lab, s in res.top(0).items() if s >= mid]
+
+
+def test_models_with_a_logit_bias_score_each_label_with_a_sigmoid(engine, monkeypatch):
+    img = photos(1, seed=3)
+    monkeypatch.setattr(engine, "logit_bias", -3.0)
+    res = clip.classify(engine, img, "cat, dog", mode="multi")
+    text = engine.label_embeddings(["cat", "dog"], (clip.DEFAULT_TEMPLATE,))
+    cos = (engine.encode_images(img) @ text.T).numpy()
+    np.testing.assert_allclose(res.scores, 1 / (1 + np.exp(-(engine.logit_scale * cos - 3.0))), atol=1e-5)
+
+
+# ---- caches ---------------------------------------------------------------------------------------------------
+
+
+def test_same_labels_again_encode_only_the_image(engine):
+    labels = "zebra, giraffe, okapi"
+    clip.classify(engine, photos(1, seed=4), labels)
+    calls, texts, images = engine.text_encoder_calls, engine.texts_encoded, engine.images_encoded
+    clip.classify(engine, photos(2, seed=5), labels)
+    assert engine.text_encoder_calls == calls and engine.texts_encoded == texts
+    assert engine.images_encoded == images + 2
+    clip.classify(engine, photos(1, seed=5), "zebra, giraffe, okapi, tapir")  # one new label: one new text
+    assert engine.texts_encoded == texts + 1
+    clip.classify(engine, photos(1, seed=5), labels, template="a drawing of a {}.")  # new template: all again
+    assert engine.texts_encoded == texts + 1 + 3
+
+
+def test_label_cache_is_bounded(engine, monkeypatch):
+    monkeypatch.setattr(engine, "label_cache", clip._LRU(4))
+    clip.classify(engine, photos(1), "a, b, c, d, e, f")
+    assert len(engine.label_cache) == 4
+    before = engine.texts_encoded
+    clip.classify(engine, photos(1), "a, b")  # evicted first, so encoded again
+    assert engine.texts_encoded == before + 2
+
+
+def test_template_ensemble_changes_the_text_embedding(engine):
+    one = clip.templates_for(clip.DEFAULT_TEMPLATE, "none")
+    simple = clip.templates_for(clip.DEFAULT_TEMPLATE, "simple")
+    openai = clip.templates_for(clip.DEFAULT_TEMPLATE, "openai")
+    assert len(one) == 1 and len(simple) == 7 and len(openai) == 80
+    assert all("{}" in t for t in simple + openai)
+    before = engine.texts_encoded
+    e1 = engine.label_embeddings(["lighthouse"], one)
+    e7 = engine.label_embeddings(["lighthouse"], simple)
+    assert engine.texts_encoded == before + 1 + 7
+    assert float((e1 - e7).abs().max()) > 1e-4
+    np.testing.assert_allclose(float(e7.norm()), 1.0, atol=1e-5)  # the averaged embedding is renormalised
+    assert not np.allclose(clip.classify(engine, photos(1), "cat, dog").scores,
+                           clip.classify(engine, photos(1), "cat, dog", ensemble="simple").scores)
+
+
+# ---- search ---------------------------------------------------------------------------------------------------
+
+
+def test_search_ranks_by_similarity_and_reuses_image_embeddings(engine):
+    gallery = photos(5, seed=7)
+    res = clip.search_images(engine, gallery, "a red car")
+    sims = (engine.encode_images(gallery) @ engine.encode_texts(["a red car"]).T)[:, 0].numpy()
+    np.testing.assert_allclose(res.similarities, sims, atol=1e-5)
+    assert res.order == list(np.argsort(-sims))
+    assert sorted(res.order) == list(range(5))
+    encoded = engine.images_encoded
+    clip.search_images(engine, gallery, "a blue boat")  # same gallery: only the query is encoded
+    assert engine.images_encoded == encoded
+
+
+# ---- bad input --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("labels, words", [
+    ("", "Type some candidate labels"),
+    (" , ,", "Type some candidate labels"),
+    ("cat,,dog", "blank"),
+    ("cat\n\ndog", "blank"),
+    ("cat, dog, Cat", "listed twice"),
+])
+def test_bad_label_lists_say_what_to_do(engine, labels, words):
+    with pytest.raises(UserError, match=words):
+        clip.classify(engine, photos(1), labels)
+
+
+def test_newlines_split_labels_and_keep_their_commas():
+    assert clip.parse_labels("a dog, running\na cat\n") == ["a dog, running", "a cat"]
+    assert clip.parse_labels("cat,  dog ,car,") == ["cat", "dog", "car"]
+
+
+def test_one_label_in_single_label_mode_suggests_multi_label(engine):
+    with pytest.raises(UserError, match="multi-label"):
+        clip.classify(engine, photos(1), "cat")
+    res = clip.classify(engine, photos(1), "cat", mode="multi")
+    assert res.scores.shape == (1, 1) and 0 < res.scores[0, 0] < 1
+
+
+def test_label_cap(engine):
+    with pytest.raises(UserError, match="more than this hub allows \\(3\\)"):
+        clip.classify(engine, photos(1), "a, b, c, d", max_labels=3)
+
+
+def test_label_longer_than_the_context_is_truncated_with_a_note(engine):
+    long = "a very long description of a scene " * 20
+    res = clip.classify(engine, photos(1), [long, "cat"])
+    assert len(res.notes) == 1 and "77-token" in res.notes[0] and "only its beginning" in res.notes[0]
+    np.testing.assert_allclose(res.scores.sum(), 1.0, atol=1e-5)
+
+
+def test_template_without_a_slot(engine):
+    with pytest.raises(UserError, match="needs \\{\\}"):
+        clip.classify(engine, photos(1), "cat, dog", template="a photo")
+
+
+def test_non_image_and_missing_images(engine, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    with pytest.raises(UserError, match="notes.txt is not an image"):
+        clip.classify(engine, [str(text)], "cat, dog")
+    with pytest.raises(UserError, match="Upload at least one image"):
+        clip.classify(engine, [], "cat, dog")
+    with pytest.raises(UserError, match="Type a text query"):
+        clip.search_images(engine, photos(2), "   ")
+
+
+def _png_header_only(path, w, h):
+    """A PNG that claims w x h pixels but holds no pixel data: refused before anything is decoded."""
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = b"IDAT" + zlib.compress(b"\x00" * 16)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk + struct.pack(">I", zlib.crc32(chunk))
+                     + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat)))
+    return str(path)
+
+
+def test_huge_and_truncated_images(engine, tmp_path):
+    with pytest.raises(UserError, match="8000x7000 pixels.*downscale"):
+        clip.classify(engine, [_png_header_only(tmp_path / "big.png", 8000, 7000)], "cat, dog")
+    with pytest.raises(UserError, match="far more pixels.*downscale"):  # past PIL's own bomb limit
+        clip.classify(engine, [_png_header_only(tmp_path / "huge.png", 20000, 20000)], "cat, dog")
+    with pytest.raises(UserError, match="truncated or corrupt"):
+        clip.classify(engine, [_png_header_only(tmp_path / "cut.png", 64, 64)], "cat, dog")
+
+
+def test_odd_image_modes_become_rgb(engine, tmp_path):
+    grey16 = Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16))
+    assert grey16.mode.startswith("I")
+    rgb = np.asarray(clip.load_image(grey16))
+    assert rgb.shape == (64, 64, 3) and rgb.min() == 0 and rgb.max() == 255  # scaled, not clipped to white
+    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
+    assert clip.load_image(clear).getpixel((0, 0)) == (255, 255, 255)  # transparency reads as white
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(cmyk)
+    pal = Image.new("P", (20, 20))
+    odd = [str(cmyk), pal, Image.new("1", (30, 30)), Image.new("LA", (16, 16)), Image.new("F", (16, 16))]
+    res = clip.classify(engine, odd, "cat, dog")
+    assert res.scores.shape == (5, 2)
+
+
+# ---- local checkpoint -------------------------------------------------------------------------------------------
+
+
+def test_local_open_clip_folder_loads_its_weights(engine, tmp_path, settings):
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "my-clip"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": clip.TINY_CONFIG, "preprocess_cfg": {}}))
+    save_file({k: v.contiguous() for k, v in engine.model.state_dict().items()}, folder / "open_clip_model.safetensors")
+    from hub.weights import choice_for
+
+    choice = choice_for(clip.SPEC, str(folder))
+    assert choice.source == "path"
+    local = clip.load(resolve(clip.SPEC, choice, settings), "cpu", "float32")
+    img = photos(1, seed=9)
+    np.testing.assert_allclose(clip.classify(local, img, "cat, dog").scores,
+                               clip.classify(engine, img, "cat, dog").scores, atol=1e-5)
+
+
+def test_folder_without_config_says_what_to_use(tmp_path, settings):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / "readme.md").write_text("hi")
+    from hub.weights import choice_for
+
+    with pytest.raises(UserError, match="open_clip_config.json"):
+        clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(folder)), settings), "cpu", "float32")
+
+
+def test_random_weights_build_the_real_architecture(settings):
+    choice = replace(clip.SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K"), source="random")
+    eng = clip.load(resolve(clip.SPEC, choice, settings), "cpu", "float32")
+    assert 140e6 < sum(p.numel() for p in eng.model.parameters()) < 160e6  # ViT-B/32: 151M parameters
+    assert eng.preprocess(photos(1)[0]).shape == (3, 224, 224)
+
+
+# ---- the tab ----------------------------------------------------------------------------------------------------
+
+
+def _save(imgs, folder):
+    paths = []
+    for i, im in enumerate(imgs):
+        p = folder / f"photo{i}.png"
+        im.save(p)
+        paths.append(str(p))
+    return paths
+
+
+def test_tab_classify_and_search_through_gradio_client(serve, tmp_path):
+    from gradio_client import handle_file
+
+    client = serve(("clip_zero_shot",), models={"clip_zero_shot": "tiny-random"},
+                   env={"DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS": "5"})
+    paths = _save(photos(3, seed=11), tmp_path)
+    gallery = [{"image": handle_file(p), "caption": None} for p in paths]
+
+    top, chart, table, record = client.predict(
+        "tiny-random", gallery, "cat, dog, car", "a photo of a {}.", "none", "single", 0.5, 2, api_name="/classify")
+    assert len(top["confidences"]) == 2
+    assert [c["label"] for c in top["confidences"]][0] in {"cat", "dog", "car"}
+    assert record["mode"] == "single" and record["labels"] == ["cat", "dog", "car"]
+    assert "random weights" in record["warning"]
+    rows = table["data"]
+    assert [r[0] for r in rows] == ["photo0.png", "photo1.png", "photo2.png"]
+    assert all(abs(sum(r[2:]) - 1) < 1e-3 for r in rows)
+    assert sorted(r[0] for r in chart["data"]) == ["car", "cat", "dog"]  # every label, not just the top-k
+    assert abs(sum(r[1] for r in chart["data"]) - 1) < 1e-3
+
+    with pytest.raises(Exception, match="more than this hub allows \\(5\\)"):
+        client.predict("tiny-random", gallery, "a, b, c, d, e, f", "a photo of a {}.", "none", "single", 0.5, 3,
+                       api_name="/classify")
+    with pytest.raises(Exception, match="multi-label"):
+        client.predict("tiny-random", gallery, "cat", "a photo of a {}.", "none", "single", 0.5, 3,
+                       api_name="/classify")
+    _, _, table, record = client.predict("tiny-random", gallery, "cat", "a photo of a {}.", "none", "multi", 0.5, 3,
+                                         api_name="/classify")  # the server keeps serving after an error
+    assert table["headers"][:2] == ["image", "present"] and record["threshold"] == 0.5
+
+    ranked, ranking, record = client.predict("tiny-random", gallery, "a cat on a sofa", api_name="/search_images")
+    assert len(ranked) == 3 and ranking["headers"] == ["rank", "image", "similarity"]
+    sims = [r[2] for r in ranking["data"]]
+    assert sims == sorted(sims, reverse=True)
+    assert sorted(r[1] for r in ranking["data"]) == ["photo0.png", "photo1.png", "photo2.png"]
+    assert record["query"] == "a cat on a sofa"
