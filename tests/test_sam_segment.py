@@ -1,0 +1,345 @@
+"""SAM tab: cached embeddings, coordinate mapping, sessions, outputs, segment-everything, bad inputs, the API."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demos import sam_segment as S
+from hub.errors import CorruptWeights, UserError
+from hub.weights import Weights
+
+
+def _weights(model="tiny-random", source="random", path=None):
+    return Weights("sam_segment", S.SPEC.choice(model) or S.SPEC.models[0], source, path, Path("/nonexistent"))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return S.load(_weights(), "cpu", "float32")
+
+
+def _photo(w=160, h=96, seed=0):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+# ---- a model whose output is forced: the mask is a disk around each prompt point (and box corner) --------------
+
+
+def _forced_engine(radius_lowres=2.0):
+    """A tiny SAM whose decoder paints a disk around every prompt, in the model's own input frame."""
+    import torch
+
+    sam = S.build("tiny")
+
+    class Prompt(torch.nn.Module):
+        def forward(self, points, boxes, masks):
+            parts = []
+            if points is not None:
+                parts.append(points[0])
+            if boxes is not None:
+                parts.append(boxes.reshape(boxes.shape[0], 2, 2))
+            return torch.cat(parts, 1), None
+
+        def get_dense_pe(self):
+            return None
+
+    class Decoder(torch.nn.Module):
+        def forward(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings,
+                    multimask_output):
+            side = image_embeddings.shape[-1] * 4  # SAM's low-res masks are 4x the embedding grid
+            scale = sam.image_encoder.img_size / side
+            yy, xx = torch.meshgrid(torch.arange(side) + 0.5, torch.arange(side) + 0.5, indexing="ij")
+            logits = torch.full((side, side), -10.0)
+            for x, y in sparse_prompt_embeddings[0]:
+                d = torch.sqrt((xx - x / scale) ** 2 + (yy - y / scale) ** 2)
+                logits = torch.maximum(logits, radius_lowres - d)
+            k = 3 if multimask_output else 1
+            return logits.expand(1, k, side, side).clone(), torch.tensor([[0.2, 0.9, 0.5][:k]])
+
+    sam.prompt_encoder, sam.mask_decoder = Prompt(), Decoder()
+    return S.SamEngine(sam, "cpu", "float32", "tiny")
+
+
+def test_clicks_reuse_the_embedding(engine):
+    store = S.EmbeddingStore(per_session=2, total=8)
+    a, b = S.prepare_image(_photo(seed=1)), S.prepare_image(_photo(seed=2))
+    before = engine.encoder_calls
+    emb, hit = store.get("s1", engine, a)
+    assert not hit
+    for x in (10, 50, 120):  # three clicks on one image
+        emb, hit = store.get("s1", engine, S.prepare_image(_photo(seed=1)))  # same content, new object
+        assert hit
+        seg = S.segment(engine, emb, [[x, 40]], [1])
+        assert seg.masks.shape == (3, 96, 160)
+    assert engine.encoder_calls - before == 1
+    store.get("s1", engine, b)  # a new image is encoded once
+    store.get("s2", engine, a)  # another session never sees s1's entries
+    assert engine.encoder_calls - before == 3
+    store.get("s1", engine, S.prepare_image(_photo(seed=3)))  # per-session bound of 2 evicts s1's oldest (a)
+    _, hit = store.get("s1", engine, a)
+    assert not hit and engine.encoder_calls - before == 5
+
+
+def test_store_is_bounded_and_frees_an_unloaded_models_embeddings():
+    import gc
+
+    eng = S.load(_weights(), "cpu", "float32")
+    store = S.EmbeddingStore(per_session=5, total=3)
+    for i in range(5):
+        store.get(f"s{i}", eng, S.prepare_image(_photo(seed=10 + i)))
+    assert len(store) == 3
+    del eng
+    gc.collect()
+    assert len(store) == 0
+
+
+def test_scores_are_sorted_best_first_and_single_mask_mode():
+    eng = _forced_engine()
+    emb = eng.embed(S.prepare_image(_photo()))
+    seg = S.segment(eng, emb, [[30, 30]], [1])
+    assert seg.scores == sorted(seg.scores, reverse=True) and len(seg.masks) == 3
+    assert len(S.segment(eng, emb, [[30, 30], [60, 30]], [1, 1], multimask=False).masks) == 1
+
+
+@pytest.mark.parametrize("size", [(500, 300), (300, 500), (97, 211)])
+def test_points_map_from_image_pixels_to_model_space(size):
+    eng = _forced_engine()
+    w, h = size
+    emb = eng.embed(S.prepare_image(_photo(w, h)))
+    for x, y in [(0.8 * w, 0.15 * h), (0.1 * w, 0.9 * h)]:
+        mask = S.segment(eng, emb, [[x, y]], [1]).masks[0]
+        assert mask.shape == (h, w)
+        assert mask[int(y), int(x)], "the mask must cover the clicked pixel"
+        ys, xs = np.nonzero(mask)
+        assert abs(xs.mean() - x) < 0.05 * max(w, h) and abs(ys.mean() - y) < 0.05 * max(w, h)
+        assert not mask[int(h - 1 - y) if abs(h - 1 - 2 * y) > 0.3 * h else 0, int(w - 1 - x)]
+
+
+def test_box_corners_map_and_boxes_are_clipped():
+    eng = _forced_engine()
+    emb = eng.embed(S.prepare_image(_photo(400, 240)))
+    mask = S.segment(eng, emb, box=[300, 200, 40, 20]).masks[0]  # corners in any order
+    assert mask[20, 40] and mask[199, 299] and not mask[120, 170]
+    clipped = S.check_prompts((400, 240), box=[-50, 10, 100, 900])
+    assert clipped.box.tolist() == [0, 10, 100, 240]
+
+
+def test_concurrent_sessions_with_different_images_stay_separate():
+    eng = _forced_engine()
+    store = S.EmbeddingStore()
+    jobs = {"alice": (_photo(200, 120, seed=4), (150, 30)), "bob": (_photo(120, 220, seed=5), (20, 200))}
+    barrier = threading.Barrier(2)
+
+    def session(name):
+        img, (x, y) = jobs[name]
+        barrier.wait()
+        out = []
+        for _ in range(15):
+            emb, _ = store.get(name, eng, S.prepare_image(img))
+            out.append(S.segment(eng, emb, [[x, y]], [1]).masks[0])
+        return out
+
+    with ThreadPoolExecutor(2) as pool:
+        results = dict(zip(jobs, pool.map(session, jobs)))
+    for name, masks in results.items():
+        img, (x, y) = jobs[name]
+        for m in masks:
+            assert m.shape == (img.height, img.width) and m[y, x]
+    assert eng.encoder_calls == 2
+
+
+def test_mask_png_and_cutout_match_the_input(engine):
+    rgba = np.zeros((70, 130, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    rgba[:, :10, 3] = 0  # a transparent strip stays transparent in the cut-out
+    pic = S.prepare_image(Image.fromarray(rgba, "RGBA"))
+    mask = S.segment_image(engine, pic, [[60, 35]], [1]).masks[0]
+    mask[:, :20] = True
+    png, cut = S.mask_png(mask), S.cutout(pic, mask)
+    assert png.size == cut.size == (130, 70) and png.mode == "L" and cut.mode == "RGBA"
+    alpha = np.asarray(cut)[..., 3]
+    assert (alpha[:, 10:][mask[:, 10:]] == 255).all() and (alpha[~mask] == 0).all() and (alpha[:, :10] == 0).all()
+    assert (np.asarray(png) > 0).tolist() == mask.tolist()
+
+
+def test_disjoint_makes_masks_non_overlapping_and_sorted():
+    big = np.zeros((50, 50), bool)
+    big[5:35, 5:35] = True
+    small = np.zeros((50, 50), bool)
+    small[10:20, 10:20] = True  # inside big
+    other = np.zeros((50, 50), bool)
+    other[30:42, 30:42] = True  # overlaps big in one corner
+    recs = [{"segmentation": m, "area": int(m.sum()), "predicted_iou": 0.9, "stability_score": 0.95}
+            for m in (small, big, other)]
+    found = S.disjoint(recs)
+    stack = np.stack([f.mask for f in found])
+    assert stack.sum(0).max() == 1
+    assert [f.area for f in found] == sorted((f.area for f in found), reverse=True)
+    assert found[-1].area == 100 and found[-1].mask[10:20, 10:20].all()  # the small part keeps all its pixels
+    assert found[0].area == 900 - 100 - 25 and found[0].bbox == (5, 5, 30, 30)
+    assert found[1].area == 144
+    assert len(S.disjoint(recs, min_area=500)) == 1
+
+
+def test_segment_everything_reuses_the_embedding_and_reports_progress(engine):
+    pic = S.prepare_image(_photo(64, 48, seed=7))
+    emb = engine.embed(pic)
+    calls, seen = engine.encoder_calls, []
+    found = S.segment_everything(engine, emb, pic, points_per_side=8, pred_iou_thresh=0.0,
+                                 stability_score_thresh=0.0, points_per_batch=16,
+                                 progress=lambda i, n: seen.append((i, n)))
+    assert engine.encoder_calls == calls
+    assert seen[-1] == (4, 4)
+    assert found, "with thresholds at 0 the random model must return masks"
+    stack = np.stack([f.mask for f in found])
+    assert stack.shape[1:] == (48, 64) and stack.sum(0).max() == 1
+    assert [f.area for f in found] == sorted((f.area for f in found), reverse=True)
+    with pytest.raises(S.Stopped):
+        S.segment_everything(engine, emb, pic, points_per_side=8, points_per_batch=16, should_stop=lambda: True)
+
+
+def test_mobile_sam_matches_the_checkpoint_layout_and_loads_weights_only(tmp_path):
+    """Our MobileSAM (TinyViT + segment-anything decoder) has exactly the parameter names and shapes of the
+    model ultralytics loads `mobile_sam.pt` into, and a saved state dict loads back through `load`."""
+    import torch
+    from ultralytics.models.sam.build import build_mobile_sam
+
+    ours = S.build("vit_t").state_dict()
+    theirs = build_mobile_sam().state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
+    path = tmp_path / "mine.pt"
+    torch.save(theirs, path)
+    eng = S.load(_weights(source="path", path=path), "cpu", "float32")
+    assert eng.arch == "vit_t"
+    assert torch.equal(eng.sam.state_dict()["mask_decoder.iou_token.weight"], theirs["mask_decoder.iou_token.weight"])
+
+
+def test_a_checkpoint_with_the_wrong_hash_is_refused(tmp_path):
+    folder = tmp_path / "native"
+    folder.mkdir()
+    (folder / "mobile_sam.pt").write_bytes(b"\x80" + b"0" * 100)
+    w = Weights("sam_segment", S.SPEC.choice("mobile_sam"), "native", folder, tmp_path)
+    with pytest.raises(CorruptWeights, match="SHA-256"):
+        S.load(w, "cpu", "float32")
+
+
+# ---- bad inputs ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("points, labels, box, says", [
+    ([[200, 10]], [1], None, "outside the image"),
+    ([[-1, 10]], [1], None, "outside the image"),
+    (None, None, None, "Add a prompt"),
+    ([], [], [], "Add a prompt"),
+    ([[10, 10], [20, 20]], [0, 0], None, "Only negative points"),
+    (None, None, [10, 10, 10, 50], "no area"),
+    (None, None, [500, 500, 600, 600], "outside the image"),
+    ([[10, 10]], [1, 0], None, "one label"),
+    ([[10, 10]], [2], None, "Labels must be 1"),
+    ("[[10, 10", None, None, "JSON"),
+    ([[10, "a"]], [1], None, "pairs"),
+    ([[float("nan"), 1]], [1], None, "finite"),
+])
+def test_bad_prompts_say_what_to_do(engine, points, labels, box, says):
+    emb = engine.embed(S.prepare_image(_photo()))
+    with pytest.raises(UserError, match=says):
+        S.segment(engine, emb, points, labels, box)
+
+
+@pytest.mark.parametrize("image, says", [
+    (None, "Upload an image"),
+    (Image.new("RGB", (6000, 5000)), "megapixels"),
+    (Image.new("RGB", (4, 100)), "at least"),
+    (Image.new("RGB", (3300, 100)), "32:1"),
+    (np.zeros((20, 20, 2), np.uint8), "shape"),
+    (np.zeros((20, 20), np.int64), "Unsupported"),
+    (np.full((20, 20), np.nan), "NaN"),
+    ("/no/such/file.png", "Could not read"),
+    (12, "Expected an image"),
+])
+def test_bad_images_say_what_to_do(image, says):
+    with pytest.raises(UserError, match=says):
+        S.prepare_image(image)
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "P", "CMYK", "LA", "RGBA", "I;16", "I", "F", "YCbCr"])
+def test_odd_image_modes_become_rgb(mode, engine):
+    img = _photo(40, 30).convert("L").convert(mode) if mode not in ("CMYK", "YCbCr", "P", "RGBA") \
+        else _photo(40, 30).convert(mode)
+    if mode == "I;16":
+        img = Image.fromarray((np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50))
+    pic = S.prepare_image(img)
+    assert pic.rgb.shape == (30, 40, 3) and pic.rgb.dtype == np.uint8
+    assert (pic.alpha is not None) == (mode in ("LA", "RGBA"))
+    assert S.segment_image(engine, pic, [[5, 5]], [1]).masks.shape == (3, 30, 40)
+
+
+def test_arrays_of_other_types_are_converted():
+    f = S.prepare_image(np.linspace(0, 1, 400).reshape(20, 20))
+    assert f.rgb[0, 0, 0] == 0 and f.rgb[-1, -1, 0] == 255
+    assert S.prepare_image(np.full((20, 20, 3), 65535, np.uint16)).rgb.max() == 255
+
+
+def test_a_new_image_while_old_clicks_are_pending(engine):
+    old, new = S.prepare_image(_photo(seed=1)), S.prepare_image(_photo(seed=2))
+    emb_old = engine.embed(old)
+    with pytest.raises(UserError, match="image changed"):
+        S.segment_everything(engine, emb_old, new, points_per_side=4)
+    other = S.load(_weights(), "cpu", "float32")
+    with pytest.raises(UserError, match="model changed"):
+        S.segment(other, emb_old, [[5, 5]], [1])
+
+
+@pytest.mark.parametrize("pps, iou, says", [(1, 0.5, "Points per side"), (8.5, 0.5, "whole number"),
+                                            (8, 1.5, "between 0 and 1")])
+def test_bad_segment_everything_settings(engine, pps, iou, says):
+    pic = S.prepare_image(_photo())
+    with pytest.raises(UserError, match=says):
+        S.segment_everything(engine, engine.embed(pic), pic, points_per_side=pps, pred_iou_thresh=iou)
+
+
+# ---- the tab through gradio_client ----------------------------------------------------------------------------
+
+
+def test_the_tab_through_gradio_client(serve, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    client = serve(("sam_segment",), models={"sam_segment": "tiny-random"})
+    path = tmp_path / "photo.png"
+    _photo(150, 90, seed=3).save(path)
+
+    overlay, gallery, mask, cut, rec = client.predict(handle_file(str(path)), [[100, 40]], [1], None, True,
+                                                      "tiny-random", api_name="/segment")
+    assert Image.open(mask).size == Image.open(cut).size == (150, 90)
+    assert Image.open(cut).mode == "RGBA" and len(gallery) == 3
+    assert rec["scores"] == sorted(rec["scores"], reverse=True) and rec["embedding"].startswith("computed")
+    assert overlay["annotations"] and rec["points"] == [[100.0, 40.0]]
+
+    *_, rec2 = client.predict(handle_file(str(path)), [[20, 20], [100, 40]], [0, 1], [10, 10, 140, 80], False,
+                              "tiny-random", api_name="/segment")
+    assert rec2["embedding"] == "cached" and len(rec2["scores"]) == 1
+
+    from gradio_client import Client
+
+    other = Client(client.src, verbose=False)  # another person, same picture: their own embedding
+    *_, rec3 = other.predict(handle_file(str(path)), [[100, 40]], [1], None, True, "tiny-random", api_name="/segment")
+    assert rec3["embedding"].startswith("computed")
+
+    with pytest.raises(AppError, match="outside the image"):
+        client.predict(handle_file(str(path)), [[400, 40]], [1], None, True, "tiny-random", api_name="/segment")
+    with pytest.raises(AppError, match="Only negative points"):
+        client.predict(handle_file(str(path)), [[40, 40]], [0], None, True, "tiny-random", api_name="/segment")
+
+    annotated, table = client.predict(handle_file(str(path)), 4, 0.0, 0.0, 0, "tiny-random",
+                                      api_name="/segment_everything")
+    assert len(annotated["annotations"]) == len(table["masks"]) >= 1
+    areas = [m["area"] for m in table["masks"]]
+    assert areas == sorted(areas, reverse=True) and sum(areas) <= 150 * 90
