@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hub.memory import loaded_torch
+
 
 @dataclass
 class Case:
@@ -52,19 +54,19 @@ class Side:
 
 
 def _sync() -> None:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None and torch.cuda.is_available():
         torch.cuda.synchronize()
 
 
 def _reset_peak() -> None:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None and torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
 
 
 def _peak_mb() -> float:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None and torch.cuda.is_available():
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
@@ -115,7 +117,7 @@ def discover() -> list[Case]:
 def environment() -> dict:
     env = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
            "cpus": __import__("os").cpu_count()}
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None:
         env["torch"] = torch.__version__
         env["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None

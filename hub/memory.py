@@ -12,12 +12,20 @@ import sys
 GiB = 2**30
 
 
+def loaded_torch():
+    """torch if it is fully imported already, else None (never imports it; safe while another thread imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is None or getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        return None
+    return torch
+
+
 def engine_bytes(engine) -> int:
     """Bytes of parameters and buffers an engine holds: `engine.nbytes` if it says, else its torch modules."""
     n = getattr(engine, "nbytes", None)
     if isinstance(n, int):
         return n
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None:
         return 0
     seen: set[int] = set()
@@ -38,7 +46,7 @@ def engine_bytes(engine) -> int:
 def free_bytes(kind: str) -> int | None:
     """Free memory on a device kind, or None if unknown."""
     if kind == "cuda":
-        torch = sys.modules.get("torch")
+        torch = loaded_torch()
         if torch is None or not torch.cuda.is_available():
             return None
         return torch.cuda.mem_get_info()[0]
@@ -54,7 +62,7 @@ def free_bytes(kind: str) -> int | None:
 
 def total_bytes(kind: str) -> int | None:
     if kind == "cuda":
-        torch = sys.modules.get("torch")
+        torch = loaded_torch()
         if torch is None or not torch.cuda.is_available():
             return None
         return torch.cuda.mem_get_info()[1]
@@ -63,7 +71,7 @@ def total_bytes(kind: str) -> int | None:
 
 def is_oom(exc: BaseException) -> bool:
     """True for CUDA/MPS out-of-memory errors (torch.cuda.OutOfMemoryError or the RuntimeError text)."""
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None and isinstance(exc, getattr(torch.cuda, "OutOfMemoryError", ())):
         return True
     return isinstance(exc, (RuntimeError, MemoryError)) and "out of memory" in str(exc).lower()
@@ -72,7 +80,7 @@ def is_oom(exc: BaseException) -> bool:
 def release_memory() -> None:
     """Collect garbage and hand cached accelerator memory back to the driver."""
     gc.collect()
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None:
         return
     if torch.cuda.is_available():

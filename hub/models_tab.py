@@ -6,6 +6,8 @@ import importlib.metadata
 import platform
 import sys
 
+from hub.memory import loaded_torch
+
 from hub.models import ModelManager
 from hub.settings import Settings
 from hub.weights import folder_bytes
@@ -21,7 +23,7 @@ def status_rows(manager: ModelManager) -> list[list]:
 def system_info(manager: ModelManager, settings: Settings) -> str:
     """Markdown: versions, device choice, GPU memory, cache folder and size. Imports no torch itself."""
     lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}"]
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is None:
         lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
     else:
