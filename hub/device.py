@@ -75,7 +75,9 @@ def probe_kind(requested: str = "auto") -> str:
     """
     if requested != "auto":
         return requested.split(":")[0]
-    if _cuda_driver_devices() > 0:
+    from hub.zerogpu import on_zero_gpu
+
+    if on_zero_gpu() or _cuda_driver_devices() > 0:  # ZeroGPU attaches the GPU only inside spaces.GPU calls
         return "cuda"
     import platform
 
