@@ -174,9 +174,11 @@ class ClipEngine:
     def encode_texts(self, texts: list[str]):
         """Normalised embeddings (n, D) in float32 of `texts` (tokenised by the model's own tokenizer)."""
         torch = self._torch
+        from tqdm.auto import tqdm  # shown in the tab by gr.Progress(track_tqdm=True) for big template ensembles
+
         out = []
         with self._lock, torch.inference_mode():
-            for i in range(0, len(texts), 256):
+            for i in tqdm(range(0, len(texts), 256), desc="Encoding labels", disable=len(texts) <= 256):
                 tokens = self.tokenizer(texts[i:i + 256]).to(self.device)
                 out.append(self.model.encode_text(tokens, normalize=True).float())
                 self.text_encoder_calls += 1
@@ -337,7 +339,7 @@ def load(weights, device: str, dtype: str) -> ClipEngine:
             model, _, preprocess = open_clip.create_model_and_transforms(arch, **common)
         else:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=pretrained, force_quick_gelu=quick_gelu, force_preprocess_cfg=pp, **common)
+                arch, pretrained=pretrained, force_quick_gelu=quick_gelu, **pp, **common)
         tokenizer = open_clip.get_tokenizer(arch, cache_dir=cache_dir)
     engine = ClipEngine(model, preprocess, tokenizer, device, dtype if device != "cpu" else "float32",
                         weights.choice.id)
@@ -346,7 +348,7 @@ def load(weights, device: str, dtype: str) -> ClipEngine:
 
 
 def _resolve_checkpoint(weights, opts) -> tuple[str, str | None, bool, dict]:
-    """(open_clip model name, checkpoint file, quick_gelu, preprocess overrides) for hf / path weights."""
+    """(open_clip model name, checkpoint file, quick_gelu, preprocessing kwargs) for hf / path weights."""
     import open_clip
 
     root = Path(weights.path)
@@ -355,7 +357,7 @@ def _resolve_checkpoint(weights, opts) -> tuple[str, str | None, bool, dict]:
         if arch:
             ckpt = _checkpoint_in(root)
             cfg = open_clip.get_pretrained_cfg(arch, opts.get("tag", "")) or {}
-            pp = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+            pp = {f"image_{k}": cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
             return arch, str(ckpt), bool(opts.get("quick_gelu", cfg.get("quick_gelu", False))), pp
         if (root / "open_clip_config.json").is_file():
             return f"local-dir:{root}", None, False, {}
@@ -554,18 +556,21 @@ def classify(engine: ClipEngine, images, labels, template: str = DEFAULT_TEMPLAT
     pil = _images(images, max_images)
     notes = _truncation_notes(engine, {lab: max((fill(t, lab) for t in templates), key=len) for lab in labels})
 
-    torch = engine._torch
     text = engine.label_embeddings(labels, templates)
-    img = engine.encode_images(pil)
+    scores = label_scores(engine, engine.encode_images(pil), text, mode, templates)
+    return Classification(labels, scores.cpu().numpy(), mode, threshold if mode == "multi" else None, notes)
+
+
+def label_scores(engine: ClipEngine, img, text, mode: str, templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)):
+    """(n_images, n_labels) scores from normalised image (n, D) and label (m, D) embeddings; see the module doc."""
+    torch = engine._torch
     cos = img @ text.T
     if mode == "single":
-        scores = torch.softmax(engine.logit_scale * cos, dim=-1)
-    elif engine.logit_bias is not None:
-        scores = torch.sigmoid(engine.logit_scale * cos + engine.logit_bias)
-    else:
-        ref = engine.label_embeddings([REFERENCE_LABEL], templates)
-        scores = torch.sigmoid(engine.logit_scale * (cos - img @ ref.T))
-    return Classification(labels, scores.cpu().numpy(), mode, threshold if mode == "multi" else None, notes)
+        return torch.softmax(engine.logit_scale * cos, dim=-1)
+    if engine.logit_bias is not None:
+        return torch.sigmoid(engine.logit_scale * cos + engine.logit_bias)
+    ref = engine.label_embeddings([REFERENCE_LABEL], templates)
+    return torch.sigmoid(engine.logit_scale * (cos - img @ ref.T))
 
 
 def search_images(engine: ClipEngine, images, query: str, max_images: int = MAX_IMAGES) -> SearchResult:
@@ -593,15 +598,17 @@ def _image_key(img) -> str:
 
 
 def _int_option(ctx, key: str, default: int) -> int:
+    from hub.errors import SettingsError
+
     raw = ctx.settings.demo_option(SPEC.name, key, str(default))
     try:
         value = int(raw)
-        if value < 1:
-            raise ValueError
-        return value
     except (TypeError, ValueError):
-        log.error("DEMOHUB_CLIP_ZERO_SHOT_%s=%r is not a positive whole number; using %d.", key.upper(), raw, default)
-        return default
+        value = 0
+    if value < 1:
+        raise SettingsError(f"DEMOHUB_CLIP_ZERO_SHOT_{key.upper()}={raw!r}: use a positive whole number "
+                            f"(default {default}).")
+    return value
 
 
 def ui(ctx):

@@ -241,6 +241,71 @@ def test_local_open_clip_folder_loads_its_weights(engine, tmp_path, settings):
                                clip.classify(engine, img, "cat, dog").scores, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory):
+    """A random ViT-S-32-alt (a small built-in open_clip architecture) and its weights as safetensors."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    small = open_clip.create_model("ViT-S-32-alt", pretrained=None).eval()
+    path = tmp_path_factory.mktemp("ckpt") / "my_clip.safetensors"
+    save_file({k: v.contiguous() for k, v in small.state_dict().items()}, path)
+    return small, path
+
+
+def _same_image_embeddings(eng, reference):
+    import torch
+
+    img = photos(1, seed=12)
+    with torch.no_grad():
+        want = reference.encode_image(eng.preprocess(img[0])[None], normalize=True)
+    np.testing.assert_allclose(eng.encode_images(img).numpy(), want.numpy(), atol=1e-5)
+
+
+def test_single_checkpoint_file_is_recognised_by_its_shapes(small_checkpoint, tmp_path, settings):
+    from safetensors.torch import save_file
+
+    from hub.weights import choice_for
+
+    small, path = small_checkpoint
+    eng = clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(path)), settings), "cpu", "float32")
+    _same_image_embeddings(eng, small)
+
+    odd = tmp_path / "odd.safetensors"  # the tiny test config matches no built-in architecture
+    tiny = clip.load(resolve(clip.SPEC, clip.SPEC.choice("tiny-random"), settings), "cpu", "float32")
+    save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, odd)
+    with pytest.raises(UserError, match="no built-in open_clip architecture"):
+        clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(odd)), settings), "cpu", "float32")
+
+
+def test_hf_snapshot_loads_into_the_listed_architecture_with_its_preprocessing(small_checkpoint, tmp_path,
+                                                                               settings, monkeypatch):
+    """What `demohub fetch` leaves in the cache (a snapshot folder) loads with the choice's arch, QuickGELU
+    and open_clip's pretrained preprocessing table (ViT-S-32-alt stands in for ViT-B-32: same code path)."""
+    import shutil
+
+    import open_clip
+
+    from hub.weights import Weights
+
+    small, path = small_checkpoint
+    snapshot = tmp_path / "snapshot"
+    snapshot.mkdir()
+    shutil.copy(path, snapshot / "open_clip_model.safetensors")
+    listed = clip.SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    choice = replace(listed, options={**listed.options, "arch": "ViT-S-32-alt", "quick_gelu": False})
+    table = {"mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "resize_mode": "shortest"}
+    seen = []
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda arch, tag: seen.append((arch, tag)) or table)
+    eng = clip.load(Weights("clip_zero_shot", choice, "hf", snapshot, settings.cache_dir), "cpu", "float32")
+    assert seen == [("ViT-S-32-alt", "laion2b_s34b_b79k")]
+    normalize = eng.preprocess.transforms[-1]
+    assert tuple(normalize.mean) == (0.1, 0.2, 0.3)
+    _same_image_embeddings(eng, small)
+
+
 def test_folder_without_config_says_what_to_use(tmp_path, settings):
     folder = tmp_path / "weights"
     folder.mkdir()
