@@ -155,7 +155,9 @@ class ClipEngine:
 
         self.model, self.preprocess, self.tokenizer = model.eval(), preprocess, tokenizer
         self.device, self.dtype, self.name = device, dtype, name
-        self.input_dtype = next(model.visual.parameters()).dtype
+        # the dtype pixels must have: the first conv's (open_clip's mixed precision keeps e.g. class_embedding fp32)
+        convs = [m for m in model.visual.modules() if isinstance(m, torch.nn.Conv2d)]
+        self.input_dtype = convs[0].weight.dtype if convs else next(model.visual.parameters()).dtype
         self.context_length = int(getattr(tokenizer, "context_length", 77) or 77)
         self.logit_scale = float(model.logit_scale.detach().float().exp().clamp(max=100).item())
         bias = getattr(model, "logit_bias", None)

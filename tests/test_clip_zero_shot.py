@@ -76,6 +76,20 @@ def test_models_with_a_logit_bias_score_each_label_with_a_sigmoid(engine, monkey
     np.testing.assert_allclose(res.scores, 1 / (1 + np.exp(-(engine.logit_scale * cos - 3.0))), atol=1e-5)
 
 
+def test_half_precision_engine_matches_fp32(engine):
+    """The GPU path's dtype plumbing (open_clip fp16 mixed precision), checked on the CPU with the tiny model."""
+    import open_clip
+
+    half, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None, precision="fp16",
+                                                                **clip.TINY_CONFIG)
+    half.load_state_dict(engine.model.state_dict())
+    eng16 = clip.ClipEngine(half, preprocess, engine.tokenizer, "cpu", "float16", "tiny-fp16")
+    assert str(eng16.input_dtype) == "torch.float16"
+    img = photos(2, seed=13)
+    np.testing.assert_allclose(clip.classify(eng16, img, "cat, dog, car").scores,
+                               clip.classify(engine, img, "cat, dog, car").scores, atol=2e-2)
+
+
 # ---- caches ---------------------------------------------------------------------------------------------------
 
 
