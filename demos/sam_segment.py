@@ -113,6 +113,9 @@ def load(weights, device: str, dtype: str) -> "SamEngine":
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         arch = _arch_of(state, path)
+    if arch == "vit_t" and "YOLO_CONFIG_DIR" not in os.environ:
+        # ultralytics (whose TinyViT we use) writes a settings file on import: keep it in the cache folder
+        os.environ["YOLO_CONFIG_DIR"] = str(Path(weights.cache_dir) / "ultralytics")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random weights are reproducible, and the global RNG is left alone
         sam = build(arch)
@@ -178,7 +181,7 @@ def build(arch: str):
 
 def _tiny_vit():
     """MobileSAM's TinyViT-5M image encoder (ultralytics keeps a copy with the checkpoint's parameter names)."""
-    if "YOLO_CONFIG_DIR" not in os.environ:  # ultralytics writes a settings file on import: keep it out of $HOME
+    if "YOLO_CONFIG_DIR" not in os.environ:  # called without `load` (bench, tests): still not in $HOME or the cwd
         import tempfile
 
         os.environ["YOLO_CONFIG_DIR"] = str(Path(tempfile.gettempdir()) / "demohub-ultralytics")

@@ -343,3 +343,48 @@ def test_the_tab_through_gradio_client(serve, tmp_path):
     assert len(annotated["annotations"]) == len(table["masks"]) >= 1
     areas = [m["area"] for m in table["masks"]]
     assert areas == sorted(areas, reverse=True) and sum(areas) <= 150 * 90
+
+
+def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
+    """The tab's click handlers (what image.select / Undo run), called as gradio calls them."""
+    from dataclasses import replace
+
+    import gradio as gr
+
+    from hub.app import create_app
+
+    blocks = create_app(replace(settings, models={"sam_segment": "tiny-random"}), ("sam_segment",))
+    fns = {f.fn.__name__: f.fn for f in blocks.fns.values() if f.fn and f.fn.__qualname__.startswith("ui.")}
+    img = _photo(150, 90)
+
+    def click(state, mode, x, y, image=img):
+        return fns["on_click"](state, mode, image, gr.SelectData(None, {"index": [x, y], "value": None}))
+
+    st, pts, labels, box = click(S._fresh(), "Positive point", 100, 40)
+    st, *_ = click(st, "Negative point", 20, 20)
+    st, pts, labels, box = click(st, "Box (two corner clicks)", 10, 10)
+    assert (pts, labels, box) == ([[100.0, 40.0], [20.0, 20.0]], [1, 0], None)  # a first corner waits
+    with pytest.raises(gr.Error, match="no area"):
+        click(st, "Box (two corner clicks)", 10, 60)
+    st, pts, labels, box = click(st, "Box (two corner clicks)", 140, 5)
+    assert box == [10.0, 5.0, 140.0, 10.0] and st["corner"] is None
+
+    class Request:
+        session_hash = "one"
+
+    overlay, thumbs, mask, cut, rec, kept = fns["run_segment"](img, pts, labels, box, True, "tiny-random", st,
+                                                               Request())
+    assert mask.size == cut.size == (150, 90) and len(thumbs) == 3
+    _, other_mask, _ = fns["pick"](kept, img, st, gr.SelectData(None, {"index": 2, "value": None}))
+    assert np.array_equal(np.asarray(other_mask) > 0, kept["masks"][2])
+
+    st, pts, labels, box = fns["undo"](st)  # the box goes, its first corner comes back
+    assert box is None and st["corner"] == [10.0, 10.0] and len(pts) == 2
+    for _ in range(3):
+        st, pts, labels, box = fns["undo"](st)
+    assert pts == [] and st["corner"] is None
+    assert fns["refresh"](img, pts, labels, box, True, "tiny-random", st, Request())[1] == []  # nothing: no error
+
+    st, *_ = click(st, "Positive point", 5, 5)
+    st, pts, labels, _ = click(st, "Positive point", 7, 7, image=_photo(150, 90, seed=9))  # a new image
+    assert pts == [[7.0, 7.0]] and st["key"] == S.prepare_image(_photo(150, 90, seed=9)).key
