@@ -516,6 +516,18 @@ def _load_openai(weights, device: str, dtype: str) -> OpenAIWhisperEngine:
     return _place(model, name, device, dtype, None)
 
 
+def fetch(weights) -> None:
+    """`demohub fetch`: download an openai-whisper checkpoint into the cache (whisper verifies its SHA-256)."""
+    if weights.source != "native":
+        return
+    import whisper
+
+    name = weights.choice.options.get("size", weights.choice.id)
+    if name not in whisper._MODELS:
+        raise UserError(f"openai-whisper has no model called {name!r}; use one of {', '.join(sorted(_NATIVE))}.")
+    whisper._download(whisper._MODELS[name], str(weights.path), in_memory=False)
+
+
 def build_random(size: str, device: str = "cpu", dtype: str = "float32", sample_len: int | None = None,
                  seed: int = 0) -> OpenAIWhisperEngine:
     """An openai-whisper model of `size`'s architecture with random weights (tests, benchmarks, offline runs)."""
