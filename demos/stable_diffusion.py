@@ -1,7 +1,7 @@
 """Stable Diffusion: text-to-image, img2img and inpainting with diffusers, on one set of weights per model.
 
-One `StableDiffusionPipeline` is loaded per model; the img2img and inpaint pipelines are built from it with
-`from_pipe`, so they share the same UNet, VAE and text encoder (no second copy of the weights). The pipelines
+One `StableDiffusionPipeline` is loaded per model; the img2img and inpaint pipelines are built from its
+components, so they share the same UNet, VAE and text encoder (no second copy of the weights). The pipelines
 return latents; this file decodes them itself so it can catch NaN/black images from a float16 VAE (and decode
 again in float32), run the model's safety checker when the operator leaves it on, and stamp every PNG with its
 parameters. A callback on every denoising step reports progress and stops the loop when the user cancels.
@@ -130,8 +130,10 @@ class Engine:
         from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 
         self.pipe = pipe
-        self.img2img_pipe = StableDiffusionImg2ImgPipeline.from_pipe(pipe)
-        self.inpaint_pipe = StableDiffusionInpaintPipeline.from_pipe(pipe)
+        # Built from the same module objects (not `from_pipe`, which casts the shared modules to float32 by default).
+        shared = {**pipe.components, "requires_safety_checker": pipe.safety_checker is not None}
+        self.img2img_pipe = StableDiffusionImg2ImgPipeline(**shared)
+        self.inpaint_pipe = StableDiffusionInpaintPipeline(**shared)
         for p in (self.pipe, self.img2img_pipe, self.inpaint_pipe):
             p.set_progress_bar_config(disable=True)
         self.scheduler_config = dict(pipe.scheduler.config)
@@ -276,7 +278,7 @@ def _random_pipeline(arch: str, cache_dir: Path, device: str, torch_dtype):
         text_encoder = CLIPTextModel(CLIPTextConfig(**a["text"]))
     scheduler = getattr(diffusers, a["scheduler"][0])(**a["scheduler"][1])
     for m in (unet, vae, text_encoder):
-        m.to(dtype=torch_dtype).eval()
+        m.to(torch_dtype).eval()
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet,
                                    scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                    requires_safety_checker=False)
@@ -586,12 +588,12 @@ def _steps_for_strength(steps: int, strength: float, notes: list[str]) -> int:
 
 def _check_length(tokenizer, text: str, what: str, notes: list[str]) -> None:
     limit = tokenizer.model_max_length - 2  # start and end tokens
-    ids = tokenizer(text, add_special_tokens=False, truncation=False).input_ids
+    enc = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False)
+    ids = enc.input_ids
     if len(ids) > limit:
-        kept = tokenizer.decode(ids[:limit])
-        dropped = text[len(kept):].strip() if text.lower().startswith(kept.lower()) else tokenizer.decode(ids[limit:])
+        dropped = text[enc.offset_mapping[limit][0]:].strip()
         notes.append(f"The {what} is {len(ids)} tokens long; the text encoder reads only {limit}, so this part was "
-                     f"ignored: \u201c{dropped[:200]}\u201d.")
+                     f"ignored: \u201c{dropped if len(dropped) <= 200 else dropped[:200] + ' ...'}\u201d.")
 
 
 def _open(x, what: str):
@@ -794,8 +796,9 @@ def ui(ctx):
         guidance = gr.Slider(0, MAX_GUIDANCE, d["guidance"], step=0.5, label="Guidance scale (0-1 = off)")
         scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
     with gr.Row():
-        width = gr.Slider(MIN_SIDE, MAX_SIDE, d["size"], step=8, label="Width")
-        height = gr.Slider(MIN_SIDE, MAX_SIDE, d["size"], step=8, label="Height")
+        # Numbers, not sliders: an out-of-range size is clamped with a note instead of refused
+        width = gr.Number(d["size"], label=f"Width ({MIN_SIDE}-{MAX_SIDE}, multiple of 8)", precision=0, step=8)
+        height = gr.Number(d["size"], label=f"Height ({MIN_SIDE}-{MAX_SIDE}, multiple of 8)", precision=0, step=8)
         count = gr.Slider(1, MAX_IMAGES, 1, step=1, label="Images")
     with gr.Tabs():
         with gr.Tab("Text to image"):
@@ -805,7 +808,7 @@ def ui(ctx):
             strength_i2i = gr.Slider(0.05, 1.0, 0.75, step=0.05, label="Strength (how much to change)")
             run_i2i = gr.Button("Transform", variant="primary")
         with gr.Tab("Inpaint"):
-            editor = gr.ImageEditor(type="pil", label="Image: paint the part to repaint",
+            editor = gr.ImageEditor(type="pil", format="png", label="Image: paint the part to repaint",
                                     brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
                                     layers=gr.LayerOptions(allow_additional_layers=False))
             mask_upload = gr.Image(type="filepath", label="Or upload a mask (white = repaint)", height=160)
