@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
             with gr.Tab("Models", id="models"):
                 from hub import models_tab
 
-                models_tab.build(manager, settings, [h.name for h in ok])
+                refresh, outputs = models_tab.build(manager, settings, [h.name for h in ok])
+        blocks.load(refresh, None, outputs, show_progress="hidden", api_visibility="private")
     blocks.queue(max_size=settings.queue_size, default_concurrency_limit=4)
     blocks.hub_manager = manager
     blocks.hub_settings = settings

@@ -37,6 +37,8 @@ def engine_bytes(engine) -> int:
         for m in mods:
             if isinstance(m, torch.nn.Module):
                 for t in list(m.parameters()) + list(m.buffers()):
+                    if t.layout != torch.strided:  # sparse buffers (e.g. whisper's alignment_heads) have no data_ptr
+                        continue
                     if t.data_ptr() not in seen:
                         seen.add(t.data_ptr())
                         total += t.numel() * t.element_size()

@@ -88,6 +88,9 @@ class ModelManager:
         self._free_bytes = free_bytes
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.RLock()
+        # Loads run one at a time: concurrent first imports of torch/torchvision from several threads deadlock
+        # in Python's import machinery, and one load at a time keeps the memory-budget arithmetic exact.
+        self._load_lock = threading.Lock()
         self._device_kind: str | None = None
 
     # ---- public API -------------------------------------------------------------------------------------------
@@ -195,7 +198,8 @@ class ModelManager:
                     entry.leases += 1
                     entry.last_used = time.monotonic()
                     return entry
-            self._load(key, entry)
+            with self._load_lock:
+                self._load(key, entry)
             with self._lock:
                 entry.leases += 1
                 entry.last_used = time.monotonic()
@@ -255,7 +259,8 @@ class ModelManager:
             entry.warning = (f"{self.spec(demo).title}: the GPU ran out of memory ({error[:120]}), so this "
                              "model now runs on the CPU (slower). Unload other models in the Models tab to free the GPU.")
             log.warning(entry.warning)
-            self._load(key, entry, CPU)
+            with self._load_lock:
+                self._load(key, entry, CPU)
 
     def _budget(self, kind: str) -> int | None:
         """Bytes this device kind may hold for models: the configured budget, else free memory minus a margin."""

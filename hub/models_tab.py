@@ -59,14 +59,14 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
     import gradio as gr
 
     gr.Markdown("Models load on first use and stay until evicted to make room, or unloaded here.")
-    table = gr.Dataframe(headers=COLUMNS, value=lambda: status_rows(manager), interactive=False, label="Models")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Models")
     with gr.Row():
         which = gr.Dropdown(demo_names, value=demo_names[0] if demo_names else None, label="Demo")
         unload_btn = gr.Button("Unload", variant="secondary")
         unload_all_btn = gr.Button("Unload all", variant="stop")
         refresh_btn = gr.Button("Refresh")
     message = gr.Markdown()
-    system = gr.Markdown(lambda: system_info(manager, settings))
+    system = gr.Markdown()
 
     def unload(demo: str):
         from hub.errors import UserError
@@ -86,3 +86,4 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
                          [message, table], api_name="unload_all")
     refresh_btn.click(refresh, None, [table, system], api_name="model_status")
     gr.Timer(5).tick(refresh, None, [table, system], show_progress="hidden", api_visibility="private")
+    return refresh, [table, system]

@@ -185,3 +185,26 @@ def test_unknown_demo_is_a_clear_error(settings):
     with pytest.raises(UserError, match="no demo called"):
         with m.use("nope"):
             pass
+
+
+def test_first_loads_of_different_demos_run_one_at_a_time(settings):
+    """Concurrent first imports of torch libraries from two threads can deadlock; loads are serialized."""
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def load(weights, device, dtype):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.2)
+        with lock:
+            active[0] -= 1
+        return Engine(1, device)
+
+    m = manager(settings, {n: (spec(n), load) for n in "abcd"})
+    threads = [threading.Thread(target=lambda n=n: m.run(n, lambda lease: None)) for n in "abcd"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 1 and len(m.status()) == 4

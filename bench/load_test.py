@@ -1,0 +1,160 @@
+"""Load test: N concurrent gradio_client sessions across every tab for T seconds, tiny random weights on CPU.
+
+Each session has its own client (own session hash) and its own image size, so a SAM mask of another session's
+image would show up as a size mismatch. Every request must complete or get Gradio's "queue is full" message.
+Resident memory of the server process is sampled after the 50th and the 500th completed request.
+
+Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts its own loopback server).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import threading
+import time
+import wave
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+QUEUE_FULL = "queue is full"
+
+
+def make_media(folder: Path, session: int) -> dict:
+    """An image whose size is unique to the session, and a short WAV."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(session)
+    w, h = 96 + session, 80 + (session % 7)
+    img = folder / f"s{session}.png"
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(img)
+    wav = folder / f"s{session}.wav"
+    t = np.arange(16000 * 2) / 16000
+    pcm = (0.3 * np.sin(2 * np.pi * (220 + session) * t) * 32767).astype(np.int16)
+    with wave.open(str(wav), "wb") as f:
+        f.setnchannels(1), f.setsampwidth(2), f.setframerate(16000), f.writeframes(pcm.tobytes())
+    return {"image": str(img), "size": (w, h), "wav": str(wav)}
+
+
+def requests_for(media: dict):
+    """(api_name, args, check) per tab; check(result) raises AssertionError on a wrong or leaked answer."""
+    from gradio_client import handle_file
+
+    img, wav = handle_file(media["image"]), handle_file(media["wav"])
+    w, h = media["size"]
+
+    def sam_check(result):
+        mask_png = result[2]
+        assert Image.open(mask_png).size == (w, h), "SAM returned a mask of another session's image"
+
+    return [
+        ("/generate_image", ("tiny-random", "a red cube", "", 1, 2, 7.5, "Euler a", 64, 64, 1), None),
+        ("/transcribe", ("tiny-random", wav, None, "transcribe", "en", False, False, "", 1), None),
+        ("/detect", ("tiny-random", img, 0.25, 0.7, [], 100, 160), None),
+        ("/classify", ("tiny-random", [{"image": img, "caption": None}], "cat, dog, car", "a photo of a {}.", "none",
+                       "single", 0.5, 3), None),
+        ("/segment", (img, [[w // 2, h // 2]], [1], None, True, "tiny-random"), sam_check),
+        ("/chat", ("hello", "tiny-random", "You are helpful.", 0.7, 0.9, 50, 8, 1.0), None),
+    ]
+
+
+@dataclass
+class Stats:
+    outcomes: Counter = field(default_factory=Counter)
+    errors: list = field(default_factory=list)
+    latencies: dict = field(default_factory=dict)
+    rss_mb: dict = field(default_factory=dict)
+    completed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+
+
+def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path | None = None,
+             rss_marks=(50, 500)) -> dict:
+    from gradio_client import Client
+
+    media_dir = Path(media_dir or tempfile.mkdtemp(prefix="demohub-load-"))
+    stats = Stats()
+    stop_at = time.monotonic() + seconds
+
+    def session(i: int):
+        client = Client(url, verbose=False)
+        reqs = requests_for(make_media(media_dir, i))
+        k = i
+        while time.monotonic() < stop_at:
+            api, args, check = reqs[k % len(reqs)]
+            k += 1
+            t0 = time.perf_counter()
+            try:
+                result = client.predict(*args, api_name=api)
+                if check:
+                    check(result)
+                outcome = "ok"
+            except AssertionError as e:
+                outcome = "leak"
+                stats.errors.append(f"{api}: {e}")
+            except Exception as e:  # noqa: BLE001 - classified and counted, never hidden
+                text = str(e)
+                outcome = "queue_full" if QUEUE_FULL in text.lower() else "error"
+                if outcome == "error":
+                    stats.errors.append(f"{api}: {type(e).__name__}: {text[:300]}")
+            with stats.lock:
+                stats.outcomes[(api, outcome)] += 1
+                stats.latencies.setdefault(api, []).append(time.perf_counter() - t0)
+                stats.completed += 1
+                for mark in rss_marks:
+                    if stats.completed == mark:
+                        stats.rss_mb[mark] = _rss_mb()
+
+    threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 300)
+    per_api = {}
+    for api, lat in stats.latencies.items():
+        lat = sorted(lat)
+        per_api[api] = {"requests": len(lat), "ok": stats.outcomes[(api, "ok")],
+                        "queue_full": stats.outcomes[(api, "queue_full")], "error": stats.outcomes[(api, "error")],
+                        "leak": stats.outcomes[(api, "leak")], "p50_s": lat[len(lat) // 2], "p90_s": lat[int(0.9 * (len(lat) - 1))]}
+    return {"sessions": sessions, "seconds": seconds, "completed": stats.completed, "per_api": per_api,
+            "rss_mb": stats.rss_mb, "errors": stats.errors[:20], "hung_sessions": sum(t.is_alive() for t in threads)}
+
+
+def serve_tiny(port: int, queue_size: int = 64):
+    """Start the whole hub in-process on loopback with tiny random models on CPU."""
+    from hub.app import create_app, launch
+    from hub.registry import DEMOS
+    from hub.settings import Settings
+
+    s = replace(Settings.load({}), port=port, device="cpu", queue_size=queue_size,
+                cache_dir=Path(tempfile.mkdtemp(prefix="demohub-load-cache-")), offline=True,
+                models={d: "tiny-random" for d in DEMOS})
+    blocks = create_app(s)
+    launch(blocks, s, prevent_thread_lock=True, quiet=True)
+    return blocks, f"http://127.0.0.1:{port}/"
+
+
+if __name__ == "__main__":
+    import argparse
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    p = argparse.ArgumentParser()
+    p.add_argument("--sessions", type=int, default=50), p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--port", type=int, default=7990), p.add_argument("--queue-size", type=int, default=64)
+    a = p.parse_args()
+    blocks, url = serve_tiny(a.port, a.queue_size)
+    try:
+        print(json.dumps(run_load(url, a.sessions, a.seconds), indent=2))
+    finally:
+        blocks.close()
