@@ -80,18 +80,23 @@ def _rss_mb() -> float:
 
 
 def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path | None = None,
-             rss_marks=(50, 500)) -> dict:
+             rss_marks=(50, 500), min_requests: int = 0, max_seconds: float = 600) -> dict:
+    """Run for `seconds`, then on until `min_requests` have completed (at most `max_seconds` in all)."""
     from gradio_client import Client
 
     media_dir = Path(media_dir or tempfile.mkdtemp(prefix="demohub-load-"))
     stats = Stats()
-    stop_at = time.monotonic() + seconds
+    start = time.monotonic()
+
+    def more() -> bool:
+        elapsed = time.monotonic() - start
+        return elapsed < seconds or (stats.completed < min_requests and elapsed < max_seconds)
 
     def session(i: int):
         client = Client(url, verbose=False)
         reqs = requests_for(make_media(media_dir, i))
         k = i
-        while time.monotonic() < stop_at:
+        while more():
             api, args, check = reqs[k % len(reqs)]
             k += 1
             t0 = time.perf_counter()
@@ -120,14 +125,14 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=seconds + 300)
+        t.join(timeout=max(seconds, max_seconds) + 300)
     per_api = {}
     for api, lat in stats.latencies.items():
         lat = sorted(lat)
         per_api[api] = {"requests": len(lat), "ok": stats.outcomes[(api, "ok")],
                         "queue_full": stats.outcomes[(api, "queue_full")], "error": stats.outcomes[(api, "error")],
                         "leak": stats.outcomes[(api, "leak")], "p50_s": lat[len(lat) // 2], "p90_s": lat[int(0.9 * (len(lat) - 1))]}
-    return {"sessions": sessions, "seconds": seconds, "completed": stats.completed, "per_api": per_api,
+    return {"sessions": sessions, "seconds": round(time.monotonic() - start, 1), "completed": stats.completed, "per_api": per_api,
             "rss_mb": stats.rss_mb, "errors": stats.errors[:20], "hung_sessions": sum(t.is_alive() for t in threads)}
 
 
@@ -155,6 +160,6 @@ if __name__ == "__main__":
     a = p.parse_args()
     blocks, url = serve_tiny(a.port, a.queue_size)
     try:
-        print(json.dumps(run_load(url, a.sessions, a.seconds), indent=2))
+        print(json.dumps(run_load(url, a.sessions, a.seconds, min_requests=500), indent=2))
     finally:
         blocks.close()
