@@ -2,7 +2,7 @@
 
 A case file is `bench/cases_<name>.py` with `cases() -> list[Case]`. Each case's `setup()` builds models and
 inputs once (timed as load time) and returns a context; `naive(ctx)` and `hub(ctx)` each do the same work.
-Both sides get warm-up calls, then `repeat` timed calls (CUDA synchronized around each). Results: p50/p90 ms,
+Both sides get warm-up calls, then `repeat` timed calls each, alternating (CUDA synchronized around each). Results: p50/p90 ms,
 items/s, peak memory, the ratio naive/hub; written as JSON and a markdown table.
 
 Run: `demohub bench [case-prefix ...] [--repeat N]`, or `python -m bench.harness`.
@@ -72,20 +72,32 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # process peak RSS (Linux: KiB)
 
 
-def time_side(fn, ctx, warmup: int, repeat: int) -> Side:
-    for _ in range(warmup):
-        fn(ctx)
+def _timed(fn, ctx) -> float:
     _sync()
-    _reset_peak()
-    side = Side()
+    t0 = time.perf_counter()
+    fn(ctx)
+    _sync()
+    return time.perf_counter() - t0
+
+
+def time_sides(naive, hub, ctx, warmup: int, repeat: int) -> tuple[Side, Side]:
+    """Warm up both sides, then alternate naive and hub calls so that load drifts hit both equally.
+
+    Peak memory is read per side on CUDA (reset before each side's calls); on CPU it is the process's peak RSS.
+    """
+    for _ in range(warmup):
+        naive(ctx)
+        hub(ctx)
+    sides = (Side(), Side())
+    peaks = [0.0, 0.0]
     for _ in range(repeat):
-        _sync()
-        t0 = time.perf_counter()
-        fn(ctx)
-        _sync()
-        side.times_s.append(time.perf_counter() - t0)
-    side.peak_mem_mb = _peak_mb()
-    return side
+        for i, fn in enumerate((naive, hub)):
+            _reset_peak()
+            sides[i].times_s.append(_timed(fn, ctx))
+            peaks[i] = max(peaks[i], _peak_mb())
+    for side, peak in zip(sides, peaks):
+        side.peak_mem_mb = peak
+    return sides
 
 
 def run_case(case: Case, repeat: int = 5) -> dict:
@@ -94,8 +106,8 @@ def run_case(case: Case, repeat: int = 5) -> dict:
     load_s = time.perf_counter() - t0
     try:
         reps = case.repeat or repeat
-        naive = time_side(case.naive, ctx, case.warmup, reps).summary(case.items)
-        hub = time_side(case.hub, ctx, case.warmup, reps).summary(case.items)
+        naive_side, hub_side = time_sides(case.naive, case.hub, ctx, case.warmup, reps)
+        naive, hub = naive_side.summary(case.items), hub_side.summary(case.items)
     finally:
         if case.teardown:
             case.teardown(ctx)
