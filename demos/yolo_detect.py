@@ -37,7 +37,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -472,7 +472,8 @@ class Detections:
         rows = []
         for i, label in enumerate(self.labels):
             x1, y1, x2, y2 = (round(float(v), 1) for v in self.boxes[i])
-            row = {"class": label, "confidence": round(float(self.scores[i]), 4), "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+            row = {"class": label, "confidence": round(float(self.scores[i]), 4),
+                   "x1": x1, "y1": y1, "x2": x2, "y2": y2}
             if self.track_ids is not None:
                 row["track_id"] = int(self.track_ids[i])
             rows.append(row)
@@ -949,6 +950,12 @@ def _asset(name: str) -> str | None:
     return str(p) if p.exists() else None
 
 
+def _weights_hash(lease) -> dict:
+    """Native checkpoints are pinned by hash, not revision: put the hash in the reproducibility record."""
+    sha = lease.weights.choice.sha256
+    return {"sha256": sha} if sha and not lease.weights.is_random else {}
+
+
 def _int_option(ctx, key: str, default: int) -> int:
     v = ctx.settings.demo_option(ctx.name, key)
     try:
@@ -1008,7 +1015,8 @@ def ui(ctx):
         with gr.Row():
             table = gr.Dataframe(headers=["class", "confidence", "x1", "y1", "x2", "y2"], label="Detections",
                                  interactive=False, wrap=True, max_height=360)
-            chart = gr.BarPlot(x="class", y="count", title="Objects per class", sort="-y", height=300)
+            chart = gr.BarPlot(x="class", y="count", title="Objects per class", sort="-y", y_lim=[0, None],
+                               height=300)
         downloads = gr.File(label="Download the table (CSV, JSON)", file_count="multiple", interactive=False)
 
     with gr.Tab("Video"):
@@ -1020,7 +1028,8 @@ def ui(ctx):
             run_video = gr.Button("Detect in video", variant="primary")
             stop_video = gr.Button("Stop", variant="stop")
         status = gr.Markdown()
-        counts_plot = gr.LinePlot(x="time_s", y="count", color="class", title="Objects per frame", height=300)
+        counts_plot = gr.LinePlot(x="time_s", y="count", color="class", title="Objects per frame", y_lim=[0, None],
+                                  height=300)
         counts_file = gr.File(label="Per-frame counts (CSV)", interactive=False)
 
     with gr.Tab("Webcam (live tracking)"):
@@ -1040,8 +1049,9 @@ def ui(ctx):
             det = detect(lease.engine, image, conf, iou, classes, max_det, imgsz)
             ms = (time.perf_counter() - t0) * 1e3
             drawn = annotate(det)
-            rec = lease.record(conf=float(conf), iou=float(iou), classes=classes or "all", max_det=int(max_det),
-                               imgsz=int(imgsz), image=f"{det.original_size[0]}x{det.original_size[1]}",
+            rec = lease.record(**_weights_hash(lease), conf=float(conf), iou=float(iou), classes=classes or "all",
+                               max_det=int(max_det), imgsz=int(imgsz),
+                               image=f"{det.original_size[0]}x{det.original_size[1]}",
                                detections=len(det), ms=round(ms, 1))
             if det.scale != 1.0:
                 rec["note"] = (f"Large image: detected on a {det.image.shape[1]}x{det.image.shape[0]} copy; "
@@ -1075,8 +1085,8 @@ def ui(ctx):
                     yield gr.skip(), msg, gr.skip(), gr.skip(), gr.skip()
                 else:
                     result = item
-            rec = lease.record(conf=float(conf), iou=float(iou), classes=classes or "all", max_det=int(max_det),
-                               imgsz=int(imgsz), tracking=bool(tracking), frames=result.frames,
+            rec = lease.record(**_weights_hash(lease), conf=float(conf), iou=float(iou), classes=classes or "all",
+                               max_det=int(max_det), imgsz=int(imgsz), tracking=bool(tracking), frames=result.frames,
                                fps=round(result.fps, 3), size=f"{result.width}x{result.height}",
                                processing_fps=round(result.frames / max(result.seconds, 1e-9), 1))
         rec["totals"] = result.totals()

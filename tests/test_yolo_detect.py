@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 import threading
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
