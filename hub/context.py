@@ -60,32 +60,45 @@ class DemoContext:
         return gr.Dropdown(self.model_choices(), value=self.default_model(), label="Model", **kw)
 
     def handler(self, fn):
-        """Wrap an event function for the UI edge (errors, warnings, ZeroGPU). Works for generators too."""
+        """Wrap an event function for the UI edge. Works for generators too.
+
+        UserError -> gr.Error with its sentence. Any other exception is a bug: it is logged with its traceback
+        (never swallowed) and the user gets a sentence saying so; the server keeps serving. On a ZeroGPU Space
+        the function runs inside `spaces.GPU`.
+        """
         from hub.zerogpu import gpu
 
         inner = gpu(fn, self.spec.zero_gpu_seconds)
+        title = self.spec.title
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
             def gen_wrapper(*args, **kwargs):
                 try:
                     yield from inner(*args, **kwargs)
-                except UserError as e:
-                    raise _gr_error(e) from None
+                except Exception as e:
+                    raise _to_gr_error(e, title) from None
             return gen_wrapper
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             try:
                 return inner(*args, **kwargs)
-            except UserError as e:
-                raise _gr_error(e) from None
+            except Exception as e:
+                raise _to_gr_error(e, title) from None
         return wrapper
 
 
-def _gr_error(e: UserError):
+def _to_gr_error(e: Exception, title: str):
     import gradio as gr
 
-    return gr.Error(str(e), print_exception=False)
+    if isinstance(e, gr.Error):
+        return e
+    if isinstance(e, UserError):
+        return gr.Error(str(e), print_exception=False)
+    log.error("Unexpected error in the %s tab", title, exc_info=e)
+    return gr.Error(f"{title} failed unexpectedly ({type(e).__name__}: {str(e)[:300]}). This is a bug in demohub: "
+                    "the details are in the server log. Other requests are not affected; try again or change the input.",
+                    print_exception=False)
 
 
 def _warn(text: str) -> None:

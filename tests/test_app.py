@@ -110,3 +110,34 @@ def test_serve_starts_without_torch_and_answers_http(tmp_path):
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
     assert "TORCH False" in out, out[-2000:]
+
+
+def test_unexpected_errors_are_logged_with_traceback_and_reported_as_bugs(settings, caplog):
+    import gradio as gr
+
+    from hub.context import DemoContext
+    from hub.models import ModelManager
+
+    ctx = DemoContext(ModelManager(settings, {}), settings, fake_demo.SPEC)
+
+    @ctx.handler
+    def broken():
+        return {}["missing"]
+
+    with pytest.raises(gr.Error, match="failed unexpectedly.*KeyError.*bug") as e:
+        broken()
+    assert "Unexpected error in the Echo (test demo) tab" in caplog.text and "Traceback" in caplog.text
+    assert e.value.print_exception is False
+
+    @ctx.handler
+    def streaming():
+        yield 1
+        raise UserError_("Pick a file first.")
+
+    from hub.errors import UserError as UserError_
+
+    gen = streaming()
+    assert next(gen) == 1
+    with pytest.raises(gr.Error) as e2:
+        next(gen)
+    assert e2.value.message == "Pick a file first."
