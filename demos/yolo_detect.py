@@ -251,9 +251,10 @@ class Detector:
         with self._lock, torch.inference_mode():
             if self.use_graphs:
                 g = self._graph(tuple(x.shape))
-                g["input"].copy_(x)
-                g["graph"].replay()
-                return g["output"].clone()
+                with torch.cuda.device(self.device):
+                    g["input"].copy_(x)
+                    g["graph"].replay()
+                    return g["output"].clone()
             return self._eager(x)
 
     def _eager(self, x):
@@ -266,7 +267,7 @@ class Detector:
         if shape in self._graphs:
             self._graphs.move_to_end(shape)
             return self._graphs[shape]
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.cuda.device(self.device):  # graphs capture on the current device
             static = torch.zeros(shape, device=self.device, dtype=self.torch_dtype)
             side = torch.cuda.Stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
