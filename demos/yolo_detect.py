@@ -951,6 +951,31 @@ def _asset(name: str) -> str | None:
     return str(p) if p.exists() else None
 
 
+# Two input tweaks, made on the component instances: subclassing a gradio component would make gradio write a .pyi
+# stub next to this file.
+
+
+def _undecoded(image):
+    """gr.Image that hands the engine the uploaded file untouched: decoding, EXIF rotation, the decompression-bomb
+    guard and the error sentences all live in `read_image` (gradio's own preprocessing opens the file with PIL)."""
+    original = image.preprocess
+
+    def preprocess(payload):
+        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
+            return str(payload.path)
+        return original(payload)
+
+    image.preprocess = preprocess
+    return image
+
+
+def _raw(slider):
+    """A slider whose value reaches the engine as sent, so an API caller gets the engine's sentence for a value out
+    of range (e.g. confidence 1.5) instead of gradio's bare bounds error."""
+    slider.preprocess = lambda payload: payload
+    return slider
+
+
 def _weights_hash(lease) -> dict:
     """Native checkpoints are pinned by hash, not revision: put the hash in the reproducibility record."""
     sha = lease.weights.choice.sha256
@@ -970,26 +995,6 @@ def ui(ctx):
     import gradio as gr
     import pandas as pd
 
-    class ImagePath(gr.Image):
-        """gr.Image that hands the engine the uploaded file untouched: decoding, EXIF rotation, the decompression-
-        bomb guard and the error sentences all live in `read_image`."""
-
-        is_template = True
-
-        def preprocess(self, payload):
-            if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-                return str(payload.path)
-            return super().preprocess(payload)
-
-    class Slider(gr.Slider):
-        """A slider whose value reaches the engine as sent, so API callers get the engine's sentence for a value
-        out of range instead of a bare bounds error."""
-
-        is_template = True
-
-        def preprocess(self, payload):
-            return payload
-
     max_frames = _int_option(ctx, "max_video_frames", VIDEO_MAX_FRAMES)
     video_batch = _int_option(ctx, "video_batch", 0) or None
     current = ctx.manager.choice(ctx.name)
@@ -997,17 +1002,17 @@ def ui(ctx):
 
     model = ctx.model_dropdown()
     with gr.Row():
-        conf = Slider(0, 1, DEFAULTS["conf"], step=0.01, label="Confidence threshold")
-        iou = Slider(0, 1, DEFAULTS["iou"], step=0.01, label="IoU threshold (overlap allowed between boxes)")
-        max_det = Slider(1, 1000, DEFAULTS["max_det"], step=1, label="Max detections per image")
-        imgsz = Slider(320, 1280, DEFAULTS["imgsz"], step=32, label="Inference size (pixels)")
+        conf = _raw(gr.Slider(0, 1, DEFAULTS["conf"], step=0.01, label="Confidence threshold"))
+        iou = _raw(gr.Slider(0, 1, DEFAULTS["iou"], step=0.01, label="IoU threshold (overlap allowed between boxes)"))
+        max_det = _raw(gr.Slider(1, 1000, DEFAULTS["max_det"], step=1, label="Max detections per image"))
+        imgsz = _raw(gr.Slider(320, 1280, DEFAULTS["imgsz"], step=32, label="Inference size (pixels)"))
     classes = gr.Dropdown(start_names, value=[], multiselect=True, allow_custom_value=True,
                           label="Only these classes (empty = every class)")
     record = gr.JSON(label="Record (model, device, parameters)", render=False)
 
     with gr.Tab("Image"):
         with gr.Row():
-            image = ImagePath(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image")
+            image = _undecoded(gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image"))
             annotated = gr.Image(label="Detections", type="numpy", format="jpeg", interactive=False)
         go = gr.Button("Detect", variant="primary")
         examples = [p for p in (_asset("bus.jpg"), _asset("zidane.jpg")) if p]
