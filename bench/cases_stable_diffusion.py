@@ -1,0 +1,96 @@
+"""Stable Diffusion: the hub's `generate` vs the naive diffusers call, same weights, same inputs, same process.
+
+CUDA: SD 1.5 architecture (random weights, fp16), 512x512, 25 steps, CFG 7.5 -- the work shared/GPU.md measured
+at 1.05 s naive on an H100. The hub side compiles the UNet at load (DEMOHUB_COMPILE semantics, warm-up outside the
+timing) unless DEMOHUB_BENCH_SD_COMPILE=0.
+CPU: the SD-Turbo architecture (SD 2.1 UNet + OpenCLIP-H text encoder, random weights, fp32), 512x512, 1 step, no
+CFG -- the default CPU model's real cost per image -- plus the tiny test model to show the hub's fixed overhead.
+
+Both sides share the same module objects (the naive pipeline is built from the hub engine's components before any
+compile), so the weights are identical and memory is not doubled.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from bench.harness import Case
+
+PROMPT = "a photograph of an astronaut riding a horse on the moon, detailed, 35mm"
+
+
+def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, compile_unet: bool):
+    def setup():
+        import torch
+        from diffusers import StableDiffusionPipeline
+
+        from demos import stable_diffusion as sd
+        from hub.settings import Settings
+        from hub.weights import Weights
+
+        cuda = torch.cuda.is_available()
+        device, dtype = ("cuda", "float16") if cuda else ("cpu", "float32")
+        cache = Path(tempfile.mkdtemp(prefix="bench-sd-"))
+        choice = replace(sd.SPEC.choice(model_id), source="random", options={**sd.SPEC.choice(model_id).options,
+                                                                            "arch": arch})
+        settings = replace(Settings.load({}), compile=False)
+        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings)
+        # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call.
+        naive = StableDiffusionPipeline(**engine.pipe.components)
+        naive.set_progress_bar_config(disable=True)
+        if cuda and compile_unet:
+            sd._compile_and_warm_up(engine, cache)
+        return {"sd": sd, "engine": engine, "naive": naive, "device": device}
+    return setup
+
+
+def _naive(size, steps, guidance):
+    def run(ctx):
+        import torch
+
+        g = torch.Generator("cpu").manual_seed(0)
+        return ctx["naive"](PROMPT, height=size, width=size, num_inference_steps=steps, guidance_scale=guidance,
+                            generator=g).images
+    return run
+
+
+def _hub(size, steps, guidance, scheduler):
+    def run(ctx):
+        return ctx["sd"].generate(ctx["engine"], PROMPT, seed=0, steps=steps, guidance=guidance, width=size,
+                                  height=size, scheduler=scheduler, safety_checker=False).images
+    return run
+
+
+def _teardown(ctx):
+    ctx.clear()
+    from hub import memory
+
+    memory.release_memory()
+
+
+def cases() -> list[Case]:
+    import torch
+
+    if torch.cuda.is_available():
+        compile_unet = os.environ.get("DEMOHUB_BENCH_SD_COMPILE", "1") != "0"
+        size, steps, guidance = 512, 25, 7.5
+        return [Case(
+            name="sd15_512px_25steps_cfg", unit="image", repeat=10, warmup=2,
+            setup=_setup("stable-diffusion-v1-5/stable-diffusion-v1-5", "sd15", size, steps, guidance, compile_unet),
+            naive=_naive(size, steps, guidance), hub=_hub(size, steps, guidance, "Euler"),
+            teardown=_teardown, goal="<= 0.35 s per image (naive 1.05 s on H100)",
+            notes=f"SD1.5 arch random fp16; hub: {'compiled UNet (CUDA graphs)' if compile_unet else 'eager'}",
+        )]
+    return [
+        Case(name="sd_tiny_256px_4steps_cpu", unit="image", repeat=5, warmup=1,
+             setup=_setup("tiny-random", "tiny", 256, 4, 7.5, False),
+             naive=_naive(256, 4, 7.5), hub=_hub(256, 4, 7.5, "Euler a"), teardown=_teardown,
+             notes="tiny random model: the hub's own overhead (checks, PNG-ready PIL, NaN check)"),
+        Case(name="sd_turbo_arch_512px_1step_cpu", unit="image", repeat=3, warmup=1,
+             setup=_setup("stabilityai/sd-turbo", "sd21", 512, 1, 0.0, False),
+             naive=_naive(512, 1, 0.0), hub=_hub(512, 1, 0.0, "Euler"), teardown=_teardown,
+             notes="SD-Turbo architecture, random fp32 weights: CPU seconds per image of the default CPU model"),
+    ]
