@@ -536,8 +536,11 @@ def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
     same = len({im.shape for im in images}) == 1
     lb = LetterBox((imgsz, imgsz), auto=same, stride=engine.stride)  # minimal padding when shapes agree
     batch = np.stack([lb(image=im) for im in images])
-    x = torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()  # NCHW-contiguous: the fast CPU conv path
-    return x.to(engine.device, engine.torch_dtype).div_(255), n
+    # HWC uint8 -> contiguous NCHW float in one numpy pass: ~1 ms, where torch's permute().contiguous() on uint8
+    # takes 10-40 ms on a small CPU; a contiguous NCHW input is also what the fast CPU convolutions want.
+    x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    x *= np.float32(1 / 255)
+    return torch.from_numpy(x).to(engine.device, engine.torch_dtype), n
 
 
 def _letterbox_on_device(engine: Detector, images: list[np.ndarray], imgsz: int):
