@@ -28,7 +28,9 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     handles = load_demos(demos if demos is not None else settings.demos)
     ok = [h for h in handles if h.module]
     manager = manager or ModelManager(settings, {h.name: (h.spec, h.module.load) for h in ok})
-    with gr.Blocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
+    from hub.blocks import HubBlocks
+
+    with HubBlocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
         gr.Markdown("# demohub\nPretrained-model demos on one GPU. Every tab is also an API: see *Use via API* below.")
         with gr.Tabs():
             for h in handles:

@@ -141,3 +141,36 @@ def test_unexpected_errors_are_logged_with_traceback_and_reported_as_bugs(settin
     with pytest.raises(gr.Error) as e2:
         next(gen)
     assert e2.value.message == "Pick a file first."
+
+
+def test_unreadable_uploads_and_wrong_types_become_sentences_naming_the_input(tmp_path):
+    """Gradio decodes inputs before any demo code runs; HubBlocks turns those failures into gr.Error sentences."""
+    import gradio as gr
+
+    from hub.app import launch
+    from hub.blocks import HubBlocks
+    from hub.settings import Settings
+
+    with HubBlocks() as blocks:
+        photo = gr.Image(type="pil", label="Photo")
+        count = gr.Number(label="Count")
+        out = gr.Textbox()
+        gr.Button().click(lambda im, n: f"{im.size} {n}", [photo, count], out, api_name="size")
+    blocks.hub_demos = []
+    s = Settings.load({}, port=free_port())
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    from PIL import Image
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (3, 2)).save(good)
+    try:
+        launch(blocks, s, prevent_thread_lock=True, quiet=True)
+        from gradio_client import handle_file
+
+        client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
+        with pytest.raises(Exception, match=r"Could not read the Photo input .*notes\.png.*Upload a PNG"):
+            client.predict(handle_file(str(bad)), 1, api_name="/size")
+        assert client.predict(handle_file(str(good)), 2, api_name="/size") == "(3, 2) 2"
+    finally:
+        blocks.close()

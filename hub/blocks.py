@@ -1,0 +1,49 @@
+"""`HubBlocks`: gr.Blocks whose input-reading failures reach the user as a sentence, not as a crash.
+
+Gradio decodes uploads (images, audio, numbers) before an event function runs; a corrupt file or a wrong type sent
+through the API fails there, outside any demo code, with a message about "input component at index 3". This
+turns those failures into `gr.Error` naming the input and what to send instead, for every tab at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import gradio as gr
+from gradio.exceptions import ComponentProcessingError
+
+log = logging.getLogger("demohub")
+
+HINTS = {
+    "image": "Upload a PNG, JPEG or WebP image (not an empty, truncated or enormous file).",
+    "imageeditor": "Upload a PNG, JPEG or WebP image (not an empty, truncated or enormous file).",
+    "gallery": "Upload PNG, JPEG or WebP images.",
+    "audio": "Upload an audio file (wav, mp3, flac, ogg, m4a) or record from the microphone.",
+    "video": "Upload a video file (mp4, webm, mov).",
+    "number": "Send a number.",
+    "slider": "Send a number within the slider's range.",
+    "checkbox": "Send true or false.",
+    "file": "Upload a file.",
+}
+
+
+class HubBlocks(gr.Blocks):
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except ComponentProcessingError as e:
+            raise _friendly(block_fn, e) from None
+
+
+def _friendly(block_fn, e: ComponentProcessingError) -> gr.Error:
+    cause = e.__cause__
+    m = re.search(r"at index (\d+)", str(e))
+    block = block_fn.inputs[int(m.group(1))] if m and int(m.group(1)) < len(block_fn.inputs) else None
+    kind = block.get_block_name() if block is not None else "input"
+    label = getattr(block, "label", None) or kind
+    reason = f"{type(cause).__name__}: {str(cause)[:200]}" if cause else str(e)[:200]
+    reason = re.sub(r"(/[^\s'\"]+/)([^/\s'\"]+)", r"\2", reason)  # server paths: keep the file name only
+    log.info("Rejected input for %s (%s): %s", label, block_fn.name, reason)
+    return gr.Error(f"Could not read the {label!s} input ({reason}). {HINTS.get(kind, 'Check the value you sent.')}",
+                    print_exception=False)
