@@ -4,7 +4,7 @@ Each session has its own client (own session hash) and its own image size, so a 
 image would show up as a size mismatch. Every request must complete or get Gradio's "queue is full" message.
 Resident memory of the server process is sampled after the 50th and the 500th completed request.
 
-Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts its own loopback server).
+Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts the hub in its own process on loopback).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import threading
 import time
 import wave
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -73,14 +74,14 @@ class Stats:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def _rss_mb() -> float:
+def _rss_mb(pid: int) -> float:
     import psutil
 
-    return psutil.Process(os.getpid()).memory_info().rss / 2**20
+    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path | None = None,
-             rss_marks=(50, 500), min_requests: int = 0, max_seconds: float = 600) -> dict:
+             rss_marks=(50, 500), min_requests: int = 0, max_seconds: float = 600, server_pid: int | None = None) -> dict:
     """Run for `seconds`, then on until `min_requests` have completed (at most `max_seconds` in all)."""
     from gradio_client import Client
 
@@ -119,7 +120,7 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
                 stats.completed += 1
                 for mark in rss_marks:
                     if stats.completed == mark:
-                        stats.rss_mb[mark] = _rss_mb()
+                        stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
 
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(sessions)]
     for t in threads:
@@ -150,6 +151,34 @@ def serve_tiny(port: int, queue_size: int = 64):
     return blocks, f"http://127.0.0.1:{port}/"
 
 
+@contextmanager
+def server_process(port: int, queue_size: int = 64):
+    """The hub in its own process (so its memory is measured alone); yields (url, pid)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "bench.load_test", "--serve-only", "--port", str(port),
+                             "--queue-size", str(queue_size)], cwd=Path(__file__).resolve().parents[1], env=env,
+                            stdout=sys.stderr)  # the report owns stdout
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("the hub did not start for the load test")
+                time.sleep(0.5)
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -157,9 +186,11 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--sessions", type=int, default=50), p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--port", type=int, default=7990), p.add_argument("--queue-size", type=int, default=64)
+    p.add_argument("--serve-only", action="store_true", help="only run the server (used by server_process)")
     a = p.parse_args()
-    blocks, url = serve_tiny(a.port, a.queue_size)
-    try:
-        print(json.dumps(run_load(url, a.sessions, a.seconds, min_requests=500), indent=2))
-    finally:
-        blocks.close()
+    if a.serve_only:
+        blocks, _ = serve_tiny(a.port, a.queue_size)
+        blocks.block_thread()
+    else:
+        with server_process(a.port, a.queue_size) as (url, pid):
+            print(json.dumps(run_load(url, a.sessions, a.seconds, min_requests=500, server_pid=pid), indent=2))
