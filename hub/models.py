@@ -50,8 +50,9 @@ class Lease:
     def record(self, **params) -> dict:
         """A small reproducibility record: model, revision, device, dtype and the request's parameters."""
         rec = {**self.weights.record(), "device": self.device, "dtype": self.dtype, **params}
-        if self.weights.is_random:
-            rec["warning"] = "random weights: outputs are meaningless"
+        warnings = [w for w in (self.warning, self.weights.is_random and "random weights: outputs are meaningless") if w]
+        if warnings:
+            rec["warning"] = " ".join(warnings)
         return rec
 
 
