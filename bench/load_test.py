@@ -56,7 +56,7 @@ def requests_for(media: dict):
     return [
         ("/generate_image", ("tiny-random", "a red cube", "", 1, 2, 7.5, "Euler a", 64, 64, 1), None),
         ("/transcribe", ("tiny-random", wav, None, "transcribe", "en", False, False, "", 1), None),
-        ("/detect", ("tiny-random", img, 0.25, 0.7, [], 100, 160), None),
+        ("/detect", ("tiny-random", img, 0.25, 0.7, [], 100, 320), None),
         ("/classify", ("tiny-random", [{"image": img, "caption": None}], "cat, dog, car", "a photo of a {}.", "none",
                        "single", 0.5, 3), None),
         ("/segment", (img, [[w // 2, h // 2]], [1], None, True, "tiny-random"), sam_check),

@@ -8,6 +8,7 @@ turns those failures into `gr.Error` naming the input and what to send instead, 
 from __future__ import annotations
 
 import logging
+import math
 import re
 
 import gradio as gr
@@ -30,10 +31,24 @@ HINTS = {
 
 class HubBlocks(gr.Blocks):
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
+        check_sliders(block_fn.inputs, inputs)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
         except ComponentProcessingError as e:
             raise _friendly(block_fn, e) from None
+
+
+def check_sliders(blocks, values) -> None:
+    """Out-of-range, NaN or non-numeric slider values sent through the API: a sentence naming the setting."""
+    for block, value in zip(blocks, values):
+        if not isinstance(block, gr.Slider) or value is None:
+            continue
+        label = block.label or "slider"
+        lo, hi = block.minimum, block.maximum
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise gr.Error(f"{label} must be a number from {lo} to {hi}, not {str(value)[:40]!r}.", print_exception=False)
+        if math.isnan(value) or not lo <= value <= hi:
+            raise gr.Error(f"{label} must be from {lo} to {hi}; {value} is out of range.", print_exception=False)
 
 
 def _friendly(block_fn, e: ComponentProcessingError) -> gr.Error:

@@ -26,6 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--demos", metavar="A,B", help="only these demos")
     s.add_argument("--cache-dir"), s.add_argument("--offline", action="store_true", default=None)
     s.add_argument("--max-upload-mb", type=int), s.add_argument("--queue-size", type=int)
+    s.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile GPU fast paths where a demo offers them (warm-up at load)")
     ls = sub.add_parser("list", help="demos, their models, cached or not, size on disk")
     ls.add_argument("--cache-dir")
     f = sub.add_parser("fetch", help="download weights into the cache for offline use")
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args) -> int:
     flags = {k: getattr(args, k, None) for k in ("host", "port", "share", "auth", "auth_file", "insecure_share",
                                                 "device", "dtype", "weights", "vram_budget", "demos", "cache_dir",
-                                                "offline", "max_upload_mb", "queue_size")}
+                                                "offline", "max_upload_mb", "queue_size", "compile")}
     settings = Settings.load(**flags)
     settings.check_launch()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

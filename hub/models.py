@@ -9,6 +9,7 @@ that fails too the model runs on the CPU and the lease carries a warning for the
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
@@ -216,14 +217,14 @@ class ModelManager:
             self._make_room(key, placement.kind, need=entry.choice.approx_bytes)
             start = time.perf_counter()
             try:
-                engine = loader(weights, placement.device, placement.dtype)
+                engine = self._call(loader, weights, placement.device, placement.dtype)
             except Exception as e:
                 if not memory.is_oom(e) or placement.kind == "cpu":
                     raise
                 log.warning("Loading %s on %s ran out of memory; evicting idle models and retrying.", key, placement.device)
                 self._make_room(key, placement.kind, evict_all=True)
                 try:
-                    engine = loader(weights, placement.device, placement.dtype)
+                    engine = self._call(loader, weights, placement.device, placement.dtype)
                 except Exception as e2:
                     if not memory.is_oom(e2):
                         raise
@@ -232,7 +233,7 @@ class ModelManager:
                     log.warning(entry.warning)
                     memory.release_memory()
                     placement = CPU
-                    engine = loader(weights, "cpu", "float32")
+                    engine = self._call(loader, weights, "cpu", "float32")
         except BaseException as e:
             with self._lock:
                 entry.state = "failed"
@@ -245,6 +246,12 @@ class ModelManager:
             entry.state = "loaded"
         log.info("Loaded %s/%s on %s (%s) in %.1fs, %.0f MB", entry.demo, entry.choice.id, placement.device,
                  placement.dtype, entry.load_seconds, entry.nbytes / 1e6)
+
+    def _call(self, loader: Loader, weights: Weights, device: str, dtype: str):
+        """A demo's `load` may take the settings (operator options such as compile) as a keyword."""
+        if "settings" in inspect.signature(loader).parameters:
+            return loader(weights, device, dtype, settings=self.settings)
+        return loader(weights, device, dtype)
 
     def _move_to_cpu(self, demo: str, choice: ModelChoice, error: str) -> None:
         key = self._key(demo, choice)

@@ -83,8 +83,8 @@ def corpus(F):
     asr = lambda audio, **kw: ("/transcribe", tuple({**dict(m="tiny-random", a=audio, o=None, task="transcribe", lang="en",  # noqa: E731
                                                          words=False, vad=False, prompt="", beam=1), **kw}.values()))
     det = lambda img, **kw: ("/detect", tuple({**dict(m="tiny-random", img=img, conf=0.25, iou=0.7, cls=[], md=100,  # noqa: E731
-                                                   sz=160), **kw}.values()))
-    vid = lambda v, **kw: ("/detect_video", tuple({**dict(m="tiny-random", v=v, conf=0.25, iou=0.7, cls=[], md=100, sz=160,  # noqa: E731
+                                                   sz=320), **kw}.values()))
+    vid = lambda v, **kw: ("/detect_video", tuple({**dict(m="tiny-random", v=v, conf=0.25, iou=0.7, cls=[], md=100, sz=320,  # noqa: E731
                                                        tr=False), **kw}.values()))
     clip = lambda imgs, **kw: ("/classify", tuple({**dict(m="tiny-random", imgs=imgs, labels="cat, dog", t="a photo of a {}.",  # noqa: E731
                                                        e="none", mode="single", th=0.5, k=3), **kw}.values()))
@@ -159,7 +159,7 @@ VALID = {  # api_name -> a valid request after which the tab must still work
     "/img2img": lambda F: ("tiny-random", F("good.png"), "a cube", "", 0.5, 1, 2, 7.5, "Euler a", 64, 64, 1),
     "/inpaint": None, "/read_parameters": None,
     "/transcribe": lambda F: ("tiny-random", F("good.wav"), None, "transcribe", "en", False, False, "", 1),
-    "/detect": lambda F: ("tiny-random", F("good.png"), 0.25, 0.7, [], 100, 160),
+    "/detect": lambda F: ("tiny-random", F("good.png"), 0.25, 0.7, [], 100, 320),
     "/detect_video": None,
     "/classify": lambda F: ("tiny-random", [{"image": F("good.png"), "caption": None}], "cat, dog", "a photo of a {}.",
                             "none", "single", 0.5, 3),

@@ -174,3 +174,16 @@ def test_unreadable_uploads_and_wrong_types_become_sentences_naming_the_input(tm
         assert client.predict(handle_file(str(good)), 2, api_name="/size") == "(3, 2) 2"
     finally:
         blocks.close()
+
+
+def test_slider_values_out_of_range_through_the_api_name_the_setting():
+    import gradio as gr
+
+    from hub.blocks import check_sliders
+
+    steps = gr.Slider(1, 50, label="Steps")
+    check_sliders([steps, gr.Textbox()], [10, "x"])
+    for bad, words in ((0, "out of range"), (float("nan"), "out of range"), (500, "out of range"), ("ten", "a number")):
+        with pytest.raises(gr.Error) as e:
+            check_sliders([steps], [bad])
+        assert e.value.message.startswith("Steps must be") and words in e.value.message

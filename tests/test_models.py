@@ -208,3 +208,16 @@ def test_first_loads_of_different_demos_run_one_at_a_time(settings):
     for t in threads:
         t.join()
     assert peak[0] == 1 and len(m.status()) == 4
+
+
+def test_a_loader_that_asks_for_settings_gets_them(settings):
+    seen = {}
+
+    def load(weights, device, dtype, settings=None):
+        seen["settings"] = settings
+        return Engine(1, device)
+
+    m = manager(settings, {"a": (spec("a"), load)})
+    with m.use("a"):
+        pass
+    assert seen["settings"] is settings
