@@ -49,3 +49,20 @@ def serve(tmp_path):
     yield _serve
     for b in apps:
         b.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_hub(tmp_path_factory):
+    """Every registered demo with its tiny random model, on CPU, on a loopback port, for a whole test module.
+
+    Yields a gradio_client.Client with `.blocks` (the app: `.blocks.hub_manager`) and `.tmp` (a scratch folder).
+    """
+    from gradio_client import Client
+
+    from bench.load_test import serve_tiny
+
+    blocks, url = serve_tiny(free_port())
+    client = Client(url, verbose=False)
+    client.blocks, client.tmp = blocks, tmp_path_factory.mktemp("tiny-hub")
+    yield client
+    blocks.close()

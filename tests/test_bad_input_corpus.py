@@ -7,32 +7,19 @@ import logging
 import re
 import urllib.error
 import urllib.request
-from dataclasses import replace
 
 import pytest
 
 from tests.bad_inputs import VALID, corpus, make_files
-from tests.conftest import free_port
 
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    from gradio_client import Client, handle_file
+def hub(tiny_hub):
+    from gradio_client import handle_file
 
-    from hub.app import create_app, launch
-    from hub.registry import DEMOS
-    from hub.settings import Settings
-
-    tmp = tmp_path_factory.mktemp("corpus")
-    s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
-                models={d: "tiny-random" for d in DEMOS})
-    blocks = create_app(s)
-    launch(blocks, s, prevent_thread_lock=True, quiet=True)
-    files = make_files(tmp / "files")
-    client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
-    yield client, files, (lambda name: handle_file(files[name]))
-    blocks.close()
+    files = make_files(tiny_hub.tmp / "files")
+    yield tiny_hub, files, (lambda name: handle_file(files[name]))
 
 
 _IDS = [item[0] for item in corpus(lambda name: name)]

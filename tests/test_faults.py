@@ -6,28 +6,16 @@ from __future__ import annotations
 import io
 import time
 import wave
-from dataclasses import replace
 
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def hub(tmp_path_factory):
-    from hub.app import create_app, launch
-    from hub.registry import DEMOS
-    from hub.settings import Settings
-
-    tmp = tmp_path_factory.mktemp("faults")
-    s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
-                models={d: "tiny-random" for d in DEMOS})
-    blocks = create_app(s)
-    launch(blocks, s, prevent_thread_lock=True, quiet=True)
-    yield Client(f"http://127.0.0.1:{s.port}/", verbose=False), blocks.hub_manager, tmp
-    blocks.close()
+def hub(tiny_hub):
+    return tiny_hub, tiny_hub.blocks.hub_manager, tiny_hub.tmp
 
 
 def long_wav(path, seconds=240):
