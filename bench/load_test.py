@@ -9,7 +9,6 @@ Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts the hub in i
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile

@@ -3,13 +3,12 @@ the CPU-fallback warning reaches API users in the record."""
 
 from __future__ import annotations
 
-import io
 import time
 import wave
 
 import numpy as np
 import pytest
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 
 
 
