@@ -121,11 +121,17 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     local_only = settings.offline if local_only is None else local_only
+    kwargs = dict(revision=choice.revision, cache_dir=hf_cache(settings),
+                  allow_patterns=list(choice.files) if choice.files else None)
     try:
-        path = Path(snapshot_download(
-            choice.id, revision=choice.revision, cache_dir=hf_cache(settings),
-            allow_patterns=list(choice.files) if choice.files else None, local_files_only=local_only,
-        ))
+        try:  # cached already: no network round trip at all
+            path = Path(snapshot_download(choice.id, local_files_only=True, **kwargs))
+        except LocalEntryNotFoundError:
+            if local_only:
+                raise
+            if (why := _unreachable()) is not None:  # fail in seconds, not after the client's retries
+                raise _offline_error(spec, choice, hf_cache(settings), reason=why) from None
+            path = Path(snapshot_download(choice.id, **kwargs))
     except LocalEntryNotFoundError:
         raise _offline_error(spec, choice, hf_cache(settings)) from None
     except Exception as e:  # network down, repo gone, disk full: say which and what to do
@@ -137,6 +143,21 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
         ) from e
     verify_tree(path, None, spec.name)
     return path
+
+
+def _unreachable(timeout: float = 3.0) -> str | None:
+    """None if the Hugging Face endpoint accepts a TCP connection, else the reason."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"cannot reach {host}: {e.strerror or e}"
+    return None
 
 
 def _looks_offline(e: Exception) -> bool:

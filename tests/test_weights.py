@@ -104,3 +104,16 @@ def test_random_needs_no_files_and_is_cached(settings):
     assert w.is_random and w.path is None
     assert is_cached(SPEC, SPEC.choice("tiny-random"), settings) == (True, 0)
     assert is_cached(SPEC, SPEC.choice("org/model"), settings) == (False, 0)
+
+
+def test_unreachable_hub_fails_fast_with_the_fetch_command(settings, monkeypatch):
+    import time
+    from dataclasses import replace
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: connection refused at once
+    online = replace(settings, offline=False)
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailable) as e:
+        resolve(SPEC, SPEC.choice("org/model"), online)
+    assert time.monotonic() - t0 < 10
+    assert "cannot reach 127.0.0.1" in str(e.value) and "demohub fetch thing" in str(e.value)
