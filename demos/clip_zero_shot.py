@@ -621,6 +621,22 @@ def ui(ctx):
     max_images = _int_option(ctx, "max_images", MAX_IMAGES)
     model = ctx.model_dropdown()
 
+    def photos(*names: str) -> list[str]:
+        """Sample photos that ship with gradio (media_assets/images) or ultralytics (assets), found without
+        importing ultralytics (it imports torch); a missing one is left out."""
+        import importlib.util
+
+        found = []
+        for name in names:
+            for package, folder in (("gradio", "media_assets/images"), ("ultralytics", "assets")):
+                spec = importlib.util.find_spec(package)
+                roots = list(spec.submodule_search_locations or []) if spec else []
+                path = Path(roots[0], folder, name) if roots else None
+                if path is not None and path.is_file():
+                    found.append(str(path))
+                    break
+        return found
+
     def warn(notes):
         for n in notes:
             gr.Warning(n)
@@ -641,6 +657,13 @@ def ui(ctx):
                 threshold = gr.Slider(0, 1, 0.5, step=0.01, label="Multi-label threshold")
                 top_k = gr.Slider(1, 20, 5, step=1, label="Top-k labels shown")
                 go = gr.Button("Classify", variant="primary")
+                classify_examples = [[found, labels_] for found, labels_ in (
+                    (photos("cheetah.jpg", "lion.jpg", "tower.jpg"), "cheetah, lion, house cat, tower, bus"),
+                    (photos("bus.jpg", "zidane.jpg"), "bus, man wearing a tie, football, street, horse"),
+                ) if found]
+                if classify_examples:
+                    gr.Examples(classify_examples, [images, labels], label="Samples (photos that ship with gradio "
+                                "and ultralytics)", cache_examples=False)
             with gr.Column():
                 top = gr.Label(label="Top labels (first image)")
                 chart = gr.BarPlot(x="label", y="score", title="Every label (first image)", sort="-y",
@@ -679,6 +702,10 @@ def ui(ctx):
                                      interactive=True, height=300, columns=5)
                 query = gr.Textbox(label="Text query", placeholder="a dog playing on the beach")
                 find = gr.Button("Search", variant="primary")
+                every = photos("cheetah.jpg", "lion.jpg", "tower.jpg", "groot.jpeg", "bus.jpg", "zidane.jpg")
+                if every:
+                    gr.Examples([[every, "a big cat running"], [every, "a man wearing a tie"]], [gallery, query],
+                                label="Samples (photos that ship with gradio and ultralytics)", cache_examples=False)
             with gr.Column():
                 ranked = gr.Gallery(label="Best matches first", columns=5, height=300)
                 ranking = gr.Dataframe(label="Ranking", interactive=False)

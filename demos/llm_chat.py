@@ -770,6 +770,12 @@ def ui(ctx):
         additional_inputs_accordion=gr.Accordion("Settings", open=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
         api_name="chat", concurrency_limit=ctx.spec.gpu_concurrency, fill_height=False,
+        # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)
+        examples=[["Explain what a neural network is in two sentences."],
+                  ["Write a haiku about a GPU running out of memory."],
+                  ["Give me three tips for writing clear Python code."],
+                  ["Translate 'Where is the train station?' into French and German."]],
+        cache_examples=False,
         api_description="Chat: (message, model, system prompt, temperature, top_p, top_k, max_new_tokens, "
                         "repetition_penalty) -> (answer with a stats footer, details). History is per session.",
     )

@@ -716,6 +716,8 @@ def _fresh(key: str | None = None) -> dict:
 
 
 def ui(ctx):
+    import importlib.util
+
     import gradio as gr
 
     store = EmbeddingStore(per_session=3, total=32)
@@ -747,6 +749,16 @@ def ui(ctx):
             model = ctx.model_dropdown()
             image = gr.Image(label="Image: click to add points", type="pil", image_mode=None,
                              sources=["upload", "clipboard"], format="png")
+            samples = []
+            for package, folder, name in (("ultralytics", "assets", "bus.jpg"), ("ultralytics", "assets", "zidane.jpg"),
+                                          ("gradio", "media_assets/images", "cheetah.jpg"),
+                                          ("gradio", "media_assets/images", "lion.jpg")):
+                spec = importlib.util.find_spec(package)  # finds ultralytics' photos without importing it (torch)
+                roots = list(spec.submodule_search_locations or []) if spec else []
+                if roots and Path(roots[0], folder, name).is_file():  # a missing photo is left out
+                    samples.append([str(Path(roots[0], folder, name))])
+            examples = gr.Examples(samples, [image], label="Sample photos (ship with ultralytics and gradio)",
+                                   cache_examples=False) if samples else None
             mode = gr.Radio(list(_MODES), value=_MODES[0], label="A click adds")
             with gr.Row():
                 undo_btn = gr.Button("Undo last click")
@@ -906,6 +918,12 @@ def ui(ctx):
     image.upload(reset_for_new_image, None,
                  [clicks, points_js, labels_js, box_js, overlay, record, gallery, mask_out, cut_out, candidates],
                  api_name=False).then(warm, [image, model], None, api_name=False, **ctx.events)
+
+    if examples is not None:  # a sample photo is a new image too (an example click fires no upload event)
+        examples.load_input_event.then(
+            reset_for_new_image, None,
+            [clicks, points_js, labels_js, box_js, overlay, record, gallery, mask_out, cut_out, candidates],
+            api_name=False).then(warm, [image, model], None, api_name=False, **ctx.events)
 
     # -- segment everything --
     @ctx.handler

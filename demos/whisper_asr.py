@@ -850,6 +850,8 @@ def write_files(t: Transcript, folder: str | Path, stem: str = "transcript") -> 
 
 
 def ui(ctx):
+    import importlib.resources
+
     import gradio as gr
 
     try:
@@ -876,6 +878,13 @@ def ui(ctx):
             with gr.Row():
                 go = gr.Button("Transcribe", variant="primary")
                 stop = gr.Button("Stop")
+            # Speech clips that ship with gradio (found where it is installed; a missing one is left out)
+            clips = importlib.resources.files("gradio") / "media_assets" / "audio"
+            speech = [str(p) for p in (clips / n for n in ("heath_ledger.mp3", "cate_blanch_2.mp3", "cate_blanch.mp3"))
+                      if p.is_file()]
+            if speech:
+                gr.Examples([[p] for p in speech], [audio], label="Speech clips (ship with gradio)",
+                            cache_examples=False)
         with gr.Column():
             info = gr.Markdown()
             text = gr.Textbox(label="Transcript", lines=10, buttons=["copy"])

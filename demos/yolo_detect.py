@@ -1013,6 +1013,41 @@ def ui(ctx):
                           label="Only these classes (empty = every class)")
     record = gr.JSON(label="Record (model, device, parameters)", render=False)
 
+    def pan_clip() -> str | None:
+        """A 3 s H.264 pan across ultralytics' zidane.jpg, made once per machine (gradio's sample videos show a
+        globe and a title card: nothing a COCO detector finds). None, with a log line, if it cannot be made."""
+        src = _asset("zidane.jpg")
+        out = Path(tempfile.gettempdir()) / "demohub" / SPEC.name / "examples" / "zidane_pan.mp4"
+        if src is None or out.is_file():
+            return str(out) if src else None
+        part = out.with_name(f"{uuid.uuid4().hex}.part.mp4")
+        try:
+            import av
+            from PIL import Image
+
+            out.parent.mkdir(parents=True, exist_ok=True)
+            im = Image.open(src).convert("RGB")
+            w, h = im.size
+            cw, ch = w * 2 // 3, h * 2 // 3
+            with av.open(str(part), "w", format="mp4", options={"movflags": "+faststart"}) as box:
+                stream = box.add_stream("libx264", rate=12)
+                stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+                stream.options = {"crf": "26", "preset": "veryfast"}
+                for i in range(36):
+                    x, y = round((w - cw) * i / 35), round((h - ch) * i / 35)
+                    frame = np.asarray(im.crop((x, y, x + cw, y + ch)).resize((640, 360), Image.BILINEAR))
+                    for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                        box.mux(packet)
+                for packet in stream.encode(None):
+                    box.mux(packet)
+            os.replace(part, out)  # atomic: another process building the UI sees a whole file or none
+            return str(out)
+        except Exception as e:  # an optional example: the tab works without it
+            part.unlink(missing_ok=True)
+            log.warning("Could not make the sample video for the YOLO tab (%s: %s); it is left out.",
+                        type(e).__name__, e)
+            return None
+
     with gr.Tab("Image"):
         with gr.Row():
             image = _undecoded(gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image"))
@@ -1036,6 +1071,10 @@ def ui(ctx):
         with gr.Row():
             run_video = gr.Button("Detect in video", variant="primary")
             stop_video = gr.Button("Stop", variant="stop")
+        clip = pan_clip()
+        if clip:
+            gr.Examples([[clip]], [video_in], label="Sample video (a 3 s pan across ultralytics' zidane.jpg)",
+                        cache_examples=False)
         status = gr.Markdown()
         counts_plot = gr.LinePlot(x="time_s", y="count", color="class", title="Objects per frame", y_lim=[0, None],
                                   height=300)
