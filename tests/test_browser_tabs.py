@@ -1,0 +1,273 @@
+"""Every tab in headless Chromium with tiny random weights: the main action from an upload or a shipped example, the
+output on the page, a screenshot (tests/screenshots/); Cancel in Stable Diffusion and Stop in the chat, released
+leases included. One hub serves the whole module (the `serve` fixture's setup, once)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from hub.settings import Settings
+from tests.browser import browser_page, open_tab, shot
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.browser
+
+ZIDANE = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "zidane.jpg"  # not imported: torch
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """All six demos on one loopback server, every tab on its hidden tiny-random model (as `serve` does)."""
+    from hub.app import create_app, launch
+    from hub.registry import DEMOS
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu",
+                      port=free_port())
+    s = replace(s, models={d: "tiny-random" for d in DEMOS})
+    blocks = create_app(s, DEMOS)
+    launch(blocks, s, prevent_thread_lock=True, quiet=True)
+    blocks.url = f"http://127.0.0.1:{s.port}/"
+    yield blocks
+    blocks.close()
+
+
+@pytest.fixture
+def page(app, request):
+    failed = request.session.testsfailed
+    with browser_page(app.url) as p:
+        yield p
+        if request.session.testsfailed > failed:  # what the page showed when the test failed
+            shot(p, f"failed-{request.node.name}")
+
+
+def in_use(app, demo: str) -> int:
+    """Leases the hub holds on the demo's models right now (a running request holds one)."""
+    return sum(r["in_use"] for r in app.hub_manager.status() if r["demo"] == demo)
+
+
+def engine(app, demo: str):
+    """The demo's loaded tiny-random engine (loads it if needed), as its handlers get it."""
+    return app.hub_manager.run(demo, lambda lease: lease.engine, "tiny-random")
+
+
+@contextmanager
+def slowed(module, seconds: float):
+    """Make every forward call of a torch module take `seconds` longer, so Cancel/Stop land mid-run on any machine."""
+    fast = module.forward
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return fast(*args, **kwargs)
+
+    module.forward = slow
+    try:
+        yield
+    finally:
+        del module.forward  # back to the class's forward
+
+
+def wait_until(cond, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def block(page, label, has: str | None = None):
+    """The innermost visible component block labelled `label` (text or regex), holding a `has` element if given."""
+    blocks = page.locator(".block").filter(has=page.get_by_text(label, exact=True))
+    if has:
+        blocks = blocks.filter(has=page.locator(has))
+    return blocks.locator("visible=true").last
+
+
+def text_of(page) -> str:
+    return page.locator(".gradio-container").first.inner_text()
+
+
+def flat(page) -> str:
+    """The page's text without whitespace (file lists and JSON split names and values over several elements)."""
+    return re.sub(r"\s+", "", text_of(page))
+
+
+def see(page, text: str) -> None:
+    page.get_by_text(text).locator("visible=true").first.wait_for()
+
+
+def _field(key: str, value) -> str:
+    # A gr.JSON renders every key, colon and value in its own element: compare without whitespace.
+    return re.sub(r"\s+", "", f'"{key}":{json.dumps(value)}')
+
+
+def shows(page, key: str, value) -> bool:
+    """Whether a JSON output on the page shows `"key": value`."""
+    return _field(key, value) in flat(page)
+
+
+def see_field(page, key: str, value) -> None:
+    page.wait_for_function("n => document.querySelector('.gradio-container').innerText.replace(/\\s+/g, '').includes(n)",
+                           arg=_field(key, value))
+
+
+# ---- the main action of every tab -------------------------------------------------------------------------------
+
+
+def test_stable_diffusion_generates_an_image(page):
+    open_tab(page, "Stable Diffusion")
+    page.get_by_label("Prompt", exact=True).fill("a watercolor fox in a snowy forest")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    see(page, '"seeds"')
+    assert block(page, "Images (PNG with parameters)").locator("img").count() >= 1
+    assert shows(page, "prompt", "a watercolor fox in a snowy forest")
+    assert page.get_by_label("Seed used").input_value() not in ("", "0")
+    shot(page, "tab-stable-diffusion")
+
+
+def test_whisper_transcribes_a_shipped_speech_clip(page):
+    open_tab(page, "Whisper speech to text")
+    page.get_by_role("button", name="heath_ledger.mp3").click()  # an example that ships with gradio
+    page.locator("audio").first.wait_for(state="attached")
+    page.get_by_role("button", name="Transcribe", exact=True).click()
+    see(page, "Took:")
+    text = text_of(page)
+    assert re.search(r"Audio: 3\.0 s", text), text[:2000]  # the 3.04 s clip was decoded whole
+    assert "heath_ledger.srt" in flat(page) and "heath_ledger.vtt" in flat(page)
+    shot(page, "tab-whisper")
+
+
+def test_yolo_detects_in_an_uploaded_image_and_a_sample_video(page):
+    open_tab(page, "Object detection (YOLO)")
+    block(page, "Image").locator("input[type=file]").set_input_files(str(ZIDANE))
+    page.get_by_role("button", name="Detect", exact=True).click()
+    see(page, '"detections"')
+    assert shows(page, "image", "1280x720")
+    assert block(page, "Detections", has="img").locator("img").count() == 1
+    assert "detections.csv" in flat(page)
+    shot(page, "tab-yolo-image")
+
+    page.get_by_role("tab", name="Video", exact=True).click()
+    see(page, "Sample video")
+    page.locator(".gallery-item").locator("visible=true").first.click()
+    page.get_by_role("button", name="Detect in video").click()
+    see(page, "Done:")
+    assert "Done: 36 frames at 12.00 frames/s" in text_of(page)  # the whole 3 s sample at 12 frames/s
+    assert block(page, "Annotated video (H.264 MP4)").locator("video").get_attribute("src")
+    assert "counts_per_frame.csv" in flat(page)
+    shot(page, "tab-yolo-video")
+
+
+def test_clip_classifies_and_searches_shipped_photos(page):
+    open_tab(page, "CLIP zero-shot")
+    labels = ["cheetah", "lion", "house cat", "tower", "bus"]
+    page.get_by_text(", ".join(labels), exact=True).click()
+    assert block(page, re.compile("^Candidate labels"), has="textarea").locator("textarea").input_value() == ", ".join(labels)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    see(page, '"template"')
+    top = block(page, "Top labels (first image)").inner_text()
+    assert any(label in top for label in labels), top
+    table = block(page, "All images x labels").inner_text()
+    assert all(name in table for name in ("cheetah.jpg", "lion.jpg", "tower.jpg")), table
+    shot(page, "tab-clip-classify")
+
+    page.get_by_role("tab", name="Search images", exact=True).click()
+    page.get_by_text("a man wearing a tie", exact=True).click()
+    page.get_by_role("button", name="Search", exact=True).click()
+    see_field(page, "query", "a man wearing a tie")
+    ranking = block(page, "Ranking").inner_text()
+    assert all(name in ranking for name in ("bus.jpg", "zidane.jpg", "groot.jpeg")), ranking
+    assert block(page, "Best matches first").locator("img").count() == 6
+    shot(page, "tab-clip-search")
+
+
+def test_sam_segments_where_the_user_clicks_a_sample_photo(page):
+    open_tab(page, "Segment Anything")
+    page.locator(".gallery-item").locator("visible=true").first.click()  # bus.jpg, 810x1080
+    picture = block(page, "Image: click to add points").locator("img").first
+    picture.wait_for()
+    page.wait_for_timeout(500)  # let the image lay out before measuring it
+    box = picture.bounding_box()
+    picture.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.6})
+    see(page, '"decode_ms"')
+    assert shows(page, "image", "810x1080")
+    details = re.sub(r"\s+", "", block(page, "Details").inner_text())
+    x, y = (int(v) for v in re.search(r'"points":\[\[(\d+),(\d+)', details).groups())
+    assert abs(x - 405) <= 8 and abs(y - 648) <= 8, details  # page pixels -> image pixels
+    assert block(page, "Mask (PNG)").locator("img").count() == 1
+    assert block(page, "Cut-out (transparent PNG)").locator("img").count() == 1
+    shot(page, "tab-sam")
+
+    # another sample photo is a new image: the old masks and clicks go
+    page.locator(".gallery-item").locator("visible=true").nth(2).click()
+    page.get_by_text('"decode_ms"').wait_for(state="detached")
+    assert block(page, "Mask (PNG)").locator("img").count() == 0
+
+
+def test_chat_answers_an_example_prompt(page):
+    open_tab(page, "LLM chat")
+    page.get_by_text("Write a haiku about a GPU running out of memory.").click()
+    see(page, "512 tokens")  # the tiny model never stops early: the footer counts max_new_tokens
+    assert page.locator(".message.bot").locator("visible=true").count() >= 1
+    shot(page, "tab-chat")
+
+
+# ---- Cancel and Stop --------------------------------------------------------------------------------------------
+
+
+def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app):
+    open_tab(page, "Stable Diffusion")
+    page.get_by_label("Prompt", exact=True).fill("a slow cube")
+    steps = page.get_by_label("number input for Steps")
+    steps.fill("150")
+    steps.press("Tab")
+    with slowed(engine(app, "stable_diffusion").pipe.unet, 0.05):  # >= 7.5 s for 150 steps, like a real model
+        page.get_by_role("button", name="Generate", exact=True).click()
+        page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for()
+        assert in_use(app, "stable_diffusion") == 1
+        page.get_by_role("button", name="Cancel", exact=True).click()
+        # the pipeline stops after its current step and gives the model back
+        assert wait_until(lambda: in_use(app, "stable_diffusion") == 0, 5), app.hub_manager.status()
+        step_now = re.findall(r"Step \d+ of 150", text_of(page))
+        page.wait_for_timeout(1500)
+        assert re.findall(r"Step \d+ of 150", text_of(page)) == step_now  # no step after Cancel
+        assert not shows(page, "prompt", "a slow cube")  # no image, no record
+    shot(page, "sd-cancelled")
+
+    page.get_by_label("Prompt", exact=True).fill("a quick cube")
+    steps.fill("2")
+    steps.press("Tab")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    see_field(page, "prompt", "a quick cube")
+    assert shows(page, "steps", 2)
+    shot(page, "sd-after-cancel")
+
+
+def test_chat_stop_ends_the_reply_and_the_next_one_works(page, app):
+    open_tab(page, "LLM chat")
+    message = page.locator("textarea").locator("visible=true").first
+    with slowed(engine(app, "llm_chat").model, 0.02):  # >= 10 s for the 512 new tokens, like a real model on CPU
+        message.fill("Tell me a long story.")
+        message.press("Enter")
+        page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => m.innerText.length > 20)")
+        page.locator("button.stop-button").locator("visible=true").click()
+        assert wait_until(lambda: in_use(app, "llm_chat") == 0, 5), app.hub_manager.status()
+        reply = page.locator(".message.bot").locator("visible=true").last
+        stopped = reply.inner_text()
+        page.wait_for_timeout(1500)
+        assert reply.inner_text() == stopped  # no token after Stop
+        assert "tokens/s" not in stopped  # stopped before the end: no stats footer
+    shot(page, "chat-stopped")
+
+    message.fill("And another one.")
+    message.press("Enter")
+    see(page, "512 tokens")
+    shot(page, "chat-after-stop")
