@@ -683,8 +683,9 @@ def ui(ctx):
         res, rec = ctx.run(work, model_id)
         warn(res.notes)
         names = [_display_name(im, i) for i, im in enumerate(images or [])]
-        bars = pd.DataFrame({"label": res.labels, "score": res.scores[0].round(4)})
-        rows = pd.DataFrame(res.scores.round(4), columns=res.labels)
+        scores = res.scores.astype(float).round(4)  # float64: no float32 noise like 0.2231999933719635 in the table
+        bars = pd.DataFrame({"label": res.labels, "score": scores[0]})
+        rows = pd.DataFrame(scores, columns=res.labels)
         rows.insert(0, "image", names)
         if res.mode == "multi":
             rows.insert(1, "present", [", ".join(res.present(i)) or "(none)" for i in range(len(names))])

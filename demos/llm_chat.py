@@ -767,7 +767,7 @@ def ui(ctx):
 
     gr.ChatInterface(
         respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep],
-        additional_inputs_accordion=gr.Accordion("Settings", open=False), additional_outputs=[record],
+        additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
         api_name="chat", concurrency_limit=ctx.spec.gpu_concurrency, fill_height=False,
         # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)

@@ -19,7 +19,7 @@ import time
 import uuid
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -185,7 +185,15 @@ def _tiny_vit():
         import tempfile
 
         os.environ["YOLO_CONFIG_DIR"] = str(Path(tempfile.gettempdir()) / "demohub-ultralytics")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "false")  # never pip-install packages from inside the server
+    from PIL import Image
     from ultralytics.models.sam.modules.tiny_encoder import TinyViT
+    from ultralytics.utils import patches
+
+    if Image.open is getattr(patches, "image_open", None) and hasattr(patches, "_image_open"):
+        # ultralytics swaps PIL.Image.open process-wide for a wrapper that tries to pip-install pi-heif on any file
+        # Pillow cannot identify; every tab opens uploads with Pillow, so put Pillow's own function back.
+        Image.open = patches._image_open
 
     return TinyViT(img_size=1024, in_chans=3, num_classes=1000, embed_dims=[64, 128, 160, 320], depths=[2, 2, 6, 2],
                    num_heads=[2, 4, 5, 10], window_sizes=[7, 7, 14, 7], mlp_ratio=4.0, drop_rate=0.0,

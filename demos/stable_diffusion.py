@@ -178,7 +178,7 @@ def load(weights, device: str, dtype: str, settings=None) -> Engine:
         pipe = _folder_pipeline(Path(weights.path), torch_dtype)
     pipe.set_progress_bar_config(disable=True)
 
-    offloaded = compiled = False
+    offloaded = False
     if device.startswith("cuda"):
         torch.backends.cudnn.benchmark = True
         need = int(1.6 * sum(p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder)
@@ -759,7 +759,7 @@ def _parse_a1111(text: str) -> dict:
 
 def _editor_mask(editor):
     """The mask drawn in gr.ImageEditor: every painted (non-transparent) pixel of its layers."""
-    from PIL import Image, ImageChops
+    from PIL import ImageChops
 
     layers = [layer for layer in (editor or {}).get("layers") or [] if layer is not None]
     mask = None
@@ -791,6 +791,11 @@ def ui(ctx):
         reuse = gr.Button("\u267b\ufe0f Reuse last seed", scale=1, size="sm")
     prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a watercolor fox in a snowy forest")
     negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="blurry, low quality")
+    gr.Examples([["a watercolor fox in a snowy forest, soft morning light", "blurry, low quality"],
+                 ["a cozy reading nook by a big window, rain outside, digital painting", "people, text, watermark"],
+                 ["an astronaut riding a horse on the moon, photorealistic", "cartoon, deformed"],
+                 ["isometric pixel-art island with a lighthouse", "blurry"]],
+                [prompt, negative], label="Example prompts", cache_examples=False)
     with gr.Row():
         steps = gr.Slider(1, MAX_STEPS, d["steps"], step=1, label="Steps")
         guidance = gr.Slider(0, MAX_GUIDANCE, d["guidance"], step=0.5, label="Guidance scale (0-1 = off)")
@@ -938,7 +943,7 @@ def ui(ctx):
         run_inp.click(run_inpaint, [model, editor, mask_upload, prompt, negative, strength_inp, *common], outputs,
                       api_name="inpaint", **ctx.events),
     ]
-    cancel.click(None, None, None, cancels=events)
+    cancel.click(lambda: "Cancelled.", None, status, cancels=events, api_visibility="private")
     reuse.click(lambda s: s if s is not None else -1, [used_seed], [seed], api_visibility="private")
     model.change(model_defaults, [model], [steps, guidance, scheduler, width, height], api_visibility="private")
     png.upload(fill_from_png, [png], [prompt, negative, seed, steps, guidance, scheduler, width, height, model, record],

@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 
@@ -741,7 +741,6 @@ def decode_windows(engine: OpenAIWhisperEngine, mels, opts: Options, language: s
 
     Returns one `whisper.DecodingResult` per window, or None where the window is judged to be silence.
     """
-    import torch
     import whisper
 
     model = engine.model

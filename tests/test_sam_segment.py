@@ -388,3 +388,13 @@ def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
     st, *_ = click(st, "Positive point", 5, 5)
     st, pts, labels, _ = click(st, "Positive point", 7, 7, image=_photo(150, 90, seed=9))  # a new image
     assert pts == [[7.0, 7.0]] and st["key"] == S.prepare_image(_photo(150, 90, seed=9)).key
+
+
+def test_building_mobilesam_leaves_pillow_open_alone():
+    """ultralytics patches PIL.Image.open to pip-install pi-heif on unknown files; other tabs must not see that."""
+    from PIL import Image
+
+    import demos.sam_segment as sam
+
+    sam._tiny_vit()
+    assert Image.open.__module__.startswith("PIL")
