@@ -861,7 +861,8 @@ def ui(ctx):
         return (base, [(mask.astype(np.float32), label)]), mask_png(mask), cutout(picture, mask)
 
     @ctx.handler
-    def run_segment(img, points, labels, box, multi, model_id, state=None, request: gr.Request = None):
+    def run_segment(img, points, labels, box, multi, model_id, state=None, request: gr.Request = None,
+                    progress=gr.Progress(track_tqdm=True)):
         """Segment the object the prompts point at. Returns the overlay, every candidate mask (best first),
         the chosen mask as a PNG, the transparent cut-out and details (scores, timings, model)."""
         picture = prepare_image(img)
@@ -936,7 +937,7 @@ def ui(ctx):
     # -- segment everything --
     @ctx.handler
     def run_everything(img, points_per_side, iou_thresh, stability_thresh, min_pixels, model_id,
-                       request: gr.Request = None, progress=gr.Progress()):
+                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         """Find every object: returns the image with all masks (non-overlapping, largest first) and a table."""
         picture = prepare_image(img)
         sid = session(request)

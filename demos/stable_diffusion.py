@@ -891,14 +891,14 @@ def ui(ctx):
 
     @ctx.handler
     def run_generate(model_id, prompt_, negative_, seed_, steps_, guidance_, scheduler_, width_, height_, count_,
-                     progress=gr.Progress()):
+                     progress=gr.Progress(track_tqdm=True)):
         args = kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
         yield from stream(model_id, lambda e, on_step, stop, safety: generate(
             e, prompt_, negative_, **args, safety_checker=safety, on_step=on_step, should_stop=stop), progress)
 
     @ctx.handler
     def run_img2img(model_id, image_, prompt_, negative_, strength_, seed_, steps_, guidance_, scheduler_, width_,
-                    height_, count_, progress=gr.Progress()):
+                    height_, count_, progress=gr.Progress(track_tqdm=True)):
         args = kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
         image_ = to_rgb(image_, "an init image")  # fail fast, before waiting for the model
         yield from stream(model_id, lambda e, on_step, stop, safety: img2img(
@@ -907,7 +907,7 @@ def ui(ctx):
 
     @ctx.handler
     def run_inpaint(model_id, editor_, mask_, prompt_, negative_, strength_, seed_, steps_, guidance_, scheduler_,
-                    width_, height_, count_, progress=gr.Progress()):
+                    width_, height_, count_, progress=gr.Progress(track_tqdm=True)):
         args = kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
         background = (editor_ or {}).get("background")
         if background is None:

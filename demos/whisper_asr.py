@@ -894,7 +894,7 @@ def ui(ctx):
 
     @ctx.handler
     def run(model_id, audio_path, other_path, task_v, language_v, words_v, vad_v, prompt_v, beam_v,
-            progress=gr.Progress()):
+            progress=gr.Progress(track_tqdm=True)):
         source = audio_path or other_path
         opts = Options(task=task_v or "transcribe", language=language_v, word_timestamps=bool(words_v),
                        vad=bool(vad_v), initial_prompt=prompt_v or "", beam_size=int(beam_v or 5))

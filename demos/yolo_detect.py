@@ -1091,7 +1091,7 @@ def ui(ctx):
     settings = [conf, iou, classes, max_det, imgsz]
 
     @ctx.handler
-    def run_detect(model_id, image, conf, iou, classes, max_det, imgsz):
+    def run_detect(model_id, image, conf, iou, classes, max_det, imgsz, progress=gr.Progress(track_tqdm=True)):
         def work(lease):
             t0 = time.perf_counter()
             det = detect(lease.engine, image, conf, iou, classes, max_det, imgsz)
@@ -1117,7 +1117,7 @@ def ui(ctx):
 
     @ctx.handler
     def run_video_fn(model_id, video, conf, iou, classes, max_det, imgsz, tracking,
-                     progress=gr.Progress()):
+                     progress=gr.Progress(track_tqdm=True)):
         out_path = _output_dir("videos") / "detections.mp4"
         result = None
         with ctx.manager.use(ctx.name, model_id) as lease:
