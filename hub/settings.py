@@ -5,6 +5,7 @@ Invalid values fail at start with a sentence naming the variable (or flag) and t
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,10 @@ def parse_bytes(text: str, name: str) -> int | None:
     value = float(m.group(1)) * _UNITS[(m.group(2) or "").upper()]
     if value <= 0:
         raise SettingsError(f"{name} must be larger than zero, or 'auto'.")
+    if value < 1:
+        raise SettingsError(f"{name}={text!r} is less than one byte: give at least 1 byte, like 8GB, or 'auto'.")
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} is too large a size: give a real size, like 8GB or 6000MiB, or 'auto'.")
     return int(value)
 
 

@@ -136,9 +136,6 @@ def test_demo_flags_are_booleans_or_a_named_error(demo, value):
         assert flag in (True, False)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="bug: parse_bytes('0.5') returns 0 (int() truncates a positive fraction of a byte), so "
-                          "DEMOHUB_VRAM_BUDGET=0.5 gives a zero budget instead of the 'larger than zero' error")
 @QUICK
 @example("0.5")
 @given(st.floats(min_value=1e-9, max_value=0.99).map(lambda f: f"{f:.9f}"))
@@ -150,8 +147,6 @@ def test_parse_bytes_fraction_of_a_byte_is_refused_not_zero(text):
     assert v is None or v > 0, f"parse_bytes({text!r}) == {v}"
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug: parse_bytes('9' * 400) -> float inf -> int(inf) raises OverflowError, not SettingsError")
 @QUICK
 @example("9" * 400)
 @given(st.integers(min_value=309, max_value=1000).map(lambda n: "9" * n + "GB"))
