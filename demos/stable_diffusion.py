@@ -552,6 +552,8 @@ def make_scheduler(name: str, config: dict, own_class: str):
 def _number(value, what: str) -> float:
     try:
         x = float(value)
+    except OverflowError:
+        raise UserError(f"{what} is far too large a number; use a value in the slider's range.") from None
     except (TypeError, ValueError):
         raise UserError(f"{what} must be a number (you gave {value!r}).") from None
     if not math.isfinite(x):
@@ -581,7 +583,10 @@ def _steps_for_strength(steps: int, strength: float, notes: list[str]) -> int:
     """img2img runs only steps x strength steps; make sure at least one runs."""
     if int(steps * strength) >= 1:
         return steps
-    need = math.ceil(1 / strength)
+    need = next((n for n in range(steps, MAX_STEPS + 1) if int(n * strength) >= 1), None)
+    if need is None:  # also keeps 1 / strength (denormal strengths: inf) out of the step count
+        raise UserError(f"Strength {strength:g} is too small: even {MAX_STEPS} steps would run no denoising step; "
+                        f"use a strength of at least {math.ceil(1000 / MAX_STEPS) / 1000:g}.")
     notes.append(f"With strength {strength:g}, {steps} step(s) would run no denoising step at all; using {need} steps.")
     return need
 
@@ -714,7 +719,7 @@ def read_parameters(file) -> dict:
     if "demohub" in text:
         try:
             params = json.loads(text["demohub"])
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a crafted, deeply nested text
             raise UserError("The PNG's demohub parameters are damaged; use an image saved by this tab.") from None
         if isinstance(params, dict):
             return params
