@@ -423,6 +423,8 @@ def parse_labels(text, max_labels: int = MAX_LABELS) -> list[str]:
     """
     if isinstance(text, (list, tuple)):
         parts = [str(p) for p in text]
+    elif text is not None and not isinstance(text, str):
+        raise UserError("Labels must be text: type them separated by commas or one per line (e.g. cat, dog, car).")
     else:
         text = (text or "").strip().strip(",").strip()
         if not text:
@@ -454,6 +456,8 @@ def templates_for(template: str, ensemble: str = "none") -> tuple[str, ...]:
 
         table = open_clip.SIMPLE_IMAGENET_TEMPLATES if ensemble == "simple" else open_clip.OPENAI_IMAGENET_TEMPLATES
         return tuple(t("{}") for t in table)
+    if template is not None and not isinstance(template, str):
+        raise UserError("The prompt template must be text with {} where the label goes, e.g. 'a photo of a {}.'")
     template = (template or "").strip()
     if not template:
         template = "{}"
@@ -547,9 +551,13 @@ def classify(engine: ClipEngine, images, labels, template: str = DEFAULT_TEMPLAT
     """
     if mode not in MODES:
         raise UserError(f"Mode must be 'single' (softmax over labels) or 'multi' (each label on its own), not {mode!r}.")
-    threshold = float(threshold)
-    if mode == "multi" and not 0.0 <= threshold <= 1.0:
-        raise UserError("The multi-label threshold must be between 0 and 1.")
+    if mode == "multi":  # single-label mode has no threshold
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError, OverflowError):
+            threshold = math.nan
+        if not 0.0 <= threshold <= 1.0:
+            raise UserError("The multi-label threshold must be a number between 0 and 1.")
     labels = parse_labels(labels, max_labels)
     if mode == "single" and len(labels) == 1:
         raise UserError(f"With one label ({labels[0]!r}) single-label mode always gives 1.0 (softmax over one "
@@ -577,6 +585,8 @@ def label_scores(engine: ClipEngine, img, text, mode: str, templates: tuple[str,
 
 def search_images(engine: ClipEngine, images, query: str, max_images: int = MAX_IMAGES) -> SearchResult:
     """Rank `images` by cosine similarity to the text `query`, best first."""
+    if query is not None and not isinstance(query, str):
+        raise UserError("The query must be text describing the picture you are looking for.")
     query = " ".join((query or "").split())
     if not query:
         raise UserError("Type a text query describing the picture you are looking for.")

@@ -325,7 +325,6 @@ def test_clip_templates_for_always_have_a_label_slot(template, ensemble):
 def test_clip_classify_validates_before_touching_the_model(labels, template, mode, threshold, ensemble):
     # No images: a request whose every setting is valid must still end as a UserError ("Upload at least one image"),
     # before the engine (None here) is ever used.
-    assume(as_float(threshold) is not None)  # see the xfail test below
     ok, _ = outcome(clip.classify, None, None, labels, template, ensemble, mode, threshold)
     assert not ok
 
@@ -337,9 +336,6 @@ def test_clip_search_images_validates_query_and_gallery(query):
     assert not ok
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="bug: classify does float(threshold) unguarded, so threshold='abc' raises a bare "
-                          "ValueError (not UserError) before any check")
 @QUICK
 @example(threshold="abc")
 @given(threshold=st.text(alphabet="abcxyz", min_size=1, max_size=5))
@@ -347,10 +343,6 @@ def test_clip_classify_non_numeric_threshold(threshold):
     outcome(clip.classify, None, None, "cat, dog", mode="multi", threshold=threshold)
 
 
-@pytest.mark.xfail(strict=True, raises=AttributeError,
-                   reason="bug: parse_labels / templates_for / search_images call .strip()/.split() on non-text "
-                          "input: parse_labels(5), templates_for(5), search_images(engine, images, 5) raise "
-                          "AttributeError, not UserError")
 @QUICK
 @example(fn="parse_labels", value=5)
 @given(fn=st.sampled_from(["parse_labels", "templates_for", "search_images"]),
