@@ -157,7 +157,7 @@ def server_process(port: int, queue_size: int = 64):
     import sys
     import urllib.request
 
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {"MALLOC_ARENA_MAX": "2", **os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}  # as `run.sh serve` runs it
     proc = subprocess.Popen([sys.executable, "-m", "bench.load_test", "--serve-only", "--port", str(port),
                              "--queue-size", str(queue_size)], cwd=Path(__file__).resolve().parents[1], env=env,
                             stdout=sys.stderr)  # the report owns stdout
