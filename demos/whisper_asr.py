@@ -34,6 +34,7 @@ from hub.errors import UserError
 from hub.spec import DemoSpec, ModelChoice
 
 SAMPLE_RATE = 16_000
+MIN_INPUT_RATE, MAX_INPUT_RATE = 1_000, 768_000  # sample rates accepted for (rate, samples) input
 WINDOW_S = 30.0
 MAX_MINUTES = 240.0  # default cap; operators change it with DEMOHUB_WHISPER_ASR_MAX_MINUTES
 TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -173,6 +174,9 @@ def load_audio(source, max_seconds: float = MAX_MINUTES * 60) -> np.ndarray:
     if source is None or (isinstance(source, str) and not source.strip()):
         raise UserError("No audio given: upload an audio file or record from the microphone.")
     if isinstance(source, tuple):
+        if len(source) != 2:
+            raise UserError(f"Audio given as a tuple must be (sample_rate, samples), not {len(source)} items; "
+                            "upload an audio file instead.")
         sr, data = source
         audio = _to_mono_float(np.asarray(data))
     elif isinstance(source, np.ndarray):
@@ -191,6 +195,9 @@ def load_audio(source, max_seconds: float = MAX_MINUTES * 60) -> np.ndarray:
             return _check(_decode_other(path, max_seconds), max_seconds, path.name)
     if not isinstance(sr, (int, np.integer)) or sr <= 0:
         raise UserError(f"The sample rate {sr!r} is not valid; give the audio as (sample_rate, samples).")
+    if not MIN_INPUT_RATE <= sr <= MAX_INPUT_RATE:  # resample() builds a kernel that grows with the rate
+        raise UserError(f"The sample rate {int(sr)} Hz is not a real audio rate; give audio sampled between "
+                        f"{MIN_INPUT_RATE} and {MAX_INPUT_RATE} Hz (e.g. 16000, 44100 or 48000).")
     _check_length(audio.size / sr, max_seconds)
     return _check(resample(audio, int(sr), SAMPLE_RATE), max_seconds, "the audio")
 
@@ -400,6 +407,9 @@ def languages() -> dict[str, str]:
 
 def normalize_language(language: str | None) -> str | None:
     """'' / 'auto' -> None (detect); a code ('fr') or an English name ('French') -> the code; else UserError."""
+    if language is not None and not isinstance(language, str):
+        raise UserError("The language must be text: a code like 'en' or 'fr', a name like 'German', or empty to "
+                        "auto-detect.")
     text = (language or "").strip().lower()
     if text in ("", "auto", "auto-detect", "detect"):
         return None
@@ -591,8 +601,13 @@ def transcribe_iter(engine, audio, options: Options | None = None, *, max_second
     if opts.task not in ("transcribe", "translate"):
         raise UserError(f"Task must be 'transcribe' or 'translate', not {opts.task!r}.")
     opts.language = normalize_language(opts.language)
-    if not 1 <= int(opts.beam_size) <= 10:
-        raise UserError("Beam size must be between 1 and 10 (1 = greedy, fastest).")
+    try:
+        beam = float(opts.beam_size)
+    except (TypeError, ValueError, OverflowError):
+        beam = math.nan
+    if not (1 <= beam <= 10 and beam == int(beam)):
+        raise UserError("Beam size must be a whole number between 1 and 10 (1 = greedy, fastest).")
+    opts.beam_size = int(beam)
     if not engine.multilingual:
         if opts.task == "translate":
             raise UserError(f"{engine.name} is an English-only model and cannot translate; pick a multilingual "
