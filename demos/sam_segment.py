@@ -486,7 +486,7 @@ def _parse(value, what: str):
             return None
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
             raise UserError(f"{what} must be JSON, like [[120, 80]] for points or [10, 10, 200, 150] for a box.") from None
     if isinstance(value, np.ndarray):
         value = value.tolist()
@@ -505,7 +505,7 @@ def check_prompts(size: tuple[int, int], points=None, labels=None, box=None) -> 
     if points:
         try:
             pts = np.asarray(points, np.float64).reshape(-1, 2)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UserError("Points must be a list of [x, y] pairs, like [[120, 80], [200, 95]].") from None
         if not np.isfinite(pts).all():
             raise UserError("Point coordinates must be finite numbers.")
@@ -514,7 +514,7 @@ def check_prompts(size: tuple[int, int], points=None, labels=None, box=None) -> 
     else:
         try:
             lab = np.asarray(labels, np.float64).reshape(-1)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UserError("Labels must be a list of 1 (positive) and 0 (negative), one per point.") from None
         if len(lab) != len(pts):
             raise UserError(f"Got {len(pts)} points but {len(lab)} labels; give one label (1 or 0) per point.")
@@ -528,7 +528,7 @@ def check_prompts(size: tuple[int, int], points=None, labels=None, box=None) -> 
     if box is not None and not (isinstance(box, (list, tuple)) and len(box) == 0):
         try:
             b = np.asarray(box, np.float64).reshape(4)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise UserError("A box must be four numbers [x0, y0, x1, y1] (two opposite corners).") from None
         if not np.isfinite(b).all():
             raise UserError("Box coordinates must be finite numbers.")
@@ -610,8 +610,12 @@ def segment_everything(engine: SamEngine, embedding: Embedding, picture: Picture
         raise UserError("The image changed while segmenting; press Segment everything again.")
     pps = _int_in(points_per_side, 2, 128, "Points per side")
     for v, name in ((pred_iou_thresh, "The predicted-IoU threshold"), (stability_score_thresh, "The stability threshold")):
-        if v is None or not 0.0 <= float(v) <= 1.0:
-            raise UserError(f"{name} must be between 0 and 1.")
+        try:
+            fv = float(v)
+        except (TypeError, ValueError, OverflowError):
+            fv = math.nan
+        if not 0.0 <= fv <= 1.0:
+            raise UserError(f"{name} must be a number between 0 and 1.")
     min_area = _int_in(min_area or 0, 0, picture.rgb.shape[0] * picture.rgb.shape[1], "Minimum area")
     total = math.ceil(pps * pps / points_per_batch)
 
@@ -667,7 +671,7 @@ def disjoint(records: list[dict], min_area: int = 0) -> list[FoundMask]:
 def _int_in(value, lo: int, hi: int, name: str) -> int:
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UserError(f"{name} must be a whole number between {lo} and {hi}.") from None
     if not math.isfinite(v) or v != int(v) or not lo <= v <= hi:
         raise UserError(f"{name} must be a whole number between {lo} and {hi}.")

@@ -500,7 +500,6 @@ def _fake_segment_anything():
 def test_sam_segment_everything_settings(kw):
     pps, iou, stab, min_area = kw["pps"], kw["iou"], kw["stab"], kw["min_area"]
     assume(not any(map(overflows, (pps, min_area, iou, stab))))
-    assume(all(v is None or as_float(v) is not None for v in (iou, stab)))  # see the xfail test below
     picture = NS(key="k", rgb=np.zeros((6, 5, 3), np.uint8))
     with mock.patch.dict(sys.modules, {"segment_anything": _fake_segment_anything()}):
         try:
@@ -514,10 +513,6 @@ def test_sam_segment_everything_settings(kw):
             assert not ok
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug: check_prompts / _int_in convert with float()/np.asarray(float64) and catch only "
-                          "TypeError/ValueError: a point like [[10**400, 1]] (also as the JSON text '[[999...9, 1]]' "
-                          "through the API) raises OverflowError")
 @QUICK
 @example(points="[[" + "9" * 400 + ", 1]]")
 @given(points=st.sampled_from([[[HUGE_INT, 1]], "[[" + "9" * 400 + ", 1]]", [[1, -HUGE_INT]]]))
@@ -525,9 +520,6 @@ def test_sam_points_beyond_float_range(points):
     outcome(sam.check_prompts, (10, 10), points)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="bug: sam._parse json.loads prompt text and catches only ValueError; deeply nested JSON "
-                          "(e.g. '[' * 100000 as points/labels/box) raises RecursionError")
 @QUICK
 @example(field="points")
 @given(field=st.sampled_from(["points", "labels", "box"]))
@@ -535,9 +527,6 @@ def test_sam_deeply_nested_prompt_json(field):
     outcome(sam.check_prompts, (10, 10), **{field: DEEP_JSON})
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="bug: segment_everything does float(pred_iou_thresh) unguarded: 'abc' raises a bare "
-                          "ValueError (not UserError)")
 @QUICK
 @example(v="abc")
 @given(v=st.text(alphabet="abc", min_size=1, max_size=4))
