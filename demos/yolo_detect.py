@@ -308,6 +308,8 @@ def _number(value, what: str, lo: float, hi: float, whole: bool = False) -> floa
         if isinstance(value, bool) or value is None:
             raise TypeError
         x = float(value)
+    except OverflowError:  # an int beyond float range (its repr may be too long to print)
+        raise UserError(f"{what} must be between {lo:g} and {hi:g}; move the slider into that range.") from None
     except (TypeError, ValueError):
         raise UserError(f"{what} must be a number from {lo:g} to {hi:g}, not {value!r}.") from None
     if not math.isfinite(x) or not lo <= x <= hi:
@@ -319,10 +321,14 @@ def _number(value, what: str, lo: float, hi: float, whole: bool = False) -> floa
 
 def class_ids(engine: Detector, classes) -> list[int] | None:
     """Class names (or ids) the user picked -> sorted ids; None (or empty) means every class."""
+    if isinstance(classes, np.ndarray):
+        classes = classes.tolist()
     if classes is None or classes == "" or classes == []:
         return None
-    if isinstance(classes, (str, int)):
-        classes = [c.strip() for c in str(classes).split(",")] if isinstance(classes, str) else [classes]
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",")]
+    elif not isinstance(classes, (list, tuple, set, frozenset)):
+        classes = [classes]  # one id; anything else is reported below as an unknown class
     by_name = {v.lower(): k for k, v in engine.names.items()}
     ids, unknown = set(), []
     for c in classes:

@@ -567,9 +567,6 @@ def test_yolo_check_params_typed_and_in_range(kw, classes):
         assert c is None or (c == sorted(set(c)) and c and all(i in YOLO_NAMES for i in c))
 
 
-@pytest.mark.xfail(strict=True, raises=OverflowError,
-                   reason="bug: yolo_detect._number catches only TypeError/ValueError; check_params(conf=10**400) "
-                          "(or iou/max_det/imgsz) raises OverflowError")
 @QUICK
 @example(field="conf", value=HUGE_INT)
 @given(field=st.sampled_from(["conf", "iou", "max_det", "imgsz"]), value=st.sampled_from([HUGE_INT, -HUGE_INT]))
@@ -577,9 +574,6 @@ def test_yolo_ints_beyond_float_range(field, value):
     outcome(yolo.check_params, yolo_engine, **{field: value})
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError),
-                   reason="bug: class_ids iterates whatever it is given: classes=1.5 raises TypeError ('float' is not "
-                          "iterable), classes=np.array([0, 1]) ValueError (ambiguous truth value of `classes == ''`)")
 @QUICK
 @example(classes=1.5)
 @given(classes=st.one_of(st.floats(0.5, 5), st.just(np.array([0, 1]))))
