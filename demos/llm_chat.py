@@ -144,6 +144,8 @@ def _number(value, name: str, default, lo: float, hi: float, *, integer: bool = 
         if isinstance(value, bool):
             raise TypeError
         x = float(value)
+    except OverflowError:  # an int beyond float range
+        raise UserError(f"{name} is far too large a number; use one {lo:g} to {hi:g}.") from None
     except (TypeError, ValueError):
         raise UserError(f"{name} must be a number, not {str(value)[:40]!r}.") from None
     if not math.isfinite(x):
@@ -167,6 +169,8 @@ def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, 
     d = GenParams()
     if isinstance(stop, str):
         stop = [stop]
+    elif stop is not None and not isinstance(stop, (list, tuple)):
+        raise UserError("Stop must be a string or a list of at most 4 strings.")
     stop = tuple(s for s in (stop or ()) if isinstance(s, str) and s)
     if len(stop) > 4:
         raise UserError("Give at most 4 stop sequences.")
@@ -203,9 +207,12 @@ def _content_text(content) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, dict) and content.get("type") == "text":
-        return content.get("text", "")
-    if isinstance(content, list):
-        parts = [_content_text(p) for p in content]
+        text = content.get("text", "")
+        if not isinstance(text, str):
+            raise UserError("A text part's 'text' must be a string, like {\"type\": \"text\", \"text\": \"Hello\"}.")
+        return text
+    if isinstance(content, list):  # parts are strings or dicts; nested lists are not text (and not recursed into)
+        parts = [_content_text(p) for p in content if not isinstance(p, list)]
         texts = [p for p in parts if p is not None]
         return "\n".join(texts) if texts else None
     return None
@@ -225,7 +232,7 @@ def build_messages(system: str | None, history: list | None, message) -> list[di
     for m in history or []:
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             continue
-        if (m.get("metadata") or {}).get("title"):
+        if isinstance(m.get("metadata"), dict) and m["metadata"].get("title"):
             continue
         text = _content_text(m.get("content"))
         if text is None:
@@ -819,6 +826,9 @@ def parse_openai_request(body: bytes) -> tuple[str | None, list[dict], GenParams
         raise UserError("The request body is not valid UTF-8; send JSON encoded as UTF-8.") from None
     except ValueError as e:
         raise UserError(f"The request body is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise UserError("The request body is nested too deeply; send a JSON object with 'messages' as a list of "
+                        "{role, content} objects.") from None
     if not isinstance(req, dict):
         raise UserError("The request body must be a JSON object with 'messages'.")
     raw = req.get("messages")
@@ -843,7 +853,10 @@ def parse_openai_request(body: bytes) -> tuple[str | None, list[dict], GenParams
     params = check_params(req.get("temperature"), req.get("top_p"), req.get("top_k"), max_tokens,
                           req.get("repetition_penalty"), req.get("seed"), req.get("stop"))
     stream = bool(req.get("stream", False))
-    include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+    stream_options = req.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise UserError("'stream_options' must be an object, like {\"include_usage\": true}.")
+    include_usage = bool((stream_options or {}).get("include_usage"))
     model = req.get("model")
     if model is not None and not isinstance(model, str):
         raise UserError("'model' must be a string.")
