@@ -743,7 +743,8 @@ def ui(ctx):
 
     with gr.Row():
         model = ctx.model_dropdown(allow_custom_value=True, scale=3,
-                                   info="A listed model, any Hugging Face repo id, a local folder or a local .gguf file.")
+                                   info="A listed model; on a hub only this machine can reach, also any Hugging Face repo id, "
+                                        "a local folder or a local .gguf file.")
     system = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=2, render=False)
     temperature = gr.Slider(0.0, 2.0, 0.7, step=0.05, label="Temperature", info="0 = always the most likely token",
                             render=False)
@@ -757,6 +758,7 @@ def ui(ctx):
     def respond(message, history, model_id, system, temperature, top_p, top_k, max_new_tokens, repetition_penalty):
         params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty)
         msgs = build_messages(system, history, message)
+        ctx.check_model(model_id)
         if not _is_loaded(ctx, model_id):
             yield f"*Loading {ctx.manager.choice(ctx.name, model_id or None).display}…*", gr.skip()
         with ctx.manager.use(ctx.name, model_id or None) as lease:
@@ -890,6 +892,7 @@ def routes(ctx):
         try:
             model, msgs, params, stream, include_usage = parse_openai_request(await request.body())
             model = _model_arg(ctx, model)
+            ctx.check_model(model)  # a public hub serves only its listed models
             ctx.manager.choice(ctx.name, model)  # an unknown model name is a 400 before anything loads
         except UserError as e:
             return _openai_error(400, str(e))

@@ -36,8 +36,25 @@ class DemoContext:
         """Keyword arguments for events that run the model: one shared concurrency limit per demo's model."""
         return {"concurrency_limit": self.spec.gpu_concurrency, "concurrency_id": f"model-{self.spec.name}"}
 
+    @property
+    def local_only(self) -> bool:
+        """True when only this machine can reach the hub (no share link, loopback host): the visitor is the operator."""
+        return not self.settings.share and self.settings.host in ("127.0.0.1", "localhost", "::1")
+
+    def check_model(self, model: str | None) -> None:
+        """Visitors may pick only the listed models and the operator's choice. Any other HF repo id or local path
+        would let a stranger download arbitrary repos or read files, so it is an operator setting
+        (`DEMOHUB_<DEMO>_MODEL`), except on a hub that only this machine can reach."""
+        if not model or self.local_only:
+            return
+        if model in {m.id for m in self.spec.models} | {self.default_model()}:
+            return
+        raise UserError(f"{str(model)[:100]!r} is not one of this hub's {self.spec.title} models; pick a listed one "
+                        f"(the operator can add a model with {self.spec.env_var}).")
+
     def run(self, fn, model: str | None = None):
         """`fn(lease)` under a lease of this demo's model (see ModelManager.run); shows fallback warnings."""
+        self.check_model(model)
         def call(lease: Lease):
             if lease.warning:
                 _warn(lease.warning)

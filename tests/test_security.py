@@ -63,3 +63,21 @@ def test_auth_protects_the_page_and_the_api():
         assert Client(url, auth=("alice", "pw"), verbose=False).predict("echo-small", "a", 1, api_name="/echo")[0] == "a"
     finally:
         blocks.close()
+
+
+def test_visitors_of_a_public_hub_cannot_load_arbitrary_models(settings):
+    from hub.context import DemoContext
+    from hub.errors import UserError
+    from hub.models import ModelManager
+    from tests import fake_demo
+
+    local = DemoContext(ModelManager(settings, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), settings, fake_demo.SPEC)
+    local.check_model("someone/any-repo")  # only this machine can reach it: the visitor is the operator
+    for public in (replace(settings, share=True, auth=(("u", "p"),)), replace(settings, host="0.0.0.0")):
+        ctx = DemoContext(ModelManager(public, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), public, fake_demo.SPEC)
+        ctx.check_model("echo-large")  # listed
+        for bad in ("someone/any-repo", "/etc/passwd", "../models/x.gguf"):
+            with pytest.raises(UserError, match="not one of this hub's"):
+                ctx.check_model(bad)
+        with pytest.raises(UserError, match="DEMOHUB_FAKE_ECHO_MODEL"):
+            ctx.run(lambda lease: None, "someone/any-repo")
