@@ -2,7 +2,8 @@
 
 Each session has its own client (own session hash) and its own image size, so a SAM mask of another session's
 image would show up as a size mismatch. Every request must complete or get Gradio's "queue is full" message.
-Resident memory of the server process is sampled after the 50th and the 500th completed request.
+After one warm-up request per tab (every model loaded), resident memory of the server process is sampled after the
+50th and the 500th completed request.
 
 Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts the hub in its own process on loopback).
 """
@@ -86,6 +87,11 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
 
     media_dir = Path(media_dir or tempfile.mkdtemp(prefix="demohub-load-"))
     stats = Stats()
+    # Warm-up, not counted: one request per tab loads every model, so the memory marks compare a warm server
+    # with itself (model loading is not a leak).
+    warm = Client(url, verbose=False)
+    for api, args, _ in requests_for(make_media(media_dir, 999)):
+        warm.predict(*args, api_name=api)
     start = time.monotonic()
 
     def more() -> bool:
