@@ -51,7 +51,8 @@ def free_bytes(kind: str) -> int | None:
         torch = loaded_torch()
         if torch is None or not torch.cuda.is_available():
             return None
-        return torch.cuda.mem_get_info()[0]
+        # memory torch keeps cached but unused is free for our purposes (it is handed back by empty_cache)
+        return torch.cuda.mem_get_info()[0] + torch.cuda.memory_reserved() - torch.cuda.memory_allocated()
     if kind == "cpu":
         try:
             import psutil
