@@ -170,7 +170,10 @@ def test_clip_classifies_and_searches_shipped_photos(page):
     open_tab(page, "CLIP zero-shot")
     labels = ["cheetah", "lion", "house cat", "tower", "bus"]
     page.get_by_text(", ".join(labels), exact=True).click()
-    assert block(page, re.compile("^Candidate labels"), has="textarea").locator("textarea").input_value() == ", ".join(labels)
+    from playwright.sync_api import expect
+
+    # the example fills the form asynchronously: wait for it (Playwright retries until the value matches)
+    expect(block(page, re.compile("^Candidate labels"), has="textarea").locator("textarea")).to_have_value(", ".join(labels))
     page.get_by_role("button", name="Classify", exact=True).click()
     see(page, '"template"')
     top = block(page, "Top labels (first image)").inner_text()
