@@ -337,6 +337,7 @@ class SamEngine:
             self.encoder_dtype = getattr(torch, dtype)
             self.sam.image_encoder.to(self.encoder_dtype)
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
+        self._image_pe = None  # the prompt encoder's dense positional encoding: the same for every click
         if device.startswith("cuda"):
             self._warm_up()
 
@@ -386,13 +387,46 @@ class SamEngine:
                 b = self.transform.apply_boxes(np.asarray(box, np.float64)[None], emb.original_size)
                 boxes = torch.as_tensor(b, dtype=torch.float, device=self.device)
             sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=None)
-            low_res, iou = self.sam.mask_decoder(
-                image_embeddings=emb.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+            if self._lean():
+                low_res, iou = self._decode_lean(emb, sparse, multimask)
+            else:  # a decoder that is not segment-anything's own (tests force outputs): its plain forward
+                low_res, iou = self.sam.mask_decoder(
+                    image_embeddings=emb.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
+                    sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
             masks = self.sam.postprocess_masks(low_res, emb.input_size, emb.original_size)
             if not return_logits:
                 masks = masks > self.sam.mask_threshold
             return masks[0].cpu().numpy(), iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
+
+    def _lean(self) -> bool:
+        from segment_anything.modeling import MaskDecoder, PromptEncoder
+
+        return isinstance(self.sam.mask_decoder, MaskDecoder) and isinstance(self.sam.prompt_encoder, PromptEncoder)
+
+    def _decode_lean(self, emb: Embedding, sparse, multimask: bool):
+        """segment-anything's `MaskDecoder.forward` for one prompt set, minus the per-click work that never changes.
+
+        The library's forward copies the 64x64 image embedding and positional encoding once per prompt set
+        (`repeat_interleave`), recomputes the positional encoding on every click and runs every mask head even when
+        one mask is asked for. Here the encoding is made once per model, nothing is copied, and only the heads whose
+        masks are returned run. Same modules,
+        same weights, same numbers (tested against the library's forward).
+        """
+        import torch
+
+        md, pe = self.sam.mask_decoder, self.sam.prompt_encoder
+        if self._image_pe is None:
+            self._image_pe = pe.get_dense_pe()
+        src = emb.features + pe.no_mask_embed.weight.reshape(1, -1, 1, 1)
+        tokens = torch.cat([md.iou_token.weight, md.mask_tokens.weight], dim=0)[None]
+        tokens = torch.cat((tokens.to(sparse.dtype), sparse), dim=1)
+        hs, img = md.transformer(src, self._image_pe, tokens)
+        b, c, h, w = src.shape
+        up = md.output_upscaling(img.transpose(1, 2).reshape(b, c, h, w))
+        heads = list(range(1, md.num_mask_tokens)) if multimask else [0]
+        hyper = torch.stack([md.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in heads], dim=1)
+        masks = (hyper @ up.flatten(2)).view(b, len(heads), up.shape[2], up.shape[3])
+        return masks, md.iou_prediction_head(hs[:, 0, :])[:, heads]
 
 
 def embed(engine: SamEngine, image) -> Embedding:

@@ -100,6 +100,31 @@ def test_store_is_bounded_and_frees_an_unloaded_models_embeddings():
     assert len(store) == 0
 
 
+@pytest.mark.parametrize("multimask", [True, False])
+@pytest.mark.parametrize("points, labels, box", [([[30, 40]], [1], None), ([[30, 40], [100, 20]], [1, 0], None),
+                                                 (None, None, [10, 10, 120, 80]), ([[50, 50]], [1], [10, 10, 120, 80])])
+def test_the_lean_click_path_gives_the_librarys_masks_and_scores(engine, points, labels, box, multimask):
+    import torch
+
+    assert engine._lean(), "the tiny model uses segment-anything's own decoder: the lean path must be taken"
+    emb = engine.embed(S.prepare_image(_photo()))
+    masks, scores, low = engine.decode(emb, points, labels, box, multimask, return_logits=True)
+    with torch.inference_mode():  # the library's forward, as SamPredictor.predict_torch runs it
+        pts = None
+        if points is not None:
+            c = engine.transform.apply_coords(np.asarray(points, np.float64), emb.original_size)
+            pts = (torch.as_tensor(c, dtype=torch.float)[None], torch.as_tensor(labels, dtype=torch.int)[None])
+        bx = None if box is None else torch.as_tensor(
+            engine.transform.apply_boxes(np.asarray(box, np.float64)[None], emb.original_size), dtype=torch.float)
+        sparse, dense = engine.sam.prompt_encoder(points=pts, boxes=bx, masks=None)
+        ref_low, ref_iou = engine.sam.mask_decoder(
+            image_embeddings=emb.features, image_pe=engine.sam.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
+    assert low.shape == ref_low[0].shape and len(scores) == (3 if multimask else 1)
+    np.testing.assert_allclose(low, ref_low[0].numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(scores, ref_iou[0].numpy(), rtol=1e-4, atol=1e-5)
+
+
 def test_scores_are_sorted_best_first_and_single_mask_mode():
     eng = _forced_engine()
     emb = eng.embed(S.prepare_image(_photo()))
