@@ -239,6 +239,29 @@ def test_batched_windows_give_the_same_text_as_one_by_one(tiny):
     assert len({r.text for r in batched}) > 1  # the windows really differ
 
 
+@pytest.mark.parametrize("extra", [{}, {"without_timestamps": True}, {"prompt": "Kubernetes, Gradio and CUDA"},
+                                   {"max_initial_timestamp": None}, {"suppress_tokens": "-1", "sample_len": 24},
+                                   {"suppress_blank": False}])
+def test_the_fast_greedy_step_decodes_exactly_what_whisper_decode_does(extra):
+    import torch
+    import whisper
+
+    engine = W.build_random("tiny-random", seed=1)
+    audio = np.concatenate([babble(8, seed=s) * (0.2 + s) for s in range(4)] + [np.zeros(SR * 3, np.float32)])
+    mel = whisper.log_mel_spectrogram(torch.from_numpy(audio), 80, padding=whisper.audio.N_SAMPLES)
+    mels = torch.stack([whisper.pad_or_trim(mel[:, i * 800:], 3000) for i in range(5)])  # 5 windows, 8 s apart
+    opts = whisper.DecodingOptions(**{"language": "en", "temperature": 0.0, "fp16": False, "sample_len": 60, **extra})
+    ref = whisper.decode(engine.model, mels, opts)
+    fast = W.fast_greedy_task()(engine.model, opts).run(mels)
+    assert [r.tokens for r in fast] == [r.tokens for r in ref]
+    np.testing.assert_allclose([r.avg_logprob for r in fast], [r.avg_logprob for r in ref], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose([r.no_speech_prob for r in fast], [r.no_speech_prob for r in ref], rtol=1e-5)
+    assert [r.text for r in fast] == [r.text for r in ref] and len({r.text for r in ref}) > 1
+    ts0 = whisper.tokenizer.get_tokenizer(True, num_languages=engine.model.num_languages).timestamp_begin
+    if not opts.without_timestamps:  # the timestamp rules were really exercised
+        assert sum(t >= ts0 for r in ref for t in r.tokens) >= 4
+
+
 def test_long_audio_reports_progress_window_by_window(tiny):
     steps = list(W.transcribe_iter(tiny, (SR, babble(65)), W.Options(batch_size=1, **GREEDY)))
     progress = [s.progress for s in steps]
