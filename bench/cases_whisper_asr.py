@@ -5,6 +5,9 @@
   greedy, temperature 0 only, no previous-text conditioning, no VAD. openai-whisper tiny.en has no real weights
   offline: its side is the tiny.en architecture with random weights, every 30-s window forced to decode as many
   tokens as faster-whisper produced per window on the real speech (end-of-text suppressed), so the work is equal.
+- whisper_cpu_encoder_int8_vs_fp32 (CPU): where the time goes: one 30-s window through the encoder only,
+  CTranslate2 int8 (faster-whisper tiny.en, real weights) vs PyTorch fp32 (tiny.en architecture). On CPUs where
+  CTranslate2's int8 GEMM is not faster than PyTorch's fp32 one, the overall ratio stays near the decoder's.
 - whisper_batched_windows_vs_transcribe: openai-whisper, the hub's batched windows (one `decode` for many 30-s windows,
   fp16 weights on CUDA) vs `model.transcribe` one window after another. CUDA: small.en architecture on 10 minutes of
   speech, 96 tokens per window; CPU: tiny.en architecture on 90 s, 32 tokens per window. Random weights, forced
@@ -86,6 +89,28 @@ def _cpu_hub(c):
     return c["W"].transcribe(c["fast"], (SR, c["audio"]), beam_size=1, temperatures=(0.0,), vad=False, language="en")
 
 
+def _encoder_setup():
+    import ctranslate2
+    import torch
+
+    c = _cpu_setup()
+    mel = c["fast"].model.feature_extractor(c["audio"][: 30 * SR])[:, :3000]
+    c["ct2_input"] = ctranslate2.StorageView.from_array(np.ascontiguousarray(mel[None].astype(np.float32)))
+    c["torch_input"] = torch.from_numpy(np.ascontiguousarray(mel[None].astype(np.float32)))
+    return c
+
+
+def _encoder_naive(c):
+    import torch
+
+    with torch.inference_mode():
+        return c["slow"].encoder(c["torch_input"])
+
+
+def _encoder_hub(c):
+    return c["fast"].model.model.encode(c["ct2_input"], to_cpu=True)
+
+
 # ---- batched windows vs transcribe (GPU at small.en size; CPU tiny.en) ----------------------------------------
 
 
@@ -125,6 +150,9 @@ def cases() -> list[Case]:
                    "to faster-whisper's tokens/window); hub: faster-whisper tiny.en int8 real weights; both greedy, "
                    "T=0, no VAD. RTF = p50 / 64 s.",
              goal=">= 3x"),
+        Case("whisper_cpu_encoder_int8_vs_fp32", _encoder_setup, _encoder_naive, _encoder_hub, items=1,
+             unit="window", warmup=1, repeat=5,
+             notes="CPU; one 30-s window, encoder only: PyTorch fp32 (tiny.en arch) vs CTranslate2 int8 (tiny.en real)"),
         Case("whisper_batched_windows_vs_transcribe", _batch_setup, _batch_naive, _batch_hub, items=batch_seconds,
              unit="audio-s", warmup=1, repeat=3,
              notes=("CUDA small.en arch fp16, 600 s, 96 tok/window" if cuda else
