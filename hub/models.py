@@ -125,6 +125,7 @@ class ModelManager:
                 entry.last_used = time.monotonic()
             if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
                 self._make_room(None, entry.placement.kind)
+            memory.trim_heap()  # a request's freed buffers go back to the OS (at most every 10 s)
 
     def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""
@@ -154,6 +155,7 @@ class ModelManager:
             for k in keys:
                 self._drop(k)
         memory.release_memory()
+        memory.trim_heap(0)
         return f"Unloaded {len(keys)} model(s) of {demo}." if keys else f"Nothing of {demo} was loaded."
 
     def unload_all(self) -> str:

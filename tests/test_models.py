@@ -221,3 +221,44 @@ def test_a_loader_that_asks_for_settings_gets_them(settings):
     with m.use("a"):
         pass
     assert seen["settings"] is settings
+
+
+def test_the_heap_is_trimmed_after_requests_at_most_every_ten_seconds_and_on_unload(settings, monkeypatch):
+    from hub import memory
+
+    trims = []
+    monkeypatch.setattr(memory, "_malloc_trim", lambda: trims.append)
+    monkeypatch.setitem(memory._trim, "last", -1e9)
+    m = manager(settings, {"a": (spec("a"), loader())})
+    for _ in range(3):
+        m.run("a", lambda lease: None)
+    assert trims == [0], "one trim after the first request, none again within 10 s"
+    memory._trim["last"] -= 11
+    m.run("a", lambda lease: None)
+    assert trims == [0, 0]
+    m.unload("a")
+    assert trims == [0, 0, 0], "unloading a model trims at once"
+
+
+def _no_malloc_trim() -> bool:
+    from hub import memory
+
+    return memory._malloc_trim() is None
+
+
+@pytest.mark.skipif(_no_malloc_trim(), reason="no glibc malloc_trim here")
+def test_trimming_gives_freed_heap_pages_back_to_the_os():
+    import psutil
+
+    from hub import memory
+
+    proc = psutil.Process()
+    before = proc.memory_info().rss
+    blocks = [bytearray(100_000) for _ in range(2000)]  # 200 MB below glibc's mmap threshold: heap memory
+    keep = blocks[::100]  # survivors pin the heap, so the freed pages between them stay resident
+    del blocks
+    held = proc.memory_info().rss - before
+    assert memory.trim_heap(0)
+    after = proc.memory_info().rss - before
+    assert held > 150e6 and after < held / 4, (held, after)
+    assert len(keep) == 20 and all(len(b) == 100_000 for b in keep)  # live memory untouched
