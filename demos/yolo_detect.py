@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import queue
-import shutil
 import tempfile
 import threading
 import time
@@ -42,6 +41,7 @@ from typing import Iterator
 import numpy as np
 
 from hub.errors import UserError, WeightsUnavailable
+from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
 
 log = logging.getLogger("demohub")
@@ -932,21 +932,8 @@ def export_counts(result: VideoResult, path) -> Path:
 # ---- UI ---------------------------------------------------------------------------------------------------------
 
 
-def _output_dir(kind: str, keep_s: float = 3600.0) -> Path:
-    """A fresh folder under the system temp dir for one request's files; folders older than `keep_s` are removed
-    (gradio copies outputs into its own cache, so ours are only needed until the response is sent)."""
-    root = Path(tempfile.gettempdir()) / "demohub" / SPEC.name / kind
-    root.mkdir(parents=True, exist_ok=True)
-    now = time.time()
-    for old in root.iterdir():
-        try:
-            if now - old.stat().st_mtime > keep_s:
-                shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            pass
-    folder = root / uuid.uuid4().hex[:12]
-    folder.mkdir()
-    return folder
+def _output_dir(kind: str) -> Path:
+    return request_folder(SPEC.name, kind)
 
 
 def _asset(name: str) -> str | None:

@@ -194,6 +194,15 @@ def test_mask_png_and_cutout_match_the_input(engine):
     assert (np.asarray(png) > 0).tolist() == mask.tolist()
 
 
+def test_gallery_thumbnails_are_small_and_keep_the_shape():
+    mask = np.zeros((768, 1024), bool)
+    mask[100:400, 200:700] = True
+    thumb = np.asarray(S.thumbnail(mask))
+    assert max(thumb.shape) <= 256 and thumb.shape == (192, 256)
+    assert thumb[25:100, 50:175].min() == 255 and thumb[:20].max() == 0
+    assert S.thumbnail(mask[:90, :150]).size == (150, 90)  # small masks stay as they are
+
+
 def test_disjoint_makes_masks_non_overlapping_and_sorted():
     big = np.zeros((50, 50), bool)
     big[5:35, 5:35] = True
@@ -399,9 +408,15 @@ def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
 
     overlay, thumbs, mask, cut, rec, kept = fns["run_segment"](img, pts, labels, box, True, "tiny-random", st,
                                                                Request())
-    assert mask.size == cut.size == (150, 90) and len(thumbs) == 3
+    mask, cut = Image.open(mask), Image.open(cut)  # files written once, served as they are
+    assert mask.size == cut.size == (150, 90) and mask.format == cut.format == "PNG" and cut.mode == "RGBA"
+    assert np.array_equal(np.asarray(mask) > 0, kept["masks"][0]) and len(thumbs) == 3
+    rgba = np.asarray(cut)
+    assert (rgba[..., 3] > 0).tolist() == kept["masks"][0].tolist() and not rgba[rgba[..., 3] == 0].any()
+    assert np.array_equal(rgba[kept["masks"][0]][:, :3], np.asarray(img)[kept["masks"][0]])
+    assert Image.open(overlay[0]).size == (150, 90) and overlay[1][0][0].shape == (90, 150)
     _, other_mask, _ = fns["pick"](kept, img, st, gr.SelectData(None, {"index": 2, "value": None}))
-    assert np.array_equal(np.asarray(other_mask) > 0, kept["masks"][2])
+    assert np.array_equal(np.asarray(Image.open(other_mask)) > 0, kept["masks"][2])
 
     st, pts, labels, box = fns["undo"](st)  # the box goes, its first corner comes back
     assert box is None and st["corner"] == [10.0, 10.0] and len(pts) == 2
