@@ -2,8 +2,8 @@
 
 Each session has its own client (own session hash) and its own image size, so a SAM mask of another session's
 image would show up as a size mismatch. Every request must complete or get Gradio's "queue is full" message.
-After one warm-up request per tab (every model loaded), resident memory of the server process is sampled after the
-50th and the 500th completed request.
+After one warm-up request per tab (every model loaded) and a first request from every session at once (the first
+burst of concurrency), resident memory of the server process is sampled after the 50th and the 500th completed request.
 
 Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts the hub in its own process on loopback).
 """
@@ -70,6 +70,7 @@ class Stats:
     errors: list = field(default_factory=list)
     latencies: dict = field(default_factory=dict)
     rss_mb: dict = field(default_factory=dict)
+    parts_mb: dict = field(default_factory=dict)
     completed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,6 +79,18 @@ def _rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def _memory_parts_mb(pid: int) -> dict:
+    """Resident memory split as the kernel counts it: anonymous (heap, tensors) vs file-backed (library code)."""
+    parts = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(("RssAnon:", "RssFile:")):
+                parts[line.split(":")[0]] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:  # not Linux
+        pass
+    return parts
 
 
 def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path | None = None,
@@ -92,6 +105,9 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     warm = Client(url, verbose=False)
     for api, args, _ in requests_for(make_media(media_dir, 999)):
         warm.predict(*args, api_name=api)
+    # Then every session connects and sends its first request at once, also not counted: the server's first burst
+    # of concurrency sets up what it keeps for good (worker threads and their per-thread buffers, 50 sessions' state).
+    ready = threading.Barrier(sessions + 1)
     start = time.monotonic()
 
     def more() -> bool:
@@ -99,9 +115,26 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
         return elapsed < seconds or (stats.completed < min_requests and elapsed < max_seconds)
 
     def session(i: int):
-        client = Client(url, verbose=False)
         reqs = requests_for(make_media(media_dir, i))
-        k = i
+        api, args, _ = reqs[i % len(reqs)]
+        client = None
+        try:
+            client = Client(url, verbose=False)
+            client.predict(*args, api_name=api)
+        except Exception as e:  # noqa: BLE001 - a failed warm-up request counts like any other
+            outcome = "queue_full" if QUEUE_FULL in str(e).lower() else "error"
+            with stats.lock:
+                stats.outcomes[(api, outcome)] += 1
+                if outcome == "error":
+                    stats.errors.append(f"warm-up {api}: {type(e).__name__}: {str(e)[:300]}")
+        finally:
+            try:
+                ready.wait(timeout=max_seconds)
+            except threading.BrokenBarrierError:
+                pass
+        if client is None:
+            return
+        k = i + 1
         while more():
             api, args, check = reqs[k % len(reqs)]
             k += 1
@@ -126,10 +159,16 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
                 for mark in rss_marks:
                     if stats.completed == mark:
                         stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
+                        stats.parts_mb[mark] = _memory_parts_mb(server_pid or os.getpid())
 
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(sessions)]
     for t in threads:
         t.start()
+    try:
+        ready.wait(timeout=max_seconds)
+    except threading.BrokenBarrierError:
+        stats.errors.append("warm-up: not every session finished its first request in time")
+    start = time.monotonic()  # the run (and its time limits) starts after the warm-up burst
     for t in threads:
         t.join(timeout=max(seconds, max_seconds) + 300)
     per_api = {}
@@ -139,7 +178,7 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
                         "queue_full": stats.outcomes[(api, "queue_full")], "error": stats.outcomes[(api, "error")],
                         "leak": stats.outcomes[(api, "leak")], "p50_s": lat[len(lat) // 2], "p90_s": lat[int(0.9 * (len(lat) - 1))]}
     return {"sessions": sessions, "seconds": round(time.monotonic() - start, 1), "completed": stats.completed, "per_api": per_api,
-            "rss_mb": stats.rss_mb, "errors": stats.errors[:20], "hung_sessions": sum(t.is_alive() for t in threads)}
+            "rss_mb": stats.rss_mb, "memory_parts_mb": stats.parts_mb, "errors": stats.errors[:20], "hung_sessions": sum(t.is_alive() for t in threads)}
 
 
 def serve_tiny(port: int, queue_size: int = 64):
