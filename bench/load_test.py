@@ -3,7 +3,8 @@
 Each session has its own client (own session hash) and its own image size, so a SAM mask of another session's
 image would show up as a size mismatch. Every request must complete or get Gradio's "queue is full" message.
 After one warm-up request per tab (every model loaded) and a first request from every session at once (the first
-burst of concurrency), resident memory of the server process is sampled after the 50th and the 500th completed request.
+burst of concurrency), resident memory of the server process is read after the 50th and the 500th request: new requests
+wait until every request so far is answered, so the server is idle when it is read.
 
 Run: `python -m bench.load_test --sessions 50 --seconds 60` (starts the hub in its own process on loopback).
 """
@@ -72,7 +73,13 @@ class Stats:
     rss_mb: dict = field(default_factory=dict)
     parts_mb: dict = field(default_factory=dict)
     completed: int = 0
+    started: int = 0
+    inflight: int = 0
+    paused: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        self.cond = threading.Condition(self.lock)
 
 
 def _rss_mb(pid: int) -> float:
@@ -108,6 +115,7 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     # Then every session connects and sends its first request at once, also not counted: the server's first burst
     # of concurrency sets up what it keeps for good (worker threads and their per-thread buffers, 50 sessions' state).
     ready = threading.Barrier(sessions + 1)
+    marks = sorted(rss_marks)
     start = time.monotonic()
 
     def more() -> bool:
@@ -138,6 +146,13 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
         while more():
             api, args, check = reqs[k % len(reqs)]
             k += 1
+            with stats.cond:
+                while stats.paused:
+                    stats.cond.wait()
+                stats.started += 1
+                stats.inflight += 1
+                if marks and stats.started == marks[0]:
+                    stats.paused = True  # the mark's request runs; none starts until memory is read
             t0 = time.perf_counter()
             try:
                 result = client.predict(*args, api_name=api)
@@ -152,14 +167,20 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
                 outcome = "queue_full" if QUEUE_FULL in text.lower() else "error"
                 if outcome == "error":
                     stats.errors.append(f"{api}: {type(e).__name__}: {text[:300]}")
-            with stats.lock:
+            with stats.cond:
                 stats.outcomes[(api, outcome)] += 1
                 stats.latencies.setdefault(api, []).append(time.perf_counter() - t0)
                 stats.completed += 1
-                for mark in rss_marks:
-                    if stats.completed == mark:
-                        stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
-                        stats.parts_mb[mark] = _memory_parts_mb(server_pid or os.getpid())
+                stats.inflight -= 1
+                if stats.paused and stats.inflight == 0:
+                    # Every request so far has been answered and the server is idle: read its memory now, so the
+                    # reading is what it keeps, not what requests in flight happen to hold at that instant.
+                    time.sleep(1.0)
+                    mark = marks.pop(0)
+                    stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
+                    stats.parts_mb[mark] = _memory_parts_mb(server_pid or os.getpid())
+                    stats.paused = False
+                    stats.cond.notify_all()
 
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(sessions)]
     for t in threads:

@@ -123,9 +123,12 @@ class ModelManager:
             with self._lock:
                 entry.leases -= 1
                 entry.last_used = time.monotonic()
+                idle = not any(e.leases for e in self._entries.values())
             if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
                 self._make_room(None, entry.placement.kind)
-            memory.trim_heap()  # a request's freed buffers go back to the OS (at most every 10 s)
+            # freed request buffers go back to the OS: when the hub falls idle (at most every second), and at most
+            # every 10 s while it stays busy
+            memory.trim_heap(1.0 if idle else 10.0)
 
     def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""

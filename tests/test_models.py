@@ -223,21 +223,27 @@ def test_a_loader_that_asks_for_settings_gets_them(settings):
     assert seen["settings"] is settings
 
 
-def test_the_heap_is_trimmed_after_requests_at_most_every_ten_seconds_and_on_unload(settings, monkeypatch):
+def test_the_heap_is_trimmed_when_idle_every_second_when_busy_every_ten_and_on_unload(settings, monkeypatch):
     from hub import memory
 
     trims = []
     monkeypatch.setattr(memory, "_malloc_trim", lambda: trims.append)
     monkeypatch.setitem(memory._trim, "last", -1e9)
-    m = manager(settings, {"a": (spec("a"), loader())})
+    m = manager(settings, {"a": (spec("a"), loader()), "b": (spec("b"), loader())})
     for _ in range(3):
         m.run("a", lambda lease: None)
-    assert trims == [0], "one trim after the first request, none again within 10 s"
+    assert trims == [0], "one trim after the first request, none again within a second"
+    memory._trim["last"] -= 2
+    with m.use("b"):  # another request still running: the hub is busy
+        m.run("a", lambda lease: None)
+        assert trims == [0], "while busy, at most every 10 s"
+    assert trims == [0, 0], "the hub fell idle: trimmed"
     memory._trim["last"] -= 11
-    m.run("a", lambda lease: None)
-    assert trims == [0, 0]
+    with m.use("b"):
+        m.run("a", lambda lease: None)
+        assert trims == [0, 0, 0]
     m.unload("a")
-    assert trims == [0, 0, 0], "unloading a model trims at once"
+    assert trims == [0, 0, 0, 0], "unloading a model trims at once"
 
 
 def _no_malloc_trim() -> bool:
