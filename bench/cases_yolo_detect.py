@@ -20,8 +20,6 @@ from bench.harness import Case
 from hub.assets import package_file
 
 
-
-
 def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
     import numpy as np
     import torch

@@ -634,18 +634,11 @@ def ui(ctx):
     def photos(*names: str) -> list[str]:
         """Sample photos that ship with gradio (media_assets/images) or ultralytics (assets), found without
         importing ultralytics (it imports torch); a missing one is left out."""
-        import importlib.util
+        from hub.assets import package_file
 
-        found = []
-        for name in names:
-            for package, folder in (("gradio", "media_assets/images"), ("ultralytics", "assets")):
-                spec = importlib.util.find_spec(package)
-                roots = list(spec.submodule_search_locations or []) if spec else []
-                path = Path(roots[0], folder, name) if roots else None
-                if path is not None and path.is_file():
-                    found.append(str(path))
-                    break
-        return found
+        found = (package_file("gradio", "media_assets", "images", n) or package_file("ultralytics", "assets", n)
+                 for n in names)
+        return [str(p) for p in found if p is not None]
 
     def warn(notes):
         for n in notes:

@@ -25,6 +25,7 @@ from typing import Callable
 
 import numpy as np
 
+from hub.assets import package_file
 from hub.errors import UserError
 from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
@@ -339,6 +340,11 @@ class SamEngine:
             self.sam.image_encoder.to(self.encoder_dtype)
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
         self._image_pe = None  # the prompt encoder's dense positional encoding: the same for every click
+        from segment_anything.modeling import MaskDecoder, PromptEncoder
+
+        # segment-anything's own modules take the lean click path; others (tests force outputs) their own forward
+        self._lean = isinstance(self.sam.mask_decoder, MaskDecoder) and isinstance(self.sam.prompt_encoder,
+                                                                                   PromptEncoder)
         if device.startswith("cuda"):
             self._warm_up()
 
@@ -388,9 +394,9 @@ class SamEngine:
                 b = self.transform.apply_boxes(np.asarray(box, np.float64)[None], emb.original_size)
                 boxes = torch.as_tensor(b, dtype=torch.float, device=self.device)
             sparse, dense = self.sam.prompt_encoder(points=points, boxes=boxes, masks=None)
-            if self._lean():
+            if self._lean:
                 low_res, iou = self._decode_lean(emb, sparse, multimask)
-            else:  # a decoder that is not segment-anything's own (tests force outputs): its plain forward
+            else:
                 low_res, iou = self.sam.mask_decoder(
                     image_embeddings=emb.features, image_pe=self.sam.prompt_encoder.get_dense_pe(),
                     sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask)
@@ -399,19 +405,13 @@ class SamEngine:
                 masks = masks > self.sam.mask_threshold
             return masks[0].cpu().numpy(), iou[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()
 
-    def _lean(self) -> bool:
-        from segment_anything.modeling import MaskDecoder, PromptEncoder
-
-        return isinstance(self.sam.mask_decoder, MaskDecoder) and isinstance(self.sam.prompt_encoder, PromptEncoder)
-
     def _decode_lean(self, emb: Embedding, sparse, multimask: bool):
         """segment-anything's `MaskDecoder.forward` for one prompt set, minus the per-click work that never changes.
 
         The library's forward copies the 64x64 image embedding and positional encoding once per prompt set
         (`repeat_interleave`), recomputes the positional encoding on every click and runs every mask head even when
         one mask is asked for. Here the encoding is made once per model, nothing is copied, and only the heads whose
-        masks are returned run. Same modules,
-        same weights, same numbers (tested against the library's forward).
+        masks are returned run. Same modules, same weights, same numbers (tested against the library's forward).
         """
         import torch
 
@@ -786,8 +786,6 @@ def _fresh(key: str | None = None) -> dict:
 
 
 def ui(ctx):
-    import importlib.util
-
     import gradio as gr
 
     store = EmbeddingStore(per_session=3, total=32)
@@ -819,14 +817,12 @@ def ui(ctx):
             model = ctx.model_dropdown()
             image = gr.Image(label="Image: click to add points", type="pil", image_mode=None,
                              sources=["upload", "clipboard"], format="png")
-            samples = []
-            for package, folder, name in (("ultralytics", "assets", "bus.jpg"), ("ultralytics", "assets", "zidane.jpg"),
-                                          ("gradio", "media_assets/images", "cheetah.jpg"),
-                                          ("gradio", "media_assets/images", "lion.jpg")):
-                spec = importlib.util.find_spec(package)  # finds ultralytics' photos without importing it (torch)
-                roots = list(spec.submodule_search_locations or []) if spec else []
-                if roots and Path(roots[0], folder, name).is_file():  # a missing photo is left out
-                    samples.append([str(Path(roots[0], folder, name))])
+            # photos shipped by ultralytics (found without importing it: torch) and gradio; a missing one is left out
+            found = (package_file("ultralytics", "assets", "bus.jpg"),
+                     package_file("ultralytics", "assets", "zidane.jpg"),
+                     package_file("gradio", "media_assets", "images", "cheetah.jpg"),
+                     package_file("gradio", "media_assets", "images", "lion.jpg"))
+            samples = [[str(p)] for p in found if p is not None]
             examples = gr.Examples(samples, [image], label="Sample photos (ship with ultralytics and gradio)",
                                    cache_examples=False) if samples else None
             mode = gr.Radio(list(_MODES), value=_MODES[0], label="A click adds")

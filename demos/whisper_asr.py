@@ -959,9 +959,9 @@ def write_files(t: Transcript, folder: str | Path, stem: str = "transcript") -> 
 
 
 def ui(ctx):
-    import importlib.resources
-
     import gradio as gr
+
+    from hub.assets import package_file
 
     try:
         max_minutes = float(ctx.settings.demo_option(SPEC.name, "max_minutes", str(MAX_MINUTES)))
@@ -987,10 +987,10 @@ def ui(ctx):
             with gr.Row():
                 go = gr.Button("Transcribe", variant="primary")
                 stop = gr.Button("Stop")
-            # Speech clips that ship with gradio (found where it is installed; a missing one is left out)
-            clips = importlib.resources.files("gradio") / "media_assets" / "audio"
-            speech = [str(p) for p in (clips / n for n in ("heath_ledger.mp3", "cate_blanch_2.mp3", "cate_blanch.mp3"))
-                      if p.is_file()]
+            # Speech clips that ship with gradio (a missing one is left out)
+            clips = (package_file("gradio", "media_assets", "audio", n)
+                     for n in ("heath_ledger.mp3", "cate_blanch_2.mp3", "cate_blanch.mp3"))
+            speech = [str(p) for p in clips if p is not None]
             if speech:
                 gr.Examples([[p] for p in speech], [audio], label="Speech clips (ship with gradio)",
                             cache_examples=False)

@@ -146,13 +146,16 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
 
 
 def _unreachable(timeout: float = 3.0) -> str | None:
-    """None if the Hugging Face endpoint accepts a TCP connection, else the reason."""
+    """None if the Hugging Face endpoint accepts a TCP connection (or is reached through a proxy), else the reason."""
     import os
     import socket
+    import urllib.request
     from urllib.parse import urlparse
 
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    if url.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host):
+        return None  # behind a proxy a direct connection may be blocked while the download works: let it try
     try:
         socket.create_connection((host, port), timeout=timeout).close()
     except OSError as e:

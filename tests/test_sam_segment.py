@@ -106,7 +106,7 @@ def test_store_is_bounded_and_frees_an_unloaded_models_embeddings():
 def test_the_lean_click_path_gives_the_librarys_masks_and_scores(engine, points, labels, box, multimask):
     import torch
 
-    assert engine._lean(), "the tiny model uses segment-anything's own decoder: the lean path must be taken"
+    assert engine._lean, "the tiny model uses segment-anything's own decoder: the lean path must be taken"
     emb = engine.embed(S.prepare_image(_photo()))
     masks, scores, low = engine.decode(emb, points, labels, box, multimask, return_logits=True)
     with torch.inference_mode():  # the library's forward, as SamPredictor.predict_torch runs it

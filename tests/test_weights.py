@@ -106,6 +106,17 @@ def test_random_needs_no_files_and_is_cached(settings):
     assert is_cached(SPEC, SPEC.choice("org/model"), settings) == (False, 0)
 
 
+def test_behind_a_proxy_the_direct_probe_is_skipped(monkeypatch):
+    from hub.weights import _unreachable
+
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # refused when connected to directly
+    assert _unreachable() is not None
+    monkeypatch.setenv("http_proxy", "http://proxy.example:3128")  # the download goes through the proxy instead
+    assert _unreachable() is None
+
+
 def test_unreachable_hub_fails_fast_with_the_fetch_command(settings, monkeypatch):
     import time
     from dataclasses import replace
