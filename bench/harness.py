@@ -18,6 +18,7 @@ import resource
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -163,6 +164,7 @@ def main(prefixes: list[str] | None = None, repeat: int = 5, out: str = "bench/r
         try:
             results.append(run_case(c, repeat))
         except Exception as e:  # one broken case must not hide the others' numbers; it is reported, not dropped
+            traceback.print_exc()
             results.append({"case": c.name, "error": f"{type(e).__name__}: {e}"})
         print(markdown(results[-1:]), flush=True)
     report = {"when": time.strftime("%Y-%m-%dT%H:%M:%S"), "env": environment(), "results": results}

@@ -626,7 +626,7 @@ class _GraphDecoder:
 
     Everything runs on one dedicated thread: the compile/warm-up right after load, then every request's decode
     (inductor's CUDA-graph trees are thread-local, so a graph recorded here is replayed only here). Until the
-    warm-up finished — or if it failed — `usable()` is False and requests take the eager `generate` path.
+    warm-up finished — or if it failed (`ready` is set then too, with `error`) — `usable()` is False and requests take the eager `generate` path.
     """
 
     def __init__(self, engine: Engine, max_len: int):
@@ -669,6 +669,7 @@ class _GraphDecoder:
         except Exception as e:  # keep serving with eager generate; the reason is logged and kept
             self.error = f"{type(e).__name__}: {e}"
             log.exception("llm_chat: CUDA-graph decoder unavailable, using plain generate")
+            self.ready.set()  # the warm-up is over (failed): whoever waits for it wakes; `usable()` stays False
             return
         while (job := self.jobs.get()) is not None:
             ids, params, max_new, streamer, run = job
@@ -702,8 +703,10 @@ class _GraphDecoder:
         seq[:, :n] = ids
         eos = torch.tensor(self.engine.eos_ids, device=dev) if self.engine.eos_ids else None
         min_new = max_new if self.engine.ignore_eos else params.min_new_tokens
-        self.cache.reset()
-        with torch.inference_mode():
+        if streamer is not None:  # as `generate` does: the streamer (skip_prompt=True) drops this first put
+            streamer.put(ids.cpu())
+        with torch.inference_mode():  # the cache's tensors are created in inference mode: reset them there too
+            self.cache.reset()
             logits = model(input_ids=ids, cache_position=torch.arange(n, device=dev), past_key_values=self.cache,
                            use_cache=True, logits_to_keep=1).logits[:, -1, :]
             for i in range(max_new):

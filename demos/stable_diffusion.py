@@ -86,8 +86,7 @@ ARCHS = {
         "text": {"vocab_size": 49408, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
                  "num_attention_heads": 12, "max_position_embeddings": 77, "hidden_act": "quick_gelu",
                  "projection_dim": 768, "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407},
-        "scheduler": ("PNDMScheduler", {**_BETAS, "skip_prk_steps": True, "set_alpha_to_one": False, "steps_offset": 1,
-                                        "clip_sample": False}),
+        "scheduler": ("PNDMScheduler", {**_BETAS, "skip_prk_steps": True, "set_alpha_to_one": False, "steps_offset": 1}),
     },
     "sd21": {  # stable-diffusion-2-1-base / sd-turbo configs (OpenCLIP ViT-H text encoder, linear attention projections)
         "unet": {"sample_size": 64, "in_channels": 4, "out_channels": 4, "layers_per_block": 2,
@@ -262,9 +261,16 @@ def _config_folder(arch: str, cache_dir: Path) -> Path:
     return folder
 
 
+def random_scheduler(arch: str):
+    """The architecture's own scheduler, as its checkpoint's scheduler_config.json builds it."""
+    import diffusers
+
+    name, config = ARCHS[arch]["scheduler"]
+    return getattr(diffusers, name)(**config)
+
+
 def _random_pipeline(arch: str, cache_dir: Path, device: str, torch_dtype):
     """Architecture-true random weights from the embedded configs (seeded, so two loads give the same model)."""
-    import diffusers
     import torch
     from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -276,7 +282,7 @@ def _random_pipeline(arch: str, cache_dir: Path, device: str, torch_dtype):
         unet = UNet2DConditionModel(**a["unet"])
         vae = AutoencoderKL(**a["vae"])
         text_encoder = CLIPTextModel(CLIPTextConfig(**a["text"]))
-    scheduler = getattr(diffusers, a["scheduler"][0])(**a["scheduler"][1])
+    scheduler = random_scheduler(arch)
     for m in (unet, vae, text_encoder):
         m.to(torch_dtype).eval()
     return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=clip_tokenizer(), unet=unet,

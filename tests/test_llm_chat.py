@@ -66,6 +66,31 @@ def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 50
 
 
+def test_cuda_graph_decoder_loop_matches_generate_and_serves_again(engine, monkeypatch):
+    """The CUDA fast path's own decode loop (StaticCache, token by token), run on CPU with the compiled step replaced
+    by the eager one: greedy tokens equal plain `generate`, and the cache resets cleanly between requests (on the
+    GPU the second warm-up pass failed with "Inplace update to inference tensor outside InferenceMode")."""
+    import torch
+
+    monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
+    monkeypatch.setattr(engine, "ignore_eos", True)
+    dec = L._GraphDecoder(engine, max_len=256)
+    try:
+        assert dec.ready.wait(60) and dec.error == "", dec.error
+        msgs = L.build_messages("", [], "Tell me a story about a lighthouse")
+        params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=24, min_new_tokens=24)
+        plain = L.chat(engine, msgs, params)
+        engine.fast = dec
+        first, second = L.chat(engine, msgs, params), L.chat(engine, msgs, params)
+    finally:
+        engine.fast = None
+        dec.close()
+    assert first.fast_path and second.fast_path and not plain.fast_path
+    assert first.new_tokens == second.new_tokens == plain.new_tokens == 24
+    assert first.text == second.text == plain.text
+
+
 def test_chat_template_renders_the_system_prompt_and_history(engine):
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy\n\n<sub>⏱ 3 tokens · 9.0 tokens/s</sub>"}]
     prep = L.prepare(engine, L.build_messages("Talk like a pirate.", history, "Where is the gold?"), L.check_params())

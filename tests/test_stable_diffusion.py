@@ -247,6 +247,8 @@ def test_embedded_configs_are_the_real_architectures(arch, params, tmp_path):
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
     assert sum(p.numel() for p in unet.parameters()) == params
     assert (folder / "tokenizer").is_dir() and (folder / "model_index.json").is_file()
+    scheduler = sd.random_scheduler(arch)  # what `--weights random` builds at this size
+    assert type(scheduler).__name__ == sd.ARCHS[arch]["scheduler"][0] and scheduler.config.steps_offset == 1
 
 
 def test_shared_weights_between_modes(engine):
