@@ -39,6 +39,7 @@ class Case:
     teardown: Callable[[object], None] | None = None
     notes: str = ""
     goal: str = ""
+    metrics: Callable[[object], dict] | None = None  # extra figures read from the context after timing
 
 
 @dataclass
@@ -109,12 +110,13 @@ def run_case(case: Case, repeat: int = 5) -> dict:
         reps = case.repeat or repeat
         naive_side, hub_side = time_sides(case.naive, case.hub, ctx, case.warmup, reps)
         naive, hub = naive_side.summary(case.items), hub_side.summary(case.items)
+        extra = case.metrics(ctx) if case.metrics else {}
     finally:
         if case.teardown:
             case.teardown(ctx)
     return {"case": case.name, "load_s": load_s, "items": case.items, "unit": case.unit, "naive": naive, "hub": hub,
             "speedup": naive["p50_ms"] / hub["p50_ms"] if hub["p50_ms"] else None, "notes": case.notes,
-            "goal": case.goal}
+            "goal": case.goal, **({"metrics": extra} if extra else {})}
 
 
 def discover() -> list[Case]:
@@ -145,8 +147,9 @@ def markdown(results: list[dict]) -> str:
             rows.append(f"| {r['case']} | error: {r['error']} | | | | | | |")
             continue
         n, h = r["naive"], r["hub"]
+        extra = "".join(f"; {k} {v}" for k, v in r.get("metrics", {}).items())
         rows.append(f"| {r['case']} | {n['p50_ms']:.2f} | {h['p50_ms']:.2f} | {r['speedup']:.2f}x | {h['p90_ms']:.2f} "
-                    f"| {h['items_per_s']:.1f} {r['unit']}/s | {r['load_s']:.2f} | {r['notes']} |")
+                    f"| {h['items_per_s']:.1f} {r['unit']}/s | {r['load_s']:.2f} | {r['notes']}{extra} |")
     return "\n".join(rows)
 
 

@@ -12,6 +12,7 @@ between requests, so no predictor is shared: the engine is stateless apart from 
 
 import hashlib
 import json
+import logging
 import math
 import os
 import threading
@@ -29,6 +30,8 @@ from hub.assets import package_file
 from hub.errors import UserError
 from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
+
+log = logging.getLogger(__name__)
 
 _FB = "https://dl.fbaipublicfiles.com/segment_anything/"
 # MobileSAM's own checkpoint at a pinned commit (the same file ultralytics serves as its `mobile_sam.pt` asset).
@@ -339,6 +342,7 @@ class SamEngine:
             self.encoder_dtype = getattr(torch, dtype)
             self.sam.image_encoder.to(self.encoder_dtype)
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
+        self._encoder_graph = None  # CUDA: the image encoder replayed as one CUDA graph (fixed 1024x1024 input)
         self._image_pe = None  # the prompt encoder's dense positional encoding: the same for every click
         from segment_anything.modeling import MaskDecoder, PromptEncoder
 
@@ -346,7 +350,26 @@ class SamEngine:
         self._lean = isinstance(self.sam.mask_decoder, MaskDecoder) and isinstance(self.sam.prompt_encoder,
                                                                                    PromptEncoder)
         if device.startswith("cuda"):
+            use_sdpa_attention(self.sam.image_encoder)
+            self._capture_encoder()
             self._warm_up()
+
+    def _capture_encoder(self) -> None:
+        """Record the image encoder as a CUDA graph at load (its input is always 1x3xSxS). On failure the encoder
+        runs eagerly, slower but the same."""
+        import torch
+
+        from hub.cuda_graph import StaticGraph
+
+        size = self.img_size
+        try:
+            self._encoder_graph = StaticGraph(self.sam.image_encoder,
+                                              torch.zeros((1, 3, size, size), dtype=self.encoder_dtype,
+                                                          device=self.device))
+        except Exception as e:
+            log.warning("SAM: CUDA graph capture of the image encoder failed (%s: %s); running it eagerly.",
+                        type(e).__name__, e)
+            self._encoder_graph = None
 
     @property
     def img_size(self) -> int:
@@ -373,7 +396,8 @@ class SamEngine:
         with torch.inference_mode():
             x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
             x = self.sam.preprocess(x.float()).to(self.encoder_dtype)
-            features = self.sam.image_encoder(x).float()
+            encoder = self._encoder_graph or self.sam.image_encoder
+            features = encoder(x).float()
         return Embedding(features, (h, w), tuple(resized.shape[:2]), picture.key, self.uid)
 
     def decode(self, emb: Embedding, coords, labels, box, multimask: bool, return_logits: bool = False):
@@ -428,6 +452,40 @@ class SamEngine:
         hyper = torch.stack([md.output_hypernetworks_mlps[i](hs[:, 1 + i, :]) for i in heads], dim=1)
         masks = (hyper @ up.flatten(2)).view(b, len(heads), up.shape[2], up.shape[3])
         return masks, md.iou_prediction_head(hs[:, 0, :])[:, heads]
+
+
+def use_sdpa_attention(encoder) -> int:
+    """Run each attention block of a segment-anything ViT encoder through `scaled_dot_product_attention`, the
+    decomposed relative-position terms passed as its additive mask: the same math as the library's
+    `Attention.forward` (tested equal), in fused kernels instead of a materialised, re-added, softmaxed score
+    matrix. Returns how many blocks were switched (0 for other encoders, e.g. MobileSAM's TinyViT)."""
+    import types
+
+    from segment_anything.modeling.image_encoder import Attention
+
+    n = 0
+    for m in encoder.modules():
+        if type(m) is Attention:
+            m.forward = types.MethodType(_sdpa_attention_forward, m)
+            n += 1
+    return n
+
+
+def _sdpa_attention_forward(self, x):
+    import torch
+    import torch.nn.functional as F
+    from segment_anything.modeling.image_encoder import get_rel_pos
+
+    b, h, w, _ = x.shape
+    q, k, v = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    bias = None
+    if self.use_rel_pos:  # add_decomposed_rel_pos's two terms, from the unscaled queries, broadcast into a mask
+        r_q = q.reshape(b * self.num_heads, h, w, -1)
+        rel_h = torch.einsum("bhwc,hkc->bhwk", r_q, get_rel_pos(h, h, self.rel_pos_h))
+        rel_w = torch.einsum("bhwc,wkc->bhwk", r_q, get_rel_pos(w, w, self.rel_pos_w))
+        bias = (rel_h[:, :, :, :, None] + rel_w[:, :, :, None, :]).reshape(b, self.num_heads, h * w, h * w)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=self.scale)
+    return self.proj(out.view(b, self.num_heads, h, w, -1).permute(0, 2, 3, 1, 4).reshape(b, h, w, -1))
 
 
 def embed(engine: SamEngine, image) -> Embedding:

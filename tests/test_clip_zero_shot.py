@@ -90,6 +90,37 @@ def test_half_precision_engine_matches_fp32(engine):
                                clip.classify(engine, img, "cat, dog, car").scores, atol=2e-2)
 
 
+def test_gpu_preprocessing_gives_open_clips_own_pixels():
+    """On CUDA, open_clip's own eval transform (Resize, CenterCrop, Normalize) runs on the uploaded uint8 tensor;
+    run here on the CPU, it gives the PIL path's pixels: a real photo and noise, landscape and portrait, down- and
+    upscaled."""
+    import open_clip
+    from torchvision import transforms as T
+
+    from hub.assets import package_file
+
+    preprocess = open_clip.image_transform(224, is_train=False)  # ViT-B-32's eval transform
+    steps = clip.tensor_transforms(preprocess)
+    assert steps is not None and "to_float" in steps
+    bus = Image.open(package_file("ultralytics", "assets", "bus.jpg")).convert("RGB")
+    for im, max_diff in [(bus, 0.1), (photos(1, 1, (640, 480))[0], 0.1), (photos(1, 2, (480, 640))[0], 0.1),
+                         (photos(1, 3, (100, 50))[0], 0.5)]:
+        want, got = preprocess(im), clip.apply_tensor_transforms(steps, im, "cpu")
+        assert got.shape == want.shape == (3, 224, 224)
+        diff = (got - want).abs()
+        assert float(diff.mean()) < 0.005 and float(diff.max()) < max_diff, (im.size, diff.mean(), diff.max())
+    # a transform with a step that only knows PIL images keeps the PIL path
+    assert clip.tensor_transforms(T.Compose([T.Resize(8), T.Lambda(lambda im: im)])) is None
+
+
+def test_engine_with_gpu_preprocessing_scores_like_the_pil_path(engine, monkeypatch):
+    img = photos(3, seed=21)
+    want = clip.classify(engine, img, "cat, dog, car").scores
+    monkeypatch.setattr(engine, "tensor_transforms", clip.tensor_transforms(engine.preprocess))
+    assert engine.tensor_transforms is not None
+    np.testing.assert_allclose(clip.classify(engine, img, "cat, dog, car").scores, want, atol=1e-2)
+
+
 # ---- caches ---------------------------------------------------------------------------------------------------
 
 

@@ -125,6 +125,30 @@ def test_the_lean_click_path_gives_the_librarys_masks_and_scores(engine, points,
     np.testing.assert_allclose(scores, ref_iou[0].numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_sdpa_attention_gives_the_librarys_encoder_output():
+    """The GPU encoder's attention (fused SDPA, relative positions as its mask) equals segment-anything's own
+    `Attention.forward`, in windowed and global blocks, with non-zero relative-position tables."""
+    import copy
+
+    import torch
+
+    torch.manual_seed(0)
+    encoder = S.build("tiny").image_encoder
+    with torch.no_grad():
+        for name, p in encoder.named_parameters():
+            if "rel_pos" in name:
+                p.normal_(0, 0.5)
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        want = encoder(x)
+        fast = copy.deepcopy(encoder)
+        assert S.use_sdpa_attention(fast) == 2  # one windowed and one global block
+        torch.testing.assert_close(fast(x), want, atol=1e-4, rtol=1e-4)
+        for blk in fast.blocks:  # without the relative-position mask the output differs: the test sees it
+            blk.attn.use_rel_pos = False
+        assert not torch.allclose(fast(x), want, atol=1e-3)
+
+
 def test_scores_are_sorted_best_first_and_single_mask_mode():
     eng = _forced_engine()
     emb = eng.embed(S.prepare_image(_photo()))
