@@ -265,6 +265,7 @@ class ClipEngine:
             return
         try:
             self._graphs = _GraphedEncoder(self.model, batches, self._image_shape(), self.input_dtype, self.device)
+            self.extra_bytes = sum(g.nbytes for g in self._graphs.graphs.values())  # counted by the manager
         except Exception as e:  # an op that cannot be captured: eager still works, just slower
             log.warning("CLIP: CUDA graph capture failed (%s: %s); running the image encoder eagerly.",
                         type(e).__name__, e)
@@ -284,8 +285,8 @@ class ClipEngine:
 
 def tensor_transforms(preprocess) -> list | None:
     """open_clip's eval transform as steps that run on a uint8 CHW tensor (on any device): its Resize, CenterCrop
-    and Normalize objects themselves, with ToTensor's (MaybeToTensor's) scaling to [0, 1] in between. None if the transform holds a
-    step that only works on PIL images (that model keeps the PIL path)."""
+    and Normalize objects themselves, with ToTensor's (MaybeToTensor's) scaling to [0, 1] in between. None if the
+    transform holds a step that only works on PIL images (that model keeps the PIL path)."""
     from torchvision import transforms as T
 
     steps = []

@@ -366,6 +366,7 @@ class SamEngine:
             self._encoder_graph = StaticGraph(self.sam.image_encoder,
                                               torch.zeros((1, 3, size, size), dtype=self.encoder_dtype,
                                                           device=self.device))
+            self.extra_bytes = self._encoder_graph.nbytes  # counted by the model manager with the weights
         except Exception as e:
             log.warning("SAM: CUDA graph capture of the image encoder failed (%s: %s); running it eagerly.",
                         type(e).__name__, e)

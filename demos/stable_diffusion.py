@@ -341,9 +341,13 @@ def _compile_and_warm_up(engine: Engine, cache_dir: Path) -> None:
     engine.img2img_pipe.unet = engine.inpaint_pipe.unet = pipe.unet
     size = engine.defaults["size"]
     log.info("Stable Diffusion: compiling the UNet for %dx%d (first time takes a minute or more)...", size, size)
+    torch.cuda.empty_cache()
+    before = torch.cuda.memory_reserved()
     for _ in range(3):  # CUDA graphs record on the 2nd/3rd call
         generate(engine, "warm-up", steps=2, guidance=engine.defaults["guidance"], width=size, height=size, seed=0,
                  safety_checker=False)
+    torch.cuda.empty_cache()
+    engine.extra_bytes = max(0, torch.cuda.memory_reserved() - before)  # the graphs' memory pool, for the manager
     engine.compiled = True
     log.info("Stable Diffusion: UNet compiled; other sizes or image counts compile on their first request.")
 

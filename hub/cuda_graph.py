@@ -14,11 +14,14 @@ class StaticGraph:
 
     Warm-up runs on a side stream first (as torch.cuda.graphs requires, and so cuDNN/cuBLAS pick their kernels);
     `pool` shares memory with other graphs of the same model. Replays are serialised (the buffers are shared).
+    `nbytes`: GPU memory the recording kept (its pool and buffers), for the model manager's accounting.
     """
 
     def __init__(self, fn, example, pool=None, warmup: int = 3):
         import torch
 
+        torch.cuda.empty_cache()  # so the difference below is what the recording keeps, not freed cache
+        before = torch.cuda.memory_reserved()
         self.x = torch.zeros_like(example)
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
@@ -30,6 +33,8 @@ class StaticGraph:
         with torch.no_grad(), torch.cuda.graph(self.graph, pool=pool):
             self.y = fn(self.x)
         self.pool = self.graph.pool()
+        torch.cuda.empty_cache()
+        self.nbytes = max(0, torch.cuda.memory_reserved() - before)
         self._lock = threading.Lock()
 
     def __call__(self, x):

@@ -25,7 +25,8 @@ def loaded_torch():
 
 
 def engine_bytes(engine) -> int:
-    """Bytes of parameters and buffers an engine holds: `engine.nbytes` if it says, else its torch modules."""
+    """Bytes of parameters and buffers an engine holds: `engine.nbytes` if it says, else its torch modules, plus
+    `engine.extra_bytes` (e.g. the memory pools of its recorded CUDA graphs)."""
     n = getattr(engine, "nbytes", None)
     if isinstance(n, int):
         return n
@@ -46,7 +47,7 @@ def engine_bytes(engine) -> int:
                     if t.data_ptr() not in seen:
                         seen.add(t.data_ptr())
                         total += t.numel() * t.element_size()
-    return total
+    return total + int(getattr(engine, "extra_bytes", 0) or 0)
 
 
 def free_bytes(kind: str) -> int | None:

@@ -75,6 +75,24 @@ def test_lru_eviction_under_a_small_budget(settings):
     assert m.resident_bytes("cuda") <= 250
 
 
+class GraphEngine:
+    """Weights as a torch module, plus GPU memory its recorded CUDA graphs keep (`extra_bytes`, as CLIP and SAM)."""
+
+    def __init__(self, device):
+        self.model, self.device, self.extra_bytes = torch.nn.Linear(10, 10), device, 200
+
+
+def test_memory_kept_by_recorded_cuda_graphs_counts_towards_the_budget(settings):
+    demos = {n: (spec(n), lambda weights, device, dtype: GraphEngine(device)) for n in "ab"}
+    m = manager(settings, demos, budget=1000)
+    with m.use("a"):
+        pass
+    assert [r["bytes"] for r in m.status()] == [(10 * 10 + 10) * 4 + 200]
+    with m.use("b"):
+        pass
+    assert {r["demo"] for r in m.status()} == {"b"}  # 2 x 640 bytes do not fit in 1000: a made room
+
+
 def test_busy_model_is_never_evicted(settings):
     demos = {n: (spec(n), loader(100)) for n in "ab"}
     m = manager(settings, demos, budget=150)
