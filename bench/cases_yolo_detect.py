@@ -68,6 +68,21 @@ def _teardown(ctx) -> None:
     shutil.rmtree(ctx["tmp"], ignore_errors=True)
 
 
+def _restoring_threads(fn):
+    """Ultralytics' predict sets torch's CPU threads for the whole process (to cores - 1): put them back after each
+    naive call, so the hub side (which never changes them) runs with the threads it has in the hub."""
+    def run(ctx):
+        import torch
+
+        threads = torch.get_num_threads()
+        try:
+            return fn(ctx)
+        finally:
+            torch.set_num_threads(threads)
+    return run
+
+
+@_restoring_threads
 def _naive_image(ctx):
     return ctx["naive"].predict(ctx["bus"], verbose=False, save=False, device=ctx["device"])
 
@@ -76,6 +91,7 @@ def _hub_image(ctx):
     return ctx["yd"].detect(ctx["engine"], ctx["bus"])
 
 
+@_restoring_threads
 def _naive_frames(ctx):
     return [ctx["naive"].predict(f[..., ::-1], verbose=False, save=False, device=ctx["device"]) for f in ctx["frames"]]
 
@@ -86,6 +102,7 @@ def _hub_frames(ctx):
     return [d for i in range(0, len(frames), b) for d in yd.detect_batch(engine, frames[i:i + b])]
 
 
+@_restoring_threads
 def _naive_video(ctx):
     import cv2
 

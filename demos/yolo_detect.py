@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import platform
 import queue
 import tempfile
 import threading
@@ -222,6 +223,9 @@ class Detector:
         self.torch_dtype = torch.float16 if dtype == "float16" else torch.bfloat16 if dtype == "bfloat16" \
             else torch.float32
         net.to(device=device, dtype=self.torch_dtype)
+        if device == "cpu" and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available():
+            # as AutoBackend does on x86 CPUs: oneDNN's convolutions run faster on channels-last weights
+            net.to(memory_format=torch.channels_last)
         self.net = net
         self.device = torch.device(device)
         self.dtype = dtype

@@ -110,9 +110,14 @@ def test_bus_has_a_bus_and_at_least_four_people(real):
 @pytest.mark.real_weights
 @needs_real
 def test_lean_path_gives_the_same_boxes_as_ultralytics_predict(real):
+    import torch
     from ultralytics import YOLO
 
-    ref = YOLO(str(YOLO11N)).predict(str(ZIDANE), verbose=False, save=False)[0].boxes
+    threads = torch.get_num_threads()
+    try:
+        ref = YOLO(str(YOLO11N)).predict(str(ZIDANE), verbose=False, save=False)[0].boxes
+    finally:  # ultralytics' predict sets torch's threads for the whole process; the later tests keep theirs
+        torch.set_num_threads(threads)
     det = yd.detect(real, ZIDANE)
     assert len(det) == len(ref)
     order = np.argsort(-ref.conf.numpy())
@@ -192,6 +197,22 @@ def test_tracking_keeps_ids_for_objects_across_frames(real):
 
 
 # ---- random weights: inputs, validation, video -------------------------------------------------------------------
+
+
+def test_the_hub_path_leaves_torchs_thread_count_alone(tiny, tmp_path):
+    """Ultralytics' `predict` sets torch's CPU threads process-wide (to cores - 1, at most 8): in the hub every
+    other demo would lose a core once someone used this tab. The hub's image, batch and video paths must not."""
+    import torch
+    from ultralytics.utils import NUM_THREADS
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(NUM_THREADS + 1)
+    try:
+        yd.detect(tiny, ZIDANE)
+        yd.detect_batch(tiny, [np.zeros((64, 96, 3), np.uint8)] * 2)
+        assert torch.get_num_threads() == NUM_THREADS + 1
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_tiny_model_has_coco_names_and_detects_at_low_threshold(tiny):
