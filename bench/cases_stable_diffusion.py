@@ -7,11 +7,13 @@ CPU: the SD-Turbo architecture (SD 2.1 UNet + OpenCLIP-H text encoder, random we
 CFG -- the default CPU model's real cost per image -- plus the tiny test model to show the hub's fixed overhead.
 
 Both sides share the same module objects (the naive pipeline is built from the hub engine's components before any
-compile), so the weights are identical and memory is not doubled.
+compile), so the weights are identical and memory is not doubled; on x86 CPUs the naive side gets its own UNet and
+VAE in the default memory layout (the hub keeps them channels-last there).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from dataclasses import replace
@@ -38,8 +40,13 @@ def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, com
                                                                             "arch": arch})
         settings = replace(Settings.load({}), compile=False)
         engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings)
-        # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call.
-        naive = StableDiffusionPipeline(**engine.pipe.components)
+        # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call. On x86
+        # CPUs the hub keeps UNet/VAE weights channels-last: there the naive side gets default-layout copies.
+        parts = dict(engine.pipe.components)
+        if not cuda:
+            for name in ("unet", "vae"):
+                parts[name] = copy.deepcopy(parts[name]).to(memory_format=torch.contiguous_format)
+        naive = StableDiffusionPipeline(**parts)
         naive.set_progress_bar_config(disable=True)
         if cuda and compile_unet:
             sd._compile_and_warm_up(engine, cache)

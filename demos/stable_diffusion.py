@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from hub.device import cpu_channels_last
 from hub.errors import UserError
 from hub.spec import DemoSpec, ModelChoice
 
@@ -195,6 +196,7 @@ def load(weights, device: str, dtype: str, settings=None) -> Engine:
     else:
         pipe.to(device)
     defaults = {**options, "size": options.get("size", pipe.vae_scale_factor * pipe.unet.config.sample_size)}
+    cpu_channels_last(device, pipe.unet, pipe.vae)
     engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype, defaults,
                     offloaded=offloaded)
     if (device.startswith("cuda") and not offloaded

@@ -26,7 +26,6 @@ import json
 import logging
 import math
 import os
-import platform
 import queue
 import tempfile
 import threading
@@ -41,6 +40,7 @@ from typing import Iterator
 
 import numpy as np
 
+from hub.device import cpu_channels_last
 from hub.errors import UserError, WeightsUnavailable
 from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
@@ -223,9 +223,7 @@ class Detector:
         self.torch_dtype = torch.float16 if dtype == "float16" else torch.bfloat16 if dtype == "bfloat16" \
             else torch.float32
         net.to(device=device, dtype=self.torch_dtype)
-        if device == "cpu" and platform.machine() in ("x86_64", "AMD64") and torch.backends.mkldnn.is_available():
-            # as AutoBackend does on x86 CPUs: oneDNN's convolutions run faster on channels-last weights
-            net.to(memory_format=torch.channels_last)
+        cpu_channels_last(device, net)
         self.net = net
         self.device = torch.device(device)
         self.dtype = dtype

@@ -97,3 +97,19 @@ def _cuda_driver_devices() -> int:
     if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
         return 0
     return count.value
+
+
+def cpu_channels_last(device: str, *modules) -> bool:
+    """On an x86 CPU with oneDNN, store the modules' convolution weights channels-last (as Ultralytics'
+    AutoBackend does): measured on 2 vCPUs, YOLO11n 97 -> 60 ms, an SD UNet step 8.3 -> 6.8 s, a VAE decode
+    22 -> 17 s. Elsewhere (GPUs, ARM) nothing changes. Returns whether it applied."""
+    import platform
+
+    import torch
+
+    if device != "cpu" or platform.machine() not in ("x86_64", "AMD64") or not torch.backends.mkldnn.is_available():
+        return False
+    for m in modules:
+        m.to(memory_format=torch.channels_last)
+    return True
+

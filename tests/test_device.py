@@ -36,3 +36,23 @@ def test_probe_needs_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out in ("cpu", "cuda", "mps")
     assert probe_kind("cpu") == "cpu" and probe_kind("cuda:1") == "cuda"
+
+
+def test_cpu_convolution_weights_go_channels_last_on_x86_only():
+    """SD's UNet/VAE and YOLO store conv weights channels-last on x86 CPUs with oneDNN (faster there); on a GPU
+    device the call changes nothing."""
+    import platform
+
+    import pytest
+    import torch
+
+    from hub.device import cpu_channels_last
+
+    conv = torch.nn.Conv2d(8, 8, 3)
+    assert not cpu_channels_last("cuda", conv) and conv.weight.is_contiguous()
+    if platform.machine() not in ("x86_64", "AMD64") or not torch.backends.mkldnn.is_available():
+        pytest.skip("channels-last is applied on x86 CPUs with oneDNN only")
+    assert cpu_channels_last("cpu", conv)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    x = torch.randn(1, 8, 16, 16)
+    assert torch.allclose(conv(x), torch.nn.functional.conv2d(x, conv.weight.contiguous(), conv.bias), atol=1e-5)

@@ -251,6 +251,18 @@ def test_embedded_configs_are_the_real_architectures(arch, params, tmp_path):
     assert type(scheduler).__name__ == sd.ARCHS[arch]["scheduler"][0] and scheduler.config.steps_offset == 1
 
 
+def test_cpu_engine_keeps_unet_and_vae_weights_channels_last_on_x86(engine):
+    import platform
+
+    import torch
+
+    if platform.machine() not in ("x86_64", "AMD64") or not torch.backends.mkldnn.is_available():
+        pytest.skip("x86 CPUs with oneDNN only")
+    for module in (engine.pipe.unet, engine.pipe.vae):
+        conv = next(m for m in module.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_shared_weights_between_modes(engine):
     assert engine.img2img_pipe.unet is engine.pipe.unet and engine.inpaint_pipe.vae is engine.pipe.vae
     assert engine.inpaint_pipe.text_encoder is engine.pipe.text_encoder
