@@ -27,6 +27,7 @@ from typing import Callable
 import numpy as np
 
 from hub.assets import package_file
+from hub.device import cpu_channels_last
 from hub.errors import UserError
 from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
@@ -341,6 +342,7 @@ class SamEngine:
             # decoder stay float32 (tiny, and mask edges stay exact). The embedding is stored as float32.
             self.encoder_dtype = getattr(torch, dtype)
             self.sam.image_encoder.to(self.encoder_dtype)
+        cpu_channels_last(device, self.sam.image_encoder)  # MobileSAM's convolutional stages run faster so on x86
         self.transform = ResizeLongestSide(self.sam.image_encoder.img_size)
         self._encoder_graph = None  # CUDA: the image encoder replayed as one CUDA graph (fixed 1024x1024 input)
         self._image_pe = None  # the prompt encoder's dense positional encoding: the same for every click
