@@ -626,7 +626,8 @@ class _GraphDecoder:
 
     Everything runs on one dedicated thread: the compile/warm-up right after load, then every request's decode
     (inductor's CUDA-graph trees are thread-local, so a graph recorded here is replayed only here). Until the
-    warm-up finished — or if it failed (`ready` is set then too, with `error`) — `usable()` is False and requests take the eager `generate` path.
+    warm-up finished — or if it failed (`ready` is set then too, with `error`) — `usable()` is False and requests
+    take the eager `generate` path.
     """
 
     def __init__(self, engine: Engine, max_len: int):
