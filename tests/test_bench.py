@@ -1,4 +1,5 @@
 import json
+import time
 
 from bench.harness import Case, main, run_case
 
@@ -29,3 +30,18 @@ def test_a_failing_case_is_reported_not_hidden(tmp_path, monkeypatch):
     assert h.main([], repeat=1, out=str(tmp_path)) == 1
     (report,) = tmp_path.glob("bench-*.json")
     assert "ZeroDivisionError" in report.read_text()
+
+
+def test_profile_case_names_the_function_where_the_hub_side_spends_its_time(tmp_path, monkeypatch):
+    from bench import profile_case as pc
+
+    def slow_part(d):
+        time.sleep(d)
+
+    case = Case("smoke/profiled", setup=lambda: 0.002, naive=lambda d: time.sleep(2 * d), hub=slow_part)
+    monkeypatch.setattr(pc, "discover", lambda: [case])
+    out = tmp_path / "profile.txt"
+    assert pc.main(["smoke/profiled", "--calls", "3", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("## smoke/profiled: hub p50 ") and "slow_part" in text
+    assert pc.main(["no/such-case"]) == 2
