@@ -178,7 +178,6 @@ def cases() -> list[Case]:
     ]
 
 
-
 if __name__ == "__main__":  # write the speech cycle as a 16-bit 16 kHz WAV, for machines without gradio
     import sys
     import wave

@@ -29,6 +29,7 @@ from typing import Callable
 
 from hub.device import cpu_channels_last
 from hub.errors import UserError
+from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
 
 log = logging.getLogger("demohub")
@@ -789,13 +790,11 @@ def _editor_mask(editor):
 
 def ui(ctx):
     import queue
-    import tempfile
 
     import gradio as gr
 
     choice = ctx.manager.choice(ctx.name)
     d = {**DEFAULTS, **{k: v for k, v in choice.options.items() if k in DEFAULTS}}
-    out_dir = Path(tempfile.mkdtemp(prefix="demohub-sd-"))
 
     def model_defaults(model_id):
         c = SPEC.choice(model_id)
@@ -895,7 +894,7 @@ def ui(ctx):
                         yield gr.skip(), gr.skip(), "Cancelled.", gr.skip()
                         return
                     progress(1.0, desc="Saving")
-                    paths = [str(p) for p in res.save(out_dir)]
+                    paths = [str(p) for p in res.save(request_folder(SPEC.name, "images"))]
                     notes = "\n".join(f"- {n}" for n in res.notes) or "Done."
                     yield paths, res.seeds[0], notes, rec
                     return

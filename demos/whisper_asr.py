@@ -22,7 +22,6 @@ import re
 import shutil
 import struct
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Iterator
 import numpy as np
 
 from hub.errors import UserError
+from hub.outputs import request_folder
 from hub.spec import DemoSpec, ModelChoice
 
 SAMPLE_RATE = 16_000
@@ -1022,7 +1022,7 @@ def ui(ctx):
                 yield (_summary(t, None), t.text, _rows(t), gr.skip(), gr.skip(), gr.skip())
             elapsed = time.perf_counter() - t0
             stem = Path(source).stem if source else "transcript"
-            paths = write_files(t, tempfile.mkdtemp(prefix="whisper_"), stem)
+            paths = write_files(t, request_folder(SPEC.name, "transcripts"), stem)
             rec = lease.record(engine=lease.engine.kind, task=opts.task, language=opts.language or "auto",
                                detected_language=t.language, language_probability=round(t.language_probability, 4),
                                word_timestamps=opts.word_timestamps, vad=opts.vad, beam_size=opts.beam_size,

@@ -10,7 +10,7 @@ import threading
 
 
 class StaticGraph:
-    """`fn(x)` recorded for inputs shaped like `example`; calls copy into the static input and replay.
+    """`fn(x)` recorded with `example` (a fresh tensor, kept as the static input); calls copy into it and replay.
 
     Warm-up runs on a side stream first (as torch.cuda.graphs requires, and so cuDNN/cuBLAS pick their kernels);
     `pool` shares memory with other graphs of the same model. Replays are serialised (the buffers are shared).
@@ -22,7 +22,7 @@ class StaticGraph:
 
         torch.cuda.empty_cache()  # so the difference below is what the recording keeps, not freed cache
         before = torch.cuda.memory_reserved()
-        self.x = torch.zeros_like(example)
+        self.x = example
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side), torch.no_grad():

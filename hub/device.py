@@ -112,4 +112,3 @@ def cpu_channels_last(device: str, *modules) -> bool:
     for m in modules:
         m.to(memory_format=torch.channels_last)
     return True
-
