@@ -116,7 +116,6 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     # of concurrency sets up what it keeps for good (worker threads and their per-thread buffers, 50 sessions' state).
     ready = threading.Barrier(sessions + 1)
     marks = sorted(rss_marks)
-    start = time.monotonic()
 
     def more() -> bool:
         elapsed = time.monotonic() - start
