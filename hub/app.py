@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import traceback
 
+from hub import options as demo_options
 from hub.context import DemoContext
+from hub.contract import resolve
 from hub.models import ModelManager
-from hub.registry import DemoHandle, load_demos
+from hub.registry import DEMOS, DemoHandle, load_demos
 from hub.settings import Settings
 
 log = logging.getLogger("demohub")
@@ -26,8 +28,10 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
 
     settings = settings or Settings.load()
     handles = load_demos(demos if demos is not None else settings.demos)
-    ok = [h for h in handles if h.module]
-    manager = manager or ModelManager(settings, {h.name: (h.spec, h.module.load) for h in ok})
+    ok = [h for h in handles if h.demo]
+    demo_options.check_names(settings.env, DEMOS + tuple(h.name for h in ok), [h.demo for h in ok])
+    opts = {h.name: demo_options.parse(h.demo, settings.env) for h in ok}
+    manager = manager or ModelManager(settings, {h.name: (h.spec, h.demo.loader(opts[h.name])) for h in ok})
     from hub.blocks import HubBlocks
 
     with HubBlocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
@@ -35,7 +39,7 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
         with gr.Tabs():
             for h in handles:
                 with gr.Tab(h.title, id=h.name):
-                    _render_demo(h, manager, settings)
+                    _render_demo(h, manager, settings, opts.get(h.name))
             with gr.Tab("Models", id="models"):
                 from hub import models_tab
 
@@ -45,24 +49,25 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     blocks.hub_manager = manager
     blocks.hub_settings = settings
     blocks.hub_demos = handles
+    blocks.hub_options = opts
     return blocks
 
 
-def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings) -> None:
+def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, options) -> None:
     import gradio as gr
 
-    if h.module is None:
+    if h.demo is None:
         gr.Markdown(f"**This tab is unavailable: its code failed to import.**\n\n```\n{h.error}\n```\n\n"
                     "Install the demo's libraries (`pip install -e .` in the project folder) and restart. "
                     "The other tabs work.")
         return
-    ctx = DemoContext(manager, settings, h.spec)
+    ctx = DemoContext(manager, settings, h.spec, options)
     gr.Markdown(h.spec.description)
     try:
         if manager.choice(h.name).source == "random":
             gr.Markdown(RANDOM_BANNER, elem_classes=["random-banner"])
         with gr.Column():
-            h.module.ui(ctx)
+            resolve(h.demo.ui)(ctx)
     except Exception as e:
         log.error("Building the %s tab failed:\n%s", h.name, traceback.format_exc())
         gr.Markdown(f"**This tab failed to build:** `{type(e).__name__}: {e}`. The other tabs work.")
@@ -71,11 +76,11 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings) -> No
 def launch(blocks, settings: Settings, **extra):
     """Launch with the settings' host, port, share/auth and upload cap; mount demos' extra routes."""
     settings.check_launch()
-    ctx_routes = []
+    contexts = []
     for h in blocks.hub_demos:
-        routes = getattr(h.module, "routes", None) if h.module else None
-        if routes:
-            ctx_routes.append(routes(DemoContext(blocks.hub_manager, settings, h.spec)))
+        if h.demo is not None and h.demo.routes is not None:
+            ctx = DemoContext(blocks.hub_manager, settings, h.spec, blocks.hub_options.get(h.name))
+            contexts.append((ctx, resolve(h.demo.routes)(ctx)))
     kwargs = dict(
         server_name=settings.host, server_port=settings.port, share=settings.share,
         auth=list(settings.auth) or None, max_file_size=settings.max_upload_mb * 1024 * 1024,
@@ -88,7 +93,8 @@ def launch(blocks, settings: Settings, **extra):
         # gradio prints its own hint and carries on; say plainly what happened and that the hub still serves.
         log.error("Could not create the public share link (no network, or the tunnel could not start). "
                   "The hub keeps running locally at %s.", local_url)
-    for router in ctx_routes:
+    for ctx, router in contexts:
+        ctx.app = app  # route auth also accepts the login cookie of gradio's page
         _add_routes(app, router)
     if not block:
         blocks.block_thread()

@@ -85,7 +85,7 @@ def _list(settings: Settings) -> int:
     from hub.weights import is_cached
 
     for h in load_demos():
-        if h.module is None:
+        if h.demo is None:
             print(f"{h.name}: unavailable ({h.error})")
             continue
         print(f"{h.name} — {h.spec.title}")
@@ -101,6 +101,7 @@ def _fetch(settings: Settings, demo: str, model: str | None) -> int:
     """Download weights now (ignores --offline): hf snapshots, and native files through the demo's `fetch`."""
     from dataclasses import replace
 
+    from hub.contract import resolve as resolve_ref
     from hub.registry import load_demos
     from hub.weights import choice_for, resolve
 
@@ -108,7 +109,7 @@ def _fetch(settings: Settings, demo: str, model: str | None) -> int:
     handles = load_demos(None if demo == "all" else (demo,))
     failures = 0
     for h in handles:
-        if h.module is None:
+        if h.demo is None:
             print(f"{h.name}: cannot fetch, the demo failed to import: {h.error}", file=sys.stderr)
             failures += 1
             continue
@@ -117,8 +118,8 @@ def _fetch(settings: Settings, demo: str, model: str | None) -> int:
             print(f"{h.name}: fetching {c.id} ...", flush=True)
             try:
                 w = resolve(h.spec, c, settings)
-                if w.source == "native" and hasattr(h.module, "fetch"):
-                    h.module.fetch(w)
+                if w.source == "native" and h.demo.fetch is not None:
+                    resolve_ref(h.demo.fetch)(w)
                 print(f"{h.name}: {c.id} ready in {w.path}")
             except UserError as e:
                 print(f"{h.name}: {e}", file=sys.stderr)

@@ -1,9 +1,9 @@
-"""What a demo's `ui(ctx)` gets: the manager, the settings, its spec, and helpers for the UI edge.
+"""What a demo's `ui(ctx)` gets. `ctx.run` and `ctx.stream` are the ONLY ways a handler reaches a model.
 
-- `ctx.handler(fn)`: wrap an event function: `UserError` -> `gr.Error` with the same sentence, the model
-  manager's CPU-fallback warning -> `gr.Warning`, and on a ZeroGPU Space the GPU work runs in `spaces.GPU`.
-- `ctx.run(fn, model)`: call `fn(lease)` through the manager (lease held, OOM recovery) and surface warnings.
-- `ctx.model_dropdown()`: the tab's model picker; `ctx.events`: queue settings for events that use the model.
+Both check the model against the allow-list, hold a lease on the loaded engine for the whole call, recover from
+out-of-memory (evict idle models and retry once, then the CPU; for a stream only before its first item) and show
+the manager's fallback warning to the user. `ctx.handler(fn)` wraps an event function for the UI edge: UserError
+-> gr.Error with the same sentence, anything else logged as a bug and answered with a sentence.
 """
 
 from __future__ import annotations
@@ -11,21 +11,25 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from hub.errors import UserError
 from hub.models import Lease, ModelManager
+from hub.options import DemoOptions
 from hub.settings import Settings
-from hub.spec import DemoSpec
+from hub.spec import DemoSpec, ModelChoice
 
 log = logging.getLogger("demohub")
 
 
-@dataclass
 class DemoContext:
-    manager: ModelManager
-    settings: Settings
-    spec: DemoSpec
+    """One demo's view of the hub. The manager itself stays private: handlers go through run/stream."""
+
+    def __init__(self, manager: ModelManager, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None):
+        self._manager = manager
+        self.settings = settings
+        self.spec = spec
+        self.options = options if options is not None else DemoOptions({})
 
     @property
     def name(self) -> str:
@@ -41,40 +45,67 @@ class DemoContext:
         """True when only this machine can reach the hub (no share link, loopback host): the visitor is the operator."""
         return not self.settings.share and self.settings.host in ("127.0.0.1", "localhost", "::1")
 
+    # ---- the request path ---------------------------------------------------------------------------------------
+
     def check_model(self, model: str | None) -> None:
         """Visitors may pick only the listed models and the operator's choice. Any other HF repo id or local path
         would let a stranger download arbitrary repos or read files, so it is an operator setting
         (`DEMOHUB_<DEMO>_MODEL`), except on a hub that only this machine can reach."""
+        if model is not None and not isinstance(model, str):
+            raise UserError(f"The model must be given by its name, one of: {', '.join(self.listed_models())}.")
         if not model or self.local_only:
             return
-        if model in {m.id for m in self.spec.models} | {self.default_model()}:
+        if model in self.listed_models():
             return
         raise UserError(f"{str(model)[:100]!r} is not one of this hub's {self.spec.title} models; pick a listed one "
-                        f"(the operator can add a model with {self.spec.env_var}).")
+                        f"({', '.join(self.listed_models())}); the operator can add a model with {self.spec.env_var}.")
 
-    def run(self, fn, model: str | None = None):
-        """`fn(lease)` under a lease of this demo's model (see ModelManager.run); shows fallback warnings."""
+    def listed_models(self) -> list[str]:
+        return [m.id for m in self.spec.models] + [self.default_model()]
+
+    def run(self, fn: Callable[[Lease], object], model: str | None = None):
+        """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings."""
         self.check_model(model)
-        def call(lease: Lease):
-            if lease.warning:
-                _warn(lease.warning)
-            return fn(lease)
-        return self.manager.run(self.spec.name, call, model)
+        return self._manager.run(self.spec.name, _warned(fn), model or None)
+
+    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None) -> Iterator:
+        """The items of `gen_fn(lease)`, the lease held until the stream ends or is closed (a client that goes away
+        closes it). Same checks as `run`; OOM recovery applies before the first item."""
+        self.check_model(model)
+        return self._manager.stream(self.spec.name, _warned(gen_fn), model or None)
+
+    # ---- what a tab may ask about its models --------------------------------------------------------------------
+
+    def choice(self, model: str | None = None) -> ModelChoice:
+        """The ModelChoice a request for `model` would run (None: the configured default); loads nothing."""
+        self.check_model(model)
+        return self._manager.choice(self.spec.name, model or None)
+
+    def is_loaded(self, model: str | None = None) -> bool:
+        return self._manager.is_loaded(self.spec.name, model or None)
 
     def model_choices(self) -> list[tuple[str, str]]:
         choices = [(m.display, m.id) for m in self.spec.models if not m.options.get("hidden")]
-        current = self.manager.choice(self.spec.name)
+        current = self._manager.choice(self.spec.name)
         if current.id not in [c[1] for c in choices]:
             choices.insert(0, (current.display, current.id))
         return choices
 
     def default_model(self) -> str:
-        return self.manager.choice(self.spec.name).id
+        return self._manager.choice(self.spec.name).id
 
     def model_dropdown(self, **kw):
         import gradio as gr
 
         return gr.Dropdown(self.model_choices(), value=self.default_model(), label="Model", **kw)
+
+    def authorized(self, request) -> bool:
+        """For a demo's extra HTTP routes: hub login, the same as the UI's (hub/auth.py)."""
+        from hub.auth import authorized
+
+        return authorized(self.settings, request, getattr(self, "app", None))
+
+    # ---- the UI edge --------------------------------------------------------------------------------------------
 
     def handler(self, fn):
         """Wrap an event function for the UI edge. Works for generators too.
@@ -93,7 +124,7 @@ class DemoContext:
                 try:
                     yield from inner(*args, **kwargs)
                 except Exception as e:
-                    raise _to_gr_error(e, title) from None
+                    raise to_gr_error(e, title) from None
             return gen_wrapper
 
         @functools.wraps(fn)
@@ -101,11 +132,20 @@ class DemoContext:
             try:
                 return inner(*args, **kwargs)
             except Exception as e:
-                raise _to_gr_error(e, title) from None
+                raise to_gr_error(e, title) from None
         return wrapper
 
 
-def _to_gr_error(e: Exception, title: str):
+def _warned(fn):
+    """fn(lease) that first shows the lease's fallback warning (CPU after out-of-memory) to the user."""
+    def call(lease: Lease):
+        if lease.warning:
+            _warn(lease.warning)
+        return fn(lease)
+    return call
+
+
+def to_gr_error(e: Exception, title: str):
     import gradio as gr
 
     if isinstance(e, gr.Error):
@@ -113,13 +153,12 @@ def _to_gr_error(e: Exception, title: str):
     if isinstance(e, UserError):
         return gr.Error(str(e), print_exception=False)
     log.error("Unexpected error in the %s tab", title, exc_info=e)
-    return gr.Error(f"{title} failed unexpectedly ({type(e).__name__}: {str(e)[:300]}). This is a bug in demohub: "
-                    "the details are in the server log. Other requests are not affected; try again or change the input.",
-                    print_exception=False)
+    return gr.Error(f"{title} failed unexpectedly. This is a bug in demohub: the details are in the server log. "
+                    "Other requests are not affected; try again or change the input.", print_exception=False)
 
 
 def _warn(text: str) -> None:
     import gradio as gr
 
     log.warning(text)
-    gr.Warning(text)
+    gr.Warning(text)  # outside a gradio event (an HTTP route) this is a Python warning beside the log line

@@ -148,6 +148,61 @@ class ModelManager:
                 self._move_to_cpu(demo, self.choice(demo, model), failed)
         raise AssertionError("unreachable")
 
+    def stream(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None) -> Iterator:
+        """Items of `gen_fn(lease)`, with the lease held until the consumer finishes or closes the iterator.
+
+        Out of memory before the first item: evict idle models and retry once, then retry on the CPU (as `run`).
+        After the first item the answer is partly out, so an out-of-memory error ends the stream with a sentence.
+        """
+        for attempt in range(3):
+            with self.use(demo, model) as lease:
+                items = iter(gen_fn(lease))
+                try:
+                    first = next(items)
+                except StopIteration:
+                    return
+                except Exception as e:
+                    if not memory.is_oom(e) or lease.placement.kind == "cpu":
+                        raise
+                    log.warning("%s ran out of memory on %s (attempt %d): %s", demo, lease.device, attempt + 1, e)
+                    failed = str(e)
+                    close = getattr(items, "close", None)
+                    del items, e
+                    if close:
+                        close()
+                else:
+                    yield first
+                    try:
+                        yield from items
+                    except Exception as e:
+                        if memory.is_oom(e):
+                            raise UserError(f"{self.spec(demo).title} ran out of memory part-way through; what was "
+                                            "shown so far stands. Try again, with a smaller input, or unload other "
+                                            "models in the Models tab.") from None
+                        raise
+                    finally:
+                        close = getattr(items, "close", None)
+                        if close:
+                            close()
+                    return
+            del lease
+            if attempt == 0:
+                self._make_room(self._key(demo, self.choice(demo, model)), None, evict_all=True)
+            else:
+                self._move_to_cpu(demo, self.choice(demo, model), failed)
+        raise AssertionError("unreachable")
+
+    def placement(self, prefers: str | None = None) -> Placement:
+        """Where a model that `prefers` a dtype would load now (imports torch)."""
+        return self._placement(prefers)
+
+    def is_loaded(self, demo: str, model: str | None = None) -> bool:
+        """Whether `demo`'s model (default: the configured one) is loaded and ready, without loading it."""
+        key = self._key(demo, self.choice(demo, model))
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry is not None and entry.state == "loaded"
+
     def unload(self, demo: str, model: str | None = None) -> str:
         """Unload one model (or every model of `demo` when `model` is None). Refuses while a request holds it."""
         with self._lock:
@@ -219,7 +274,7 @@ class ModelManager:
         entry.state, entry.error = "loading", ""
         try:
             weights = resolve(spec, entry.choice, self.settings)
-            self._make_room(key, placement.kind, need=entry.choice.approx_bytes)
+            self._make_room(key, placement.kind, need=entry.choice.bytes_at(placement.dtype))
             start = time.perf_counter()
             try:
                 engine = self._call(loader, weights, placement.device, placement.dtype)
@@ -246,7 +301,7 @@ class ModelManager:
             raise
         with self._lock:
             entry.engine, entry.weights, entry.placement = engine, weights, placement
-            entry.nbytes = memory.engine_bytes(engine) or entry.choice.approx_bytes
+            entry.nbytes = memory.engine_bytes(engine) or entry.choice.bytes_at(placement.dtype)
             entry.load_seconds = time.perf_counter() - start
             entry.state = "loaded"
         log.info("Loaded %s/%s on %s (%s) in %.1fs, %.0f MB", entry.demo, entry.choice.id, placement.device,

@@ -32,7 +32,7 @@ def system_info(manager: ModelManager, settings: Settings) -> str:
         if cuda:
             free, total = torch.cuda.mem_get_info()
             lines.append(f"- VRAM used {(total - free) / 2**30:.2f} GiB, free {free / 2**30:.2f} GiB of {total / 2**30:.1f} GiB")
-        p = manager._placement()
+        p = manager.placement()
         lines.append(f"- Default placement: {p.device}, {p.dtype}" + (f" ({p.reason})" if p.reason else ""))
     lines.append(f"- Requested device: {settings.device}, dtype: {settings.dtype}, weights: {settings.weights}"
                  + (", offline" if settings.offline else ""))

@@ -1,8 +1,7 @@
-"""The explicit list of demos. Adding a demo = one file in demos/ + one line here.
+"""The explicit list of demos. Adding a demo = one package in demos/ + one line here (see demos/README.md).
 
-A demo module declares `SPEC` (hub.spec.DemoSpec), `load(weights, device, dtype)` and `ui(ctx)`; optionally
-`fetch(weights)` (pre-download for native sources) and `routes(ctx)` (extra HTTP routes, a fastapi.APIRouter).
-Importing a demo module must not import torch or its model library: those imports live inside `load`.
+A demo package's `__init__.py` defines `DEMO` (hub.contract.Demo) and imports neither torch nor gradio nor its
+model library: `load`, `ui`, `fetch` and `routes` are named by reference and imported when first used.
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ import importlib
 import logging
 import traceback
 from dataclasses import dataclass
-from types import ModuleType
 
+from hub.contract import Demo
 from hub.errors import SettingsError
 
 log = logging.getLogger("demohub")
@@ -29,25 +28,25 @@ DEMOS = (
 
 @dataclass
 class DemoHandle:
-    """A registered demo: its module when it imported, else the reason it did not."""
+    """A registered demo: its `Demo` when the package imported, else the reason it did not."""
 
     name: str
-    module: ModuleType | None
+    demo: Demo | None
     error: str = ""
 
     @property
     def spec(self):
-        return self.module.SPEC if self.module else None
+        return self.demo.spec if self.demo else None
 
     @property
     def title(self) -> str:
-        return self.spec.title if self.module else self.name.replace("_", " ").title()
+        return self.spec.title if self.demo else self.name.replace("_", " ").title()
 
 
 def load_demos(names: tuple[str, ...] | None = None) -> list[DemoHandle]:
     """Import the demos (all of DEMOS, or `names`). A name with a dot is a full module path (tests use this).
 
-    A demo whose module fails to import is returned with `error` set, so its tab can explain and the rest work.
+    A demo whose package fails to import is returned with `error` set, so its tab can explain and the rest work.
     """
     if names is not None:
         unknown = [n for n in names if "." not in n and n not in DEMOS]
@@ -57,17 +56,12 @@ def load_demos(names: tuple[str, ...] | None = None) -> list[DemoHandle]:
     for name in names or DEMOS:
         module_name = name if "." in name else f"demos.{name}"
         try:
-            module = importlib.import_module(module_name)
-            _check(module)
-            handles.append(DemoHandle(module.SPEC.name, module))
+            demo = getattr(importlib.import_module(module_name), "DEMO", None)
+            if not isinstance(demo, Demo):
+                raise TypeError(f"{module_name} does not define DEMO = hub.contract.Demo(...) (see demos/README.md)")
+            handles.append(DemoHandle(demo.name, demo))
         except Exception as e:  # the tab shows this; the other demos still work
             log.error("Demo %s failed to import: %s", name, e)
             detail = "".join(traceback.format_exception_only(type(e), e)).strip()
             handles.append(DemoHandle(name.rsplit(".", 1)[-1], None, detail))
     return handles
-
-
-def _check(module: ModuleType) -> None:
-    for attr in ("SPEC", "load", "ui"):
-        if not hasattr(module, attr):
-            raise TypeError(f"{module.__name__} does not define {attr} (see hub/registry.py for the demo contract)")

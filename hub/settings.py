@@ -180,14 +180,6 @@ class Settings:
             raise SettingsError(f"--port {kw['port']} is out of range; use a number from 1 to 65535.")
         return replace(self, **kw)
 
-    def demo_option(self, demo: str, key: str, default: str | None = None) -> str | None:
-        """A demo's own operator setting, `DEMOHUB_<DEMO>_<KEY>` (e.g. DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER)."""
-        return self.env.get(f"DEMOHUB_{demo.upper()}_{key.upper()}", default)
-
-    def demo_flag(self, demo: str, key: str, default: bool) -> bool:
-        v = self.demo_option(demo, key)
-        return default if v is None else _bool(v, f"DEMOHUB_{demo.upper()}_{key.upper()}")
-
     def check_launch(self) -> None:
         """Refuse unsafe launches: a public share link needs auth unless the operator insists."""
         if self.share and not self.auth and not self.insecure_share:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 SOURCES = ("hf", "native", "path", "random")
+_ITEMSIZE = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,9 @@ class ModelChoice:
     files: for "hf", the allow-patterns to download (None = the whole repo); for "native", the file names the
         library writes into the cache, used to tell whether the model is cached.
     approx_bytes: memory the loaded model needs, used to make room before loading.
+    size_dtype: the dtype `approx_bytes` was measured at ("float16", "float32", ...), so the budget scales it to the
+        dtype the model will run in (fp16 weights loaded as fp32 on a CPU take twice the room); None when the size
+        does not depend on it (a quantized file, an int8 CTranslate2 model).
     options: demo-specific settings (a config name, a dtype preference, ...), read only by that demo.
     """
 
@@ -29,6 +33,7 @@ class ModelChoice:
     files: tuple[str, ...] | None = None
     approx_bytes: int = 0
     license: str = ""
+    size_dtype: str | None = None
     options: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self):
@@ -38,6 +43,12 @@ class ModelChoice:
     @property
     def display(self) -> str:
         return self.label or self.id
+
+    def bytes_at(self, dtype: str) -> int:
+        """`approx_bytes` at `dtype` (see size_dtype)."""
+        if self.size_dtype is None or self.size_dtype == dtype:
+            return self.approx_bytes
+        return self.approx_bytes * _ITEMSIZE.get(dtype, 4) // _ITEMSIZE.get(self.size_dtype, 4)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""A complete demo in one file, used by the tests to show the contract (and that adding a demo is one file).
+"""A complete demo in one file, used by the tests to show the contract (a real demo splits this into a package).
 
-Its "model" is a tiny torch module when torch is available; loading records calls so tests can count them.
+Its "model" is a tiny engine; loading records calls so tests can count them.
 """
 
+from hub import validate
+from hub.contract import Demo, Example, Option
 from hub.errors import UserError
 from hub.spec import DemoSpec, ModelChoice
 
@@ -22,23 +24,22 @@ LOADS: list[str] = []
 
 
 class Engine:
-    def __init__(self, model_id: str, device: str, dtype: str):
-        self.model_id, self.device, self.dtype = model_id, device, dtype
+    def __init__(self, model_id: str, device: str, dtype: str, prefix: str = ""):
+        self.model_id, self.device, self.dtype, self.prefix = model_id, device, dtype, prefix
         self.nbytes = SPEC.choice(model_id).approx_bytes if SPEC.choice(model_id) else 10
 
 
-def load(weights, device, dtype):
+def load(weights, device, dtype, options=None):
     LOADS.append(weights.choice.id)
-    return Engine(weights.choice.id, device, dtype)
+    return Engine(weights.choice.id, device, dtype, options.prefix if options is not None else "")
 
 
-def echo(engine: Engine, text: str, times: int) -> str:
+def echo(engine: Engine, text: str, times) -> str:
     """Repeat `text` `times` times."""
     if not isinstance(text, str) or not text.strip():
         raise UserError("Type some text to echo.")
-    if not 1 <= int(times) <= 10:
-        raise UserError("Times must be between 1 and 10.")
-    return " ".join([text.strip()] * int(times))
+    times = validate.number(times, "times", 1, 10, integer=True)
+    return engine.prefix + " ".join([text.strip()] * times)
 
 
 def ui(ctx):
@@ -55,3 +56,10 @@ def ui(ctx):
         return ctx.run(lambda lease: (echo(lease.engine, text, times), lease.record(times=times)), model_id)
 
     gr.Button("Echo").click(run, [model, text, times], [out, record], api_name="echo", **ctx.events)
+
+
+DEMO = Demo(
+    spec=SPEC, load=load, ui=ui,
+    options=(Option("prefix", "", "Text put before every answer."),),
+    examples=(Example("echo", {"model": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
+)

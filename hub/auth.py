@@ -1,0 +1,49 @@
+"""Hub login for HTTP routes outside gradio's own (the OpenAI-compatible API, metrics, ...).
+
+With `--auth` / `DEMOHUB_AUTH` set, such a route needs the same USER:PASSWORD: as `Authorization: Bearer
+USER:PASSWORD` (what OpenAI clients send as their api_key), as HTTP Basic, or through the login cookie the web page
+got from gradio's own /login. Without hub login the routes are open, as the UI is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+
+from hub.settings import Settings
+
+
+def credentials_ok(settings: Settings, user: str, password: str) -> bool:
+    """Constant-time check of one USER:PASSWORD against the hub's login list."""
+    ok = False
+    for u, p in settings.auth:
+        ok |= hmac.compare_digest(u.encode(), user.encode()) & hmac.compare_digest(p.encode(), password.encode())
+    return ok
+
+
+def authorized(settings: Settings, request, app=None) -> bool:
+    """True when hub login is off, or `request` (a starlette Request) carries valid hub credentials."""
+    if not settings.auth:
+        return True
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            value = base64.b64decode(value, validate=True).decode()
+        except ValueError:
+            return False
+    if scheme.lower() in ("basic", "bearer"):
+        user, sep, password = value.strip().partition(":")
+        return bool(sep) and credentials_ok(settings, user, password)
+    return _gradio_session(request, app)
+
+
+def _gradio_session(request, app) -> bool:
+    """A browser that logged in through gradio's page carries its access-token cookie; gradio knows the token."""
+    tokens = getattr(app, "tokens", None) if app is not None else None
+    if not tokens:
+        return False
+    for name, value in request.cookies.items():
+        if name.startswith("access-token") and value in tokens:
+            return True
+    return False

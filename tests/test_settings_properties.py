@@ -1,0 +1,90 @@
+"""Property-based tests (hypothesis) for the settings validators: a value that keeps its invariant, or a UserError sentence."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import warnings
+from types import SimpleNamespace as NS
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+
+from hub.errors import SettingsError, UserError
+from tests.properties import *  # noqa: F401,F403  (strategies and the property)
+from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
+
+from hub.settings import DEVICES, DTYPES, WEIGHTS, Settings, parse_bytes
+
+
+# ---- hub/settings.py (parse_bytes/parse_auth are in test_settings.py; here: every variable through load) --------
+
+INT_VARS = {"DEMOHUB_PORT": (1, 65535), "DEMOHUB_MAX_UPLOAD_MB": (1, 100_000), "DEMOHUB_QUEUE_SIZE": (1, 100_000)}
+CHOICE_VARS = {"DEMOHUB_DEVICE": DEVICES, "DEMOHUB_DTYPE": DTYPES, "DEMOHUB_WEIGHTS": WEIGHTS}
+BOOL_VARS = {"DEMOHUB_OFFLINE": "offline", "DEMOHUB_SHARE": "share", "DEMOHUB_INSECURE_SHARE": "insecure_share",
+             "DEMOHUB_COMPILE": "compile"}
+env_text = st.one_of(unicode_text, numeric_text, st.sampled_from(["auto", "CPU", " cuda ", "Float16", "on", "OFF",
+                                                                 "Yes", "2", "a,b,,c", " , ", "8GB"]))
+
+
+@FAST
+@given(var=st.sampled_from(sorted({**INT_VARS, **CHOICE_VARS, **BOOL_VARS}) + ["DEMOHUB_DEMOS", "DEMOHUB_HOST"]),
+       value=env_text)
+def test_every_settings_variable_is_typed_or_refused_by_name(var, value):
+    assume("\x00" not in value)
+    try:
+        s = Settings.load({var: value})
+    except SettingsError as e:
+        check_sentence(e)
+        assert var in str(e)
+        return
+    if var in INT_VARS:
+        lo, hi = INT_VARS[var]
+        n = {"DEMOHUB_PORT": s.port, "DEMOHUB_MAX_UPLOAD_MB": s.max_upload_mb, "DEMOHUB_QUEUE_SIZE": s.queue_size}[var]
+        assert isinstance(n, int) and lo <= n <= hi
+    elif var in CHOICE_VARS:
+        got = {"DEMOHUB_DEVICE": s.device, "DEMOHUB_DTYPE": s.dtype, "DEMOHUB_WEIGHTS": s.weights}[var]
+        assert got in CHOICE_VARS[var] and got == value.strip().lower()
+    elif var in BOOL_VARS:
+        assert getattr(s, BOOL_VARS[var]) in (True, False)
+    elif var == "DEMOHUB_DEMOS":
+        assert s.demos is None or (s.demos and all(n and n == n.strip() and "," not in n for n in s.demos))
+    else:
+        assert s.host and s.host == s.host.strip()
+
+
+@FAST
+@given(demo=st.sampled_from(["stable_diffusion", "yolo_detect"]), value=env_text)
+def test_demo_flags_are_booleans_or_a_named_error(demo, value):
+    s = Settings.load({f"DEMOHUB_{demo.upper()}_SAFETY_CHECKER": value})
+    try:
+        flag = s.demo_flag(demo, "safety_checker", True)
+    except SettingsError as e:
+        check_sentence(e)
+        assert f"DEMOHUB_{demo.upper()}_SAFETY_CHECKER" in str(e)
+    else:
+        assert flag in (True, False)
+
+
+@QUICK
+@example("0.5")
+@given(st.floats(min_value=1e-9, max_value=0.99).map(lambda f: f"{f:.9f}"))
+def test_parse_bytes_fraction_of_a_byte_is_refused_not_zero(text):
+    try:
+        v = parse_bytes(text, "DEMOHUB_VRAM_BUDGET")
+    except SettingsError:
+        return
+    assert v is None or v > 0, f"parse_bytes({text!r}) == {v}"
+
+
+@QUICK
+@example("9" * 400)
+@given(st.integers(min_value=309, max_value=1000).map(lambda n: "9" * n + "GB"))
+def test_parse_bytes_absurd_size_is_a_settings_error(text):
+    try:
+        parse_bytes(text, "DEMOHUB_VRAM_BUDGET")
+    except SettingsError as e:
+        check_sentence(e)
