@@ -27,7 +27,10 @@ def number(value, name: str, lo: float | None = None, hi: float | None = None, *
         raise UserError(f"{_cap(name)} is missing; {_expect(lo, hi, integer, lo_open)}.")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise UserError(f"{_cap(name)} must be a number, not {_show(value)}; {_expect(lo, hi, integer, lo_open)}.")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an int beyond float range
+        raise UserError(f"{_cap(name)} is far too large; {_expect(lo, hi, integer, lo_open)}.") from None
     if math.isnan(x) or math.isinf(x):
         raise UserError(f"{_cap(name)} must be a real number, not {x}; {_expect(lo, hi, integer, lo_open)}.")
     if integer and not x.is_integer():

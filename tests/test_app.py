@@ -33,7 +33,7 @@ def test_user_errors_reach_the_client_as_sentences_and_the_server_keeps_serving(
     client = serve(("tests.fake_demo",))
     with pytest.raises(Exception, match="Type some text to echo"):
         client.predict("echo-small", "   ", 3, api_name="/echo")
-    with pytest.raises(Exception, match="between 1 and 10"):
+    with pytest.raises(Exception, match="from 1 to 10"):
         client.predict("echo-small", "x", 99, api_name="/echo")
     with pytest.raises(Exception, match="not in the list of choices"):  # visitors cannot pick arbitrary models
         client.predict("not-a-model", "x", 1, api_name="/echo")
@@ -45,8 +45,8 @@ def test_a_demo_that_fails_to_import_gets_an_explaining_tab(settings):
 
     blocks = create_app(settings, ("tests.broken_demo", "tests.fake_demo"))
     broken, ok = blocks.hub_demos
-    assert broken.module is None and "not_a_real_library_for_demohub" in broken.error
-    assert ok.module is not None
+    assert broken.demo is None and "not_a_real_library_for_demohub" in broken.error
+    assert ok.demo is not None
     config = str(blocks.get_config_file())
     assert "failed to import" in config and "not_a_real_library_for_demohub" in config
 
@@ -124,8 +124,9 @@ def test_unexpected_errors_are_logged_with_traceback_and_reported_as_bugs(settin
     def broken():
         return {}["missing"]
 
-    with pytest.raises(gr.Error, match="failed unexpectedly.*KeyError.*bug") as e:
+    with pytest.raises(gr.Error, match="failed unexpectedly.*bug") as e:
         broken()
+    assert "KeyError" not in str(e.value), "no Python class names in what the user reads"
     assert "Unexpected error in the Echo (test demo) tab" in caplog.text and "Traceback" in caplog.text
     assert e.value.print_exception is False
 

@@ -57,16 +57,24 @@ def test_every_settings_variable_is_typed_or_refused_by_name(var, value):
 
 
 @FAST
-@given(demo=st.sampled_from(["stable_diffusion", "yolo_detect"]), value=env_text)
-def test_demo_flags_are_booleans_or_a_named_error(demo, value):
-    s = Settings.load({f"DEMOHUB_{demo.upper()}_SAFETY_CHECKER": value})
+@given(default=st.sampled_from([True, 5, 2.5, "a"]), value=env_text)
+def test_demo_options_are_typed_or_a_named_error(default, value):
+    from hub.contract import Option
+    from hub.options import parse_value
+
+    opt = Option("knob", default, "a knob", lo=0 if not isinstance(default, (bool, str)) else None,
+                 hi=10 if not isinstance(default, (bool, str)) else None, choices=("a", "b") if default == "a" else None)
     try:
-        flag = s.demo_flag(demo, "safety_checker", True)
+        parsed = parse_value(opt, value, "DEMOHUB_X_KNOB")
     except SettingsError as e:
         check_sentence(e)
-        assert f"DEMOHUB_{demo.upper()}_SAFETY_CHECKER" in str(e)
+        assert "DEMOHUB_X_KNOB" in str(e)
     else:
-        assert flag in (True, False)
+        assert type(parsed) is type(default)
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert 0 <= parsed <= 10
+        if default == "a":
+            assert parsed in ("a", "b")
 
 
 @QUICK

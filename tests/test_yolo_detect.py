@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import yolo_detect as yd
+from demos.yolo_detect import SPEC, MAX_SIDE
+from demos.yolo_detect import engine as yd
+from demos.yolo_detect import formats as yf
+from demos.yolo_detect import video as yv
 from hub.assets import package_file
 from hub.errors import UserError
 from hub.weights import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-
 
 BUS = package_file("ultralytics", "assets", "bus.jpg")
 ZIDANE = package_file("ultralytics", "assets", "zidane.jpg")
@@ -47,7 +47,7 @@ def _settings(cache):
 
 @pytest.fixture(scope="module")
 def tiny(cache):
-    w = resolve(yd.SPEC, yd.SPEC.choice("tiny-random"), _settings(cache))
+    w = resolve(SPEC, SPEC.choice("tiny-random"), _settings(cache))
     return yd.load(w, "cpu", "float32")
 
 
@@ -59,7 +59,7 @@ def real(cache):
     folder = Path(cache) / "native" / "yolo_detect"
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(YOLO11N, folder / "yolo11n.pt")
-    w = resolve(yd.SPEC, yd.SPEC.choice("yolo11n"), _settings(cache))
+    w = resolve(SPEC, SPEC.choice("yolo11n"), _settings(cache))
     return yd.load(w, "cpu", "float32")
 
 
@@ -147,7 +147,7 @@ def test_class_filter_thresholds_and_max_det_change_results_as_expected(real):
 @needs_real
 def test_table_csv_and_json_agree_with_the_boxes_drawn(real, tmp_path):
     det = yd.detect(real, BUS)
-    drawn = yd.annotate(det)
+    drawn = yf.annotate(det)
     assert drawn.shape == det.image.shape
     changed = np.any(drawn != det.image, axis=2)
     rows = det.rows()
@@ -157,7 +157,7 @@ def test_table_csv_and_json_agree_with_the_boxes_drawn(real, tmp_path):
         assert changed[(y1 + y2) // 2, max(x1 - 1, 0):x1 + 2].any(), r  # left edge, halfway down
         assert changed[(y1 + y2) // 2, max(x2 - 2, 0):x2 + 1].any(), r  # right edge
     assert not changed[det.image.shape[0] - 5:, 300:500].any()  # nothing drawn where there is no box (pavement)
-    csv_path, json_path = yd.export_table(det, tmp_path, record={"model": "yolo11n"})
+    csv_path, json_path = yf.export_table(det, tmp_path, record={"model": "yolo11n"})
     with open(csv_path, newline="") as fh:
         from_csv = list(csv.DictReader(fh))
     doc = json.loads(json_path.read_text())
@@ -176,7 +176,7 @@ def test_huge_image_is_downscaled_with_the_bomb_guard_on_and_boxes_stay_in_origi
     Image.open(BUS).resize((12000, 12000)).save(big, quality=80)  # 144 MP: over the 89 MP warning level
     assert Image.MAX_IMAGE_PIXELS is not None  # the guard stays on
     det = yd.detect(real, big)
-    assert det.original_size == (12000, 12000) and max(det.image.shape[:2]) <= yd.MAX_SIDE
+    assert det.original_size == (12000, 12000) and max(det.image.shape[:2]) <= MAX_SIDE
     assert det.counts().get("bus", 0) >= 1
     bus = det.boxes[det.labels.index("bus")]
     assert bus[2] > 7000 and bus[3] > 7000  # bottom right in original pixels (810x1080 bus box * ~11)
@@ -187,10 +187,10 @@ def test_huge_image_is_downscaled_with_the_bomb_guard_on_and_boxes_stay_in_origi
 @needs_lap
 def test_tracking_keeps_ids_for_objects_across_frames(real):
     frame = np.asarray(Image.open(BUS).convert("RGB"))
-    tracker = yd.new_tracker(30)
-    first = yd.track_frame(real, tracker, frame)
+    tracker = yv.new_tracker(30)
+    first = yv.track_frame(real, tracker, frame)
     shifted = np.ascontiguousarray(np.roll(frame, 6, axis=1))
-    second = yd.track_frame(real, tracker, shifted)
+    second = yv.track_frame(real, tracker, shifted)
     assert len(first) >= 4 and first.track_ids is not None
     assert set(second.track_ids) == set(first.track_ids)  # same objects, same ids
     assert "track_id" in second.rows()[0]
@@ -305,10 +305,10 @@ def test_class_names_match_case_insensitively_and_imgsz_rounds_to_the_stride(tin
 def test_video_round_trip_keeps_frames_and_duration_and_plays_in_browsers(tiny, tmp_path):
     src = _video(tmp_path / "in.mp4", frames=13, size=(161, 120), rate=12)  # odd width: padded for yuv420p
     out = tmp_path / "out" / "annotated.mp4"
-    items = list(yd.detect_video(tiny, src, out, conf=0.0, max_det=2, imgsz=64, batch=4))
+    items = list(yv.detect_video(tiny, src, out, conf=0.0, max_det=2, imgsz=64, batch=4))
     progress, result = items[:-1], items[-1]
     assert [p.done for p in progress] == [4, 8, 12, 13] and progress[-1].total == 13
-    assert isinstance(result, yd.VideoResult) and result.frames == 13 and result.fps == 12
+    assert isinstance(result, yv.VideoResult) and result.frames == 13 and result.fps == 12
     info = _probe(out)
     assert info["codec"] == "h264" and info["pix_fmt"] == "yuv420p"  # what every browser plays
     assert info["frames"] == 13 and info["rate"] == 12
@@ -319,7 +319,7 @@ def test_video_round_trip_keeps_frames_and_duration_and_plays_in_browsers(tiny, 
     assert head.find(b"moov") != -1 or head.find(b"ftyp") != -1  # mp4; faststart puts moov before mdat
     assert [r["frame"] for r in result.per_frame] == list(range(13))
     assert all(r["total"] == 2 for r in result.per_frame)
-    counts = yd.export_counts(result, tmp_path / "counts.csv")
+    counts = yf.export_counts(result, tmp_path / "counts.csv")
     lines = counts.read_text().splitlines()
     assert lines[0].startswith("frame,time_s,total") and len(lines) == 14
 
@@ -330,7 +330,7 @@ def test_video_round_trip_keeps_frames_and_duration_and_plays_in_browsers(tiny, 
 def test_video_tracking_counts_each_object_once(real, tmp_path):
     picture = np.asarray(Image.open(BUS).convert("RGB").resize((320, 428)))[:426]
     src = _video(tmp_path / "in.mp4", frames=6, size=(320, 426), rate=6, picture=picture)
-    res = list(yd.detect_video(real, src, tmp_path / "o.mp4", imgsz=320, tracking=True))[-1]
+    res = list(yv.detect_video(real, src, tmp_path / "o.mp4", imgsz=320, tracking=True))[-1]
     per_frame_people = [r.get("person", 0) for r in res.per_frame]
     assert res.tracks["bus"] == 1 and max(per_frame_people) >= 3
     assert res.tracks["person"] <= max(per_frame_people) + 1  # the same people keep their ids across frames
@@ -340,25 +340,25 @@ def test_tracking_without_lap_says_what_to_install_instead_of_pip_installing(mon
     real_find = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "lap" else real_find(name, *a))
     with pytest.raises(UserError, match="pip install 'lap>=0.5.12'"):
-        yd.new_tracker()
+        yv.new_tracker()
 
 
 def test_bad_videos_end_in_sentences(tiny, tmp_path):
     (tmp_path / "junk.mp4").write_bytes(os.urandom(4096))
     with pytest.raises(UserError, match="could not be read as a video"):
-        list(yd.detect_video(tiny, tmp_path / "junk.mp4", tmp_path / "o1.mp4"))
+        list(yv.detect_video(tiny, tmp_path / "junk.mp4", tmp_path / "o1.mp4"))
     good = _video(tmp_path / "good.mp4", frames=8)
     (tmp_path / "cut.mp4").write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # no moov atom
     with pytest.raises(UserError, match="could not be read|damaged|no frames"):
-        list(yd.detect_video(tiny, tmp_path / "cut.mp4", tmp_path / "o2.mp4", imgsz=64))
+        list(yv.detect_video(tiny, tmp_path / "cut.mp4", tmp_path / "o2.mp4", imgsz=64))
     for suffix in ("mp4", "mkv"):  # a zero-frame MP4 has no video track left; a zero-frame MKV ends at its header
         empty = _video(tmp_path / f"empty.{suffix}", frames=0)
         with pytest.raises(UserError, match="no video frames|could not be read as a video"):
-            list(yd.detect_video(tiny, empty, tmp_path / "o3.mp4", imgsz=64))
+            list(yv.detect_video(tiny, empty, tmp_path / "o3.mp4", imgsz=64))
     with pytest.raises(UserError, match="Upload a video"):
-        list(yd.detect_video(tiny, None, tmp_path / "o4.mp4"))
+        list(yv.detect_video(tiny, None, tmp_path / "o4.mp4"))
     with pytest.raises(UserError, match="at most 5"):
-        list(yd.detect_video(tiny, good, tmp_path / "o5.mp4", max_frames=5))
+        list(yv.detect_video(tiny, good, tmp_path / "o5.mp4", max_frames=5))
     assert not any((tmp_path / f"o{i}.mp4").exists() for i in range(1, 6))  # no half-written outputs left
 
 
@@ -366,9 +366,9 @@ def test_stopping_a_video_stops_its_threads_and_removes_the_partial_file(tiny, t
     src = _video(tmp_path / "in.mp4", frames=40)
     before = {t.name for t in threading.enumerate()}
     out = tmp_path / "o.mp4"
-    gen = yd.detect_video(tiny, src, out, imgsz=64, batch=2)
+    gen = yv.detect_video(tiny, src, out, imgsz=64, batch=2)
     first = next(gen)
-    assert isinstance(first, yd.VideoProgress) and first.done == 2
+    assert isinstance(first, yv.VideoProgress) and first.done == 2
     gen.close()  # what gradio does when the user presses Stop
     alive = [t.name for t in threading.enumerate() if t.name.startswith("yolo-video") and t.name not in before]
     assert not alive and not out.exists()
@@ -387,15 +387,18 @@ import sys, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 from hub.settings import Settings
 from hub.models import ModelManager
-from demos import yolo_detect as yd
+from demos.yolo_detect import SPEC, MAX_SIDE
+from demos.yolo_detect import engine as yd
+from demos.yolo_detect import formats as yf
+from demos.yolo_detect import video as yv
 s = Settings.load({{}}, cache_dir={str(cache)!r}, offline=True, device="cpu")
 m = ModelManager(s, {{"yolo_detect": (yd.SPEC, yd.load)}})
 with m.use("yolo_detect", "tiny-random") as lease:
     det = yd.detect(lease.engine, {str(BUS)!r}, conf=0.0, max_det=3, imgsz=64)
-    yd.annotate(det)
-    yd.export_table(det, yd._output_dir("tables"))
+    yf.annotate(det)
+    yf.export_table(det, yd._output_dir("tables"))
     if __import__("importlib.util").util.find_spec("lap"):
-        yd.track_frame(lease.engine, yd.new_tracker(), np.zeros((64, 64, 3), np.uint8), conf=0.0, imgsz=64)
+        yv.track_frame(lease.engine, yv.new_tracker(), np.zeros((64, 64, 3), np.uint8), conf=0.0, imgsz=64)
 print("ok")
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "DEMOHUB_"))}
@@ -413,7 +416,7 @@ def test_offline_native_model_not_in_cache_says_how_to_fetch(tmp_path):
     from hub.errors import WeightsUnavailable
 
     with pytest.raises(WeightsUnavailable, match="demohub fetch yolo_detect"):
-        resolve(yd.SPEC, yd.SPEC.choice("yolo11s"), _settings(tmp_path))
+        resolve(SPEC, SPEC.choice("yolo11s"), _settings(tmp_path))
 
 
 @needs_real
@@ -426,7 +429,7 @@ def test_pinned_hash_rejects_a_tampered_checkpoint(tmp_path):
     data[-10] ^= 0xFF
     (folder / "yolo11n.pt").write_bytes(bytes(data))
     with pytest.raises(CorruptWeights, match="SHA-256"):
-        resolve(yd.SPEC, yd.SPEC.choice("yolo11n"), _settings(tmp_path))
+        resolve(SPEC, SPEC.choice("yolo11n"), _settings(tmp_path))
 
 
 # ---- the tab through gradio_client -------------------------------------------------------------------------------
