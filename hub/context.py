@@ -95,8 +95,11 @@ class DemoContext:
         return self._manager.choice(self.spec.name).id
 
     def model_dropdown(self, **kw):
+        """The tab's model picker. Typed values pass through to `check_model` (the one allow-list): an operator on
+        a local hub may type any HF repo id or path; a visitor to a public hub gets a sentence listing the models."""
         import gradio as gr
 
+        kw.setdefault("allow_custom_value", True)
         return gr.Dropdown(self.model_choices(), value=self.default_model(), label="Model", **kw)
 
     def authorized(self, request) -> bool:

@@ -17,7 +17,8 @@ from PIL import Image
 from hub.errors import UserError
 from hub.weights import resolve
 
-clip = pytest.importorskip("demos.clip_zero_shot")
+pytest.importorskip("open_clip")
+from demos.clip_zero_shot import SPEC, engine as clip, fast  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def engine(tmp_path_factory):
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    return clip.load(resolve(clip.SPEC, clip.SPEC.choice("tiny-random"), s), "cpu", "float32")
+    return clip.load(resolve(SPEC, SPEC.choice("tiny-random"), s), "cpu", "float32")
 
 
 def photos(n=3, seed=0, size=(48, 40)):
@@ -100,23 +101,23 @@ def test_gpu_preprocessing_gives_open_clips_own_pixels():
     from hub.assets import package_file
 
     preprocess = open_clip.image_transform(224, is_train=False)  # ViT-B-32's eval transform
-    steps = clip.tensor_transforms(preprocess)
+    steps = fast.tensor_transforms(preprocess)
     assert steps is not None and "to_float" in steps
     bus = Image.open(package_file("ultralytics", "assets", "bus.jpg")).convert("RGB")
     for im, max_diff in [(bus, 0.1), (photos(1, 1, (640, 480))[0], 0.1), (photos(1, 2, (480, 640))[0], 0.1),
                          (photos(1, 3, (100, 50))[0], 0.5)]:
-        want, got = preprocess(im), clip.apply_tensor_transforms(steps, im, "cpu")
+        want, got = preprocess(im), fast.apply_tensor_transforms(steps, im, "cpu")
         assert got.shape == want.shape == (3, 224, 224)
         diff = (got - want).abs()
         assert float(diff.mean()) < 0.005 and float(diff.max()) < max_diff, (im.size, diff.mean(), diff.max())
     # a transform with a step that only knows PIL images keeps the PIL path
-    assert clip.tensor_transforms(T.Compose([T.Resize(8), T.Lambda(lambda im: im)])) is None
+    assert fast.tensor_transforms(T.Compose([T.Resize(8), T.Lambda(lambda im: im)])) is None
 
 
 def test_engine_with_gpu_preprocessing_scores_like_the_pil_path(engine, monkeypatch):
     img = photos(3, seed=21)
     want = clip.classify(engine, img, "cat, dog, car").scores
-    monkeypatch.setattr(engine, "tensor_transforms", clip.tensor_transforms(engine.preprocess))
+    monkeypatch.setattr(engine, "tensor_transforms", fast.tensor_transforms(engine.preprocess))
     assert engine.tensor_transforms is not None
     np.testing.assert_allclose(clip.classify(engine, img, "cat, dog, car").scores, want, atol=1e-2)
 
@@ -192,6 +193,60 @@ def test_bad_label_lists_say_what_to_do(engine, labels, words):
         clip.classify(engine, photos(1), labels)
 
 
+@pytest.mark.parametrize("kw, words", [
+    ({"mode": "multi", "threshold": 1.5}, "threshold is 1.5, which is out of range; use a number from 0 to 1"),
+    ({"mode": "multi", "threshold": -0.1}, "out of range"),
+    ({"mode": "multi", "threshold": float("nan")}, "must be a real number"),
+    ({"mode": "multi", "threshold": None}, "threshold is missing"),
+    ({"mode": "multi", "threshold": "0.5"}, "must be a number"),
+    ({"mode": "single", "threshold": 7}, "out of range"),  # unused in single-label mode, but refused, not ignored
+    ({"mode": "softmax"}, "mode 'softmax' is not one of the choices; use one of: single, multi"),
+    ({"ensemble": "all"}, "ensemble 'all' is not one of the choices; use one of: none, simple, openai"),
+])
+def test_numbers_and_choices_out_of_range_are_refused_before_any_work(engine, kw, words):
+    """hub.validate's one policy: refuse with its sentence, never clamp; nothing is encoded first."""
+    before = (engine.texts_encoded, engine.images_encoded)
+    with pytest.raises(UserError, match=words):
+        clip.classify(engine, photos(1), "cat, dog", **kw)
+    assert (engine.texts_encoded, engine.images_encoded) == before
+
+
+def test_single_label_mode_accepts_no_threshold(engine):
+    res = clip.classify(engine, photos(1), "cat, dog", threshold=None)
+    assert res.threshold is None and res.scores.shape == (1, 2)
+
+
+def test_operator_options_become_the_engines_caps(settings):
+    from hub.options import DemoOptions, defaults, parse
+
+    from demos.clip_zero_shot import DEMO
+
+    assert defaults(DEMO).as_dict() == {"max_labels": 100, "max_images": 256}
+    opts = parse(DEMO, {"DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS": "2", "DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES": "1"})
+    assert isinstance(opts, DemoOptions) and (opts.max_labels, opts.max_images) == (2, 1)
+    from hub.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES='0' is out of range"):
+        parse(DEMO, {"DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES": "0"})
+    eng = clip.load(resolve(SPEC, SPEC.choice("tiny-random"), settings), "cpu", "float32", options=opts)
+    assert (eng.max_labels, eng.max_images) == (2, 1)
+    with pytest.raises(UserError, match="more than this hub allows \\(2\\)"):
+        clip.classify(eng, photos(1), "a, b, c")
+    with pytest.raises(UserError, match="2 images is more than one request may hold \\(1\\)"):
+        clip.search_images(eng, photos(2), "a cat")
+    assert clip.classify(eng, photos(1), "a, b, c", max_labels=3).scores.shape == (1, 3)  # an explicit cap wins
+
+
+def test_package_imports_neither_torch_nor_gradio():
+    import subprocess
+    import sys
+
+    code = ("import sys, demos.clip_zero_shot as c; assert c.DEMO.spec is c.SPEC; "
+            "heavy = [m for m in ('torch', 'gradio', 'open_clip', 'torchvision') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_newlines_split_labels_and_keep_their_commas():
     assert clip.parse_labels("a dog, running\na cat\n") == ["a dog, running", "a cat"]
     assert clip.parse_labels("cat,  dog ,car,") == ["cat", "dog", "car"]
@@ -243,11 +298,12 @@ def _png_header_only(path, w, h):
 
 
 def test_huge_and_truncated_images(engine, tmp_path):
-    with pytest.raises(UserError, match="8000x7000 pixels.*downscale"):
+    """The hub's decoder's sentences (hub.media.image): its 50 MP cap, PIL's bomb limit, damaged data."""
+    with pytest.raises(UserError, match="'big.png' is 8000x7000 .*50 megapixels.*downscale"):
         clip.classify(engine, [_png_header_only(tmp_path / "big.png", 8000, 7000)], "cat, dog")
-    with pytest.raises(UserError, match="far more pixels.*downscale"):  # past PIL's own bomb limit
+    with pytest.raises(UserError, match="far too many pixels.*downscale"):  # past PIL's own bomb limit
         clip.classify(engine, [_png_header_only(tmp_path / "huge.png", 20000, 20000)], "cat, dog")
-    with pytest.raises(UserError, match="truncated or corrupt"):
+    with pytest.raises(UserError, match="'cut.png' is damaged"):
         clip.classify(engine, [_png_header_only(tmp_path / "cut.png", 64, 64)], "cat, dog")
 
 
@@ -255,9 +311,15 @@ def test_odd_image_modes_become_rgb(engine, tmp_path):
     grey16 = Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16))
     assert grey16.mode.startswith("I")
     rgb = np.asarray(clip.load_image(grey16))
-    assert rgb.shape == (64, 64, 3) and rgb.min() == 0 and rgb.max() == 255  # scaled, not clipped to white
-    clear = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
-    assert clip.load_image(clear).getpixel((0, 0)) == (255, 255, 255)  # transparency reads as white
+    assert rgb.shape == (64, 64, 3) and rgb.min() == 0 and rgb.max() == 255  # full 16-bit range: /257, not clipped
+    dim = tmp_path / "dim16.png"  # the hub's policy (the old CLIP decoder stretched this to 0..255): stays dim
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 1029).save(dim)
+    assert np.asarray(clip.load_image(str(dim))).max() == 4  # 1028 / 257
+    clear = Image.new("RGBA", (8, 8), (10, 20, 30, 0))
+    assert clip.load_image(clear).getpixel((0, 0)) == (10, 20, 30)  # alpha dropped, the colour under it kept
+    assert clip.load_image([{"image": {"path": str(dim)}, "caption": None}][0]).size == (64, 64)  # gallery dict
+    with pytest.raises(UserError, match="Upload an image file"):
+        clip.load_image(5)
     cmyk = tmp_path / "cmyk.jpg"
     Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(cmyk)
     pal = Image.new("P", (20, 20))
@@ -278,9 +340,9 @@ def test_local_open_clip_folder_loads_its_weights(engine, tmp_path, settings):
     save_file({k: v.contiguous() for k, v in engine.model.state_dict().items()}, folder / "open_clip_model.safetensors")
     from hub.weights import choice_for
 
-    choice = choice_for(clip.SPEC, str(folder))
+    choice = choice_for(SPEC, str(folder))
     assert choice.source == "path"
-    local = clip.load(resolve(clip.SPEC, choice, settings), "cpu", "float32")
+    local = clip.load(resolve(SPEC, choice, settings), "cpu", "float32")
     img = photos(1, seed=9)
     np.testing.assert_allclose(clip.classify(local, img, "cat, dog").scores,
                                clip.classify(engine, img, "cat, dog").scores, atol=1e-5)
@@ -315,14 +377,14 @@ def test_single_checkpoint_file_is_recognised_by_its_shapes(small_checkpoint, tm
     from hub.weights import choice_for
 
     small, path = small_checkpoint
-    eng = clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(path)), settings), "cpu", "float32")
+    eng = clip.load(resolve(SPEC, choice_for(SPEC, str(path)), settings), "cpu", "float32")
     _same_image_embeddings(eng, small)
 
     odd = tmp_path / "odd.safetensors"  # the tiny test config matches no built-in architecture
-    tiny = clip.load(resolve(clip.SPEC, clip.SPEC.choice("tiny-random"), settings), "cpu", "float32")
+    tiny = clip.load(resolve(SPEC, SPEC.choice("tiny-random"), settings), "cpu", "float32")
     save_file({k: v.contiguous() for k, v in tiny.model.state_dict().items()}, odd)
     with pytest.raises(UserError, match="no built-in open_clip architecture"):
-        clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(odd)), settings), "cpu", "float32")
+        clip.load(resolve(SPEC, choice_for(SPEC, str(odd)), settings), "cpu", "float32")
 
 
 def test_hf_snapshot_loads_into_the_listed_architecture_with_its_preprocessing(small_checkpoint, tmp_path,
@@ -339,7 +401,7 @@ def test_hf_snapshot_loads_into_the_listed_architecture_with_its_preprocessing(s
     snapshot = tmp_path / "snapshot"
     snapshot.mkdir()
     shutil.copy(path, snapshot / "open_clip_model.safetensors")
-    listed = clip.SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
+    listed = SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K")
     choice = replace(listed, options={**listed.options, "arch": "ViT-S-32-alt", "quick_gelu": False})
     table = {"mean": (0.1, 0.2, 0.3), "std": (0.5, 0.5, 0.5), "interpolation": "bicubic", "resize_mode": "shortest"}
     seen = []
@@ -358,12 +420,12 @@ def test_folder_without_config_says_what_to_use(tmp_path, settings):
     from hub.weights import choice_for
 
     with pytest.raises(UserError, match="open_clip_config.json"):
-        clip.load(resolve(clip.SPEC, choice_for(clip.SPEC, str(folder)), settings), "cpu", "float32")
+        clip.load(resolve(SPEC, choice_for(SPEC, str(folder)), settings), "cpu", "float32")
 
 
 def test_random_weights_build_the_real_architecture(settings):
-    choice = replace(clip.SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K"), source="random")
-    eng = clip.load(resolve(clip.SPEC, choice, settings), "cpu", "float32")
+    choice = replace(SPEC.choice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K"), source="random")
+    eng = clip.load(resolve(SPEC, choice, settings), "cpu", "float32")
     assert 140e6 < sum(p.numel() for p in eng.model.parameters()) < 160e6  # ViT-B/32: 151M parameters
     assert eng.preprocess(photos(1)[0]).shape == (3, 224, 224)
 
@@ -416,3 +478,31 @@ def test_tab_classify_and_search_through_gradio_client(serve, tmp_path):
     assert sims == sorted(sims, reverse=True)
     assert sorted(r[1] for r in ranking["data"]) == ["photo0.png", "photo1.png", "photo2.png"]
     assert record["query"] == "a cat on a sofa"
+
+
+def _with_files(value, path):
+    """An example's value with every Sample placeholder replaced by the uploaded file `path`."""
+    from gradio_client import handle_file
+
+    from hub.contract import Sample
+
+    if isinstance(value, Sample):
+        return handle_file(path)
+    if isinstance(value, list):
+        return [_with_files(v, path) for v in value]
+    if isinstance(value, dict):
+        return {k: _with_files(v, path) for k, v in value.items()}
+    return value
+
+
+def test_declared_examples_run_and_their_bad_variants_get_a_sentence(serve, tmp_path):
+    from demos.clip_zero_shot import DEMO
+
+    client = serve(("clip_zero_shot",), models={"clip_zero_shot": "tiny-random"})
+    (path,) = _save(photos(1, seed=14), tmp_path)
+    assert {ex.api_name for ex in DEMO.examples} == set(SPEC.api_names)
+    for ex in DEMO.examples:
+        out = client.predict(*_with_files(list(ex.values()), path), api_name=f"/{ex.api_name}")
+        assert out[-1]["model"] == "tiny-random"
+        with pytest.raises(Exception, match="Type some candidate labels|Type a text query"):
+            client.predict(*_with_files(list(ex.values(**ex.bad)), path), api_name=f"/{ex.api_name}")

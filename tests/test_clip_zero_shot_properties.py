@@ -17,7 +17,7 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.clip_zero_shot as clip  # noqa: E402
+from demos.clip_zero_shot import engine as clip  # noqa: E402
 
 
 # ---- clip_zero_shot ----------------------------------------------------------------------------------------------

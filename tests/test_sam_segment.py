@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import sam_segment as S
+from demos.sam_segment import SPEC, arch, ui
+from demos.sam_segment import engine as S
+from demos.sam_segment import everything as E
+from demos.sam_segment import formats as F
+from demos.sam_segment.store import EmbeddingStore
 from hub.errors import CorruptWeights, UserError
 from hub.weights import Weights
 
 
-def _weights(model="tiny-random", source="random", path=None):
-    return Weights("sam_segment", S.SPEC.choice(model) or S.SPEC.models[0], source, path, Path("/nonexistent"))
+def _weights(model="tiny-random", source="random", path=None, cache=Path("/nonexistent")):
+    return Weights("sam_segment", SPEC.choice(model) or SPEC.models[0], source, path, cache)
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +40,7 @@ def _forced_engine(radius_lowres=2.0):
     """A tiny SAM whose decoder paints a disk around every prompt, in the model's own input frame."""
     import torch
 
-    sam = S.build("tiny")
+    sam = arch.build("tiny")
 
     class Prompt(torch.nn.Module):
         def forward(self, points, boxes, masks):
@@ -68,7 +72,7 @@ def _forced_engine(radius_lowres=2.0):
 
 
 def test_clicks_reuse_the_embedding(engine):
-    store = S.EmbeddingStore(per_session=2, total=8)
+    store = EmbeddingStore(per_session=2, total=8)
     a, b = S.prepare_image(_photo(seed=1)), S.prepare_image(_photo(seed=2))
     before = engine.encoder_calls
     emb, hit = store.get("s1", engine, a)
@@ -91,7 +95,7 @@ def test_store_is_bounded_and_frees_an_unloaded_models_embeddings():
     import gc
 
     eng = S.load(_weights(), "cpu", "float32")
-    store = S.EmbeddingStore(per_session=5, total=3)
+    store = EmbeddingStore(per_session=5, total=3)
     for i in range(5):
         store.get(f"s{i}", eng, S.prepare_image(_photo(seed=10 + i)))
     assert len(store) == 3
@@ -133,7 +137,7 @@ def test_sdpa_attention_gives_the_librarys_encoder_output():
     import torch
 
     torch.manual_seed(0)
-    encoder = S.build("tiny").image_encoder
+    encoder = arch.build("tiny").image_encoder
     with torch.no_grad():
         for name, p in encoder.named_parameters():
             if "rel_pos" in name:
@@ -142,7 +146,7 @@ def test_sdpa_attention_gives_the_librarys_encoder_output():
     with torch.no_grad():
         want = encoder(x)
         fast = copy.deepcopy(encoder)
-        assert S.use_sdpa_attention(fast) == 2  # one windowed and one global block
+        assert arch.use_sdpa_attention(fast) == 2  # one windowed and one global block
         torch.testing.assert_close(fast(x), want, atol=1e-4, rtol=1e-4)
         for blk in fast.blocks:  # without the relative-position mask the output differs: the test sees it
             blk.attn.use_rel_pos = False
@@ -182,7 +186,7 @@ def test_box_corners_map_and_boxes_are_clipped():
 
 def test_concurrent_sessions_with_different_images_stay_separate():
     eng = _forced_engine()
-    store = S.EmbeddingStore()
+    store = EmbeddingStore()
     jobs = {"alice": (_photo(200, 120, seed=4), (150, 30)), "bob": (_photo(120, 220, seed=5), (20, 200))}
     barrier = threading.Barrier(2)
 
@@ -207,24 +211,27 @@ def test_concurrent_sessions_with_different_images_stay_separate():
 def test_mask_png_and_cutout_match_the_input(engine):
     rgba = np.zeros((70, 130, 4), np.uint8)
     rgba[..., 0], rgba[..., 3] = 200, 255
-    rgba[:, :10, 3] = 0  # a transparent strip stays transparent in the cut-out
+    rgba[:, :10, 1], rgba[:, :10, 3] = 90, 0  # a transparent strip: the hub's decoder keeps the colour under it
     pic = S.prepare_image(Image.fromarray(rgba, "RGBA"))
+    assert pic.rgb[0, 0].tolist() == [200, 90, 0] and pic.rgb[0, 50].tolist() == [200, 0, 0]
     mask = S.segment_image(engine, pic, [[60, 35]], [1]).masks[0]
     mask[:, :20] = True
-    png, cut = S.mask_png(mask), S.cutout(pic, mask)
+    png, cut = F.mask_png(mask), F.cutout(pic, mask)
     assert png.size == cut.size == (130, 70) and png.mode == "L" and cut.mode == "RGBA"
-    alpha = np.asarray(cut)[..., 3]
-    assert (alpha[:, 10:][mask[:, 10:]] == 255).all() and (alpha[~mask] == 0).all() and (alpha[:, :10] == 0).all()
+    rgba_out = np.asarray(cut)
+    alpha = rgba_out[..., 3]
+    assert (alpha[mask] == 255).all() and (alpha[~mask] == 0).all() and not rgba_out[~mask].any()
+    assert (rgba_out[..., :3][mask] == pic.rgb[mask]).all()
     assert (np.asarray(png) > 0).tolist() == mask.tolist()
 
 
 def test_gallery_thumbnails_are_small_and_keep_the_shape():
     mask = np.zeros((768, 1024), bool)
     mask[100:400, 200:700] = True
-    thumb = np.asarray(S.thumbnail(mask))
+    thumb = np.asarray(F.thumbnail(mask))
     assert max(thumb.shape) <= 256 and thumb.shape == (192, 256)
     assert thumb[25:100, 50:175].min() == 255 and thumb[:20].max() == 0
-    assert S.thumbnail(mask[:90, :150]).size == (150, 90)  # small masks stay as they are
+    assert F.thumbnail(mask[:90, :150]).size == (150, 90)  # small masks stay as they are
 
 
 def test_disjoint_makes_masks_non_overlapping_and_sorted():
@@ -236,21 +243,21 @@ def test_disjoint_makes_masks_non_overlapping_and_sorted():
     other[30:42, 30:42] = True  # overlaps big in one corner
     recs = [{"segmentation": m, "area": int(m.sum()), "predicted_iou": 0.9, "stability_score": 0.95}
             for m in (small, big, other)]
-    found = S.disjoint(recs)
+    found = E.disjoint(recs)
     stack = np.stack([f.mask for f in found])
     assert stack.sum(0).max() == 1
     assert [f.area for f in found] == sorted((f.area for f in found), reverse=True)
     assert found[-1].area == 100 and found[-1].mask[10:20, 10:20].all()  # the small part keeps all its pixels
     assert found[0].area == 900 - 100 - 25 and found[0].bbox == (5, 5, 30, 30)
     assert found[1].area == 144
-    assert len(S.disjoint(recs, min_area=500)) == 1
+    assert len(E.disjoint(recs, min_area=500)) == 1
 
 
 def test_segment_everything_reuses_the_embedding_and_reports_progress(engine):
     pic = S.prepare_image(_photo(64, 48, seed=7))
     emb = engine.embed(pic)
     calls, seen = engine.encoder_calls, []
-    found = S.segment_everything(engine, emb, pic, points_per_side=8, pred_iou_thresh=0.0,
+    found = E.segment_everything(engine, emb, pic, points_per_side=8, pred_iou_thresh=0.0,
                                  stability_score_thresh=0.0, points_per_batch=16,
                                  progress=lambda i, n: seen.append((i, n)))
     assert engine.encoder_calls == calls
@@ -259,22 +266,23 @@ def test_segment_everything_reuses_the_embedding_and_reports_progress(engine):
     stack = np.stack([f.mask for f in found])
     assert stack.shape[1:] == (48, 64) and stack.sum(0).max() == 1
     assert [f.area for f in found] == sorted((f.area for f in found), reverse=True)
-    with pytest.raises(S.Stopped):
-        S.segment_everything(engine, emb, pic, points_per_side=8, points_per_batch=16, should_stop=lambda: True)
+    with pytest.raises(E.Stopped):
+        E.segment_everything(engine, emb, pic, points_per_side=8, points_per_batch=16, should_stop=lambda: True)
 
 
 def test_mobile_sam_matches_the_checkpoint_layout_and_loads_weights_only(tmp_path):
     """Our MobileSAM (TinyViT + segment-anything decoder) has exactly the parameter names and shapes of the
     model ultralytics loads `mobile_sam.pt` into, and a saved state dict loads back through `load`."""
     import torch
+
+    ours = arch.build("vit_t").state_dict()  # configures ultralytics (hub.ultralytics_env) before it is imported
     from ultralytics.models.sam.build import build_mobile_sam
 
-    ours = S.build("vit_t").state_dict()
     theirs = build_mobile_sam().state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in theirs.items()}
     path = tmp_path / "mine.pt"
     torch.save(theirs, path)
-    eng = S.load(_weights(source="path", path=path), "cpu", "float32")
+    eng = S.load(_weights(source="path", path=path, cache=tmp_path), "cpu", "float32")
     assert eng.arch == "vit_t"
     assert torch.equal(eng.sam.state_dict()["mask_decoder.iou_token.weight"], theirs["mask_decoder.iou_token.weight"])
 
@@ -283,7 +291,7 @@ def test_a_checkpoint_with_the_wrong_hash_is_refused(tmp_path):
     folder = tmp_path / "native"
     folder.mkdir()
     (folder / "mobile_sam.pt").write_bytes(b"\x80" + b"0" * 100)
-    w = Weights("sam_segment", S.SPEC.choice("mobile_sam"), "native", folder, tmp_path)
+    w = Weights("sam_segment", SPEC.choice("mobile_sam"), "native", folder, tmp_path)
     with pytest.raises(CorruptWeights, match="SHA-256"):
         S.load(w, "cpu", "float32")
 
@@ -292,8 +300,9 @@ def test_a_checkpoint_with_the_wrong_hash_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("points, labels, box, says", [
-    ([[200, 10]], [1], None, "outside the image"),
-    ([[-1, 10]], [1], None, "outside the image"),
+    ([[200, 10]], [1], None, "x of point 1 .*160 pixels wide.* out of range"),
+    ([[-1, 10]], [1], None, "x of point 1 .* out of range"),
+    ([[10, 10], [20, 97]], [1, 1], None, "y of point 2 .*96 pixels high.* out of range"),
     (None, None, None, "Add a prompt"),
     ([], [], [], "Add a prompt"),
     ([[10, 10], [20, 20]], [0, 0], None, "Only negative points"),
@@ -303,7 +312,8 @@ def test_a_checkpoint_with_the_wrong_hash_is_refused(tmp_path):
     ([[10, 10]], [2], None, "Labels must be 1"),
     ("[[10, 10", None, None, "JSON"),
     ([[10, "a"]], [1], None, "pairs"),
-    ([[float("nan"), 1]], [1], None, "finite"),
+    ([[float("nan"), 1]], [1], None, "real number"),
+    (None, None, [0, 0, float("inf"), 50], "real number"),
 ])
 def test_bad_prompts_say_what_to_do(engine, points, labels, box, says):
     emb = engine.embed(S.prepare_image(_photo()))
@@ -312,15 +322,14 @@ def test_bad_prompts_say_what_to_do(engine, points, labels, box, says):
 
 
 @pytest.mark.parametrize("image, says", [
-    (None, "Upload an image"),
-    (Image.new("RGB", (6000, 5000)), "megapixels"),
-    (Image.new("RGB", (4, 100)), "at least"),
+    (None, "No image was given"),
+    (Image.new("1", (8000, 7000)), "56 megapixels.* 50 megapixels"),  # the hub's cap (SAM's own was 25 MP)
+    (Image.new("RGB", (4, 100)), "at least 8"),
     (Image.new("RGB", (3300, 100)), "32:1"),
     (np.zeros((20, 20, 2), np.uint8), "shape"),
-    (np.zeros((20, 20), np.int64), "Unsupported"),
-    (np.full((20, 20), np.nan), "NaN"),
-    ("/no/such/file.png", "Could not read"),
-    (12, "Expected an image"),
+    ("/no/such/file.png", "'file.png' was not found"),
+    pytest.param(12, "image", marks=pytest.mark.xfail(
+        raises=TypeError, reason="hub.media.image raises TypeError for a non-image type (reported to the lead)")),
 ])
 def test_bad_images_say_what_to_do(image, says):
     with pytest.raises(UserError, match=says):
@@ -335,7 +344,6 @@ def test_odd_image_modes_become_rgb(mode, engine):
         img = Image.fromarray((np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50))
     pic = S.prepare_image(img)
     assert pic.rgb.shape == (30, 40, 3) and pic.rgb.dtype == np.uint8
-    assert (pic.alpha is not None) == (mode in ("LA", "RGBA"))
     assert S.segment_image(engine, pic, [[5, 5]], [1]).masks.shape == (3, 30, 40)
 
 
@@ -343,24 +351,37 @@ def test_arrays_of_other_types_are_converted():
     f = S.prepare_image(np.linspace(0, 1, 400).reshape(20, 20))
     assert f.rgb[0, 0, 0] == 0 and f.rgb[-1, -1, 0] == 255
     assert S.prepare_image(np.full((20, 20, 3), 65535, np.uint16)).rgb.max() == 255
+    # the hub's policy (hub.media.image): 16-bit divides by 257 (a dim image stays dim, no stretching), other
+    # integer arrays are converted, NaN becomes 0 (SAM used to stretch and to refuse int64 and NaN)
+    assert S.prepare_image(np.full((20, 20), 2570, np.uint16)).rgb.max() == 10
+    assert S.prepare_image(np.full((20, 20), 100, np.int64)).rgb.max() == 0
+    assert S.prepare_image(np.full((20, 20), np.nan)).rgb.max() == 0
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    img = Image.fromarray(np.zeros((30, 60, 3), np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    img.save(tmp_path / "phone.jpg", exif=exif)
+    assert S.prepare_image(str(tmp_path / "phone.jpg")).size == (30, 60)
 
 
 def test_a_new_image_while_old_clicks_are_pending(engine):
     old, new = S.prepare_image(_photo(seed=1)), S.prepare_image(_photo(seed=2))
     emb_old = engine.embed(old)
     with pytest.raises(UserError, match="image changed"):
-        S.segment_everything(engine, emb_old, new, points_per_side=4)
+        E.segment_everything(engine, emb_old, new, points_per_side=4)
     other = S.load(_weights(), "cpu", "float32")
     with pytest.raises(UserError, match="model changed"):
         S.segment(other, emb_old, [[5, 5]], [1])
 
 
 @pytest.mark.parametrize("pps, iou, says", [(1, 0.5, "Points per side"), (8.5, 0.5, "whole number"),
-                                            (8, 1.5, "between 0 and 1")])
+                                            (8, 1.5, "from 0 to 1"), (8, float("nan"), "real number")])
 def test_bad_segment_everything_settings(engine, pps, iou, says):
     pic = S.prepare_image(_photo())
     with pytest.raises(UserError, match=says):
-        S.segment_everything(engine, engine.embed(pic), pic, points_per_side=pps, pred_iou_thresh=iou)
+        E.segment_everything(engine, engine.embed(pic), pic, points_per_side=pps, pred_iou_thresh=iou)
 
 
 # ---- the tab through gradio_client ----------------------------------------------------------------------------
@@ -391,7 +412,7 @@ def test_the_tab_through_gradio_client(serve, tmp_path):
     *_, rec3 = other.predict(handle_file(str(path)), [[100, 40]], [1], None, True, "tiny-random", api_name="/segment")
     assert rec3["embedding"].startswith("computed")
 
-    with pytest.raises(AppError, match="outside the image"):
+    with pytest.raises(AppError, match="out of range"):
         client.predict(handle_file(str(path)), [[400, 40]], [1], None, True, "tiny-random", api_name="/segment")
     with pytest.raises(AppError, match="Only negative points"):
         client.predict(handle_file(str(path)), [[40, 40]], [0], None, True, "tiny-random", api_name="/segment")
@@ -412,13 +433,13 @@ def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
     from hub.app import create_app
 
     blocks = create_app(replace(settings, models={"sam_segment": "tiny-random"}), ("sam_segment",))
-    fns = {f.fn.__name__: f.fn for f in blocks.fns.values() if f.fn and f.fn.__qualname__.startswith("ui.")}
+    fns = {f.fn.__name__: f.fn for f in blocks.fns.values() if f.fn and f.fn.__qualname__.startswith("SamTab.")}
     img = _photo(150, 90)
 
     def click(state, mode, x, y, image=img):
         return fns["on_click"](state, mode, image, gr.SelectData(None, {"index": [x, y], "value": None}))
 
-    st, pts, labels, box = click(S._fresh(), "Positive point", 100, 40)
+    st, pts, labels, box = click(ui.fresh(), "Positive point", 100, 40)
     st, *_ = click(st, "Negative point", 20, 20)
     st, pts, labels, box = click(st, "Box (two corner clicks)", 10, 10)
     assert (pts, labels, box) == ([[100.0, 40.0], [20.0, 20.0]], [1, 0], None)  # a first corner waits
@@ -458,7 +479,5 @@ def test_building_mobilesam_leaves_pillow_open_alone():
     """ultralytics patches PIL.Image.open to pip-install pi-heif on unknown files; other tabs must not see that."""
     from PIL import Image
 
-    import demos.sam_segment as sam
-
-    sam._tiny_vit()
+    arch._tiny_vit()
     assert Image.open.__module__.startswith("PIL")

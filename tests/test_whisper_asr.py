@@ -1,4 +1,4 @@
-"""Whisper tab: audio decoding, both engines, subtitles, long audio batching, bad input, the API."""
+"""Whisper tab: audio decoding (hub.media.audio), both engines, subtitles, long audio batching, bad input, the API."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demos import whisper_asr as W
+from demos.whisper_asr import DEMO, SPEC, engine as W, fast as F, formats
 from hub.errors import UserError
+from hub.media import audio as A
 
 SR = W.SAMPLE_RATE
 MEDIA = Path(importlib.util.find_spec("gradio").origin).parent / "media_assets" / "audio"
@@ -95,7 +96,7 @@ GREEDY = dict(vad=False, beam_size=1)
 @pytest.mark.parametrize("sr,channels", [(44100, 2), (8000, 1)])
 def test_wav_encodings_rates_and_channels_decode_to_16k_mono(tmp_path, kind, extensible, sr, channels):
     path = write_wav(tmp_path / "a.wav", tone(440, 1.0, sr), sr, kind, channels, extensible)
-    x = W.load_audio(path)
+    x = A.load_audio(path)
     assert x.dtype == np.float32 and x.ndim == 1
     assert abs(x.size - SR) <= 1
     assert abs(peak_hz(x) - 440) < 3
@@ -104,7 +105,7 @@ def test_wav_encodings_rates_and_channels_decode_to_16k_mono(tmp_path, kind, ext
 
 def test_resampling_keeps_the_band_and_removes_what_16k_cannot_hold():
     x = tone(1000, 1.0, 44100) + tone(12000, 1.0, 44100)  # 12 kHz is above the new 8 kHz Nyquist
-    y = W.resample(x, 44100, SR)
+    y = A.resample(x, 44100, SR)
     spec = np.abs(np.fft.rfft(y[2000:-2000]))
     f = np.fft.rfftfreq(y[2000:-2000].size, 1 / SR)
     assert abs(f[spec.argmax()] - 1000) < 3
@@ -114,14 +115,14 @@ def test_resampling_keeps_the_band_and_removes_what_16k_cannot_hold():
 
 def test_numpy_tuple_input_as_gradio_gives_it(tiny):
     stereo = (np.stack([tone(300, 0.5, 22050)] * 2, axis=1) * 32767).astype(np.int16)
-    x = W.load_audio((22050, stereo))
+    x = A.load_audio((22050, stereo))
     assert abs(x.size - SR // 2) <= 1 and abs(peak_hz(x) - 300) < 3
 
 
 def test_compressed_formats_decode_without_the_ffmpeg_program(tmp_path, monkeypatch):
     import av
 
-    monkeypatch.setattr(W.shutil, "which", lambda name: None)  # no ffmpeg binary: PyAV's libraries still decode
+    monkeypatch.setattr(A.shutil, "which", lambda name: None)  # no ffmpeg binary: PyAV's libraries still decode
     path = tmp_path / "a.flac"
     with av.open(str(path), "w") as out:
         st = out.add_stream("flac", rate=22050, layout="mono")
@@ -132,9 +133,9 @@ def test_compressed_formats_decode_without_the_ffmpeg_program(tmp_path, monkeypa
             out.mux(p)
         for p in st.encode(None):
             out.mux(p)
-    x = W.load_audio(str(path))
+    x = A.load_audio(str(path))
     assert abs(x.size - SR) < 200 and abs(peak_hz(x) - 440) < 3
-    assert abs(W.load_audio(str(HEATH)).size / SR - 3.03) < 0.1  # mp3
+    assert abs(A.load_audio(str(HEATH)).size / SR - 3.03) < 0.1  # mp3
 
 
 def test_without_any_decoder_wav_works_and_mp3_says_to_install_ffmpeg(tmp_path, monkeypatch):
@@ -148,10 +149,10 @@ def test_without_any_decoder_wav_works_and_mp3_says_to_install_ffmpeg(tmp_path, 
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", no_av)
-    monkeypatch.setattr(W.shutil, "which", lambda name: None)
-    assert W.load_audio(write_wav(tmp_path / "a.wav", tone(440, 0.5, 48000), 48000)).size == SR // 2
+    monkeypatch.setattr(A.shutil, "which", lambda name: None)
+    assert A.load_audio(write_wav(tmp_path / "a.wav", tone(440, 0.5, 48000), 48000)).size == SR // 2
     with pytest.raises(UserError, match="needs ffmpeg.*apt-get install ffmpeg"):
-        W.load_audio(str(HEATH))
+        A.load_audio(str(HEATH))
 
 
 @pytest.mark.parametrize("make,message", [
@@ -167,15 +168,42 @@ def test_bad_files_end_in_a_sentence(tmp_path, make, message):
     p = tmp_path / "upload.bin"
     make(p)
     with pytest.raises(UserError, match=message):
-        W.load_audio(str(p))
+        A.load_audio(str(p))
 
 
-def test_length_cap_names_the_limit(tmp_path):
+def test_length_cap_names_the_limit(tmp_path, tiny):
     path = write_wav(tmp_path / "long.wav", tone(200, 3.0, 8000), 8000)
-    with pytest.raises(UserError, match="at most 0 minutes.*DEMOHUB_WHISPER_ASR_MAX_MINUTES"):
-        W.load_audio(path, max_seconds=2.0)
+    with pytest.raises(UserError, match="at most 0 minutes. Cut it into parts.$"):  # the hub names no demo
+        A.load_audio(path, max_seconds=2.0)
     with pytest.raises(UserError, match="at most"):
-        W.load_audio(str(HEATH), max_seconds=1.0)
+        A.load_audio(str(HEATH), max_seconds=1.0)
+    with pytest.raises(UserError, match="at most 0 minutes.*DEMOHUB_WHISPER_ASR_MAX_MINUTES"):  # the demo does
+        W.transcribe(tiny, path, max_seconds=2.0, **GREEDY)
+
+
+def test_the_max_minutes_option_reaches_the_engine(tmp_path):
+    from hub.options import DemoOptions
+    from hub.weights import Weights
+
+    w = Weights("whisper_asr", SPEC.choice("tiny-random"), "random", None, Path("."))
+    eng = W.load(w, "cpu", "float32", options=DemoOptions({"max_minutes": 0.04}))  # 2.4 s
+    assert eng.max_seconds == pytest.approx(2.4) and W.load(w, "cpu", "float32").max_seconds == 240 * 60
+    with pytest.raises(UserError, match="DEMOHUB_WHISPER_ASR_MAX_MINUTES"):
+        W.transcribe(eng, write_wav(tmp_path / "a.wav", tone(200, 3.0, 8000), 8000), **GREEDY)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ({"beam_size": 0}, "Beam size.*is 0, which is out of range; use a whole number from 1 to 10"),
+    ({"beam_size": 11}, "out of range"), ({"beam_size": 2.5}, "whole number"), ({"beam_size": "3"}, "a number"),
+    ({"task": "summarise"}, "task 'summarise' is not one of the choices; use one of: transcribe, translate"),
+    ({"language": "klingon"}, "Unknown language"), ({"vad": "yes"}, "true or false"),
+    ({"initial_prompt": 5}, "must be text"), ({"batch_size": 0}, "Batch size"),
+])
+def test_options_out_of_range_are_refused_not_clamped(bad, message):
+    with pytest.raises(UserError, match=message):
+        W.check_options(**bad)
+    opts = W.check_options(task=None, language="French", beam_size=3.0, vad=1, initial_prompt=None)
+    assert (opts.task, opts.language, opts.beam_size, opts.vad, opts.initial_prompt) == ("transcribe", "fr", 3, True, "")
 
 
 def test_windows_are_at_most_30s_cover_everything_and_cut_in_pauses():
@@ -208,7 +236,7 @@ def test_openai_engine_segments_are_timed_within_the_audio_and_subtitles_parse_b
         for w in s.words:
             assert s.start <= w.start <= w.end <= s.end
     assert any(s.words for s in t.segments)
-    files = W.write_files(t, tmp_path, "my talk")
+    files = formats.write_files(t, tmp_path, "my talk")
     assert [Path(f).suffix for f in files] == [".txt", ".srt", ".vtt", ".json"]
     srt = Path(files[1]).read_text()
     blocks = re.findall(r"(\d+)\n(\d\d):(\d\d):(\d\d),(\d{3}) --> (\d\d):(\d\d):(\d\d),(\d{3})\n(.+)\n", srt)
@@ -233,8 +261,8 @@ def test_batched_windows_give_the_same_text_as_one_by_one(tiny):
     assert len(mels) == 3
     tok = get_tokenizer(True, num_languages=tiny.model.num_languages, language="en", task="transcribe")
     opts = W.Options(beam_size=1, temperatures=(0.0,), vad=False)
-    batched = W.decode_windows(tiny, mels, opts, "en", tok)
-    single = [W.decode_windows(tiny, mels[i:i + 1], opts, "en", tok)[0] for i in range(len(mels))]
+    batched = F.decode_windows(tiny, mels, opts, "en", tok)
+    single = [F.decode_windows(tiny, mels[i:i + 1], opts, "en", tok)[0] for i in range(len(mels))]
     assert [r.text for r in batched] == [r.text for r in single]
     assert len({r.text for r in batched}) > 1  # the windows really differ
 
@@ -252,7 +280,7 @@ def test_the_fast_greedy_step_decodes_exactly_what_whisper_decode_does(extra):
     mels = torch.stack([whisper.pad_or_trim(mel[:, i * 800:], 3000) for i in range(5)])  # 5 windows, 8 s apart
     opts = whisper.DecodingOptions(**{"language": "en", "temperature": 0.0, "fp16": False, "sample_len": 60, **extra})
     ref = whisper.decode(engine.model, mels, opts)
-    fast = W.fast_greedy_task()(engine.model, opts).run(mels)
+    fast = F.fast_greedy_task()(engine.model, opts).run(mels)
     assert [r.tokens for r in fast] == [r.tokens for r in ref]
     np.testing.assert_allclose([r.avg_logprob for r in fast], [r.avg_logprob for r in ref], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose([r.no_speech_prob for r in fast], [r.no_speech_prob for r in ref], rtol=1e-5)
@@ -272,8 +300,8 @@ def test_long_audio_reports_progress_window_by_window(tiny):
 
 def test_translate_and_language_reach_the_decoder(tiny, monkeypatch):
     seen = []
-    real = W._decode_batched
-    monkeypatch.setattr(W, "_decode_batched", lambda m, mels, o: seen.append(o) or real(m, mels, o))
+    real = F._decode_batched
+    monkeypatch.setattr(F, "_decode_batched", lambda m, mels, o: seen.append(o) or real(m, mels, o))
     t = W.transcribe(tiny, (SR, babble(5)), task="translate", language="German", initial_prompt="Kubernetes",
                      **GREEDY)
     assert t.task == "translate" and t.language == "de" and t.language_probability == 1.0
@@ -284,7 +312,7 @@ def test_forced_lengths_decode_exactly_that_many_tokens(tiny):
     import torch
 
     mels = torch.randn(2, 80, 3000)
-    out = W.decode_windows(tiny, mels, W.Options(beam_size=1, force_tokens=20), "en")
+    out = F.decode_windows(tiny, mels, W.Options(beam_size=1, force_tokens=20), "en")
     assert [len(r.tokens) for r in out] == [20, 20]
 
 
@@ -313,7 +341,7 @@ def test_english_only_model_refuses_translation_and_other_languages():
 def test_random_weights_build_the_true_architecture_of_the_chosen_size():
     from hub.weights import Weights
 
-    choice = W.SPEC.choice("Systran/faster-whisper-tiny")
+    choice = SPEC.choice("Systran/faster-whisper-tiny")
     from dataclasses import replace
     eng = W.load(Weights("whisper_asr", replace(choice, source="random"), "random", None, Path(".")), "cpu", "float32")
     d = eng.model.dims
@@ -367,13 +395,13 @@ def test_real_tiny_en_transcribes_gradios_speech_clip(tiny_en, tmp_path):
     assert wer(HEATH_WORDS, t.text) <= 0.1, t.text
     assert t.language == "en" and t.segments[0].words
     # same words from a 44.1 kHz stereo 24-bit WAV of the clip, with greedy decoding and no VAD
-    wav = write_wav(tmp_path / "h.wav", W.resample(W.load_audio(str(HEATH)), SR, 44100), 44100, "pcm24", 2)
+    wav = write_wav(tmp_path / "h.wav", A.resample(A.load_audio(str(HEATH)), SR, 44100), 44100, "pcm24", 2)
     assert wer(HEATH_WORDS, W.transcribe(tiny_en, wav, beam_size=1, vad=False).text) <= 0.1
 
 
 @pytest.mark.real_weights
 def test_real_tiny_en_long_audio_in_chunks(tiny_en):
-    clip = W.load_audio(str(HEATH))
+    clip = A.load_audio(str(HEATH))
     gap = np.zeros(int(SR * 2.1), np.float32)
     audio = np.concatenate([np.concatenate([clip, gap]) for _ in range(12)])  # ~60 s, 12 times the line
     t = W.transcribe(tiny_en, (SR, audio), beam_size=1)
@@ -408,6 +436,32 @@ def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
         client.predict(**{**args, "audio_path": handle_file(str(bad))}, api_name="/transcribe")
     with pytest.raises(Exception, match="Unknown language"):
         client.predict(**{**args, "language_v": "elvish"}, api_name="/transcribe")
+    with pytest.raises(Exception, match="Beam size.*out of range"):
+        client.predict(**{**args, "beam_v": 0}, api_name="/transcribe")
     silent = write_wav(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
     _, text, *_ = client.predict(**{**args, "audio_path": handle_file(silent)}, api_name="/transcribe")
     assert text == ""  # and the server still serves after the errors
+    (ex,) = DEMO.examples  # the declared example, positionally, with a 2-s tone for its Sample("audio")
+    tone_wav = handle_file(write_wav(tmp_path / "tone.wav", tone(440, 2.0, SR), SR))
+    assert list(ex.args) == list(args) and ex.model_arg == "model_id"
+    info, *_ , record = client.predict(*ex.values(audio_path=tone_wav), api_name="/transcribe")
+    assert "Language" in info and record["beam_size"] == 1
+    with pytest.raises(Exception, match="out of range"):
+        client.predict(*ex.values(audio_path=tone_wav, **ex.bad), api_name="/transcribe")
+
+
+def test_the_package_imports_neither_torch_nor_gradio_and_the_engine_no_gradio():
+    import subprocess
+    import sys
+
+    code = ("import sys; import demos.whisper_asr as d; assert d.DEMO.spec is d.SPEC; "
+            "heavy = [m for m in ('torch', 'gradio', 'whisper', 'faster_whisper') if m in sys.modules]; "
+            "assert not heavy, heavy; sys.modules['gradio'] = None; "
+            "import demos.whisper_asr.engine, demos.whisper_asr.fast, demos.whisper_asr.formats, hub.media.audio")
+    subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1], check=True)
+
+
+def test_turbo_uses_the_moved_repo():
+    ids = [m.id for m in SPEC.models]
+    assert "dropbox-dash/faster-whisper-large-v3-turbo" in ids and not any("mobiuslabs" in i for i in ids)
+    assert SPEC.choice("dropbox-dash/faster-whisper-large-v3-turbo").revision == "0a363e9161cbc7ed1431c9597a8ceaf0c4f78fcf"

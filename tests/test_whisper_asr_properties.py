@@ -17,7 +17,8 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.whisper_asr as whisper  # noqa: E402
+from demos.whisper_asr import engine as whisper  # noqa: E402
+from hub.media import audio as media_audio  # noqa: E402
 
 
 # ---- whisper_asr -------------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ def audio_arrays(draw):
 def test_whisper_load_audio_gives_finite_mono_16k(sr, data, bare):
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy's "mean of empty slice"
-        ok, audio = outcome(whisper.load_audio, data if bare else (sr, data))
+        ok, audio = outcome(media_audio.load_audio, data if bare else (sr, data))
     if ok:
         assert audio.ndim == 1 and audio.dtype == np.float32
         assert audio.size >= whisper.SAMPLE_RATE // 10 and np.isfinite(audio).all()
@@ -94,4 +95,4 @@ def test_whisper_normalize_language_wrong_type(language):
 @example(source=(2**62, np.zeros(3000, np.float32)))
 @given(source=st.sampled_from([(2**62, np.zeros(3000, np.float32)), (1, 2, 3), (16000,)]))
 def test_whisper_load_audio_absurd_tuples(source):
-    outcome(whisper.load_audio, source)
+    outcome(media_audio.load_audio, source)

@@ -171,15 +171,18 @@ def test_table_csv_and_json_agree_with_the_boxes_drawn(real, tmp_path):
 
 @pytest.mark.real_weights
 @needs_real
-def test_huge_image_is_downscaled_with_the_bomb_guard_on_and_boxes_stay_in_original_pixels(real, tmp_path):
+def test_huge_image_is_downscaled_and_boxes_stay_in_original_pixels_and_the_pixel_cap_holds(real, tmp_path):
     big = tmp_path / "big.jpg"
-    Image.open(BUS).resize((12000, 12000)).save(big, quality=80)  # 144 MP: over the 89 MP warning level
-    assert Image.MAX_IMAGE_PIXELS is not None  # the guard stays on
+    Image.open(BUS).resize((7000, 7000)).save(big, quality=80)  # 49 MP: just under the hub's 50 MP cap
     det = yd.detect(real, big)
-    assert det.original_size == (12000, 12000) and max(det.image.shape[:2]) <= MAX_SIDE
+    assert det.original_size == (7000, 7000) and max(det.image.shape[:2]) <= MAX_SIDE
     assert det.counts().get("bus", 0) >= 1
     bus = det.boxes[det.labels.index("bus")]
-    assert bus[2] > 7000 and bus[3] > 7000  # bottom right in original pixels (810x1080 bus box * ~11)
+    assert bus[2] > 6000 and bus[3] > 4000  # bottom right in original pixels (810x1080 bus box * 8.6 and 6.5)
+    # One pixel cap for every tab (hub.media.image): this tab once took up to Pillow's 179 MP bomb limit.
+    Image.new("RGB", (8000, 6500), (90, 90, 90)).save(tmp_path / "over.jpg", quality=50)
+    with pytest.raises(UserError, match="52 megapixels.*most this hub takes is 50 megapixels"):
+        yd.detect(real, tmp_path / "over.jpg")
 
 
 @pytest.mark.real_weights
@@ -234,25 +237,58 @@ def test_every_image_mode_is_converted_to_rgb(tiny, tmp_path, mode):
     suffix = ".tif" if mode in ("I", "F", "CMYK") else ".png"
     path = tmp_path / f"img{suffix}"
     im.save(path)
-    loaded = yd.read_image(path)
-    assert loaded.rgb.dtype == np.uint8 and loaded.rgb.shape == (30, 40, 3)
+    loaded = yd.load_image(path).array()
+    assert loaded.dtype == np.uint8 and loaded.shape == (30, 40, 3)
     if mode == "I;16":
-        assert loaded.rgb[0, 0, 0] == round(40000 / 257)  # 16-bit scaled, not clipped to white
+        assert loaded[0, 0, 0] == round(40000 / 257)  # 16-bit scaled, not clipped to white
     if mode == "RGBA":
-        assert tuple(loaded.rgb[0, 0]) == (200, 100, 50)
+        assert tuple(loaded[0, 0]) == (200, 100, 50)
     assert len(yd.detect(tiny, path, conf=0.0, max_det=1, imgsz=64)) == 1
 
 
-def test_transparent_pixels_become_white_and_exif_rotation_is_applied(tmp_path):
+def test_transparent_pixels_keep_their_colour_as_opencv_reads_them_and_exif_rotation_is_applied(tmp_path):
+    """Alpha is dropped, the colour under it kept: the pixels Ultralytics' own predict reads (cv2.imread) and PIL's
+    convert("RGB"). Before the hub's one decoder this tab composited on white and saw a different picture."""
+    import cv2
+
     a = np.zeros((10, 20, 4), np.uint8)
+    a[..., :3] = (30, 140, 220)
+    a[:, :5, 3] = 128
     Image.fromarray(a, "RGBA").save(tmp_path / "clear.png")
-    assert (yd.read_image(tmp_path / "clear.png").rgb == 255).all()
+    loaded = yd.load_image(tmp_path / "clear.png").array()
+    assert (loaded == (30, 140, 220)).all()
+    np.testing.assert_array_equal(loaded, cv2.imread(str(tmp_path / "clear.png"))[..., ::-1])
+    np.testing.assert_array_equal(loaded, np.asarray(Image.open(tmp_path / "clear.png").convert("RGB")))
     im = Image.new("RGB", (40, 20), (0, 0, 0))
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees when shown
     im.save(tmp_path / "rot.jpg", exif=exif)
-    loaded = yd.read_image(tmp_path / "rot.jpg")
-    assert loaded.rgb.shape[:2] == (40, 20) and loaded.original_size == (20, 40)
+    loaded = yd.load_image(tmp_path / "rot.jpg")
+    assert loaded.array().shape[:2] == (40, 20) and loaded.original_size == (20, 40)
+
+
+@pytest.mark.real_weights
+@needs_real
+def test_a_transparent_png_gives_the_detections_of_ultralytics_predict(real, tmp_path):
+    """bus.jpg with every pixel fully transparent: predict (cv2.imread drops alpha) still sees the bus and its
+    people, and so does the hub; compositing on white, as this tab once did, found none of them."""
+    import torch
+    from ultralytics import YOLO
+
+    rgba = np.asarray(Image.open(BUS).convert("RGBA")).copy()
+    rgba[..., 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear_bus.png")
+    threads = torch.get_num_threads()
+    try:
+        ref = YOLO(str(YOLO11N)).predict(str(tmp_path / "clear_bus.png"), verbose=False, save=False)[0].boxes
+    finally:  # ultralytics' predict sets torch's threads for the whole process
+        torch.set_num_threads(threads)
+    det = yd.detect(real, tmp_path / "clear_bus.png")
+    assert len(det) == len(ref) >= 5 and "bus" in det.labels
+    order = np.argsort(-ref.conf.numpy())
+    np.testing.assert_allclose(det.boxes, ref.xyxy.numpy()[order], atol=1.0)
+    np.testing.assert_allclose(det.scores, ref.conf.numpy()[order], atol=1e-3)
+    assert list(det.class_ids) == [int(c) for c in ref.cls.numpy()[order]]
 
 
 def test_bad_images_end_in_sentences(tiny, tmp_path, monkeypatch):
@@ -272,7 +308,7 @@ def test_bad_images_end_in_sentences(tiny, tmp_path, monkeypatch):
         yd.detect(tiny, tmp_path / "cut.jpg")
     with pytest.raises(UserError, match="Add an image"):
         yd.detect(tiny, None)
-    with pytest.raises(UserError, match="must be H x W"):
+    with pytest.raises(UserError, match="must be an H x W"):
         yd.detect(tiny, np.zeros((5, 5, 7), np.uint8))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10_000)  # the bomb guard refuses over 2x this
     with pytest.raises(UserError, match="too many pixels"):
@@ -280,14 +316,16 @@ def test_bad_images_end_in_sentences(tiny, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("kw, match", [
-    ({"conf": 1.5}, "Confidence threshold must be"),
-    ({"conf": -0.1}, "Confidence threshold must be"),
+    ({"conf": 1.5}, "Confidence threshold is 1.5, which is out of range; use a number from 0 to 1"),
+    ({"conf": -0.1}, "Confidence threshold is -0.1, which is out of range"),
     ({"conf": "high"}, "Confidence threshold must be a number"),
-    ({"conf": float("nan")}, "Confidence threshold must be between"),
-    ({"iou": 2}, "IoU threshold must be between 0 and 1"),
-    ({"max_det": 0}, "Max detections must be between"),
+    ({"conf": float("nan")}, "Confidence threshold must be a real number"),
+    ({"iou": 2}, "IoU threshold is 2, which is out of range; use a number from 0 to 1"),
+    ({"max_det": 0}, "Max detections is 0, which is out of range; use a whole number from 1 to 3000"),
     ({"max_det": 2.5}, "whole number"),
-    ({"imgsz": 10}, "Inference size must be between"),
+    ({"imgsz": 10}, "Inference size is 10, which is out of range; use a whole number from 32 to 2048"),
+    ({"imgsz": 4096}, "Inference size is 4096, which is out of range"),
+    ({"conf": 10**400}, "Confidence threshold is far too large"),
     ({"classes": ["person", "unicorn"]}, "no class 'unicorn'"),
     ({"classes": [999]}, "no class 999"),
 ])
@@ -387,16 +425,14 @@ import sys, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
 from hub.settings import Settings
 from hub.models import ModelManager
-from demos.yolo_detect import SPEC, MAX_SIDE
-from demos.yolo_detect import engine as yd
-from demos.yolo_detect import formats as yf
-from demos.yolo_detect import video as yv
+from hub.outputs import request_folder
+from demos.yolo_detect import DEMO, engine as yd, formats as yf, video as yv
 s = Settings.load({{}}, cache_dir={str(cache)!r}, offline=True, device="cpu")
-m = ModelManager(s, {{"yolo_detect": (yd.SPEC, yd.load)}})
+m = ModelManager(s, {{"yolo_detect": (DEMO.spec, DEMO.loader())}})
 with m.use("yolo_detect", "tiny-random") as lease:
     det = yd.detect(lease.engine, {str(BUS)!r}, conf=0.0, max_det=3, imgsz=64)
     yf.annotate(det)
-    yf.export_table(det, yd._output_dir("tables"))
+    yf.export_table(det, request_folder("yolo_detect", "tables"))
     if __import__("importlib.util").util.find_spec("lap"):
         yv.track_frame(lease.engine, yv.new_tracker(), np.zeros((64, 64, 3), np.uint8), conf=0.0, imgsz=64)
 print("ok")
@@ -406,8 +442,8 @@ print("ok")
     r = subprocess.run([sys.executable, "-c", script], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr[-3000:]
     assert list(cwd.iterdir()) == [] and list(home.rglob("*")) == []
-    assert (cache / "native" / "yolo_detect" / "config" / "Ultralytics" / "settings.json").exists()
-    settings = json.loads((cache / "native" / "yolo_detect" / "config" / "Ultralytics" / "settings.json").read_text())
+    settings_file = cache / "native" / "ultralytics" / "Ultralytics" / "settings.json"  # hub.ultralytics_env
+    settings = json.loads(settings_file.read_text())
     assert settings["sync"] is False and settings["runs_dir"].startswith(str(cache))
     assert [p.name for p in (tmp / "demohub" / "yolo_detect" / "tables").glob("*/*")] != []
 
@@ -453,7 +489,7 @@ def test_tab_serves_detect_and_detect_video_through_gradio_client(serve, tmp_pat
     assert rec["model"] == "tiny-random" and rec["device"] == "cpu" and rec["detections"] == 4
     assert "random weights" in rec["warning"]
 
-    for bad, match in (((1.5, 0.7, [], 300, 320), "Confidence threshold must be"),
+    for bad, match in (((1.5, 0.7, [], 300, 320), "Confidence threshold is 1.5, which is out of range"),
                        ((0.2, 0.7, ["unicorn"], 300, 320), "no class 'unicorn'")):
         with pytest.raises(Exception, match=match):
             client.predict("tiny-random", handle_file(str(BUS)), *bad, api_name="/detect")
