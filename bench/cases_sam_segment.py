@@ -36,26 +36,27 @@ def _image():
     return Image.open(root / "assets" / "bus.jpg").convert("RGB").resize((1024, 768))
 
 
-def _setup(arch: str):
+def _setup(arch_name: str):
     import numpy as np
     import torch
     from segment_anything import SamPredictor
 
-    import demos.sam_segment as sam
+    from demos.sam_segment import arch, engine as sam, everything
+    from demos.sam_segment.store import EmbeddingStore
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        naive_model = sam.build(arch).to(device)  # fp32, as a user builds it
-    hub_model = sam.build(arch)
+        naive_model = arch.build(arch_name).to(device)  # fp32, as a user builds it
+    hub_model = arch.build(arch_name)
     hub_model.load_state_dict(naive_model.state_dict())  # the same numbers on both sides
-    engine = sam.SamEngine(hub_model, device, "bfloat16" if cuda else "float32", arch)
+    engine = sam.SamEngine(hub_model, device, "bfloat16" if cuda else "float32", arch_name)
     img = _image()
     rgb = np.asarray(img)
-    store = sam.EmbeddingStore()
+    store = EmbeddingStore()
     store.get("bench", engine, sam.prepare_image(img))  # the tab encodes on upload / first click
-    return {"sam": sam, "engine": engine, "store": store, "img": img, "rgb": rgb,
+    return {"sam": sam, "everything": everything, "engine": engine, "store": store, "img": img, "rgb": rgb,
             "predictor": SamPredictor(naive_model), "naive_model": naive_model,
             "point": np.array([[520.0, 400.0]]), "label": np.array([1])}
 
@@ -93,7 +94,7 @@ def _hub_everything(c, pps):
     sam = c["sam"]
     pic = sam.prepare_image(c["img"])
     emb, _ = c["store"].get("bench", c["engine"], pic)
-    return sam.segment_everything(c["engine"], emb, pic, points_per_side=pps)
+    return c["everything"].segment_everything(c["engine"], emb, pic, points_per_side=pps)
 
 
 def _cases_for(arch: str, label: str, repeat: int | None, everything_pps: int | None, warmup: int = 1) -> list[Case]:

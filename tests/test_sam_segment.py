@@ -321,6 +321,13 @@ def test_bad_prompts_say_what_to_do(engine, points, labels, box, says):
         S.segment(engine, emb, points, labels, box)
 
 
+def test_points_on_the_far_edge_count_and_multimask_is_a_flag(engine):
+    emb = engine.embed(S.prepare_image(_photo()))  # 160x96
+    assert S.segment(engine, emb, [[160, 96]], [1]).prompts.points.tolist() == [[160.0, 96.0]]
+    with pytest.raises(UserError, match="true or false"):
+        S.segment(engine, emb, [[5, 5]], [1], multimask="no")
+
+
 @pytest.mark.parametrize("image, says", [
     (None, "No image was given"),
     (Image.new("1", (8000, 7000)), "56 megapixels.* 50 megapixels"),  # the hub's cap (SAM's own was 25 MP)
@@ -328,8 +335,7 @@ def test_bad_prompts_say_what_to_do(engine, points, labels, box, says):
     (Image.new("RGB", (3300, 100)), "32:1"),
     (np.zeros((20, 20, 2), np.uint8), "shape"),
     ("/no/such/file.png", "'file.png' was not found"),
-    pytest.param(12, "image", marks=pytest.mark.xfail(
-        raises=TypeError, reason="hub.media.image raises TypeError for a non-image type (reported to the lead)")),
+    (12, "must be an uploaded image file"),
 ])
 def test_bad_images_say_what_to_do(image, says):
     with pytest.raises(UserError, match=says):

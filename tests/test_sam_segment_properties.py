@@ -17,7 +17,8 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.sam_segment as sam  # noqa: E402
+from demos.sam_segment import engine as sam  # noqa: E402
+from demos.sam_segment import everything as sam_everything  # noqa: E402
 
 
 # ---- sam_segment -------------------------------------------------------------------------------------------------
@@ -60,7 +61,8 @@ def test_sam_check_prompts_inside_the_image(case):
     ok, p = outcome(sam.check_prompts, size, points, labels, box)
     if ok:
         assert p.points.shape == (len(p.labels), 2) and np.isfinite(p.points).all()
-        assert ((p.points[:, 0] >= 0) & (p.points[:, 0] < w) & (p.points[:, 1] >= 0) & (p.points[:, 1] < h)).all()
+        # image coordinates run from 0 to the width/height inclusive (the far edge is on the image); beyond: refused
+        assert ((p.points[:, 0] >= 0) & (p.points[:, 0] <= w) & (p.points[:, 1] >= 0) & (p.points[:, 1] <= h)).all()
         assert set(p.labels.tolist()) <= {0, 1}
         if p.box is not None:
             x0, y0, x1, y1 = p.box
@@ -93,7 +95,7 @@ def test_sam_segment_everything_settings(kw):
     picture = NS(key="k", rgb=np.zeros((6, 5, 3), np.uint8))
     with mock.patch.dict(sys.modules, {"segment_anything": _fake_segment_anything()}):
         try:
-            ok, _ = outcome(sam.segment_everything, NS(uid=1, sam=None), NS(key="k", engine_uid=1), picture,
+            ok, _ = outcome(sam_everything.segment_everything, NS(uid=1, sam=None), NS(key="k", engine_uid=1), picture,
                             points_per_side=pps, pred_iou_thresh=iou, stability_score_thresh=stab, min_area=min_area)
         except _Reached as r:
             kw = r.args[0]
@@ -124,7 +126,7 @@ def test_sam_segment_everything_text_threshold(v):
     picture = NS(key="k", rgb=np.zeros((6, 5, 3), np.uint8))
     with mock.patch.dict(sys.modules, {"segment_anything": _fake_segment_anything()}):
         try:
-            outcome(sam.segment_everything, NS(uid=1, sam=None), NS(key="k", engine_uid=1), picture,
+            outcome(sam_everything.segment_everything, NS(uid=1, sam=None), NS(key="k", engine_uid=1), picture,
                     pred_iou_thresh=v)
         except _Reached:
             pass

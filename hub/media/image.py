@@ -122,6 +122,8 @@ def _open(source, what: str):
         return source
     if isinstance(source, np.ndarray):
         return _from_array(source, what)
+    if not isinstance(source, (str, Path, bytes, bytearray)):
+        raise UserError(f"{_cap(what)} must be an uploaded image file; upload a {FORMATS} file.")
     if isinstance(source, (bytes, bytearray)):
         import io
 
