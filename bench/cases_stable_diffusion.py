@@ -29,7 +29,8 @@ def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, com
         import torch
         from diffusers import StableDiffusionPipeline
 
-        from demos import stable_diffusion as sd
+        from demos.stable_diffusion import engine as sd
+        from demos.stable_diffusion.fast import compile_and_warm_up
         from hub.settings import Settings
         from hub.weights import Weights
 
@@ -39,7 +40,7 @@ def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, com
         choice = replace(sd.SPEC.choice(model_id), source="random", options={**sd.SPEC.choice(model_id).options,
                                                                             "arch": arch})
         settings = replace(Settings.load({}), compile=False)
-        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings)
+        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings=settings)
         # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call. On x86
         # CPUs the hub keeps UNet/VAE weights channels-last: there the naive side gets default-layout copies.
         parts = dict(engine.pipe.components)
@@ -49,7 +50,7 @@ def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, com
         naive = StableDiffusionPipeline(**parts)
         naive.set_progress_bar_config(disable=True)
         if cuda and compile_unet:
-            sd._compile_and_warm_up(engine, cache)
+            compile_and_warm_up(engine, cache)
         return {"sd": sd, "engine": engine, "naive": naive, "device": device}
     return setup
 

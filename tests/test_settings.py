@@ -50,9 +50,12 @@ def test_share_without_auth_refuses_to_start():
 
 
 def test_demo_options_are_operator_env_only():
+    from hub.options import parse
+    from demos.stable_diffusion import DEMO
+
     s = Settings.load({"DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER": "off"})
-    assert s.demo_flag("stable_diffusion", "safety_checker", True) is False
-    assert Settings.load({}).demo_flag("stable_diffusion", "safety_checker", True) is True
+    assert parse(DEMO, s.env).safety_checker is False
+    assert parse(DEMO, Settings.load({}).env).safety_checker is True
 
 
 @given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["", "B", "KB", "MB", "GB", "MiB", "GiB", "gb"]))

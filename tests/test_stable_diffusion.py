@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demos import stable_diffusion as sd
+from demos.stable_diffusion import engine as sd, formats, pipelines
 from hub.errors import UserError
+from hub.media.image import open_image
 from hub.weights import Weights
 
 
@@ -23,7 +24,7 @@ def _weights(tmp_path, model="tiny-random") -> Weights:
 def engine(tmp_path_factory):
     from hub.settings import Settings
 
-    return sd.load(_weights(tmp_path_factory.mktemp("sd")), "cpu", "float32", Settings.load({}))
+    return sd.load(_weights(tmp_path_factory.mktemp("sd")), "cpu", "float32", settings=Settings.load({}))
 
 
 def px(im) -> np.ndarray:
@@ -60,7 +61,7 @@ def test_every_scheduler_runs_and_changes_the_result(engine):
     outs = {name: px(sd.generate(engine, "a red fox", seed=5, steps=4, scheduler=name).images[0]) for name in sd.SCHEDULERS}
     assert not np.array_equal(outs["Euler a"], outs["DDIM"])
     assert not np.array_equal(outs["DPM++ 2M"], outs["DPM++ 2M Karras"])
-    with pytest.raises(UserError, match="scheduler"):
+    with pytest.raises(UserError, match="scheduler 'PLMS-ish' is not one of the choices"):
         sd.generate(engine, "x", scheduler="PLMS-ish")
 
 
@@ -81,13 +82,19 @@ def test_img2img_accepts_any_image_mode(engine, mode):
 
 def test_16bit_image_is_rescaled_not_clipped_to_white():
     img = Image.fromarray(np.full((16, 16), 32768, dtype=np.uint16))
-    value = np.asarray(sd.to_rgb(img))[0, 0]
+    value = np.asarray(open_image(img))[0, 0]  # uploads go through the hub decoder (img2img and inpaint call it)
     assert 120 <= value[0] <= 135 and value[0] == value[1] == value[2]
 
 
-def test_transparent_pixels_become_white():
-    img = Image.new("RGBA", (8, 8), (0, 0, 0, 0))
-    assert tuple(np.asarray(sd.to_rgb(img))[0, 0]) == (255, 255, 255)
+def test_transparent_pixels_keep_the_colour_under_them(engine):
+    """The hub's alpha policy (intended change: this tab used to composite on white): the colour under a
+    transparent pixel is kept, as diffusers' own loaders (PIL convert("RGB")) do."""
+    img = Image.new("RGBA", (64, 64), (10, 20, 30, 0))
+    assert tuple(np.asarray(open_image(img))[0, 0]) == (10, 20, 30)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (40, 40, 64, 64))
+    r = sd.inpaint(engine, img, mask, "x", steps=2, seed=1)
+    assert tuple(px(r.images[0])[0, 0]) == (10, 20, 30)  # far from the mask: the colour under the alpha
 
 
 def test_enormous_init_image_is_resized_with_a_note(engine):
@@ -124,6 +131,29 @@ def test_inpaint_mask_from_transparent_layer(engine):
     layer.paste((255, 255, 255, 255), (0, 0, 16, 16))
     m = sd.mask_from(layer)
     assert m.getpixel((4, 4)) == 255 and m.getpixel((40, 40)) == 0
+    opaque_black = Image.new("RGBA", (64, 64), (0, 0, 0, 255))  # an editor layer: painted where it is not transparent
+    assert sd.editor_mask([layer]).getbbox() == (0, 0, 16, 16)
+    assert sd.editor_mask([Image.new("RGB", (8, 8))]).getbbox() == (0, 0, 8, 8)  # no alpha: painted all over
+    assert sd.editor_mask([opaque_black, None]).getbbox() == (0, 0, 64, 64) and sd.editor_mask([]) is None
+
+
+def test_mask_file_with_alpha_and_exif(tmp_path):
+    """Masks are opened by the hub decoder (EXIF, pixel cap, sentences) and keep their alpha as coverage."""
+    path = tmp_path / "mask.png"
+    layer = Image.new("LA", (20, 10), (0, 0))
+    layer.paste((255, 255), (0, 0, 5, 10))
+    layer.save(path)
+    m = sd.mask_from(str(path))
+    assert m.size == (20, 10) and m.getbbox() == (0, 0, 5, 10)
+    jpg = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: the mask must turn with the picture it belongs to
+    wide = Image.new("L", (40, 20), 0)
+    wide.paste(255, (0, 0, 10, 20))
+    wide.save(jpg, exif=exif, quality=100)
+    assert sd.mask_from(str(jpg)).size == (20, 40)
+    with pytest.raises(UserError, match="damaged|not an image"):
+        sd.mask_from(str(_broken(tmp_path)))
 
 
 def test_inpaint_with_an_empty_mask_says_what_to_do(engine):
@@ -136,12 +166,12 @@ def test_png_parameters_round_trip(engine, tmp_path):
     r = sd.generate(engine, "a lighthouse, at dusk", "blurry, text", seed=77, steps=3, guidance=6.5,
                     scheduler="DDIM", width=64, height=72, num_images=2)
     paths = r.save(tmp_path)
-    p = sd.read_parameters(paths[1])
+    p = formats.read_parameters(paths[1])
     assert p["prompt"] == "a lighthouse, at dusk" and p["negative_prompt"] == "blurry, text"
     assert (p["seed"], p["steps"], p["guidance"], p["scheduler"]) == (78, 3, 6.5, "DDIM")
     assert (p["width"], p["height"], p["model"]) == (64, 72, "tiny-random")
     # AUTOMATIC1111's text chunk alone is enough too
-    a1111 = sd._parse_a1111(Image.open(paths[0]).text["parameters"])
+    a1111 = formats.parse_a1111(Image.open(paths[0]).text["parameters"])
     assert (a1111["seed"], a1111["scheduler"], a1111["width"], a1111["negative_prompt"]) == (77, "DDIM", 64, "blurry, text")
     # same parameters -> the same pixels
     again = sd.generate(engine, p["prompt"], p["negative_prompt"], seed=p["seed"], steps=p["steps"],
@@ -149,15 +179,27 @@ def test_png_parameters_round_trip(engine, tmp_path):
     assert np.abs(px(again.images[0]) - px(Image.open(paths[1]).convert("RGB"))).max() <= 2  # batch of 2 vs 1
 
 
-def test_png_without_parameters_and_corrupt_upload(tmp_path):
+def _broken(tmp_path):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(plain.read_bytes()[:40])
+    return broken
+
+
+def test_png_without_parameters_and_corrupt_upload(engine, tmp_path):
     plain = tmp_path / "plain.png"
     Image.new("RGB", (8, 8)).save(plain)
     with pytest.raises(UserError, match="no generation parameters"):
-        sd.read_parameters(plain)
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(plain.read_bytes()[:40])
-    with pytest.raises(UserError, match="corrupt or not an image"):
-        sd.to_rgb(str(broken))
+        formats.read_parameters(plain)
+    assert formats.read_parameters(str(plain), missing_ok=True) == {}
+    with pytest.raises(UserError, match="Upload a PNG"):
+        formats.read_parameters(None)
+    for bad in (_broken(tmp_path), tmp_path / "missing.png"):
+        with pytest.raises(UserError, match="damaged|not an image|not found"):
+            formats.read_parameters(str(bad))
+        with pytest.raises(UserError, match="damaged|not an image|not found"):
+            sd.img2img(engine, str(bad), "x")
 
 
 def test_cancel_stops_within_one_step(engine):
@@ -176,17 +218,23 @@ def test_cancel_stops_within_one_step(engine):
 @pytest.mark.parametrize("kwargs, match", [
     ({"steps": 0}, "Steps"), ({"steps": 1000}, "Steps"), ({"steps": 2.5}, "Steps"), ({"guidance": -1}, "Guidance"),
     ({"guidance": float("nan")}, "Guidance"), ({"num_images": 5}, "Number of images"), ({"seed": -7}, "Seed"),
-    ({"seed": "abc"}, "Seed"), ({"width": "wide"}, "Width"),
+    ({"seed": "abc"}, "Seed"), ({"width": "wide"}, "Width"), ({"width": 20}, "Width is 20, which is out of range"),
+    ({"height": 2000}, "Height is 2000, which is out of range"), ({"width": float("inf")}, "Width"),
+    ({"scheduler": 3}, "scheduler"),
 ])
 def test_bad_values_raise_a_sentence(engine, kwargs, match):
     with pytest.raises(UserError, match=match):
         sd.generate(engine, "x", **kwargs)
 
 
-def test_size_clamped_and_prompt_notes(engine):
-    r = sd.generate(engine, "", width=20, height=2000, steps=1, seed=1)
-    assert r.images[0].size == (sd.MIN_SIDE, sd.MAX_SIDE)
+def test_size_rounded_at_the_limits_and_prompt_notes(engine):
+    """Sizes outside MIN_SIDE..MAX_SIDE are refused (test_bad_values_raise_a_sentence; they used to be clamped with
+    a note); inside, a side that is not a multiple of 8 is rounded with a note."""
+    r = sd.generate(engine, "", width=70, height=1020, steps=1, seed=1)
+    assert r.images[0].size == (sd.MIN_SIDE + 8, sd.MAX_SIDE)
     assert any("empty" in n for n in r.notes) and sum("using" in n for n in r.notes) == 2
+    r = sd.generate(engine, "x", width=sd.MIN_SIDE, height=sd.MAX_SIDE, steps=1, seed=1)
+    assert r.images[0].size == (sd.MIN_SIDE, sd.MAX_SIDE) and not any("using" in n for n in r.notes)
     long_prompt = " ".join(f"word{i}" for i in range(120))
     r = sd.generate(engine, long_prompt, steps=1, seed=1, width=64, height=64)
     note = next(n for n in r.notes if "tokens long" in n)
@@ -196,7 +244,7 @@ def test_size_clamped_and_prompt_notes(engine):
 def test_nan_from_half_vae_is_decoded_again_in_float32(tmp_path, monkeypatch):
     import torch
 
-    e = sd.load(_weights(tmp_path), "cpu", "bfloat16", None)
+    e = sd.load(_weights(tmp_path), "cpu", "bfloat16")
     vae = e.pipe.vae
     real = vae.decode
 
@@ -242,13 +290,13 @@ def test_embedded_configs_are_the_real_architectures(arch, params, tmp_path):
     import torch
     from diffusers import UNet2DConditionModel
 
-    folder = sd._config_folder(arch, tmp_path)  # the offline config folder single-file checkpoints load with
+    folder = pipelines.config_folder(arch, tmp_path)  # the offline config folder single-file checkpoints load with
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(folder / "unet"))
     assert sum(p.numel() for p in unet.parameters()) == params
     assert (folder / "tokenizer").is_dir() and (folder / "model_index.json").is_file()
-    scheduler = sd.random_scheduler(arch)  # what `--weights random` builds at this size
-    assert type(scheduler).__name__ == sd.ARCHS[arch]["scheduler"][0] and scheduler.config.steps_offset == 1
+    scheduler = pipelines.random_scheduler(arch)  # what `--weights random` builds at this size
+    assert type(scheduler).__name__ == pipelines.ARCHS[arch]["scheduler"][0] and scheduler.config.steps_offset == 1
 
 
 def test_cpu_engine_keeps_unet_and_vae_weights_channels_last_on_x86(engine):
@@ -340,12 +388,23 @@ def test_api_bad_inputs_answer_with_a_sentence_and_the_server_keeps_serving(clie
         client.predict("tiny-random", blank, None, "x", "", 1.0, 1, 3, 7.5, "Euler a", 64, 64, 1, api_name="/inpaint")
     broken = tmp_path / "broken.png"
     broken.write_bytes(_png(tmp_path).read_bytes()[:60])
-    with pytest.raises(Exception, match="corrupt or not an image"):
+    with pytest.raises(Exception, match="damaged|not an image"):
         client.predict("tiny-random", handle_file(str(broken)), "x", "", 0.5, 1, 3, 7.5, "Euler a", 64, 64, 1,
                        api_name="/img2img")
-    gallery, seed, notes, _ = client.predict(prompt_="", seed_=1, **{**T2I, "width_": 1000, "height_": 37},
+    with pytest.raises(Exception, match="Height is 37, which is out of range"):  # refused (it used to be clamped)
+        client.predict(prompt_="", seed_=1, **{**T2I, "height_": 37}, api_name="/generate_image")
+    gallery, seed, notes, _ = client.predict(prompt_="", seed_=1, **{**T2I, "width_": 1000, "height_": 70},
                                              api_name="/generate_image")
-    assert Image.open(gallery[0]["image"]).size == (1000, 64) and "empty" in notes and "Height 37" in notes
+    assert Image.open(gallery[0]["image"]).size == (1000, 72) and "empty" in notes and "Height 70" in notes
+
+
+def test_api_png_without_parameters(client, tmp_path):
+    from gradio_client import handle_file
+
+    filled = client.predict(handle_file(str(_png(tmp_path))), api_name="/read_parameters")
+    assert filled[-1] == {}  # a picture without parameters fills nothing in (with a warning), no error
+    with pytest.raises(Exception, match="Upload a PNG"):
+        client.predict(None, api_name="/read_parameters")
 
 
 def _png(tmp_path):
@@ -387,3 +446,42 @@ def test_api_cancel_stops_the_loop_and_releases_the_model(client):
     assert threading.active_count() < 200
     gallery, *_ = client.predict(prompt_="after", seed_=2, **{**T2I, "count_": 1}, api_name="/generate_image")
     assert len(gallery) == 1
+
+
+def test_every_generation_goes_through_ctx_run(engine):
+    """The tab's handlers reach the model only through ctx.run (allow-list, lease, OOM recovery, warnings)."""
+    from types import SimpleNamespace
+
+    from demos.stable_diffusion import ui
+
+    calls = []
+
+    class Ctx:
+        options = SimpleNamespace(safety_checker=True)
+
+        def run(self, fn, model):
+            calls.append(model)
+            if model != "tiny-random":
+                raise UserError("'evil/model' is not one of this hub's models; pick a listed one.")
+            lease = SimpleNamespace(engine=engine, warning=None, record=lambda **kw: kw)
+            return fn(lease)
+
+    work = lambda e, on_step, stop, safety: sd.generate(e, "x", steps=2, seed=1, on_step=on_step,  # noqa: E731
+                                                         should_stop=stop, safety_checker=safety)
+    items = list(ui.stream(Ctx(), "tiny-random", work, lambda *a, **kw: None))
+    assert len(items) == 3 and items[-1][1] == 1 and items[-1][3]["seeds"] == [1]  # 2 steps, then the images
+    with pytest.raises(UserError, match="not one of this hub's models"):
+        list(ui.stream(Ctx(), "evil/model", work, lambda *a, **kw: None))
+    assert calls == ["tiny-random", "evil/model"]
+
+
+def test_operator_options_and_model_sizes():
+    import demos.stable_diffusion as package
+    from hub.options import parse
+
+    opts = parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER": "0",
+                                "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes"})
+    assert (opts.safety_checker, opts.compile) == (False, True)
+    assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "compile": False}
+    turbo = package.SPEC.choice("stabilityai/sd-turbo")  # fp16 sizes: twice the room as float32 on a CPU
+    assert turbo.bytes_at("float16") == 2_600_000_000 and turbo.bytes_at("float32") == 5_200_000_000

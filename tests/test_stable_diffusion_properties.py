@@ -17,7 +17,8 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.stable_diffusion as sd  # noqa: E402
+from demos.stable_diffusion import engine as sd, formats  # noqa: E402
+from demos.stable_diffusion.pipelines import clip_tokenizer  # noqa: E402
 
 
 # ---- stable_diffusion --------------------------------------------------------------------------------------------
@@ -26,7 +27,7 @@ SD_DEFAULTS = {"size": 512, "steps": 4, "guidance": 7.5, "scheduler": "Euler a"}
 
 
 def sd_engine(inpainting: bool = False):
-    return NS(is_inpainting_model=inpainting, defaults=dict(SD_DEFAULTS), pipe=NS(tokenizer=sd.clip_tokenizer()),
+    return NS(is_inpainting_model=inpainting, defaults=dict(SD_DEFAULTS), pipe=NS(tokenizer=clip_tokenizer()),
               img2img_pipe=None, inpaint_pipe=None, model_id="tiny-random", revision=None)
 
 
@@ -68,6 +69,8 @@ def test_sd_generate_validates_every_setting(prompt, negative, kw):
         check_sd_common(p)
         assert p["steps"] <= sd.MAX_STEPS and (extra["width"], extra["height"]) == (p["width"], p["height"])
         for given_side, side in ((width, p["width"]), (height, p["height"])):
+            if given_side is not None:
+                assert sd.MIN_SIDE <= as_float(given_side) <= sd.MAX_SIDE, "an out-of-range size must be refused"
             if given_side is not None and as_float(given_side) != side:
                 assert any(str(side) in n for n in notes), "a changed size must be explained in a note"
 
@@ -100,7 +103,7 @@ def test_sd_read_parameters_returns_typed_fields(text, key):
 
     im = Image.new("RGB", (8, 8))
     im.info[key] = text
-    ok, params = outcome(sd.read_parameters, im)
+    ok, params = outcome(formats.read_parameters, im)
     if ok:
         assert isinstance(params, dict)
         if key == "parameters":
@@ -146,4 +149,20 @@ def test_sd_read_parameters_deeply_nested_json(text):
 
     im = Image.new("RGB", (8, 8))
     im.info["demohub"] = text
-    outcome(sd.read_parameters, im)
+    outcome(formats.read_parameters, im)
+
+
+@QUICK
+@given(mode=st.sampled_from(["1", "L", "LA", "P", "RGB", "RGBA", "I;16", "I", "F", "CMYK"]),
+       size=st.tuples(st.integers(1, 12), st.integers(1, 12)), seed=st.integers(0, 2**16))
+def test_sd_mask_from_any_mode_is_binary_and_transparency_is_unpainted(mode, size, seed):
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    rgba = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 4), dtype=np.uint8), "RGBA")
+    im = rgba if mode == "RGBA" else rgba.convert("RGB").convert(mode)
+    ok, m = outcome(sd.mask_from, im)
+    assert ok and m.mode == "L" and m.size == size and set(np.unique(np.asarray(m))) <= {0, 255}
+    if mode == "RGBA":
+        alpha = np.asarray(rgba.getchannel("A"))
+        assert not np.asarray(m)[alpha == 0].any(), "a transparent pixel counts as not painted"

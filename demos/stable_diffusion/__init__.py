@@ -1,0 +1,43 @@
+"""Stable Diffusion: text-to-image, image-to-image and inpainting (diffusers); PNGs that carry their parameters.
+
+engine.py loads and runs the pipelines (and checks every input), pipelines.py builds them (embedded architecture
+configs, folders, single files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA,
+ui.py builds the tab. Operator settings: DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off;
+DEMOHUB_COMPILE=1 or DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load.
+"""
+
+from hub.contract import Demo, Example, Option, Sample
+
+from demos.stable_diffusion.spec import SPEC
+
+__all__ = ["DEMO", "SPEC"]
+
+_COMMON = {"seed_": 1, "steps_": 2, "guidance_": 7.5, "scheduler_": "Euler a", "width_": 64, "height_": 64,
+           "count_": 1}
+
+DEMO = Demo(
+    spec=SPEC,
+    load="demos.stable_diffusion.engine:load",
+    ui="demos.stable_diffusion.ui:build",
+    options=(
+        Option("safety_checker", True, "Run the model's own safety checker on every image (models that ship one); "
+                                       "flagged images are blacked out. 0 turns it off."),
+        Option("compile", False, "On CUDA, torch.compile the UNet at load (CUDA graphs, warmed up at the default "
+                                 "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
+    ),
+    examples=(
+        Example("generate_image", {"model_id": "tiny-random", "prompt_": "a red cube", "negative_": "", **_COMMON},
+                bad={"width_": 20}, model_arg="model_id"),
+        Example("img2img", {"model_id": "tiny-random", "image_": Sample("image"), "prompt_": "a red cube",
+                            "negative_": "", "strength_": 0.5, **_COMMON},
+                bad={"image_": None}, model_arg="model_id"),
+        # The one layer of an uploaded picture has no transparency: it counts as painted all over (repaint all).
+        Example("inpaint", {"model_id": "tiny-random",
+                            "editor_": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
+                            "mask_": None, "prompt_": "a red cube", "negative_": "", "strength_": 1.0, **_COMMON},
+                bad={"editor_": {"background": Sample("image"), "layers": [], "composite": None}},
+                model_arg="model_id"),
+        # A PNG without parameters is a valid request: the fields stay as they are, with a warning.
+        Example("read_parameters", {"file": Sample("image")}, bad={"file": None}, model_arg=None),
+    ),
+)

