@@ -19,7 +19,7 @@ PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a mes
 
 
 def _engine(choice, device: str, dtype: str):
-    from demos import llm_chat as L
+    from demos.llm_chat import engine as L
     from hub.weights import Weights
 
     source = choice.source
@@ -31,7 +31,8 @@ def _setup(choice, tokens: int, prompt_tokens: int = 0):
     def setup():
         import torch
 
-        from demos import llm_chat as L
+        from demos.llm_chat import engine as L
+        from demos.llm_chat.messages import build_messages
 
         cuda = torch.cuda.is_available()
         device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", "float32")
@@ -42,7 +43,7 @@ def _setup(choice, tokens: int, prompt_tokens: int = 0):
         params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=tokens, min_new_tokens=tokens)
         prompt = PROMPT
         while True:  # at least `prompt_tokens` tokens in the templated prompt (time to first token is read there)
-            msgs = L.build_messages("You are a helpful assistant.", [], prompt)
+            msgs = build_messages("You are a helpful assistant.", [], prompt)
             prep = L.prepare(engine, msgs, params)
             if len(prep.input_ids) >= prompt_tokens:
                 break
@@ -75,7 +76,7 @@ def _naive(ctx):
 
 
 def _hub(ctx):
-    from demos import llm_chat as L
+    from demos.llm_chat import engine as L
 
     final = L.chat(ctx["engine"], ctx["msgs"], ctx["params"])
     assert final.new_tokens == ctx["tokens"], final.new_tokens
@@ -96,7 +97,7 @@ def _teardown(ctx):
 def cases() -> list[Case]:
     import torch
 
-    from demos import llm_chat as L
+    import demos.llm_chat as L
 
     spec = L.SPEC
     out = []

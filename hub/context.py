@@ -52,16 +52,19 @@ class DemoContext:
         would let a stranger download arbitrary repos or read files, so it is an operator setting
         (`DEMOHUB_<DEMO>_MODEL`), except on a hub that only this machine can reach."""
         if model is not None and not isinstance(model, str):
-            raise UserError(f"The model must be given by its name, one of: {', '.join(self.listed_models())}.")
+            raise UserError("The model must be given by its name, one of: "
+                            f"{', '.join(label for label, _ in self.model_choices())}.")
         if not model or self.local_only:
             return
         if model in self.listed_models():
             return
+        shown = ", ".join(label for label, _ in self.model_choices())
         raise UserError(f"{str(model)[:100]!r} is not one of this hub's {self.spec.title} models; pick a listed one "
-                        f"({', '.join(self.listed_models())}); the operator can add a model with {self.spec.env_var}.")
+                        f"({shown}); the operator can add a model with {self.spec.env_var}.")
 
     def listed_models(self) -> list[str]:
-        return [m.id for m in self.spec.models] + [self.default_model()]
+        """Ids a visitor may pick: the demo's models (hidden ones too: tests and smoke runs use them) and the default."""
+        return list(dict.fromkeys([m.id for m in self.spec.models] + [self.default_model()]))
 
     def run(self, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings."""

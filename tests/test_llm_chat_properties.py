@@ -17,7 +17,9 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.llm_chat as llm  # noqa: E402
+from demos.llm_chat import engine as llm  # noqa: E402
+from demos.llm_chat.messages import build_messages  # noqa: E402
+from demos.llm_chat.openai import parse_openai_request  # noqa: E402
 
 
 # ---- llm_chat ----------------------------------------------------------------------------------------------------
@@ -37,7 +39,7 @@ stops = st.one_of(st.none(), st.text(max_size=5), st.lists(st.one_of(st.text(max
 
 LLM_VALID = {"temperature": st.one_of(st.none(), st.floats(0, 2)),
              "top_p": st.one_of(st.none(), st.floats(0, 1, exclude_min=True)),
-             "top_k": st.one_of(st.none(), st.integers(0, 100_000), st.just("40")),
+             "top_k": st.one_of(st.none(), st.integers(0, 100_000), st.just(40.0)),
              "max_new_tokens": st.one_of(st.none(), st.integers(1, 10**6), st.just(64.0)),
              "repetition_penalty": st.one_of(st.none(), st.floats(0, 3, exclude_min=True)),
              "seed": st.one_of(st.none(), st.integers(0, 2**63 - 1))}
@@ -90,7 +92,7 @@ good_request = one_bad({"messages": good_messages, "temperature": st.floats(0, 2
 @given(body=st.one_of(good_request.map(lambda r: json.dumps(r).encode()), request.map(lambda r: json.dumps(r).encode()), json_value.map(lambda v: json.dumps(v).encode()),
                       st.binary(max_size=12), st.text(max_size=12).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_llm_parse_openai_request(body):
-    ok, r = outcome(llm.parse_openai_request, body)
+    ok, r = outcome(parse_openai_request, body)
     if ok:
         model, msgs, params, stream, include_usage = r
         assert model is None or isinstance(model, str)
@@ -113,7 +115,7 @@ history_item = st.one_of(st.fixed_dictionaries({"role": role, "content": content
        msg=st.one_of(st.text(max_size=30), st.binary(max_size=10), st.none(), small_ints,
                      st.sampled_from(["\ud800", "a\x00b", "\x00", "  ", "\u200b"])))
 def test_llm_build_messages_plain_text_for_the_tokenizer(system, history, msg):
-    ok, msgs = outcome(llm.build_messages, system, history, msg)
+    ok, msgs = outcome(build_messages, system, history, msg)
     if ok:
         assert msgs[-1]["role"] == "user" and msgs[-1]["content"].strip()
         for m in msgs:
@@ -127,14 +129,14 @@ def test_llm_build_messages_plain_text_for_the_tokenizer(system, history, msg):
 @given(body=st.sampled_from(["temperature", "top_p", "top_k", "max_tokens", "seed"]).map(
     lambda k: json.dumps({"messages": [{"role": "user", "content": "hi"}], k: HUGE_INT}).encode()))
 def test_llm_openai_ints_beyond_float_range(body):
-    outcome(llm.parse_openai_request, body)
+    outcome(parse_openai_request, body)
 
 
 @QUICK
 @example(opts="x")
 @given(opts=st.one_of(st.text(min_size=1, max_size=3), st.just(True), st.integers(1, 9), st.just([1])))
 def test_llm_openai_stream_options_not_an_object(opts):
-    outcome(llm.parse_openai_request,
+    outcome(parse_openai_request,
             json.dumps({"messages": [{"role": "user", "content": "hi"}], "stream_options": opts}).encode())
 
 
@@ -146,14 +148,14 @@ def test_llm_openai_stream_options_not_an_object(opts):
     json.dumps({"messages": [{"role": "system", "content": {"type": "text", "text": [1]}},
                              {"role": "user", "content": "hi"}]}).encode()]))
 def test_llm_openai_non_string_text_part(body):
-    outcome(llm.parse_openai_request, body)
+    outcome(parse_openai_request, body)
 
 
 @QUICK
 @example(stop=5)
 @given(stop=st.one_of(st.integers(0, 9), st.floats(0.5, 9), st.just(True)))
 def test_llm_stop_not_a_list(stop):
-    outcome(llm.parse_openai_request,
+    outcome(parse_openai_request,
             json.dumps({"messages": [{"role": "user", "content": "hi"}], "stop": stop}).encode())
 
 
@@ -161,11 +163,11 @@ def test_llm_stop_not_a_list(stop):
 @example(body=DEEP_JSON.encode())
 @given(body=st.integers(min_value=50_000, max_value=200_000).map(lambda n: b"[" * n))
 def test_llm_openai_deeply_nested_body(body):
-    outcome(llm.parse_openai_request, body)
+    outcome(parse_openai_request, body)
 
 
 @QUICK
 @example(meta="x")
 @given(meta=st.one_of(st.text(min_size=1, max_size=3), st.integers(1, 9), st.just([1])))
 def test_llm_history_metadata_not_a_dict(meta):
-    outcome(llm.build_messages, None, [{"role": "user", "content": "a", "metadata": meta}], "hi")
+    outcome(build_messages, None, [{"role": "user", "content": "a", "metadata": meta}], "hi")

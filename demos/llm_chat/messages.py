@@ -1,0 +1,62 @@
+"""Chat messages (from the UI's history or an OpenAI request) to the plain text dicts a chat template renders."""
+
+from __future__ import annotations
+
+import re
+
+from hub.errors import UserError
+
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+_FOOTER = re.compile(r"(\s*<sub>(?:⏱|ℹ️)[^\n]*</sub>)+\s*$")  # stats and notes this tab appends to answers
+
+
+def clean_text(text) -> str:
+    """Text a tokenizer can take: lone surrogates (invalid UTF-8 that reached us) become U+FFFD, NULs are dropped."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        raise UserError("Messages must be text.")
+    return _SURROGATES.sub("\ufffd", text).replace("\x00", "")
+
+
+def content_text(content) -> str | None:
+    """The text of a chat message's content: a string, or OpenAI/Gradio parts; None for non-text (files)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict) and content.get("type") == "text":
+        text = content.get("text", "")
+        if not isinstance(text, str):
+            raise UserError("A text part's 'text' must be a string, like {\"type\": \"text\", \"text\": \"Hello\"}.")
+        return text
+    if isinstance(content, list):  # parts are strings or dicts; nested lists are not text (and not recursed into)
+        parts = [content_text(p) for p in content if not isinstance(p, list)]
+        texts = [p for p in parts if p is not None]
+        return "\n".join(texts) if texts else None
+    return None
+
+
+def build_messages(system: str | None, history: list | None, message) -> list[dict]:
+    """System prompt + earlier turns (Gradio or OpenAI message dicts) + the new user message, as plain text dicts.
+
+    Stats footers this tab adds to answers and non-text parts are left out of what the model sees.
+    """
+    message = clean_text(message if message is not None else "")
+    if not message.strip():
+        raise UserError("Type a message first.")
+    msgs = []
+    if system and clean_text(system).strip():
+        msgs.append({"role": "system", "content": clean_text(system).strip()})
+    for m in history or []:
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
+            continue
+        if isinstance(m.get("metadata"), dict) and m["metadata"].get("title"):
+            continue
+        text = content_text(m.get("content"))
+        if text is None:
+            continue
+        text = clean_text(text)
+        if m["role"] == "assistant":
+            text = _FOOTER.sub("", text)
+        msgs.append({"role": m["role"], "content": text})
+    msgs.append({"role": "user", "content": message})
+    return msgs

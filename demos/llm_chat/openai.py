@@ -1,0 +1,327 @@
+"""OpenAI-compatible HTTP routes on the hub's server: `POST /v1/chat/completions` (streaming and not) and
+`GET /v1/models`.
+
+The body is a pydantic model (`ChatCompletionRequest`: one source for fields, defaults, checks and docs); its
+numbers go through the same checks as the UI's (`engine.check_param`, i.e. hub.validate: out of range is refused).
+Requests reach the model only through `ctx.run` / `ctx.stream`, so the allow-list, the lease and out-of-memory
+recovery are the UI's. Errors are OpenAI-style JSON: 401 without hub login, 404 for a model this hub does not serve,
+400 for anything else the client can fix, 503 when weights cannot be had.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hub import validate
+from hub.errors import UserError, WeightsUnavailable
+
+from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
+from demos.llm_chat.messages import build_messages, content_text
+
+# ---- request bodies -----------------------------------------------------------------------------------------------
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation. Extra fields (name, tool_calls, ...) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant"] = Field(
+        description="Who wrote it; 'developer' is read as 'system'.")
+    content: str | None = Field(None, description="A string, or a list of parts of which the text parts are read "
+                                                  "(joined by newlines); None when it has no text.")
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text(cls, value):
+        return content_text(value)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = Field(False, description="Send a last chunk with token counts before [DONE].")
+
+    @field_validator("include_usage", mode="before")
+    @classmethod
+    def _flag(cls, value):
+        return validate.flag(value, "'include_usage'", default=False)
+
+
+class ChatCompletionRequest(BaseModel):
+    """The body of `POST /v1/chat/completions`: the OpenAI fields this hub reads (others are ignored), plus top_k
+    and repetition_penalty. Sampling numbers left out take the UI's defaults (engine.GenParams)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation, the last message the user's.")
+    n: int | None = Field(1, description="Number of answers; only 1 is supported.")
+    model: str | None = Field(None, description="A model this hub serves (GET /v1/models); '', 'default' or "
+                                                "'demohub' mean the hub's default model.")
+    temperature: float | None = Field(None, description="0 to 2; 0 picks the most likely token (greedy).")
+    top_p: float | None = Field(None, description="Nucleus sampling: above 0, at most 1.")
+    top_k: int | None = Field(None, description="Sample from the k most likely tokens, 0 to 100000 (0: off).")
+    max_tokens: int | None = Field(None, description="Most tokens in the answer, at least 1 (deprecated name).")
+    max_completion_tokens: int | None = Field(None, description="Most tokens in the answer, at least 1.")
+    repetition_penalty: float | None = Field(None, description="Above 0, at most 3; 1 is off.")
+    seed: int | None = Field(None, description="0 to 2**63-1: the same seed and settings give the same answer.")
+    stop: tuple[str, ...] = Field((), description="A string or up to 4 strings that end the answer.")
+    stream: bool = Field(False, description="Send the answer as server-sent events while it is generated.")
+    stream_options: StreamOptions | None = Field(None, description="With stream: {\"include_usage\": true}.")
+
+    @field_validator("n", mode="before")
+    @classmethod
+    def _one(cls, value):
+        if value not in (1, None):
+            raise UserError("Only n=1 is supported.")
+        return 1
+
+    @field_validator("temperature", "top_p", "top_k", "repetition_penalty", "seed", mode="before")
+    @classmethod
+    def _sampling(cls, value, info):
+        return check_param(info.field_name, value)
+
+    @field_validator("max_tokens", "max_completion_tokens", mode="before")
+    @classmethod
+    def _max_tokens(cls, value):
+        return check_param("max_new_tokens", value)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _stop(cls, value):
+        return check_stop(value)
+
+    @field_validator("stream", mode="before")
+    @classmethod
+    def _stream(cls, value):
+        return validate.flag(value, "'stream'", default=False)
+
+    @field_validator("messages")
+    @classmethod
+    def _texts(cls, messages: list[ChatMessage]) -> list[ChatMessage]:
+        for i, m in enumerate(messages):
+            if m.content is None:
+                raise UserError(f"messages[{i}] has no text content; this model reads text only.")
+        if messages[-1].role != "user":
+            raise UserError("The last message must come from the user.")
+        return messages
+
+
+def _sentence(error: ValidationError) -> str:
+    """The first problem of a body as a sentence: our checks' own sentence, else one for the field."""
+    first = error.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, UserError):
+        return str(cause)
+    loc = first["loc"]
+    if loc[0] == "messages":
+        if len(loc) > 1 and isinstance(loc[1], int):
+            return f"messages[{loc[1]}] needs a role of system, user or assistant."
+        return "'messages' must be a non-empty list of {role, content} objects."
+    if loc[0] == "model":
+        return "'model' must be a string."
+    if loc[0] == "stream_options":
+        return "'stream_options' must be an object, like {\"include_usage\": true}."
+    return f"'{loc[0]}' is not valid: {first['msg']}."
+
+
+def _json(body: bytes):
+    try:
+        return json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("The request body is not valid UTF-8; send JSON encoded as UTF-8.") from None
+    except ValueError as e:
+        raise UserError(f"The request body is not valid JSON ({e}).") from None
+    except RecursionError:
+        raise UserError("The request body is nested too deeply; send a JSON object with 'messages' as a list of "
+                        "{role, content} objects.") from None
+
+
+def parse_openai_request(body: bytes) -> tuple[str | None, list[dict], GenParams, bool, bool]:
+    """(model, messages, params, stream, include_usage) from a /v1/chat/completions body; UserError if invalid."""
+    raw = _json(body)
+    if not isinstance(raw, dict):
+        raise UserError("The request body must be a JSON object with 'messages'.")
+    try:
+        req = ChatCompletionRequest.model_validate(raw)
+    except ValidationError as e:
+        raise UserError(_sentence(e)) from None
+    msgs = [{"role": "system" if m.role == "developer" else m.role, "content": m.content} for m in req.messages]
+    system = "\n\n".join(m["content"] for m in msgs if m["role"] == "system")
+    history = [m for m in msgs[:-1] if m["role"] != "system"]
+    messages = build_messages(system, history, msgs[-1]["content"])
+    max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    params = check_params(req.temperature, req.top_p, req.top_k, max_tokens, req.repetition_penalty, req.seed,
+                          req.stop)
+    include_usage = bool(req.stream_options and req.stream_options.include_usage)
+    return req.model, messages, params, req.stream, include_usage
+
+
+# ---- routes -------------------------------------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+           code: str | None = None):
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status)
+
+
+def _login_error():
+    return _error(401, "Log in: send Authorization: Bearer USER:PASSWORD.", "authentication_error")
+
+
+def _model_arg(model: str | None) -> str | None:
+    """OpenAI clients always send a model name: '', 'default' or the served model's name mean the default."""
+    if not model or model in ("default", "demohub"):
+        return None
+    return model
+
+
+def routes(ctx):
+    """`POST /v1/chat/completions` (stream and not) and `GET /v1/models`, OpenAI-compatible, on the hub's server."""
+    from fastapi import APIRouter, Request
+
+    router = APIRouter()
+
+    async def list_models(request: Request):
+        if not ctx.authorized(request):
+            return _login_error()
+        return {"object": "list", "data": [{"id": m.id, "object": "model", "owned_by": "demohub"}
+                                           for m in ctx.spec.models if not m.options.get("hidden")]}
+
+    async def completions(request: Request):
+        if not ctx.authorized(request):
+            return _login_error()
+        try:
+            model, msgs, params, stream, include_usage = parse_openai_request(await request.body())
+        except UserError as e:
+            return _error(400, str(e))
+        model = _model_arg(model)
+        try:
+            ctx.choice(model)  # the allow-list, and an unknown model is a 404 before anything loads
+        except UserError as e:
+            return _error(404, str(e), param="model", code="model_not_found")
+        if stream:
+            return await _stream(ctx, model, msgs, params, include_usage)
+        return await _complete(ctx, model, msgs, params)
+
+    # Annotations are strings in this module (PEP 563) and Request is imported here, so set the real class.
+    for endpoint, path, method in ((list_models, "/v1/models", "GET"), (completions, "/v1/chat/completions", "POST")):
+        endpoint.__annotations__["request"] = Request
+        router.add_api_route(path, endpoint, methods=[method])
+    return router
+
+
+async def _complete(ctx, model: str | None, msgs: list[dict], params: GenParams):
+    """The whole answer as one chat.completion object."""
+    import anyio
+
+    cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    try:
+        final, name = await anyio.to_thread.run_sync(
+            ctx.run, lambda lease: (chat(lease.engine, msgs, params), lease.weights.choice.id), model)
+    except WeightsUnavailable as e:
+        return _error(503, str(e), "model_unavailable")
+    except UserError as e:
+        return _error(400, str(e))
+    return {"id": cid, "object": "chat.completion", "created": created, "model": name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
+                         "finish_reason": "length" if final.finish_reason == "length" else "stop"}],
+            "usage": _usage(final), "demohub": _extra(final)}
+
+
+async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, include_usage: bool):
+    """Server-sent events of chat.completion.chunk objects. The model loads and the first token comes before the
+    response starts, so a load failure still gets its proper status code."""
+    import anyio
+    from fastapi.responses import StreamingResponse
+
+    stop = threading.Event()
+
+    def generate(lease) -> Iterator[tuple[Chunk, str]]:
+        for chunk in stream_chat(lease.engine, msgs, params, stop):
+            yield chunk, lease.weights.choice.id
+
+    gen = ctx.stream(generate, model)
+    try:
+        first = await anyio.to_thread.run_sync(next, gen, None)
+    except WeightsUnavailable as e:
+        return _error(503, str(e), "model_unavailable")
+    except UserError as e:
+        return _error(400, str(e))
+    sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.choice(None).id)
+    return StreamingResponse(sse.run(gen, first, stop, include_usage), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+class _Events:
+    """The event lines of one streamed answer."""
+
+    def __init__(self, cid: str, created: int, name: str):
+        self.cid, self.created, self.name = cid, created, name
+
+    @staticmethod
+    def sse(obj) -> str:
+        return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
+
+    def piece(self, delta: dict, reason: str | None = None) -> str:
+        return self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
+                         "model": self.name, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]})
+
+    async def run(self, gen, item, stop: threading.Event, include_usage: bool):
+        import anyio
+
+        sent = 0
+        try:
+            yield self.piece({"role": "assistant", "content": ""})
+            while item is not None:
+                chunk, self.name = item
+                if len(chunk.text) > sent:
+                    yield self.piece({"content": chunk.text[sent:]})
+                    sent = len(chunk.text)
+                if chunk.done:
+                    yield self.piece({}, "length" if chunk.finish_reason == "length" else "stop")
+                    if include_usage:
+                        yield self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
+                                        "model": self.name, "choices": [], "usage": _usage(chunk)})
+                try:
+                    item = await anyio.to_thread.run_sync(next, gen, None)
+                except UserError as e:
+                    yield self.sse({"error": {"message": str(e), "type": "invalid_request_error"}})
+                    break
+            yield "data: [DONE]\n\n"
+        finally:
+            # Client gone or stream over: stop at the next token, then close the generator (releases the lease)
+            # once the worker thread has handed it back.
+            stop.set()
+            threading.Thread(target=_close_when_idle, args=(gen,), daemon=True).start()
+
+
+def _close_when_idle(gen, timeout: float = 60.0) -> None:
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            gen.close()
+            return
+        except ValueError:  # "generator already executing": it is finishing its current token
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.01)
+
+
+def _usage(c: Chunk) -> dict:
+    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.new_tokens,
+            "total_tokens": c.prompt_tokens + c.new_tokens}
+
+
+def _extra(c: Chunk) -> dict:
+    return {"tokens_per_s": round(c.tokens_per_s, 2), "first_token_s": c.first_token_s, "notes": c.notes,
+            "finish_reason": c.finish_reason}
