@@ -37,15 +37,15 @@ def _cycle() -> np.ndarray:
     """
     import os
 
-    from demos import whisper_asr as W
     from hub.assets import package_file
+    from hub.media.audio import load_audio
 
     paths = [package_file("gradio", "media_assets", "audio", c) for c in CLIPS]
     if all(paths):
         gap = np.zeros(int(0.6 * SR), np.float32)
-        return np.concatenate([np.concatenate([W.load_audio(str(p)), gap]) for p in paths])
+        return np.concatenate([np.concatenate([load_audio(str(p)), gap]) for p in paths])
     if os.environ.get("DEMOHUB_BENCH_SPEECH"):
-        return W.load_audio(os.environ["DEMOHUB_BENCH_SPEECH"])
+        return load_audio(os.environ["DEMOHUB_BENCH_SPEECH"])
     raise RuntimeError("needs gradio's speech clips (pip install gradio) or DEMOHUB_BENCH_SPEECH=<a WAV of speech>")
 
 
@@ -77,7 +77,7 @@ def _cpu_setup():
     import torch
     import whisper
 
-    from demos import whisper_asr as W
+    from demos.whisper_asr import engine as W
     from hub.spec import ModelChoice
     from hub.weights import Weights
 
@@ -133,7 +133,7 @@ def _encoder_hub(c):
 def _batch_setup():
     import torch
 
-    from demos import whisper_asr as W
+    from demos.whisper_asr import engine as W
 
     cuda = _cuda()
     size, seconds, tokens = ("small.en", 600, 96) if cuda else ("tiny.en", 90, 32)

@@ -103,7 +103,7 @@ def _to_mono_float(data: np.ndarray) -> np.ndarray:
     if data.ndim != 1:
         raise UserError(f"Audio must be samples or (samples, channels), not an array of shape {data.shape}.")
     if data.dtype.kind == "f":
-        return data.astype(np.float32)
+        return data.astype(np.float32, copy=False)  # already-decoded audio is not copied again
     if data.dtype.kind == "u":  # unsigned 8-bit PCM is centred on 128
         bits = data.dtype.itemsize * 8
         return ((data.astype(np.float64) - 2 ** (bits - 1)) / 2 ** (bits - 1)).astype(np.float32)

@@ -1,0 +1,32 @@
+"""Whisper speech recognition: transcribe or translate speech, with subtitles, on long audio, on GPU and CPU.
+
+Two engines behind one `transcribe` (engine.py):
+- faster-whisper (CTranslate2, int8 on CPU): the CPU default, several times faster than PyTorch there.
+- openai-whisper (PyTorch): every size from tiny to large-v3 and turbo. Its GPU fast path (fast.py) cuts the audio
+  into <= 30 s windows at quiet points and decodes many windows as one batch (fp16 weights, LayerNorm kept fp32),
+  instead of `model.transcribe`'s one window after another.
+
+Audio is decoded by the hub (`hub.media.audio.load_audio`). Writers for .txt/.srt/.vtt/.json are in formats.py, the
+tab in ui.py. This module imports neither torch nor gradio.
+"""
+
+from hub.contract import Demo, Example, Option, Sample
+from demos.whisper_asr.spec import MAX_MINUTES, SPEC
+
+DEMO = Demo(
+    spec=SPEC,
+    load="demos.whisper_asr.engine:load",
+    ui="demos.whisper_asr.ui:build",
+    fetch="demos.whisper_asr.engine:fetch",
+    options=(
+        Option("max_minutes", MAX_MINUTES, "Longest audio accepted, in minutes.", lo=0.1, hi=24 * 60.0),
+    ),
+    examples=(
+        Example("transcribe",
+                {"model_id": "tiny-random", "audio_path": Sample("audio"), "other_path": None, "task_v": "transcribe",
+                 "language_v": "auto", "words_v": False, "vad_v": False, "prompt_v": "", "beam_v": 1},
+                bad={"beam_v": 0}, model_arg="model_id"),
+    ),
+)
+
+__all__ = ["DEMO", "SPEC"]
