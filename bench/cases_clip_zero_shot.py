@@ -31,7 +31,7 @@ def _setup(n_images: int = 1):
     import torch
     from PIL import Image
 
-    import demos.clip_zero_shot as clip
+    from demos.clip_zero_shot import SPEC, engine as clip
     from hub.settings import Settings
     from hub.weights import resolve
 
@@ -39,8 +39,8 @@ def _setup(n_images: int = 1):
     device = "cuda" if cuda else "cpu"
     torch.manual_seed(0)
     s = Settings.load({}, cache_dir=tempfile.mkdtemp(prefix="clip-bench-"), offline=True, device=device)
-    choice = replace(clip.SPEC.choice(ARCH_ID), source="random")
-    engine = clip.load(resolve(clip.SPEC, choice, s), device, "float16" if cuda else "float32")
+    choice = replace(SPEC.choice(ARCH_ID), source="random")
+    engine = clip.load(resolve(SPEC, choice, s), device, "float16" if cuda else "float32")
     # the naive side: the same architecture, fp32, as a user would create it (weights copied: same numbers)
     naive, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None, device=device)
     naive.load_state_dict({k: v.float() for k, v in engine.model.state_dict().items()})

@@ -1,4 +1,4 @@
-"""CLIP zero-shot: scoring modes, the label cache, template ensembles, search ranking, bad inputs, the tab's API.
+"""CLIP zero-shot: scoring modes, the label cache, template ensembles, search ranking, bad inputs, weights.
 
 Every test runs a tiny random open_clip model (2 layers, 32x32 images) built in-process: no downloads.
 """
@@ -428,81 +428,3 @@ def test_random_weights_build_the_real_architecture(settings):
     eng = clip.load(resolve(SPEC, choice, settings), "cpu", "float32")
     assert 140e6 < sum(p.numel() for p in eng.model.parameters()) < 160e6  # ViT-B/32: 151M parameters
     assert eng.preprocess(photos(1)[0]).shape == (3, 224, 224)
-
-
-# ---- the tab ----------------------------------------------------------------------------------------------------
-
-
-def _save(imgs, folder):
-    paths = []
-    for i, im in enumerate(imgs):
-        p = folder / f"photo{i}.png"
-        im.save(p)
-        paths.append(str(p))
-    return paths
-
-
-def test_tab_classify_and_search_through_gradio_client(serve, tmp_path):
-    from gradio_client import handle_file
-
-    client = serve(("clip_zero_shot",), models={"clip_zero_shot": "tiny-random"},
-                   env={"DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS": "5"})
-    paths = _save(photos(3, seed=11), tmp_path)
-    gallery = [{"image": handle_file(p), "caption": None} for p in paths]
-
-    top, chart, table, record = client.predict(
-        "tiny-random", gallery, "cat, dog, car", "a photo of a {}.", "none", "single", 0.5, 2, api_name="/classify")
-    assert len(top["confidences"]) == 2
-    assert [c["label"] for c in top["confidences"]][0] in {"cat", "dog", "car"}
-    assert record["mode"] == "single" and record["labels"] == ["cat", "dog", "car"]
-    assert "random weights" in record["warning"]
-    rows = table["data"]
-    assert [r[0] for r in rows] == ["photo0.png", "photo1.png", "photo2.png"]
-    assert all(abs(sum(r[2:]) - 1) < 1e-3 for r in rows)
-    assert sorted(r[0] for r in chart["data"]) == ["car", "cat", "dog"]  # every label, not just the top-k
-    assert abs(sum(r[1] for r in chart["data"]) - 1) < 1e-3
-
-    with pytest.raises(Exception, match="more than this hub allows \\(5\\)"):
-        client.predict("tiny-random", gallery, "a, b, c, d, e, f", "a photo of a {}.", "none", "single", 0.5, 3,
-                       api_name="/classify")
-    with pytest.raises(Exception, match="multi-label"):
-        client.predict("tiny-random", gallery, "cat", "a photo of a {}.", "none", "single", 0.5, 3,
-                       api_name="/classify")
-    _, _, table, record = client.predict("tiny-random", gallery, "cat", "a photo of a {}.", "none", "multi", 0.5, 3,
-                                         api_name="/classify")  # the server keeps serving after an error
-    assert table["headers"][:2] == ["image", "present"] and record["threshold"] == 0.5
-
-    ranked, ranking, record = client.predict("tiny-random", gallery, "a cat on a sofa", api_name="/search_images")
-    assert len(ranked) == 3 and ranking["headers"] == ["rank", "image", "similarity"]
-    sims = [r[2] for r in ranking["data"]]
-    assert sims == sorted(sims, reverse=True)
-    assert sorted(r[1] for r in ranking["data"]) == ["photo0.png", "photo1.png", "photo2.png"]
-    assert record["query"] == "a cat on a sofa"
-
-
-def _with_files(value, path):
-    """An example's value with every Sample placeholder replaced by the uploaded file `path`."""
-    from gradio_client import handle_file
-
-    from hub.contract import Sample
-
-    if isinstance(value, Sample):
-        return handle_file(path)
-    if isinstance(value, list):
-        return [_with_files(v, path) for v in value]
-    if isinstance(value, dict):
-        return {k: _with_files(v, path) for k, v in value.items()}
-    return value
-
-
-def test_declared_examples_run_and_their_bad_variants_get_a_sentence(serve, tmp_path):
-    from demos.clip_zero_shot import DEMO
-
-    client = serve(("clip_zero_shot",), models={"clip_zero_shot": "tiny-random"})
-    (path,) = _save(photos(1, seed=14), tmp_path)
-    assert {ex.api_name for ex in DEMO.examples} == set(SPEC.api_names)
-    for ex in DEMO.examples:
-        out = client.predict(*_with_files(list(ex.values()), path), api_name=f"/{ex.api_name}")
-        assert out[-1]["model"] == "tiny-random"
-        with pytest.raises(Exception, match="Type some candidate labels|Type a text query"):
-            client.predict(*_with_files(list(ex.values(**ex.bad)), path), api_name=f"/{ex.api_name}")

@@ -1,0 +1,65 @@
+"""CLIP zero-shot: classify images against labels you type, and rank a gallery by a text query (open_clip).
+
+The package: `engine.py` (load, the engine, `classify` / `search_images` and their input checks), `fast.py` (GPU
+preprocessing and the CUDA-graphed image encoder), `formats.py` (the tables the tab shows), `ui.py` (the tab).
+This file imports neither torch nor gradio nor open_clip.
+"""
+
+from __future__ import annotations
+
+from hub.contract import Demo, Example, Option, Sample
+from hub.spec import DemoSpec, ModelChoice
+
+MAX_LABELS = 100  # default cap per request; operators change it with DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS
+MAX_IMAGES = 256  # per request; DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES
+
+SPEC = DemoSpec(
+    name="clip_zero_shot",
+    title="CLIP zero-shot",
+    description="Zero-shot image classification with labels you type (single- or multi-label), and text-to-image "
+                "search over a gallery you upload. Models: open_clip CLIP.",
+    models=(
+        # approx_bytes are fp32 sizes (ViT-B/32: 151M parameters x 4 bytes); on CUDA they run in fp16 (half that)
+        ModelChoice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "hf", label="ViT-B-32 (LAION-2B)",
+                    revision="1a25a446712ba5ee05982a381eed697ef9b435cf",
+                    files=("open_clip_config.json", "open_clip_model.safetensors"),
+                    approx_bytes=610_000_000, size_dtype="float32", license="MIT",
+                    options={"arch": "ViT-B-32", "tag": "laion2b_s34b_b79k"}),
+        ModelChoice("timm/vit_base_patch16_clip_224.openai", "hf", label="ViT-B-16 (OpenAI)",
+                    revision="977e3dd0ec55ab8da155f2fbeb6b5f54948b6e3d",
+                    files=("open_clip_config.json", "open_clip_model.safetensors"),
+                    approx_bytes=600_000_000, size_dtype="float32", license="MIT",
+                    options={"arch": "ViT-B-16", "tag": "openai", "quick_gelu": True}),
+        ModelChoice("timm/vit_large_patch14_clip_224.openai", "hf", label="ViT-L-14 (OpenAI)",
+                    revision="18d0535469bb561bf468d76c1d73aa35156c922b",
+                    files=("open_clip_config.json", "open_clip_model.safetensors"),
+                    approx_bytes=1_715_000_000, size_dtype="float32", license="MIT",
+                    options={"arch": "ViT-L-14", "tag": "openai", "quick_gelu": True}),
+        ModelChoice("tiny-random", "random", label="tiny random (tests)", approx_bytes=10_000_000,
+                    size_dtype="float32", license="MIT", options={"hidden": True, "tiny": True}),
+    ),
+    default_model={"cuda": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "cpu": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"},
+    api_names=("classify", "search_images"),
+    gpu_concurrency=1,
+    zero_gpu_seconds=60,
+)
+
+_GALLERY = [{"image": Sample("image"), "caption": None}]
+
+DEMO = Demo(
+    spec=SPEC,
+    load="demos.clip_zero_shot.engine:load",
+    ui="demos.clip_zero_shot.ui:build",
+    options=(
+        Option("max_labels", MAX_LABELS, "Most candidate labels in one classify request.", lo=1),
+        Option("max_images", MAX_IMAGES, "Most images in one classify or search request.", lo=1),
+    ),
+    examples=(
+        Example("classify", {"model": "tiny-random", "images": _GALLERY, "labels": "cat, dog",
+                             "template": "a photo of a {}.", "ensemble": "none", "mode": "single",
+                             "threshold": 0.5, "top_k": 2},
+                bad={"labels": ""}),
+        Example("search_images", {"model": "tiny-random", "gallery": _GALLERY, "query": "a cat on a sofa"},
+                bad={"query": ""}),
+    ),
+)

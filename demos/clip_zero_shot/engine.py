@@ -1,0 +1,458 @@
+"""CLIP zero-shot engine: load an open_clip model, `classify` images against labels, `search_images` by a text query.
+
+How a score is computed (the image and text embeddings are L2-normalised, so `cos` is their cosine similarity):
+- single-label mode: `softmax(logit_scale * cos)` over the labels, exactly as CLIP was trained; the scores sum to 1,
+  so they say which label fits best, not whether any fits.
+- multi-label mode: every label is scored on its own, so adding or removing another label never changes it.
+  Models trained with a sigmoid loss carry a `logit_bias` and score `sigmoid(logit_scale * cos + logit_bias)`.
+  CLIP models have no bias; they score `sigmoid(logit_scale * (cos - cos_ref))`, where `cos_ref` is the image's
+  similarity to the same template(s) filled with a generic word ("thing"): the two-way CLIP softmax between
+  "a photo of a <label>" and "a photo of a thing". Above the threshold (default 0.5: the label fits better than
+  the generic word) a label counts as present.
+
+Label (text) embeddings are cached per model in a bounded LRU keyed by (label, templates): classifying another image
+with the same labels encodes only the image. Search keeps a bounded LRU of image embeddings keyed by the image's
+bytes, so re-querying a gallery encodes only the query. On CUDA the model runs in fp16 (open_clip's mixed
+precision: LayerNorm in fp32) and the image encoder is captured as CUDA graphs for small batches at load time.
+
+Every work function checks its whole request first (`check_classify`, `check_search`: labels, template, numbers,
+and the images decoded by the hub's one decoder) and raises UserError with a sentence before any model work.
+This module never imports gradio; torch and open_clip are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from demos.clip_zero_shot import DEMO, MAX_IMAGES, MAX_LABELS
+from demos.clip_zero_shot.checkpoints import build_model
+from demos.clip_zero_shot.fast import GRAPH_BATCHES, GraphedEncoder, apply_tensor_transforms, tensor_transforms
+from hub import validate
+from hub.errors import UserError
+from hub.media.image import open_image
+from hub.options import defaults
+
+log = logging.getLogger("demohub")
+
+# A 2-layer CLIP on 32x32 images: builds in well under a second; the vocabulary is open_clip's real BPE one.
+TINY_CONFIG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "head_width": 32, "patch_size": 8},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+DEFAULT_TEMPLATE = "a photo of a {}."
+ENSEMBLES = ("none", "simple", "openai")  # user template only | open_clip's 7 SIMPLE_ | its 80 OPENAI_ templates
+MODES = ("single", "multi")
+REFERENCE_LABEL = "thing"  # the generic word CLIP labels are compared with in multi-label mode
+
+
+# ---- results ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Classification:
+    """Scores of every image (rows) against every label (columns)."""
+
+    labels: list[str]
+    scores: "object"  # numpy float32 array (n_images, n_labels)
+    mode: str
+    threshold: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def top(self, image: int = 0, k: int | None = None) -> dict[str, float]:
+        """{label: score} of one image, best first, at most k."""
+        pairs = sorted(zip(self.labels, self.scores[image].tolist()), key=lambda p: -p[1])
+        return dict(pairs[:k] if k else pairs)
+
+    def present(self, image: int = 0) -> list[str]:
+        """Multi-label mode: the labels at or above the threshold, best first."""
+        if self.threshold is None:
+            return [max(self.top(image), key=self.top(image).get)]
+        return [lab for lab, s in self.top(image).items() if s >= self.threshold]
+
+
+@dataclass
+class SearchResult:
+    """Gallery ranking for a text query: `order` lists image indices best first; `similarities` is per input."""
+
+    query: str
+    order: list[int]
+    similarities: "object"  # numpy float32 (n_images,), cosine similarity
+    notes: list[str] = field(default_factory=list)
+
+
+# ---- the engine ------------------------------------------------------------------------------------------------
+
+
+class _LRU:
+    """A small thread-safe LRU dict with a bounded number of entries."""
+
+    def __init__(self, size: int):
+        self.size, self._d, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._d:
+                self._d.move_to_end(key)
+                return self._d[key]
+            return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.size:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+class ClipEngine:
+    """An open_clip model with its own preprocess transform and tokenizer, plus the label and image caches.
+
+    `text_encoder_calls` / `texts_encoded` and `image_encoder_calls` / `images_encoded` count work done, so tests
+    (and curious operators) can see the caches at work. `max_labels` / `max_images`: the operator's per-request caps.
+    """
+
+    def __init__(self, model, preprocess, tokenizer, device: str, dtype: str, name: str,
+                 label_cache_size: int = 4096, image_cache_size: int = 2048,
+                 max_labels: int = MAX_LABELS, max_images: int = MAX_IMAGES):
+        import torch
+
+        self.model, self.preprocess, self.tokenizer = model.eval(), preprocess, tokenizer
+        self.device, self.dtype, self.name = device, dtype, name
+        self.max_labels, self.max_images = max_labels, max_images
+        # the dtype pixels must have: the first conv's (open_clip's mixed precision keeps e.g. class_embedding fp32)
+        convs = [m for m in model.visual.modules() if isinstance(m, torch.nn.Conv2d)]
+        self.input_dtype = convs[0].weight.dtype if convs else next(model.visual.parameters()).dtype
+        self.context_length = int(getattr(tokenizer, "context_length", 77) or 77)
+        self.logit_scale = float(model.logit_scale.detach().float().exp().clamp(max=100).item())
+        bias = getattr(model, "logit_bias", None)
+        self.logit_bias = None if bias is None else float(bias.detach().float().reshape(-1)[0].item())
+        self.batch_size = 256 if device.startswith("cuda") else 32
+        self.label_cache = _LRU(label_cache_size)
+        self.image_cache = _LRU(image_cache_size)
+        self.text_encoder_calls = self.texts_encoded = 0
+        self.image_encoder_calls = self.images_encoded = 0
+        self._graphs = None
+        self._lock = threading.Lock()  # one forward at a time (CUDA-graph buffers are shared)
+        self._torch = torch
+        # On CUDA, open_clip's own transforms run on the GPU (PIL's bicubic resize of one 640x480 photo alone took
+        # ~6 ms of the H100 host's CPU; the whole encode is ~1 ms of GPU time). None: the PIL path.
+        self.tensor_transforms = tensor_transforms(preprocess) if device.startswith("cuda") else None
+        self.too_long = functools.lru_cache(maxsize=4096)(self._too_long)  # asked for every label of every request
+
+    # -- text --
+
+    def encode_texts(self, texts: list[str]):
+        """Normalised embeddings (n, D) in float32 of `texts` (tokenised by the model's own tokenizer)."""
+        torch = self._torch
+        from tqdm.auto import tqdm  # shown in the tab by gr.Progress(track_tqdm=True) for big template ensembles
+
+        out = []
+        with self._lock, torch.inference_mode():
+            for i in tqdm(range(0, len(texts), 256), desc="Encoding labels", disable=len(texts) <= 256):
+                tokens = self.tokenizer(texts[i:i + 256]).to(self.device)
+                out.append(self.model.encode_text(tokens, normalize=True).float())
+                self.text_encoder_calls += 1
+                self.texts_encoded += len(tokens)
+        return torch.cat(out)
+
+    def _too_long(self, text: str) -> bool:
+        """Whether `text` exceeds the text context (start and end tokens included) and will be truncated."""
+        encode = getattr(self.tokenizer, "encode", None)
+        if encode is None:
+            return False
+        return len(encode(text)) + 2 > self.context_length
+
+    def label_embeddings(self, labels: list[str], templates: tuple[str, ...]):
+        """(n_labels, D) float32: each label's template-averaged, renormalised text embedding, from the LRU cache
+        where possible; only the missing labels go through the text encoder (in one batch)."""
+        torch = self._torch
+        found = {lab: self.label_cache.get((templates, lab)) for lab in labels}
+        missing = [lab for lab in dict.fromkeys(labels) if found[lab] is None]
+        if missing:
+            texts = [fill(t, lab) for lab in missing for t in templates]
+            emb = self.encode_texts(texts).reshape(len(missing), len(templates), -1).mean(dim=1)
+            emb = emb / emb.norm(dim=-1, keepdim=True)  # the ensemble average, as open_clip's zero-shot classifier
+            for lab, e in zip(missing, emb):
+                found[lab] = e
+                self.label_cache.put((templates, lab), e)
+        return torch.stack([found[lab] for lab in labels])
+
+    # -- images --
+
+    def pixel_batch(self, images: list):
+        """open_clip's own eval transform for each PIL image (in threads: PIL releases the GIL while resizing)."""
+        torch = self._torch
+        if self.tensor_transforms is not None:
+            return torch.stack([apply_tensor_transforms(self.tensor_transforms, im, self.device) for im in images])
+        if len(images) >= 8:
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                tensors = list(pool.map(self.preprocess, images))
+        else:
+            tensors = [self.preprocess(im) for im in images]
+        return torch.stack(tensors)
+
+    def encode_pixels(self, pixels):
+        """Normalised image embeddings (n, D) float32 from preprocessed pixels, in batches of `batch_size`."""
+        torch = self._torch
+        out = []
+        with self._lock, torch.inference_mode():
+            for i in range(0, len(pixels), self.batch_size):
+                x = pixels[i:i + self.batch_size].to(self.device, self.input_dtype, non_blocking=True)
+                y = self._graphs(x) if self._graphs is not None else None
+                if y is None:
+                    y = self.model.encode_image(x, normalize=True)
+                out.append(y.float())
+                self.image_encoder_calls += 1
+                self.images_encoded += len(x)
+        return torch.cat(out)
+
+    def encode_images(self, images: list):
+        return self.encode_pixels(self.pixel_batch(images))
+
+    def encode_images_cached(self, images: list, keys: list[str]):
+        """Like encode_images, but reuses embeddings of images seen before (keyed by their content hash)."""
+        torch = self._torch
+        found = [self.image_cache.get(k) for k in keys]
+        todo = [i for i, e in enumerate(found) if e is None]
+        if todo:
+            emb = self.encode_images([images[i] for i in todo])
+            for i, e in zip(todo, emb):
+                found[i] = e
+                self.image_cache.put(keys[i], e)
+        return torch.stack(found)
+
+    def capture_graphs(self, batches=GRAPH_BATCHES) -> None:
+        """CUDA only: record the image encoder as CUDA graphs for small batches (at load, off the request path).
+        Eager PyTorch at batch 1 is bound by kernel launches; replaying a graph removes that overhead."""
+        if not self.device.startswith("cuda"):
+            return
+        try:
+            self._graphs = GraphedEncoder(self.model, batches, self._image_shape(), self.input_dtype, self.device)
+            self.extra_bytes = self._graphs.nbytes  # counted by the manager
+        except Exception as e:  # an op that cannot be captured: eager still works, just slower
+            log.warning("CLIP: CUDA graph capture failed (%s: %s); running the image encoder eagerly.",
+                        type(e).__name__, e)
+            self._graphs = None
+
+    def _image_shape(self) -> tuple[int, int, int]:
+        size = self.model.visual.image_size
+        h, w = (size, size) if isinstance(size, int) else tuple(size)
+        return (3, h, w)
+
+    def close(self) -> None:
+        self.label_cache.clear()
+        self.image_cache.clear()
+        self._graphs = None
+        self.model = None
+
+
+def load(weights, device: str, dtype: str, options=None) -> ClipEngine:
+    """Build the open_clip model, its eval transform and tokenizer (see `checkpoints.build_model` for the weight
+    sources), and on CUDA record the image encoder's CUDA graphs. `options`: the demo's parsed options (None: the
+    declared defaults); their `max_labels` / `max_images` become the engine's per-request caps."""
+    options = defaults(DEMO) if options is None else options
+    model, preprocess, tokenizer = build_model(weights, device, dtype, TINY_CONFIG)
+    engine = ClipEngine(model, preprocess, tokenizer, device, dtype if device != "cpu" else "float32",
+                        weights.choice.id, max_labels=options.max_labels, max_images=options.max_images)
+    engine.capture_graphs()
+    return engine
+
+
+# ---- input checks --------------------------------------------------------------------------------------------
+
+
+def fill(template: str, label: str) -> str:
+    return template.replace("{}", label)
+
+
+def parse_labels(text, max_labels: int = MAX_LABELS) -> list[str]:
+    """Labels from text: one per line if there are several lines, else comma separated (or an already-split list).
+
+    Raises UserError for no labels, blank or duplicate labels, and more than `max_labels`.
+    """
+    if isinstance(text, (list, tuple)):
+        parts = [str(p) for p in text]
+    elif text is not None and not isinstance(text, str):
+        raise UserError("Labels must be text: type them separated by commas or one per line (e.g. cat, dog, car).")
+    else:
+        text = (text or "").strip().strip(",").strip()
+        if not text:
+            raise UserError("Type some candidate labels, separated by commas or one per line (e.g. cat, dog, car).")
+        parts = text.splitlines() if "\n" in text else text.split(",")
+    labels = [" ".join(p.split()) for p in parts]
+    if not labels:
+        raise UserError("Type some candidate labels, separated by commas or one per line (e.g. cat, dog, car).")
+    blanks = [i + 1 for i, lab in enumerate(labels) if not lab]
+    if blanks:
+        raise UserError(f"Label {blanks[0]} is blank: remove the extra comma or empty line between labels.")
+    seen: dict[str, str] = {}
+    for lab in labels:
+        if lab.lower() in seen:
+            raise UserError(f"The label {lab!r} is listed twice; remove the duplicate (labels are case-insensitive).")
+        seen[lab.lower()] = lab
+    if len(labels) > max_labels:
+        raise UserError(f"{len(labels)} labels is more than this hub allows ({max_labels}); use fewer labels "
+                        "(operators raise the cap with DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS).")
+    return labels
+
+
+def templates_for(template: str, ensemble: str = "none") -> tuple[str, ...]:
+    """The prompt templates to average: the user's template, or open_clip's own zero-shot ensemble."""
+    ensemble = validate.choice(ensemble, "the template ensemble", ENSEMBLES)
+    if ensemble != "none":
+        import open_clip  # light: its templates are plain lambdas, but this module imports torch
+
+        table = open_clip.SIMPLE_IMAGENET_TEMPLATES if ensemble == "simple" else open_clip.OPENAI_IMAGENET_TEMPLATES
+        return tuple(t("{}") for t in table)
+    if template is not None and not isinstance(template, str):
+        raise UserError("The prompt template must be text with {} where the label goes, e.g. 'a photo of a {}.'")
+    template = (template or "").strip()
+    if not template:
+        template = "{}"
+    if "{}" not in template:
+        raise UserError(f"The prompt template {template!r} needs {{}} where the label goes, e.g. 'a photo of a {{}}.'")
+    return (template,)
+
+
+def load_image(item):
+    """A PIL RGB image from a path, PIL image, numpy array, bytes, or a gallery item ((path, caption) pair or
+    {"image": ..., "caption": ...}), decoded by the hub's one decoder (hub.media.image: EXIF rotation, 16-bit
+    divided by 257, alpha dropped, the hub's pixel cap checked before decoding)."""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(item, (tuple, list)) and item:
+        item = item[0]
+    if isinstance(item, dict) and "image" in item:  # a gradio gallery item passed through as a dict
+        item = item["image"]
+    if isinstance(item, dict):  # gradio FileData
+        item = item.get("path") or item.get("url")
+    if not isinstance(item, (str, Path, bytes, bytearray, np.ndarray, Image.Image)):
+        raise UserError("Upload an image file (PNG, JPEG, WebP, BMP, GIF or TIFF).")
+    name = Path(str(item)).name if isinstance(item, (str, Path)) else ""
+    return open_image(item, f"the image {name!r}" if name else "the image")
+
+
+def load_images(images, max_images: int, what: str = "images") -> list:
+    """Every image of a request (one or a list) decoded; at least one, at most `max_images`."""
+    if images is None or (hasattr(images, "__len__") and len(images) == 0):
+        raise UserError(f"Upload at least one image ({what}).")
+    if not isinstance(images, (list, tuple)):
+        images = [images]
+    if len(images) > max_images:
+        raise UserError(f"{len(images)} images is more than one request may hold ({max_images}); upload fewer.")
+    return [load_image(im) for im in images]
+
+
+@dataclass
+class ClassifyRequest:
+    """A checked classify request: decoded images, parsed labels, the templates to average, mode and threshold."""
+
+    images: list
+    labels: list[str]
+    templates: tuple[str, ...]
+    mode: str
+    threshold: float | None  # None in single-label mode
+
+
+def check_classify(images, labels, template, ensemble, mode, threshold, max_labels: int = MAX_LABELS,
+                   max_images: int = MAX_IMAGES) -> ClassifyRequest:
+    """Check a whole classify request (cheapest checks first) before any model work; UserError otherwise."""
+    mode = validate.choice(mode, "the mode", MODES)
+    if mode == "multi" or threshold is not None:  # single-label mode has no threshold, but it must not be nonsense
+        threshold = validate.number(threshold, "the multi-label threshold", 0, 1)
+    labels = parse_labels(labels, max_labels)
+    if mode == "single" and len(labels) == 1:
+        raise UserError(f"With one label ({labels[0]!r}) single-label mode always gives 1.0 (softmax over one "
+                        "label); add more labels or switch to multi-label mode to score it on its own.")
+    templates = templates_for(template, ensemble)
+    pil = load_images(images, max_images)
+    return ClassifyRequest(pil, labels, templates, mode, threshold if mode == "multi" else None)
+
+
+def check_search(images, query, max_images: int = MAX_IMAGES) -> tuple[str, list]:
+    """(query with its whitespace collapsed, decoded images) of a search request; UserError otherwise."""
+    if query is not None and not isinstance(query, str):
+        raise UserError("The query must be text describing the picture you are looking for.")
+    query = " ".join((query or "").split())
+    if not query:
+        raise UserError("Type a text query describing the picture you are looking for.")
+    return query, load_images(images, max_images, "a gallery to search")
+
+
+def _truncation_notes(engine: ClipEngine, texts_by_label: dict[str, str]) -> list[str]:
+    return [f"The label {lab[:40]!r}{'...' if len(lab) > 40 else ''} is longer than the model's "
+            f"{engine.context_length}-token text context; only its beginning was used."
+            for lab, text in texts_by_label.items() if engine.too_long(text)]
+
+
+def _caps(engine, max_labels: int | None, max_images: int | None) -> tuple[int, int]:
+    """The request's caps: those given, else the engine's (the operator's options), else the declared defaults."""
+    labels = max_labels if max_labels is not None else getattr(engine, "max_labels", MAX_LABELS)
+    images = max_images if max_images is not None else getattr(engine, "max_images", MAX_IMAGES)
+    return labels, images
+
+
+# ---- the work ------------------------------------------------------------------------------------------------
+
+
+def classify(engine: ClipEngine, images, labels, template: str = DEFAULT_TEMPLATE, ensemble: str = "none",
+             mode: str = "single", threshold: float | None = 0.5, max_labels: int | None = None,
+             max_images: int | None = None) -> Classification:
+    """Score each image against each label (see the module docstring for how scores are computed).
+
+    images: one or several (paths, PIL images, arrays); labels: text (commas or one per line) or a list.
+    max_labels / max_images: per-request caps (None: the engine's, from the operator's options).
+    """
+    req = check_classify(images, labels, template, ensemble, mode, threshold, *_caps(engine, max_labels, max_images))
+    notes = _truncation_notes(engine, {lab: max((fill(t, lab) for t in req.templates), key=len)
+                                       for lab in req.labels})
+    text = engine.label_embeddings(req.labels, req.templates)
+    scores = label_scores(engine, engine.encode_images(req.images), text, req.mode, req.templates)
+    return Classification(req.labels, scores.cpu().numpy(), req.mode, req.threshold, notes)
+
+
+def label_scores(engine: ClipEngine, img, text, mode: str, templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)):
+    """(n_images, n_labels) scores from normalised image (n, D) and label (m, D) embeddings; see the module doc."""
+    torch = engine._torch
+    cos = img @ text.T
+    if mode == "single":
+        return torch.softmax(engine.logit_scale * cos, dim=-1)
+    if engine.logit_bias is not None:
+        return torch.sigmoid(engine.logit_scale * cos + engine.logit_bias)
+    ref = engine.label_embeddings([REFERENCE_LABEL], templates)
+    return torch.sigmoid(engine.logit_scale * (cos - img @ ref.T))
+
+
+def search_images(engine: ClipEngine, images, query: str, max_images: int | None = None) -> SearchResult:
+    """Rank `images` by cosine similarity to the text `query`, best first."""
+    query, pil = check_search(images, query, _caps(engine, None, max_images)[1])
+    keys = [_image_key(im) for im in pil]
+    notes = _truncation_notes(engine, {query: query})
+    q = engine.label_embeddings([query], ("{}",))
+    emb = engine.encode_images_cached(pil, keys)
+    sims = (emb @ q.T)[:, 0].cpu().numpy()
+    order = sorted(range(len(pil)), key=lambda i: -float(sims[i]))
+    return SearchResult(query, order, sims, notes)
+
+
+def _image_key(img) -> str:
+    h = hashlib.sha1(img.tobytes())
+    h.update(f"{img.size}{img.mode}".encode())
+    return h.hexdigest()
