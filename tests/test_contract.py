@@ -159,3 +159,12 @@ def test_a_public_hub_refuses_an_unlisted_model_on_every_api(public_hub, name, e
     for model in ("attacker/any-repo", "/etc/passwd"):
         with pytest.raises(Exception, match="not one of this hub's"):
             client.predict(*fill(ex.values(**{ex.model_arg: model})), api_name=f"/{ex.api_name}")
+
+
+def test_example_parameters_are_the_apis_own_names(public_hub):
+    """An example is a real call: its keys are the parameter names gradio_client shows and accepts as keywords."""
+    client, _ = public_hub
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name, ex in EXAMPLES:
+        names = [p["parameter_name"] for p in api[f"/{ex.api_name}"]["parameters"]]
+        assert list(ex.args) == names, f"{name}/{ex.api_name}: example keys {list(ex.args)} != API parameters {names}"
