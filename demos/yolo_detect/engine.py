@@ -1,0 +1,308 @@
+"""The YOLO engine: load (official weights, a local .pt or random weights), the `Detector`, `detect` and
+`detect_batch` with their one check step. Never imports gradio."""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from hub import validate
+from hub.device import cpu_channels_last
+from hub.errors import UserError, WeightsUnavailable
+from hub.media.image import Picture, read_image
+from hub.spec import ModelChoice
+from hub.ultralytics_env import import_ultralytics
+
+from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
+
+# ---- loading ----------------------------------------------------------------------------------------------------
+
+
+def _weight_file(choice: ModelChoice) -> str:
+    if choice.files:
+        return choice.files[0]
+    return choice.id if choice.id.endswith(".pt") else f"{choice.id}.pt"
+
+
+def fetch(weights) -> Path:
+    """Download a native model (an official Ultralytics release asset) into `weights.path`
+    (`<cache>/native/yolo_detect/`), checking its pinned hash."""
+    from hub.weights import verify_file
+
+    import_ultralytics(weights.cache_dir)
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
+
+    name = _weight_file(weights.choice)
+    if name not in GITHUB_ASSETS_NAMES:
+        raise UserError(f"{weights.choice.id!r} is not an Ultralytics model name; use yolo11n, yolo11s, yolo11m, "
+                        "yolov8n (or another official name), or the path to your own .pt file.")
+    target = Path(weights.path) / name
+    if not target.exists():
+        try:
+            attempt_download_asset(str(target))  # an absolute path: the library downloads exactly there
+        except Exception as e:
+            raise WeightsUnavailable(
+                f"Could not download {name} for {SPEC.title} ({type(e).__name__}: {str(e)[:200]}). Check the "
+                f"connection, or copy the file to {target} by hand, or run `demohub fetch {SPEC.name}` where there "
+                "is network.") from e
+        if not target.exists():
+            raise WeightsUnavailable(f"Downloading {name} did not produce {target}; check the connection and "
+                                     f"run `demohub fetch {SPEC.name}` again.")
+    verify_file(target, weights.choice.sha256, SPEC.name)
+    return target
+
+
+def load(weights, device: str, dtype: str, options=None) -> "Detector":
+    """Build the engine: official weights (native), a local .pt (path) or the architecture with random weights.
+
+    options: the demo's parsed options (`cuda_graphs`, `video_batch`); None takes the declared defaults."""
+    from hub.options import defaults
+
+    from . import DEMO
+
+    options = options if options is not None else defaults(DEMO)
+    import_ultralytics(weights.cache_dir)
+    from ultralytics import YOLO
+
+    if weights.is_random:
+        yolo = _random_yolo(YOLO, weights.choice)
+    elif weights.source == "native":
+        yolo = YOLO(str(fetch(weights)), task="detect")
+    else:
+        yolo = _local_yolo(YOLO, Path(weights.path))
+    if yolo.task != "detect":
+        raise UserError(f"{weights.choice.display} is a YOLO {yolo.task} model; this tab runs detection models "
+                        "(yolo11n.pt, yolov8s.pt, ...). Pick a detection checkpoint.")
+    return Detector(yolo, device, dtype, cuda_graphs=options.cuda_graphs, video_batch=options.video_batch or None)
+
+
+def _random_yolo(YOLO, choice: ModelChoice):
+    config = choice.options.get("config") or f"{Path(_weight_file(choice)).stem}.yaml"
+    try:
+        yolo = YOLO(config, task="detect", verbose=False)
+    except FileNotFoundError:
+        raise UserError(f"No architecture config {config!r} ships with ultralytics; pick a listed model.") from None
+    if len(yolo.model.names) == len(COCO_NAMES):  # same head as the real COCO models: give it their labels
+        yolo.model.names = dict(enumerate(COCO_NAMES))
+    return yolo
+
+
+def _local_yolo(YOLO, path: Path):
+    if path.is_dir():
+        found = sorted(path.glob("*.pt"))
+        if len(found) != 1:
+            raise UserError(f"The folder {path.name} should hold exactly one .pt YOLO checkpoint "
+                            f"(found {len(found)}).")
+        path = found[0]
+    if path.suffix != ".pt":
+        raise UserError(f"{path.name} is not a PyTorch .pt checkpoint; give the path to a YOLO .pt file.")
+    try:
+        return YOLO(str(path))
+    except Exception as e:
+        raise UserError(f"{path.name} is not a YOLO checkpoint that ultralytics can load "
+                        f"({type(e).__name__}: {str(e)[:200]}).") from e
+
+
+class Detector:
+    """A loaded detection model and everything the lean path needs (device, dtype, stride, class names)."""
+
+    def __init__(self, yolo, device: str, dtype: str, cuda_graphs: bool = True, video_batch: int | None = None):
+        import torch
+
+        from .fast import GraphCache
+
+        net = yolo.model
+        net.fuse(verbose=False)  # conv+bn folded, as Ultralytics' AutoBackend does
+        net.eval().requires_grad_(False)
+        self.torch_dtype = torch.float16 if dtype == "float16" else torch.bfloat16 if dtype == "bfloat16" \
+            else torch.float32
+        net.to(device=device, dtype=self.torch_dtype)
+        cpu_channels_last(device, net)
+        self.net = net
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.names: dict[int, str] = {int(k): str(v) for k, v in dict(net.names).items()}
+        self.stride = max(int(net.stride.max()), 32)
+        self.end2end = bool(getattr(net, "end2end", False))
+        self.nbytes = sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
+        self.video_batch = int(video_batch or VIDEO_BATCH["cuda" if self.device.type == "cuda" else "cpu"])
+        self.use_graphs = cuda_graphs and self.device.type == "cuda" and not self.end2end
+        self._graphs = GraphCache(net, self.device, self.torch_dtype, self._eager)
+        # The Detect head caches anchors keyed by the last input shape: two threads running different shapes at
+        # once would mix them up, and CUDA graphs share static buffers. So the forward pass runs one at a time.
+        self._lock = threading.Lock()
+        if self.use_graphs:
+            size = DEFAULTS["imgsz"]
+            for batch in (1, self.video_batch):  # warm-up and capture now, off the request path
+                self._graphs.get((batch, 3, size, size))
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self.net = None
+
+    def forward(self, x):
+        """Raw predictions for a (B, 3, H, W) batch on the model's device and dtype."""
+        import torch
+
+        with self._lock, torch.inference_mode():
+            if self.use_graphs:
+                return self._graphs.replay(x)
+            return self._eager(x)
+
+    def _eager(self, x):
+        out = self.net(x)
+        return out[0] if isinstance(out, (tuple, list)) else out
+
+
+# ---- inputs -----------------------------------------------------------------------------------------------------
+
+
+def check_params(engine: Detector, conf=DEFAULTS["conf"], iou=DEFAULTS["iou"], classes=None,
+                 max_det=DEFAULTS["max_det"], imgsz=DEFAULTS["imgsz"]) -> dict:
+    """Check the request's settings (out of range: refused); returns them typed (`classes` as class ids, `imgsz`
+    rounded up to a multiple of the model's stride). Empty values take Ultralytics' defaults."""
+    conf = validate.number(conf, "confidence threshold", 0.0, 1.0, default=DEFAULTS["conf"])
+    iou = validate.number(iou, "IoU threshold", 0.0, 1.0, default=DEFAULTS["iou"])
+    max_det = validate.number(max_det, "max detections", *MAX_DET_RANGE, integer=True, default=DEFAULTS["max_det"])
+    imgsz = validate.number(imgsz, "inference size", *IMGSZ_RANGE, integer=True, default=DEFAULTS["imgsz"])
+    imgsz = int(math.ceil(imgsz / engine.stride) * engine.stride)
+    return {"conf": conf, "iou": iou, "classes": class_ids(engine, classes), "max_det": max_det, "imgsz": imgsz}
+
+
+def class_ids(engine: Detector, classes) -> list[int] | None:
+    """Class names (or ids) the user picked -> sorted ids; None (or empty) means every class."""
+    if isinstance(classes, np.ndarray):
+        classes = classes.tolist()
+    if classes is None or classes == "" or classes == []:
+        return None
+    if isinstance(classes, str):
+        classes = [c.strip() for c in classes.split(",")]
+    elif not isinstance(classes, (list, tuple, set, frozenset)):
+        classes = [classes]  # one id; anything else is reported below as an unknown class
+    by_name = {v.lower(): k for k, v in engine.names.items()}
+    ids, unknown = set(), []
+    for c in classes:
+        if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and int(c) in engine.names:
+            ids.add(int(c))
+        elif isinstance(c, str) and c.strip().lower() in by_name:
+            ids.add(by_name[c.strip().lower()])
+        elif not (isinstance(c, str) and not c.strip()):
+            unknown.append(c)
+    if unknown:
+        names = list(engine.names.values())
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        raise UserError(f"This model has no class {unknown[0]!r}. Pick classes from its list ({shown}), "
+                        "or leave the class filter empty to detect every class.")
+    return sorted(ids) or None
+
+
+def load_image(image) -> Picture:
+    """An upload (path, PIL image, array) decoded by the hub's one decoder, at most `MAX_SIDE` on its long side."""
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise UserError("Add an image first: upload one, take a webcam snapshot, or paste one from the clipboard.")
+    return read_image(image, "the image", min_side=MIN_SIDE, max_side=MAX_SIDE)
+
+
+# ---- detection --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Detections:
+    """What one image produced. Box coordinates are in the original image's pixels (x1, y1, x2, y2)."""
+
+    boxes: np.ndarray  # (N, 4) float32
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int64
+    names: dict[int, str]
+    image: np.ndarray  # RGB uint8 the model saw; it is the original scaled by `scale`
+    scale: float = 1.0
+    track_ids: np.ndarray | None = None  # (N,) int64 when tracked
+    original_size: tuple[int, int] = (0, 0)  # (width, height)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.names.get(int(c), str(int(c))) for c in self.class_ids]
+
+    def rows(self) -> list[dict]:
+        """The table: one dict per box, highest confidence first (class, confidence, x1, y1, x2, y2[, track_id])."""
+        rows = []
+        for i, label in enumerate(self.labels):
+            x1, y1, x2, y2 = (round(float(v), 1) for v in self.boxes[i])
+            row = {"class": label, "confidence": round(float(self.scores[i]), 4),
+                   "x1": x1, "y1": y1, "x2": x2, "y2": y2}
+            if self.track_ids is not None:
+                row["track_id"] = int(self.track_ids[i])
+            rows.append(row)
+        return rows
+
+    def counts(self) -> dict[str, int]:
+        """Objects per class, most frequent first."""
+        out: dict[str, int] = {}
+        for label in self.labels:
+            out[label] = out.get(label, 0) + 1
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def detect(engine: Detector, image, conf=DEFAULTS["conf"], iou=DEFAULTS["iou"], classes=None,
+           max_det=DEFAULTS["max_det"], imgsz=DEFAULTS["imgsz"]) -> Detections:
+    """Detect objects in one image (a path, PIL image or RGB array). Raises UserError for bad inputs."""
+    params = check_params(engine, conf, iou, classes, max_det, imgsz)
+    picture = load_image(image)
+    (det,) = run(engine, [picture.array()], **params)
+    det.scale = picture.scale
+    det.original_size = picture.original_size
+    if det.scale != 1.0:
+        det.boxes = det.boxes / det.scale
+    return det
+
+
+def detect_batch(engine: Detector, frames: list[np.ndarray], conf=DEFAULTS["conf"], iou=DEFAULTS["iou"],
+                 classes=None, max_det=DEFAULTS["max_det"], imgsz=DEFAULTS["imgsz"]) -> list[Detections]:
+    """Detect objects in a batch of RGB uint8 frames (one forward pass; same-size frames letterbox together)."""
+    params = check_params(engine, conf, iou, classes, max_det, imgsz)
+    return run(engine, [np.ascontiguousarray(f) for f in frames], **params)
+
+
+def run(engine: Detector, images: list[np.ndarray], conf, iou, classes, max_det, imgsz) -> list[Detections]:
+    """The lean path for already checked settings (`check_params`) and decoded RGB uint8 images."""
+    from ultralytics.utils.nms import non_max_suppression
+    from ultralytics.utils.ops import scale_boxes
+
+    x, n = _preprocess(engine, images, imgsz)
+    preds = engine.forward(x)[:n]
+    preds = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det, end2end=engine.end2end)
+    out = []
+    for p, img in zip(preds, images):
+        boxes = scale_boxes(x.shape[2:], p[:, :4].float(), img.shape[:2]).cpu().numpy()  # clipped to the image
+        p = p.float().cpu().numpy()
+        out.append(Detections(boxes.astype(np.float32), p[:, 4].astype(np.float32), p[:, 5].astype(np.int64),
+                              engine.names, img, original_size=(img.shape[1], img.shape[0])))
+    return out
+
+
+def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
+    """Letterbox to the model's input: (tensor on device, number of real images in it)."""
+    import torch
+
+    n = len(images)
+    if engine.device.type == "cuda":
+        from .fast import letterbox_on_device
+
+        return letterbox_on_device(engine, images, imgsz), n
+    from ultralytics.data.augment import LetterBox
+
+    same = len({im.shape for im in images}) == 1
+    lb = LetterBox((imgsz, imgsz), auto=same, stride=engine.stride)  # minimal padding when shapes agree
+    batch = np.stack([lb(image=im) for im in images])
+    # HWC uint8 -> contiguous NCHW float in one numpy pass: ~1 ms, where torch's permute().contiguous() on uint8
+    # takes 10-40 ms on a small CPU; a contiguous NCHW input is also what the fast CPU convolutions want.
+    x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
+    x *= np.float32(1 / 255)
+    return torch.from_numpy(x).to(engine.device, engine.torch_dtype), n
