@@ -8,7 +8,7 @@ gradio. The heavy parts are named by reference ("demos.<name>.engine:load") and 
         load="demos.echo.engine:load",            # load(weights, device, dtype[, options=][, settings=]) -> engine
         ui="demos.echo.ui:build",                 # build(ctx): components + events inside the current gr.Blocks
         options=(Option("max_items", 100, "Most items in one request.", lo=1, hi=10_000),),
-        examples=(Example("echo", {"model": "tiny-random", "text": "hi", "times": 2}, bad={"times": 0}),),
+        examples=(Example("echo", {"model_id": "tiny-random", "text": "hi", "times": 2}, bad={"times": 0}),),
     )
 
 `examples` hold one valid request per API name, runnable with the tiny random model; the contract test runs each
@@ -55,7 +55,8 @@ class Sample:
 
 @dataclass(frozen=True)
 class Example:
-    """One valid request of one API name, with the handler's parameters by name, in their positional order.
+    """One valid request of one API name: the API's own parameter names (the handler's, as gradio_client shows them)
+    with their values, in positional order.
 
     model_arg: the parameter that names the model (None: the API takes no model).
     bad: parameter overrides that make the request invalid; the API must answer them with a sentence.
@@ -64,7 +65,7 @@ class Example:
     api_name: str
     args: dict
     bad: dict
-    model_arg: str | None = "model"
+    model_arg: str | None = "model_id"
 
     def values(self, **overrides) -> tuple:
         """The positional arguments, with `overrides` (by parameter name) applied."""

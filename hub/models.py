@@ -132,32 +132,23 @@ class ModelManager:
 
     def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""
-        for attempt in range(3):
-            with self.use(demo, model) as lease:
-                try:
-                    return fn(lease)
-                except Exception as e:
-                    if not memory.is_oom(e) or lease.placement.kind == "cpu":
-                        raise
-                    log.warning("%s ran out of memory on %s (attempt %d): %s", demo, lease.device, attempt + 1, e)
-                    failed = str(e)  # not the exception: its traceback would keep GPU tensors alive
-            del lease
-            if attempt == 0:
-                self._make_room(self._key(demo, self.choice(demo, model)), None, evict_all=True)
-            else:
-                self._move_to_cpu(demo, self.choice(demo, model), failed)
-        raise AssertionError("unreachable")
+        items = self.stream(demo, lambda lease: iter((fn(lease),)), model)
+        try:
+            return next(items)
+        finally:
+            items.close()
 
     def stream(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None) -> Iterator:
         """Items of `gen_fn(lease)`, with the lease held until the consumer finishes or closes the iterator.
 
-        Out of memory before the first item: evict idle models and retry once, then retry on the CPU (as `run`).
+        Out of memory before the first item: evict idle models and retry once, then retry on the CPU.
         After the first item the answer is partly out, so an out-of-memory error ends the stream with a sentence.
         """
         for attempt in range(3):
             with self.use(demo, model) as lease:
-                items = iter(gen_fn(lease))
+                items = None
                 try:
+                    items = iter(gen_fn(lease))
                     first = next(items)
                 except StopIteration:
                     return
@@ -165,14 +156,12 @@ class ModelManager:
                     if not memory.is_oom(e) or lease.placement.kind == "cpu":
                         raise
                     log.warning("%s ran out of memory on %s (attempt %d): %s", demo, lease.device, attempt + 1, e)
-                    failed = str(e)
-                    close = getattr(items, "close", None)
-                    del items, e
-                    if close:
-                        close()
+                    failed = str(e)  # not the exception: its traceback would keep GPU tensors alive
+                    del e
+                    _close(items)
                 else:
-                    yield first
                     try:
+                        yield first
                         yield from items
                     except Exception as e:
                         if memory.is_oom(e):
@@ -181,11 +170,9 @@ class ModelManager:
                                             "models in the Models tab.") from None
                         raise
                     finally:
-                        close = getattr(items, "close", None)
-                        if close:
-                            close()
+                        _close(items)
                     return
-            del lease
+            del lease, items
             if attempt == 0:
                 self._make_room(self._key(demo, self.choice(demo, model)), None, evict_all=True)
             else:
@@ -379,3 +366,10 @@ class ModelManager:
                 close()
             except Exception:
                 log.exception("Closing %s failed; its memory is released anyway.", key)
+
+
+def _close(items) -> None:
+    """Close a generator the consumer did not finish (its `finally` blocks run now, not at garbage collection)."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()

@@ -61,5 +61,5 @@ def ui(ctx):
 DEMO = Demo(
     spec=SPEC, load=load, ui=ui,
     options=(Option("prefix", "", "Text put before every answer."),),
-    examples=(Example("echo", {"model": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
+    examples=(Example("echo", {"model_id": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
 )

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.bad_inputs import VALID, corpus, make_files
+from tests.bad_inputs import corpus, make_files, valid as valid_requests
 
 
 
@@ -60,9 +60,7 @@ def test_bad_input_gets_a_sentence_and_the_tab_keeps_working(hub, case_id, caplo
     assert "Unexpected error" not in caplog.text, caplog.text[-3000:]
     crashes = uncaught(capfd.readouterr().err)
     assert not crashes, f"{case_id}: the server raised {crashes}"
-    valid = VALID.get(api)
-    if valid is not None:
-        client.predict(*valid(F), api_name=api)  # the next valid request succeeds
+    client.predict(*valid_requests(F)[api], api_name=api)  # the next valid request succeeds
 
 
 OPENAI_BAD = [

@@ -23,7 +23,7 @@ def test_list_shows_every_demo_and_model_with_cache_state(tmp_path):
 
     for h in load_demos():
         assert h.name in r.stdout
-        if h.module:
+        if h.demo:
             for m in h.spec.models:
                 if m.source != "random":
                     assert m.id in r.stdout

@@ -50,7 +50,7 @@ def requests(tmp):
                         ("tiny-random", handle_file(str(long_wav(tmp / "short.wav", 2))), None, "transcribe", "en", False,
                          False, "", 1)),
         "yolo_detect": ("/detect_video", ("tiny-random", handle_file(str(long_video(tmp / "long.mp4"))), 0.25, 0.7, [], 100,
-                                          640, False),
+                                          320, False),
                         ("tiny-random", handle_file(str(long_video(tmp / "short.mp4", 3))), 0.25, 0.7, [], 100, 320, False)),
         "llm_chat": ("/chat", ("tell me a long story", "tiny-random", "You are helpful.", 0.7, 0.9, 50, 4096, 1.0),
                      ("hi", "tiny-random", "You are helpful.", 0.7, 0.9, 50, 4, 1.0)),

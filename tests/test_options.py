@@ -78,12 +78,12 @@ def test_the_cli_says_the_sentence_and_exits_2(tmp_path, capsys, monkeypatch):
 
 def test_demo_declarations_are_checked():
     with pytest.raises(ValueError, match="not in api_names"):
-        Demo(SPEC, load="x:y", ui="x:z", examples=(Example("nope", {"model": "m"}, bad={}),))
+        Demo(SPEC, load="x:y", ui="x:z", examples=(Example("nope", {"model_id": "m"}, bad={}),))
     with pytest.raises(ValueError, match="model_arg"):
         Demo(SPEC, load="x:y", ui="x:z", examples=(Example("detect", {"image": 1}, bad={}),))
     with pytest.raises(ValueError, match="unique"):
         Demo(SPEC, load="x:y", ui="x:z", options=(Option("a", 1, ""), Option("a", 2, "")))
-    ex = Example("detect", {"model": "m", "conf": 0.25}, bad={"conf": 5})
+    ex = Example("detect", {"model_id": "m", "conf": 0.25}, bad={"conf": 5})
     assert ex.values() == ("m", 0.25) and ex.values(**ex.bad) == ("m", 5)
     with pytest.raises(KeyError):
         ex.values(nope=1)
@@ -91,3 +91,15 @@ def test_demo_declarations_are_checked():
 
 def test_settings_env_keeps_only_demohub_variables():
     assert Settings.load({"DEMOHUB_X_Y": "1", "PATH": "/bin"}).env == {"DEMOHUB_X_Y": "1"}
+
+
+def test_readme_lists_every_declared_option_with_its_default():
+    from pathlib import Path
+
+    from hub.registry import load_demos
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for h in load_demos():
+        for o in h.demo.options:
+            default = ("1" if o.default else "0") if isinstance(o.default, bool) else str(o.default)
+            assert f"| `{o.env_var(h.name)}` | `{default}` |" in readme, f"README misses {o.env_var(h.name)}"

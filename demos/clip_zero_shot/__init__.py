@@ -55,11 +55,11 @@ DEMO = Demo(
         Option("max_images", MAX_IMAGES, "Most images in one classify or search request.", lo=1),
     ),
     examples=(
-        Example("classify", {"model": "tiny-random", "images": _GALLERY, "labels": "cat, dog",
+        Example("classify", {"model_id": "tiny-random", "images": _GALLERY, "labels": "cat, dog",
                              "template": "a photo of a {}.", "ensemble": "none", "mode": "single",
                              "threshold": 0.5, "top_k": 2},
                 bad={"labels": ""}),
-        Example("search_images", {"model": "tiny-random", "gallery": _GALLERY, "query": "a cat on a sofa"},
+        Example("search_images", {"model_id": "tiny-random", "gallery": _GALLERY, "query": "a cat on a sofa"},
                 bad={"query": ""}),
     ),
 )

@@ -85,7 +85,7 @@ OPTIONS = (
 )
 
 EXAMPLES = (
-    Example("chat", {"message": "hello", "model": "tiny-random", "system": "You are a helpful assistant.",
+    Example("chat", {"message": "hello", "model_id": "tiny-random", "system": "You are a helpful assistant.",
                      "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05},
             bad={"max_new_tokens": 0}),
 )

@@ -63,9 +63,9 @@ DEMO = Demo(
     examples=(
         Example("segment", {"img": Sample("image"), "points": [[40, 30]], "labels": [1], "box": None,
                             "multi": True, "model_id": "tiny-random"},
-                bad={"points": [[10000, 10000]]}, model_arg="model_id"),
+                bad={"points": [[10000, 10000]]}),
         Example("segment_everything", {"img": Sample("image"), "points_per_side": 4, "iou_thresh": 0.0,
                                        "stability_thresh": 0.0, "min_pixels": 0, "model_id": "tiny-random"},
-                bad={"points_per_side": 0}, model_arg="model_id"),
+                bad={"points_per_side": 0}),
     ),
 )

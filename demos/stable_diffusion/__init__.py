@@ -27,16 +27,15 @@ DEMO = Demo(
     ),
     examples=(
         Example("generate_image", {"model_id": "tiny-random", "prompt_": "a red cube", "negative_": "", **_COMMON},
-                bad={"width_": 20}, model_arg="model_id"),
+                bad={"width_": 20}),
         Example("img2img", {"model_id": "tiny-random", "image_": Sample("image"), "prompt_": "a red cube",
                             "negative_": "", "strength_": 0.5, **_COMMON},
-                bad={"image_": None}, model_arg="model_id"),
+                bad={"image_": None}),
         # The one layer of an uploaded picture has no transparency: it counts as painted all over (repaint all).
         Example("inpaint", {"model_id": "tiny-random",
                             "editor_": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
                             "mask_": None, "prompt_": "a red cube", "negative_": "", "strength_": 1.0, **_COMMON},
-                bad={"editor_": {"background": Sample("image"), "layers": [], "composite": None}},
-                model_arg="model_id"),
+                bad={"editor_": {"background": Sample("image"), "layers": [], "composite": None}}),
         # A PNG without parameters is a valid request: the fields stay as they are, with a warning.
         Example("read_parameters", {"file": Sample("image")}, bad={"file": None}, model_arg=None),
     ),

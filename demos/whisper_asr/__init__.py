@@ -25,7 +25,7 @@ DEMO = Demo(
         Example("transcribe",
                 {"model_id": "tiny-random", "audio_path": Sample("audio"), "other_path": None, "task_v": "transcribe",
                  "language_v": "auto", "words_v": False, "vad_v": False, "prompt_v": "", "beam_v": 1},
-                bad={"beam_v": 0}, model_arg="model_id"),
+                bad={"beam_v": 0}),
     ),
 )
 

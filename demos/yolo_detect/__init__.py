@@ -44,8 +44,8 @@ DEMO = Demo(
                lo=0, hi=VIDEO_BATCH_RANGE[1]),
     ),
     examples=(
-        Example("detect", {"model": "tiny-random", "image": Sample("image"), **_SETTINGS}, bad={"conf": 1.5}),
-        Example("detect_video", {"model": "tiny-random", "video": Sample("video"), **_SETTINGS, "tracking": False},
+        Example("detect", {"model_id": "tiny-random", "image": Sample("image"), **_SETTINGS}, bad={"conf": 1.5}),
+        Example("detect_video", {"model_id": "tiny-random", "video": Sample("video"), **_SETTINGS, "tracking": False},
                 bad={"imgsz": 10}),
     ),
 )
