@@ -78,9 +78,13 @@ class _Limit:
 
     def check(self, seconds: float) -> None:
         if seconds > self.seconds:
-            raise UserError(f"The audio is {seconds / 60:.1f} minutes long; this hub accepts at most "
-                            f"{self.seconds / 60:.0f} minutes. Cut it into parts" +
-                            (f" ({self.hint})." if self.hint else "."))
+            raise UserError(f"The audio is {_duration(seconds)} long; this hub accepts at most "
+                            f"{_duration(self.seconds)}. Cut it into parts" + (f" ({self.hint})." if self.hint else "."))
+
+
+def _duration(seconds: float) -> str:
+    """3.2 seconds, 1.5 minutes, 240 minutes: the unit a person would use."""
+    return f"{seconds:.3g} seconds" if seconds < 90 else f"{seconds / 60:.4g} minutes"
 
 
 def _check(audio: np.ndarray, sample_rate: int, limit: _Limit, name: str) -> np.ndarray:
