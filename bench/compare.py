@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("old"), p.add_argument("new"), p.add_argument("cases", nargs="*")
     p.add_argument("--rounds", type=int, default=2), p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="bench/results/compare")
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
     out = Path(a.out) / time.strftime("%Y%m%d-%H%M%S")
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     for r in range(a.rounds):

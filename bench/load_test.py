@@ -16,13 +16,11 @@ import os
 import tempfile
 import threading
 import time
-import wave
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 QUEUE_FULL = "queue is full"

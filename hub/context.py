@@ -63,8 +63,9 @@ class DemoContext:
                         f"({shown}); the operator can add a model with {self.spec.env_var}.")
 
     def listed_models(self) -> list[str]:
-        """Ids a visitor may pick: the demo's models (hidden ones too: tests and smoke runs use them) and the default."""
-        return list(dict.fromkeys([m.id for m in self.spec.models] + [self.default_model()]))
+        """Ids a visitor may pick: the models the picker lists (hidden test models only when the operator made one
+        the default)."""
+        return [model_id for _, model_id in self.model_choices()]
 
     def run(self, fn: Callable[[Lease], object], model: str | None = None):
         """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings."""

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import types
-import warnings
-from types import SimpleNamespace as NS
-from unittest import mock
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import example, given, strategies as st
+from tests.properties import FAST, QUICK, floats, numbers, numeric_text, outcome, small_ints, unicode_text
 
-from hub.errors import SettingsError, UserError
-from tests.properties import *  # noqa: F401,F403  (strategies and the property)
-from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
 from demos.clip_zero_shot import engine as clip  # noqa: E402
 

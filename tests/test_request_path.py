@@ -145,3 +145,17 @@ def test_hub_has_no_per_demo_branches():
                 if node.value.lower() in names:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value!r}")
     assert not offenders, offenders
+
+
+def test_hidden_test_models_are_not_for_visitors_of_a_public_hub(settings):
+    from hub.spec import DemoSpec, ModelChoice
+
+    hidden = DemoSpec(name="a", title="A", description="", api_names=("a",), default_model={"cpu": "m"},
+                      models=(ModelChoice("m", "random"), ModelChoice("tiny-random", "random", options={"hidden": True})))
+    m = manager(settings, {"a": (hidden, loader(100))})
+    ctx = DemoContext(m, replace(settings, host="0.0.0.0"), hidden)
+    with pytest.raises(UserError, match="not one of this hub's"):
+        ctx.check_model("tiny-random")
+    operator_chose_it = DemoContext(manager(replace(settings, models={"a": "tiny-random"}), {"a": (hidden, loader(100))}),
+                                    replace(settings, host="0.0.0.0", models={"a": "tiny-random"}), hidden)
+    operator_chose_it.check_model("tiny-random")

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import types
-import warnings
-from types import SimpleNamespace as NS
-from unittest import mock
 
-import numpy as np
-import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import assume, example, given, strategies as st
 
-from hub.errors import SettingsError, UserError
-from tests.properties import *  # noqa: F401,F403  (strategies and the property)
-from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
+from hub.errors import SettingsError
 
 from hub.settings import DEVICES, DTYPES, WEIGHTS, Settings, parse_bytes
+from tests.properties import FAST, QUICK, check_sentence, numeric_text, unicode_text
 
 
 # ---- hub/settings.py (parse_bytes/parse_auth are in test_settings.py; here: every variable through load) --------

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import types
-import warnings
 from types import SimpleNamespace as NS
 from unittest import mock
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import assume, example, given, strategies as st
+from tests.properties import (
+    DEEP_JSON,
+    FAST,
+    HUGE_INT,
+    QUICK,
+    anything,
+    as_float,
+    one_bad,
+    outcome,
+    overflows,
+    unicode_text,
+)
 
-from hub.errors import SettingsError, UserError
-from tests.properties import *  # noqa: F401,F403  (strategies and the property)
-from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
 from demos.stable_diffusion import engine as sd, formats  # noqa: E402
 from demos.stable_diffusion.pipelines import clip_tokenizer  # noqa: E402

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import types
 import warnings
 from types import SimpleNamespace as NS
-from unittest import mock
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import example, given, strategies as st
 
-from hub.errors import SettingsError, UserError
-from tests.properties import *  # noqa: F401,F403  (strategies and the property)
-from tests.properties import FAST, QUICK, anything, check_sentence, one_bad, outcome  # noqa: F401
 
 from demos.whisper_asr import engine as whisper  # noqa: E402
 from hub.media import audio as media_audio  # noqa: E402
+from tests.properties import FAST, QUICK, outcome, unicode_text
 
 
 # ---- whisper_asr -------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ The batched openai-whisper decoder is in fast.py. Never imports gradio.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
