@@ -33,13 +33,17 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     opts = {h.name: demo_options.parse(h.demo, settings.env) for h in ok}
     manager = manager or ModelManager(settings, {h.name: (h.spec, h.demo.loader(opts[h.name])) for h in ok})
     from hub.blocks import HubBlocks
+    from hub.metrics import Metrics
+
+    holder: dict = {}
+    metrics = Metrics(manager, queue_size=lambda: _queue_waiting(holder.get("blocks")))
 
     with HubBlocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
         gr.Markdown("# demohub\nPretrained-model demos on one GPU. Every tab is also an API: see *Use via API* below.")
         with gr.Tabs():
             for h in handles:
                 with gr.Tab(h.title, id=h.name):
-                    _render_demo(h, manager, settings, opts.get(h.name))
+                    _render_demo(h, manager, settings, opts.get(h.name), metrics)
             with gr.Tab("Models", id="models"):
                 from hub import models_tab
 
@@ -50,10 +54,18 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     blocks.hub_settings = settings
     blocks.hub_demos = handles
     blocks.hub_options = opts
+    blocks.hub_metrics = metrics
+    holder["blocks"] = blocks
     return blocks
 
 
-def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, options) -> None:
+def _queue_waiting(blocks) -> int:
+    queue = getattr(blocks, "_queue", None)
+    per_id = getattr(queue, "event_queue_per_concurrency_id", {}) or {}
+    return sum(len(q.queue) for q in list(per_id.values()))
+
+
+def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, options, metrics=None) -> None:
     import gradio as gr
 
     if h.demo is None:
@@ -61,7 +73,7 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, optio
                     "Install the demo's libraries (`pip install -e .` in the project folder) and restart. "
                     "The other tabs work.")
         return
-    ctx = DemoContext(manager, settings, h.spec, options)
+    ctx = DemoContext(manager, settings, h.spec, options, metrics)
     gr.Markdown(h.spec.description)
     try:
         if manager.choice(h.name).source == "random":
@@ -79,8 +91,11 @@ def launch(blocks, settings: Settings, **extra):
     contexts = []
     for h in blocks.hub_demos:
         if h.demo is not None and h.demo.routes is not None:
-            ctx = DemoContext(blocks.hub_manager, settings, h.spec, blocks.hub_options.get(h.name))
+            ctx = DemoContext(blocks.hub_manager, settings, h.spec, blocks.hub_options.get(h.name), blocks.hub_metrics)
             contexts.append((ctx, resolve(h.demo.routes)(ctx)))
+    from hub.routes import hub_routes
+
+    contexts.append((None, hub_routes(blocks, settings)))
     kwargs = dict(
         server_name=settings.host, server_port=settings.port, share=settings.share,
         auth=list(settings.auth) or None, max_file_size=settings.max_upload_mb * 1024 * 1024,
@@ -93,8 +108,10 @@ def launch(blocks, settings: Settings, **extra):
         # gradio prints its own hint and carries on; say plainly what happened and that the hub still serves.
         log.error("Could not create the public share link (no network, or the tunnel could not start). "
                   "The hub keeps running locally at %s.", local_url)
+    blocks.hub_app = app  # route auth also accepts the login cookie of gradio's page
     for ctx, router in contexts:
-        ctx.app = app  # route auth also accepts the login cookie of gradio's page
+        if ctx is not None:
+            ctx.app = app
         _add_routes(app, router)
     if not block:
         blocks.block_thread()

@@ -1,8 +1,9 @@
-"""Hub login for HTTP routes outside gradio's own (the OpenAI-compatible API, metrics, ...).
+"""Hub login for HTTP routes outside gradio's own (the OpenAI-compatible `/v1` API, `/metrics`).
 
-With `--auth` / `DEMOHUB_AUTH` set, such a route needs the same USER:PASSWORD: as `Authorization: Bearer
-USER:PASSWORD` (what OpenAI clients send as their api_key), as HTTP Basic, or through the login cookie the web page
-got from gradio's own /login. Without hub login the routes are open, as the UI is.
+With hub users (`--auth` / `DEMOHUB_AUTH`) or API keys (`DEMOHUB_API_KEYS`) set, such a route needs one of:
+`Authorization: Bearer <API key>` (what OpenAI clients send as their api_key), `Bearer USER:PASSWORD` or HTTP Basic
+of a hub user, or the login cookie the web page got from gradio's own /login. With neither set, the routes are open
+as the UI is (a hub only this machine can reach, by default).
 """
 
 from __future__ import annotations
@@ -21,9 +22,17 @@ def credentials_ok(settings: Settings, user: str, password: str) -> bool:
     return ok
 
 
+def key_ok(settings: Settings, key: str) -> bool:
+    """Constant-time check of an API key."""
+    ok = False
+    for k in settings.api_keys:
+        ok |= hmac.compare_digest(k.encode(), key.encode())
+    return ok
+
+
 def authorized(settings: Settings, request, app=None) -> bool:
     """True when hub login is off, or `request` (a starlette Request) carries valid hub credentials."""
-    if not settings.auth:
+    if not settings.auth and not settings.api_keys:
         return True
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
@@ -32,6 +41,8 @@ def authorized(settings: Settings, request, app=None) -> bool:
             value = base64.b64decode(value, validate=True).decode()
         except ValueError:
             return False
+    if scheme.lower() == "bearer" and key_ok(settings, value.strip()):
+        return True
     if scheme.lower() in ("basic", "bearer"):
         user, sep, password = value.strip().partition(":")
         return bool(sep) and credentials_ok(settings, user, password)

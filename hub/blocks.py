@@ -30,6 +30,18 @@ HINTS = {
 
 
 class HubBlocks(gr.Blocks):
+    async def call_function(self, block_fn, *args, **kwargs):
+        """Name the event being served for the request metrics (hub.metrics.CURRENT_API); worker threads and
+        generator steps inherit it."""
+        from hub.metrics import CURRENT_API
+
+        fn = self.fns[block_fn] if isinstance(block_fn, int) else block_fn
+        token = CURRENT_API.set(getattr(fn, "api_name", None) or getattr(fn, "name", None))
+        try:
+            return await super().call_function(block_fn, *args, **kwargs)
+        finally:
+            CURRENT_API.reset(token)
+
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
         check_sliders(block_fn.inputs, inputs)
         try:

@@ -14,6 +14,7 @@ import logging
 from typing import Callable, Iterator
 
 from hub.errors import UserError
+from hub.metrics import Timer
 from hub.models import Lease, ModelManager
 from hub.options import DemoOptions
 from hub.settings import Settings
@@ -25,11 +26,13 @@ log = logging.getLogger("demohub")
 class DemoContext:
     """One demo's view of the hub. The manager itself stays private: handlers go through run/stream."""
 
-    def __init__(self, manager: ModelManager, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None):
+    def __init__(self, manager: ModelManager, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None,
+                 metrics=None):
         self._manager = manager
         self.settings = settings
         self.spec = spec
         self.options = options if options is not None else DemoOptions({})
+        self.metrics = metrics  # hub.metrics.Metrics: every run and stream is counted
 
     @property
     def name(self) -> str:
@@ -67,16 +70,29 @@ class DemoContext:
         the default)."""
         return [model_id for _, model_id in self.model_choices()]
 
-    def run(self, fn: Callable[[Lease], object], model: str | None = None):
-        """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings."""
-        self.check_model(model)
-        return self._manager.run(self.spec.name, _warned(fn), model or None)
+    def run(self, fn: Callable[[Lease], object], model: str | None = None, api: str | None = None):
+        """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings.
+        `api`: the name the request is counted under in /metrics (default: the gradio event's api_name)."""
+        timer = Timer(self.metrics, self.spec.name, api)
+        try:
+            self.check_model(model)
+            result = self._manager.run(self.spec.name, _warned(fn), model or None)
+        except BaseException as e:
+            timer.done(e)
+            raise
+        timer.done()
+        return result
 
-    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None) -> Iterator:
+    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None, api: str | None = None) -> Iterator:
         """The items of `gen_fn(lease)`, the lease held until the stream ends or is closed (a client that goes away
         closes it). Same checks as `run`; OOM recovery applies before the first item."""
-        self.check_model(model)
-        return self._manager.stream(self.spec.name, _warned(gen_fn), model or None)
+        timer = Timer(self.metrics, self.spec.name, api)
+        try:
+            self.check_model(model)
+        except UserError as e:
+            timer.done(e)
+            raise
+        return _timed(self._manager.stream(self.spec.name, _warned(gen_fn), model or None), timer)
 
     # ---- what a tab may ask about its models --------------------------------------------------------------------
 
@@ -141,6 +157,16 @@ class DemoContext:
             except Exception as e:
                 raise to_gr_error(e, title) from None
         return wrapper
+
+
+def _timed(items: Iterator, timer: Timer) -> Iterator:
+    """The stream, counted in the metrics when it ends (a stream the client closed early counts as ok)."""
+    try:
+        yield from items
+    except BaseException as e:
+        timer.done(None if isinstance(e, GeneratorExit) else e)
+        raise
+    timer.done()
 
 
 def _warned(fn):

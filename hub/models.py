@@ -20,6 +20,7 @@ from typing import Callable, Iterator, Mapping
 from hub import memory
 from hub.device import Placement, detect, probe_kind
 from hub.errors import UserError
+from hub.keep_alive import KeepAlive
 from hub.settings import Settings
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import Weights, resolve, select
@@ -94,6 +95,8 @@ class ModelManager:
         # in Python's import machinery, and one load at a time keeps the memory-budget arithmetic exact.
         self._load_lock = threading.Lock()
         self._device_kind: str | None = None
+        self.keep_alive = KeepAlive(self)
+        self.on_event: Callable[..., None] | None = None  # hub.metrics: ("evict", reason=...), ("oom_fallback",)
 
     # ---- public API -------------------------------------------------------------------------------------------
 
@@ -126,6 +129,7 @@ class ModelManager:
                 idle = not any(e.leases for e in self._entries.values())
             if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
                 self._make_room(None, entry.placement.kind)
+            self.keep_alive.released(demo)
             # freed request buffers go back to the OS: when the hub falls idle (at most every second), and at most
             # every 10 s while it stays busy
             memory.trim_heap(1.0 if idle else 10.0)
@@ -198,7 +202,7 @@ class ModelManager:
             if busy:
                 raise UserError(f"{demo} model {busy[0]} is busy with a request; unload it when it is done.")
             for k in keys:
-                self._drop(k)
+                self._drop(k, "unload")
         memory.release_memory()
         memory.trim_heap(0)
         return f"Unloaded {len(keys)} model(s) of {demo}." if keys else f"Nothing of {demo} was loaded."
@@ -221,6 +225,8 @@ class ModelManager:
                     "bytes": e.nbytes, "in_use": e.leases,
                     "idle_s": round(now - e.last_used, 1) if e.last_used else None,
                     "load_s": round(e.load_seconds, 2), "note": e.error or e.warning,
+                    "pinned": self.keep_alive.pinned(demo),
+                    "unload_in_s": self.keep_alive.left(demo, e.last_used, e.leases > 0 or e.state != "loaded", now),
                 })
             return rows
 
@@ -275,6 +281,7 @@ class ModelManager:
                 except Exception as e2:
                     if not memory.is_oom(e2):
                         raise
+                    self._emit("oom_fallback")
                     entry.warning = (f"{spec.title}: the GPU is out of memory, so {entry.choice.display} runs on the "
                                      "CPU (slower). Unload other models in the Models tab to get the GPU back.")
                     log.warning(entry.warning)
@@ -311,6 +318,7 @@ class ModelManager:
                         break
                 time.sleep(0.05)
             memory.release_memory()
+            self._emit("oom_fallback")
             entry.warning = (f"{self.spec(demo).title}: the GPU ran out of memory ({error[:120]}), so this "
                              "model now runs on the CPU (slower). Unload other models in the Models tab to free the GPU.")
             log.warning(entry.warning)
@@ -331,7 +339,7 @@ class ModelManager:
         """Evict idle models on `kind` (least recently used first) until `need` more bytes fit the budget."""
         with self._lock:
             idle = sorted((e for k, e in self._entries.items()
-                           if k != key and e.state == "loaded" and e.leases == 0
+                           if k != key and e.state == "loaded" and e.leases == 0 and not self.keep_alive.pinned(e.demo)
                            and (kind is None or e.placement.kind == kind)), key=lambda e: e.last_used)
             if evict_all:
                 victims = idle
@@ -348,17 +356,41 @@ class ModelManager:
                     used -= e.nbytes
             for e in victims:
                 log.info("Evicting %s/%s to make room.", e.demo, e.choice.id)
-                self._drop(self._key(e.demo, e.choice))
+                self._drop(self._key(e.demo, e.choice), "oom" if evict_all else "budget")
         if victims:
             memory.release_memory()
 
     def _drop_other_idle_models_of(self, demo: str, keep) -> None:
         """Switching a demo's model frees the previous one (if idle); a failed switch leaves it in place."""
         for k in [k for k, e in self._entries.items() if k[0] == demo and k != keep and e.state == "loaded" and e.leases == 0]:
-            self._drop(k)
+            self._drop(k, "switch")
 
-    def _drop(self, key) -> None:
+    def expire(self) -> bool:
+        """Unload idle models past their keep-alive; True while an idle model still has one running."""
+        now, expired, watching = time.monotonic(), [], False
+        with self._lock:
+            for k, e in list(self._entries.items()):
+                ttl = self.keep_alive.ttl(k[0])
+                if ttl is None or e.state != "loaded" or e.leases:
+                    continue
+                if now - e.last_used >= ttl:
+                    log.info("Unloading %s/%s: idle for its keep-alive of %gs.", k[0], k[1], ttl)
+                    self._drop(k, "keep_alive")
+                    expired.append(k)
+                else:
+                    watching = True
+        if expired:
+            memory.release_memory()
+            memory.trim_heap(0)
+        return watching
+
+    def _emit(self, kind: str, **labels) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, **labels)
+
+    def _drop(self, key, reason: str = "other") -> None:
         entry = self._entries.pop(key)
+        self._emit("evict", reason=reason)
         close = getattr(entry.engine, "close", None)
         entry.engine = None
         if callable(close):

@@ -11,12 +11,22 @@ from hub.models import ModelManager
 from hub.settings import Settings
 from hub.weights import folder_bytes
 
-COLUMNS = ["demo", "model", "state", "device", "dtype", "MB", "in use", "idle s", "load s", "note"]
+COLUMNS = ["demo", "model", "state", "device", "dtype", "MB", "in use", "idle s", "unload in", "load s", "note"]
 
 
 def status_rows(manager: ModelManager) -> list[list]:
     return [[r["demo"], r["model"], r["state"], r["device"], r["dtype"], round(r["bytes"] / 1e6, 1), r["in_use"],
-             r["idle_s"], r["load_s"], r["note"]] for r in manager.status()]
+             r["idle_s"], _unload_in(r), r["load_s"], r["note"]] for r in manager.status()]
+
+
+def _unload_in(row: dict) -> str:
+    """When an idle model unloads (keep-alive): 'pinned', 'in use', 'never' or seconds left."""
+    if row.get("pinned"):
+        return "pinned"
+    if row["in_use"]:
+        return "in use"
+    left = row.get("unload_in_s")
+    return "never" if left is None else f"{left:.0f} s"
 
 
 def system_info(manager: ModelManager, settings: Settings) -> str:
@@ -36,6 +46,9 @@ def system_info(manager: ModelManager, settings: Settings) -> str:
         lines.append(f"- Default placement: {p.device}, {p.dtype}" + (f" ({p.reason})" if p.reason else ""))
     lines.append(f"- Requested device: {settings.device}, dtype: {settings.dtype}, weights: {settings.weights}"
                  + (", offline" if settings.offline else ""))
+    keep = "never" if settings.keep_alive < 0 else f"{settings.keep_alive:g} s"
+    lines.append(f"- Keep-alive: idle models unload after {keep}"
+                 + (f"; pinned: {', '.join(settings.pinned)}" if settings.pinned else ""))
     budget = settings.vram_budget
     lines.append(f"- VRAM budget: {f'{budget / 2**30:.2f} GiB' if budget else 'free memory minus a margin'}")
     for kind in ("cuda", "cpu"):

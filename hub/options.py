@@ -16,8 +16,10 @@ from hub.errors import SettingsError
 # The hub's own DEMOHUB_* variables (hub/settings.py), and those read by run.sh and the benchmarks.
 HUB_VARS = frozenset({
     "CACHE_DIR", "DEVICE", "DTYPE", "WEIGHTS", "VRAM_BUDGET", "OFFLINE", "HOST", "PORT", "SHARE", "AUTH",
-    "AUTH_FILE", "INSECURE_SHARE", "MAX_UPLOAD_MB", "QUEUE_SIZE", "DEMOS", "COMPILE", "VENV",
+    "AUTH_FILE", "INSECURE_SHARE", "MAX_UPLOAD_MB", "QUEUE_SIZE", "DEMOS", "COMPILE", "VENV", "KEEP_ALIVE",
+    "PINNED", "API_KEYS",
 })
+PER_DEMO = frozenset({"MODEL", "KEEP_ALIVE"})  # every demo's hub-level settings: DEMOHUB_<DEMO>_MODEL, ..._KEEP_ALIVE
 OTHER_PREFIXES = ("BENCH_", "TEST_")
 
 
@@ -97,8 +99,13 @@ def check_names(env: Mapping[str, str], registered: Iterable[str], demos: Iterab
 
     registered: every demo name in the registry; demos: the loaded ones (their options are known).
     """
+    for var in ("DEMOHUB_PINNED", "DEMOHUB_DEMOS"):
+        names = [n.strip() for n in env.get(var, "").split(",") if n.strip()]
+        unknown = [n for n in names if n not in registered and "." not in n]
+        if unknown:
+            raise SettingsError(f"{var}: {unknown[0]!r} is not a demo; use names from: {', '.join(sorted(registered))}.")
     registered = sorted(registered, key=len, reverse=True)  # longest first: "llm_chat" before a shorter prefix
-    keys = {d.name: {o.key.upper() for o in d.options} | {"MODEL"} for d in demos}
+    keys = {d.name: {o.key.upper() for o in d.options} | PER_DEMO for d in demos}
     for var in sorted(env):
         if not var.startswith("DEMOHUB_"):
             continue

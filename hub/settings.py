@@ -40,6 +40,18 @@ def parse_bytes(text: str, name: str) -> int | None:
     return int(value)
 
 
+def parse_duration(text: str, name: str) -> float:
+    """'1800', '30m', '2h', '45s' -> seconds; '-1' or 'never' -> -1 (keep loaded); '0' -> unload after each request."""
+    t = text.strip().lower()
+    if t in ("-1", "never", "forever"):
+        return -1.0
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|m|h)?", t)
+    if not m:
+        raise SettingsError(f"{name}={text!r} is not a duration: use seconds (1800), or 30m, 2h; 0 unloads a model "
+                            "right after each request, -1 keeps it until it is evicted for room.")
+    return float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
 def parse_auth(text: str, name: str) -> tuple[tuple[str, str], ...]:
     """'alice:pw1,bob:pw2' (commas or newlines) -> (('alice', 'pw1'), ('bob', 'pw2'))."""
     pairs = []
@@ -100,6 +112,10 @@ class Settings:
     demos: tuple[str, ...] | None = None  # None = every registered demo
     compile: bool = False
     models: Mapping[str, str] = field(default_factory=dict)  # demo name -> override (DEMOHUB_<DEMO>_MODEL)
+    keep_alive: float = 1800.0  # seconds an idle model stays loaded; -1 = until evicted for room or unloaded
+    keep_alives: Mapping[str, float] = field(default_factory=dict)  # demo name -> DEMOHUB_<DEMO>_KEEP_ALIVE
+    pinned: tuple[str, ...] = ()  # demos whose models are never unloaded for time or room (DEMOHUB_PINNED)
+    api_keys: tuple[str, ...] = ()  # Bearer keys for /v1 and /metrics (DEMOHUB_API_KEYS)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # the DEMOHUB_* variables, for demo options
 
     @classmethod
@@ -150,6 +166,16 @@ class Settings:
             kw["demos"] = _demo_list(v)
         if (v := get("DEMOHUB_COMPILE")) is not None:
             kw["compile"] = _bool(v, "DEMOHUB_COMPILE")
+        if (v := get("DEMOHUB_KEEP_ALIVE")) is not None:
+            kw["keep_alive"] = parse_duration(v, "DEMOHUB_KEEP_ALIVE")
+        kw["keep_alives"] = {
+            m.group(1).lower(): parse_duration(val, key)
+            for key, val in env.items() if (m := re.fullmatch(r"DEMOHUB_(\w+?)_KEEP_ALIVE", key))
+        }
+        if (v := get("DEMOHUB_PINNED")) is not None:
+            kw["pinned"] = _demo_list(v) or ()
+        if (v := get("DEMOHUB_API_KEYS")) is not None:
+            kw["api_keys"] = tuple(k.strip() for k in re.split(r"[,\n]", v) if k.strip())
         kw["models"] = {
             m.group(1).lower(): val.strip()
             for key, val in env.items()
@@ -174,6 +200,10 @@ class Settings:
             kw["auth"] = kw.get("auth", self.auth) + _read_auth_file(kw.pop("auth_file"), "--auth-file")
         if "demos" in kw and isinstance(kw["demos"], str):
             kw["demos"] = _demo_list(kw["demos"])
+        if "keep_alive" in kw and isinstance(kw["keep_alive"], str):
+            kw["keep_alive"] = parse_duration(kw["keep_alive"], "--keep-alive")
+        if "pinned" in kw and isinstance(kw["pinned"], str):
+            kw["pinned"] = _demo_list(kw["pinned"]) or ()
         if "cache_dir" in kw:
             kw["cache_dir"] = Path(kw["cache_dir"]).expanduser()
         if "port" in kw and not 1 <= int(kw["port"]) <= 65535:

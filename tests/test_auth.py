@@ -30,3 +30,13 @@ def test_bearer_basic_and_gradio_login_cookie(settings):
     assert authorized(s, request(cookies={"access-token-unsecure": "tok123"}), app)
     assert not authorized(s, request(cookies={"access-token": "forged"}), app)
     assert not authorized(s, request(cookies={"access-token": "tok123"}), None)
+
+
+def test_api_keys_open_the_routes_and_close_them_to_everyone_else(settings):
+    s = replace(settings, api_keys=("sk-local-1",))
+    assert authorized(s, request({"authorization": "Bearer sk-local-1"}))
+    assert not authorized(s, request({"authorization": "Bearer sk-local-2"}))
+    assert not authorized(s, request())  # keys set: never open, even without hub users
+    both = replace(s, auth=(("alice", "pw"),))
+    assert authorized(both, request({"authorization": "Bearer alice:pw"}))
+    assert authorized(both, request({"authorization": "Bearer sk-local-1"}))

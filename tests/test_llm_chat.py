@@ -359,20 +359,25 @@ def test_public_hub_route_refuses_an_unlisted_model_with_a_404(settings):
         err = r.json()["error"]
         assert "is not one of this hub's" in err["message"] and err["code"] == "model_not_found"
     r = client.post("/v1/chat/completions", json={"model": "tiny-random", "messages": msgs, "max_tokens": 3})
+    assert r.status_code == 404, "a hidden test model is not for visitors of a public hub"
+    operator_chose_it = _route_client(settings, host="0.0.0.0", models={"llm_chat": "tiny-random"})
+    r = operator_chose_it.post("/v1/chat/completions", json={"model": "tiny-random", "messages": msgs, "max_tokens": 3})
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] == 3, r.text
 
 
 def test_routes_use_hub_login(settings):
     import base64
 
-    client = _route_client(settings, auth=(("ann", "s3cret"),))
-    assert client.get("/v1/models").status_code == 401
-    r = client.post("/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]})
+    client = _route_client(settings, auth=(("ann", "s3cret"),), models={"llm_chat": "tiny-random"})
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    r = client.post("/v1/chat/completions", json=body)
     assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
-    assert client.get("/v1/models", headers={"Authorization": "Bearer ann:wrong"}).status_code == 401
-    assert client.get("/v1/models", headers={"Authorization": "Bearer ann:s3cret"}).status_code == 200
-    basic = base64.b64encode(b"ann:s3cret").decode()
-    assert client.get("/v1/models", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+
+    def post(auth):
+        return client.post("/v1/chat/completions", json=body, headers={"Authorization": auth}).status_code
+
+    assert post("Bearer ann:wrong") == 401 and post("Bearer ann:s3cret") == 200
+    assert post(f"Basic {base64.b64encode(b'ann:s3cret').decode()}") == 200
 
 
 # ---- real weights --------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""OpenAI-compatible HTTP routes on the hub's server: `POST /v1/chat/completions` (streaming and not) and
-`GET /v1/models`.
+"""OpenAI-compatible HTTP routes on the hub's server: `POST /v1/chat/completions` (streaming and not); the hub
+serves `GET /v1/models` for every demo (hub/routes.py).
 
 The body is a pydantic model (`ChatCompletionRequest`: one source for fields, defaults, checks and docs); its
 numbers go through the same checks as the UI's (`engine.check_param`, i.e. hub.validate: out of range is refused).
@@ -19,7 +19,8 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import validate
-from hub.errors import UserError, WeightsUnavailable
+from hub.api import ApiError, add_route, call, model_id
+from hub.errors import UserError
 
 from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
 from demos.llm_chat.messages import build_messages, content_text
@@ -166,72 +167,32 @@ def parse_openai_request(body: bytes) -> tuple[str | None, list[dict], GenParams
 # ---- routes -------------------------------------------------------------------------------------------------------
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
-           code: str | None = None):
-    from fastapi.responses import JSONResponse
-
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status)
-
-
-def _login_error():
-    return _error(401, "Log in: send Authorization: Bearer USER:PASSWORD.", "authentication_error")
-
-
-def _model_arg(model: str | None) -> str | None:
-    """OpenAI clients always send a model name: '', 'default' or the served model's name mean the default."""
-    if not model or model in ("default", "demohub"):
-        return None
-    return model
-
-
 def routes(ctx):
-    """`POST /v1/chat/completions` (stream and not) and `GET /v1/models`, OpenAI-compatible, on the hub's server."""
-    from fastapi import APIRouter, Request
+    """`POST /v1/chat/completions` (stream and not), OpenAI-compatible, on the hub's server (hub/api.py: login,
+    OpenAI-shaped errors, metrics)."""
+    from fastapi import APIRouter
 
     router = APIRouter()
 
-    async def list_models(request: Request):
-        if not ctx.authorized(request):
-            return _login_error()
-        return {"object": "list", "data": [{"id": m.id, "object": "model", "owned_by": "demohub"}
-                                           for m in ctx.spec.models if not m.options.get("hidden")]}
-
-    async def completions(request: Request):
-        if not ctx.authorized(request):
-            return _login_error()
+    @add_route(router, ctx, "/v1/chat/completions", "POST", api="chat_completions")
+    async def completions(request):
         try:
             model, msgs, params, stream, include_usage = parse_openai_request(await request.body())
         except UserError as e:
-            return _error(400, str(e))
-        model = _model_arg(model)
-        try:
-            ctx.choice(model)  # the allow-list, and an unknown model is a 404 before anything loads
-        except UserError as e:
-            return _error(404, str(e), param="model", code="model_not_found")
+            raise ApiError(400, str(e)) from None
+        model = model_id(ctx, model)  # the allow-list: an unknown model is a 404 before anything loads
         if stream:
             return await _stream(ctx, model, msgs, params, include_usage)
         return await _complete(ctx, model, msgs, params)
 
-    # Annotations are strings in this module (PEP 563) and Request is imported here, so set the real class.
-    for endpoint, path, method in ((list_models, "/v1/models", "GET"), (completions, "/v1/chat/completions", "POST")):
-        endpoint.__annotations__["request"] = Request
-        router.add_api_route(path, endpoint, methods=[method])
     return router
 
 
 async def _complete(ctx, model: str | None, msgs: list[dict], params: GenParams):
     """The whole answer as one chat.completion object."""
-    import anyio
 
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    try:
-        final, name = await anyio.to_thread.run_sync(
-            ctx.run, lambda lease: (chat(lease.engine, msgs, params), lease.weights.choice.id), model)
-    except WeightsUnavailable as e:
-        return _error(503, str(e), "model_unavailable")
-    except UserError as e:
-        return _error(400, str(e))
+    final, name = await call(ctx, lambda lease: (chat(lease.engine, msgs, params), lease.weights.choice.id), model)
     return {"id": cid, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
                          "finish_reason": "length" if final.finish_reason == "length" else "stop"}],
@@ -250,13 +211,8 @@ async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, i
         for chunk in stream_chat(lease.engine, msgs, params, stop):
             yield chunk, lease.weights.choice.id
 
-    gen = ctx.stream(generate, model)
-    try:
-        first = await anyio.to_thread.run_sync(next, gen, None)
-    except WeightsUnavailable as e:
-        return _error(503, str(e), "model_unavailable")
-    except UserError as e:
-        return _error(400, str(e))
+    gen = ctx.stream(generate, model, api="chat_completions")
+    first = await anyio.to_thread.run_sync(next, gen, None)  # errors before the first token: hub.api maps them
     sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.choice(None).id)
     return StreamingResponse(sse.run(gen, first, stop, include_usage), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -1,0 +1,162 @@
+"""The shared layer of the OpenAI-compatible `/v1` routes: login, errors in OpenAI's shape, the model field,
+request bodies, and the one way a route calls a model.
+
+A demo's `openai.py` declares its routes with `add_route`, which checks hub login (401), turns `ApiError` /
+`UserError` / `WeightsUnavailable` into OpenAI-style JSON errors (4xx/503) with a sentence, logs anything else as a
+bug (500 with a sentence, no class names), and counts the request in the hub's metrics. Work goes through
+`await call(ctx, fn, model)` (ctx.run in a worker thread) or `ctx.stream`, so the allow-list, leases and
+out-of-memory recovery are the UI's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Awaitable, Callable
+
+from hub.errors import UserError, WeightsUnavailable
+
+log = logging.getLogger("demohub")
+
+MAX_JSON_BYTES = 8 * 2**20  # a /v1 JSON body; files go through multipart, capped by the hub's upload cap
+
+
+class ApiError(Exception):
+    """An answer for the client: HTTP status, a sentence, and OpenAI's error type/param/code."""
+
+    def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None):
+        super().__init__(message)
+        self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+
+    def response(self):
+        return error(self.status, self.message, self.kind, self.param, self.code)
+
+
+def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
+          code: str | None = None):
+    """`{"error": {"message", "type", "param", "code"}}` with `status`, as OpenAI's API answers."""
+    from fastapi.responses import JSONResponse
+
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
+                        status_code=status)
+
+
+def model_id(ctx, model) -> str | None:
+    """The `model` field: '', 'default' or 'demohub' mean the demo's default; anything this hub does not offer the
+    caller is a 404 `model_not_found` before anything loads (the UI's allow-list, hub/context.py)."""
+    if model is not None and not isinstance(model, str):
+        raise ApiError(400, "'model' must be a string: one of the ids GET /v1/models lists.", param="model")
+    if not model or model in ("default", "demohub"):
+        return None
+    try:
+        ctx.choice(model)
+    except UserError as e:
+        raise ApiError(404, str(e), param="model", code="model_not_found") from None
+    return model
+
+
+async def call(ctx, fn: Callable, model: str | None):
+    """`ctx.run(fn, model)` in a worker thread (the event loop stays free for other requests)."""
+    import anyio
+
+    return await anyio.to_thread.run_sync(ctx.run, fn, model)
+
+
+async def json_body(request, schema, max_bytes: int = MAX_JSON_BYTES):
+    """The body parsed into the pydantic `schema`; ApiError 400/413 with a sentence when it is not usable."""
+    from pydantic import ValidationError
+
+    body = await request.body()
+    if len(body) > max_bytes:
+        raise ApiError(413, f"The request body is {len(body) / 2**20:.1f} MiB; the most this hub reads is "
+                            f"{max_bytes / 2**20:.0f} MiB.")
+    try:
+        raw = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "The request body is not valid UTF-8; send JSON encoded as UTF-8.") from None
+    except RecursionError:
+        raise ApiError(400, "The request body is nested too deeply; send a flat JSON object.") from None
+    except ValueError as e:
+        raise ApiError(400, f"The request body is not valid JSON ({e}).") from None
+    if not isinstance(raw, dict):
+        raise ApiError(400, "The request body must be a JSON object.")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        raise ApiError(400, sentence(e), param=_param(e)) from None
+
+
+async def form_body(request, max_files: int = 4):
+    """A multipart form (file uploads); the hub's upload cap applies to each file (gradio's limit setting)."""
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith("multipart/form-data"):
+        raise ApiError(400, "Send this request as multipart/form-data (a file upload), as the OpenAI SDK does.")
+    try:
+        return await request.form(max_files=max_files, max_fields=50)
+    except Exception as e:  # starlette's MultiPartException and malformed bodies: the client's to fix
+        raise ApiError(400, f"The upload could not be read ({str(e)[:120]}); send a multipart/form-data body.") \
+            from None
+
+
+def sentence(e) -> str:
+    """The first problem of a pydantic ValidationError as a sentence: a check's own UserError sentence, else one
+    naming the field."""
+    first = e.errors()[0]
+    cause = (first.get("ctx") or {}).get("error")
+    if isinstance(cause, UserError):
+        return str(cause)
+    loc = ".".join(str(p) for p in first["loc"]) or "the body"
+    if first.get("type") == "missing":
+        return f"'{loc}' is required."
+    return f"'{loc}' is not valid: {first['msg']}."
+
+
+def _param(e) -> str | None:
+    loc = e.errors()[0]["loc"]
+    return str(loc[0]) if loc else None
+
+
+def add_route(router, ctx, path: str, method: str = "POST", api: str | None = None):
+    """Decorator: register `async handler(request) -> response` at `path` with login, error mapping and metrics."""
+    from fastapi import Request
+
+    def register(handler: Callable[..., Awaitable]):
+        name = api or path.rsplit("/", 1)[-1]
+
+        async def endpoint(request: Request):
+            if not ctx.authorized(request):
+                return error(401, "Log in: send Authorization: Bearer with an API key of this hub "
+                                  "(DEMOHUB_API_KEYS) or USER:PASSWORD of a hub user.", "authentication_error")
+            from hub.metrics import IN_ROUTE
+
+            start, outcome, token = time.perf_counter(), "ok", IN_ROUTE.set(True)
+            try:
+                return await handler(request)
+            except ApiError as e:
+                outcome = "user_error" if e.status < 500 else "error"
+                return e.response()
+            except WeightsUnavailable as e:
+                outcome = "error"
+                return error(503, str(e), "model_unavailable")
+            except UserError as e:
+                outcome = "user_error"
+                return error(400, str(e))
+            except Exception:
+                outcome = "error"
+                log.exception("Unexpected error in %s %s", method, path)
+                return error(500, f"{ctx.spec.title} failed unexpectedly. This is a bug in demohub: the details are "
+                                  "in the server log. Other requests are not affected.", "server_error")
+            finally:
+                IN_ROUTE.reset(token)
+                metrics = getattr(ctx, "metrics", None)
+                if metrics is not None:
+                    metrics.request(ctx.name, name, outcome, time.perf_counter() - start)
+
+        endpoint.__name__ = f"{ctx.name}_{name}"
+        endpoint.__annotations__["request"] = Request  # annotations are strings here (PEP 563): the real class
+        router.add_api_route(path, endpoint, methods=[method])
+        return handler
+
+    return register

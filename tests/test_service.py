@@ -1,0 +1,130 @@
+"""The hub as a service: /v1/models for every demo, /metrics (prometheus_client), keep-alive and pinned models,
+and API keys for every /v1 route and /metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import replace
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from hub.models import ModelManager
+from tests.test_models import loader, manager, spec
+
+
+def get(url: str, token: str | None = None):
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, r.headers.get("content-type", ""), r.read().decode()
+
+
+def samples(text: str) -> dict:
+    """{(name, frozenset(labels)): value} of a Prometheus text page, read with prometheus_client's own parser."""
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+
+def test_v1_models_lists_every_demos_models_with_its_demo(serve):
+    client = serve(("tests.fake_demo",))
+    status, _, body = get(client.src + "v1/models")
+    data = json.loads(body)["data"]
+    assert status == 200 and {(m["id"], m["demo"]) for m in data} == {("echo-small", "fake_echo"),
+                                                                      ("echo-large", "fake_echo")}
+    assert [m["default"] for m in data if m["id"] == "echo-small"] == [True]
+
+
+def test_metrics_count_requests_by_demo_api_and_outcome_and_show_loaded_models(serve):
+    client = serve(("tests.fake_demo",))
+    client.predict("echo-small", "hi", 2, api_name="/echo")
+    client.predict("echo-small", "hi", 3, api_name="/echo")
+    with pytest.raises(Exception, match="out of range"):
+        client.predict("echo-small", "hi", 99, api_name="/echo")
+    status, ctype, text = get(client.src + "metrics")
+    assert status == 200 and ctype.startswith("text/plain")
+    m = samples(text)
+    ok = ("demohub_requests_total", frozenset({"demo": "fake_echo", "api": "echo", "outcome": "ok"}.items()))
+    refused = ("demohub_requests_total", frozenset({"demo": "fake_echo", "api": "echo", "outcome": "user_error"}.items()))
+    assert m[ok] == 2 and m[refused] == 1
+    assert m[("demohub_request_seconds_count", frozenset({"demo": "fake_echo", "api": "echo"}.items()))] == 3
+    key = frozenset({"demo": "fake_echo", "model": "echo-small", "device": "cpu"}.items())
+    assert m[("demohub_model_loaded", key)] == 1 and m[("demohub_model_bytes", key)] == 1000
+    assert ("demohub_queue_waiting", frozenset()) in m
+    client.predict("echo-small", "again", 1, api_name="/echo")  # counters rise with requests
+    assert samples(get(client.src + "metrics")[2])[ok] == 3
+
+
+def test_api_keys_guard_v1_and_metrics(serve):
+    client = serve(("tests.fake_demo",), api_keys=("sk-test",))
+    for path in ("v1/models", "metrics"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(client.src + path)
+        assert e.value.code == 401 and "API key" in json.loads(e.value.read())["error"]["message"]
+        with pytest.raises(urllib.error.HTTPError):
+            get(client.src + path, "sk-wrong")
+        assert get(client.src + path, "sk-test")[0] == 200
+
+
+def test_keep_alive_unloads_idle_models_and_counts_it(settings):
+    m = manager(replace(settings, keep_alive=0.3), {"a": (spec("a"), loader(100))})
+    with m.use("a"):
+        time.sleep(0.5)  # a model in use never expires
+        assert m.status()[0]["unload_in_s"] is None
+    assert 0 < m.status()[0]["unload_in_s"] <= 0.3
+    events = []
+    m.on_event = lambda kind, **kw: events.append((kind, kw))
+    deadline = time.monotonic() + 10
+    while m.status() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert m.status() == [] and events == [("evict", {"reason": "keep_alive"})]
+
+
+def test_keep_alive_zero_unloads_after_each_request_and_minus_one_never(settings):
+    m = manager(replace(settings, keep_alive=-1, keep_alives={"a": 0.0}),
+                {"a": (spec("a"), loader(100)), "b": (spec("b"), loader(100))})
+    with m.use("a"):
+        assert len(m.status()) == 1
+    with m.use("b"):
+        pass
+    assert [r["demo"] for r in m.status()] == ["b"] and m.status()[0]["unload_in_s"] is None
+
+
+def test_pinned_demos_are_never_evicted_for_room_or_time(settings):
+    m = manager(replace(settings, keep_alive=0.0, pinned=("a",)), {"a": (spec("a", 600), loader(600)),
+                                                                   "b": (spec("b", 600), loader(600))}, budget=1000)
+    with m.use("a"):
+        pass
+    with m.use("b"):
+        pass
+    rows = {r["demo"]: r for r in m.status()}
+    assert set(rows) == {"a"} and rows["a"]["pinned"]  # b unloaded after its request (keep-alive 0); a stayed
+    assert "a" in {r["demo"] for r in m.status()}
+
+
+def test_keep_alive_settings_parse_and_misspellings_stop_the_start():
+    from hub.errors import SettingsError
+    from hub.options import check_names
+    from hub.settings import Settings
+
+    s = Settings.load({"DEMOHUB_KEEP_ALIVE": "30m", "DEMOHUB_LLM_CHAT_KEEP_ALIVE": "0", "DEMOHUB_PINNED": "llm_chat",
+                       "DEMOHUB_API_KEYS": "k1, k2"})
+    assert (s.keep_alive, s.keep_alives, s.pinned, s.api_keys) == (1800.0, {"llm_chat": 0.0}, ("llm_chat",), ("k1", "k2"))
+    assert Settings.load({"DEMOHUB_KEEP_ALIVE": "never"}).keep_alive == -1
+    with pytest.raises(SettingsError, match="DEMOHUB_KEEP_ALIVE='soon' is not a duration"):
+        Settings.load({"DEMOHUB_KEEP_ALIVE": "soon"})
+    with pytest.raises(SettingsError, match="DEMOHUB_PINNED: 'llm' is not a demo"):
+        check_names({"DEMOHUB_PINNED": "llm"}, ("llm_chat",), [])
+    check_names({"DEMOHUB_LLM_CHAT_KEEP_ALIVE": "5m"}, ("llm_chat",), [])
+
+
+def test_the_models_tab_shows_the_time_left(settings):
+    from hub import models_tab
+
+    m = ModelManager(replace(settings, keep_alive=60), {"a": (spec("a"), loader(100))})
+    with m.use("a"):
+        pass
+    (row,) = models_tab.status_rows(m)
+    assert row[models_tab.COLUMNS.index("unload in")].endswith("s")
