@@ -128,3 +128,18 @@ def test_the_models_tab_shows_the_time_left(settings):
         pass
     (row,) = models_tab.status_rows(m)
     assert row[models_tab.COLUMNS.index("unload in")].endswith("s")
+
+
+@pytest.mark.parametrize("keep", [0.0, 0.4])
+def test_keep_alive_through_metrics_and_the_models_status(serve, keep):
+    client = serve(("tests.fake_demo",), keep_alive=keep)
+    client.predict("echo-small", "hi", 1, api_name="/echo")
+    loaded = ("demohub_model_loaded", frozenset({"demo": "fake_echo", "model": "echo-small", "device": "cpu"}.items()))
+    if keep:
+        assert samples(get(client.src + "metrics")[2]).get(loaded) == 1
+    deadline = time.monotonic() + 10
+    while client.blocks.hub_manager.status() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    m = samples(get(client.src + "metrics")[2])
+    assert client.blocks.hub_manager.status() == [] and loaded not in m
+    assert m[("demohub_evictions_total", frozenset({"reason": "keep_alive"}.items()))] == 1
