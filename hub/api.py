@@ -64,14 +64,33 @@ async def call(ctx, fn: Callable, model: str | None):
     return await anyio.to_thread.run_sync(ctx.run, fn, model)
 
 
+async def json_bytes(request, max_bytes: int = MAX_JSON_BYTES) -> bytes:
+    """The raw body of a JSON request: Content-Type application/json (415 otherwise) and at most `max_bytes` (413)."""
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        # A web page can send text/plain to any address without asking first (no CORS preflight); JSON it cannot.
+        raise ApiError(415, "Send the body as JSON with the header Content-Type: application/json.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, _too_big(int(declared), max_bytes))
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise ApiError(413, _too_big(len(body), max_bytes))
+    return body
+
+
+def _too_big(size: int, max_bytes: int) -> str:
+    return (f"The request body is {size / 2**20:.1f} MiB or more; the most this hub reads is "
+            f"{max_bytes / 2**20:.0f} MiB.")
+
+
 async def json_body(request, schema, max_bytes: int = MAX_JSON_BYTES):
-    """The body parsed into the pydantic `schema`; ApiError 400/413 with a sentence when it is not usable."""
+    """The body parsed into the pydantic `schema`; ApiError 400/413/415 with a sentence when it is not usable."""
     from pydantic import ValidationError
 
-    body = await request.body()
-    if len(body) > max_bytes:
-        raise ApiError(413, f"The request body is {len(body) / 2**20:.1f} MiB; the most this hub reads is "
-                            f"{max_bytes / 2**20:.0f} MiB.")
+    body = await json_bytes(request, max_bytes)
     try:
         raw = json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
@@ -118,6 +137,21 @@ def _param(e) -> str | None:
     return str(loc[0]) if loc else None
 
 
+def same_origin(request, settings) -> bool:
+    """False for a browser request sent by another website (its `Origin` is neither the hub's own address nor one
+    the operator allowed). Programs (curl, SDKs) send no Origin and pass."""
+    origin = request.headers.get("origin")
+    if not origin:
+        return True
+    allowed = {o.rstrip("/").lower() for o in settings.allowed_origins}
+    if "*" in allowed or origin.rstrip("/").lower() in allowed:
+        return True
+    from urllib.parse import urlsplit
+
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc.lower() == host.lower() and bool(host)
+
+
 def add_route(router, ctx, path: str, method: str = "POST", api: str | None = None):
     """Decorator: register `async handler(request) -> response` at `path` with login, error mapping and metrics."""
     from fastapi import Request
@@ -126,6 +160,10 @@ def add_route(router, ctx, path: str, method: str = "POST", api: str | None = No
         name = api or path.rsplit("/", 1)[-1]
 
         async def endpoint(request: Request):
+            if not same_origin(request, ctx.settings):
+                return error(403, "This hub does not take API requests from other websites; call it from your own "
+                                  "code, or the operator can allow the site with DEMOHUB_ALLOWED_ORIGINS.",
+                             "permission_error")
             if not ctx.authorized(request):
                 return error(401, "Log in: send Authorization: Bearer with an API key of this hub "
                                   "(DEMOHUB_API_KEYS) or USER:PASSWORD of a hub user.", "authentication_error")

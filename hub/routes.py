@@ -13,7 +13,7 @@ def hub_routes(blocks, settings):
     from fastapi import APIRouter, Request
     from fastapi.responses import Response
 
-    from hub.api import error
+    from hub.api import error, same_origin
     from hub.context import DemoContext
 
     router = APIRouter()
@@ -21,7 +21,7 @@ def hub_routes(blocks, settings):
                 for h in blocks.hub_demos if h.demo is not None]
 
     def allowed(request) -> bool:
-        return authorized(settings, request, getattr(blocks, "hub_app", None))
+        return same_origin(request, settings) and authorized(settings, request, getattr(blocks, "hub_app", None))
 
     async def models(request: Request):
         if not allowed(request):

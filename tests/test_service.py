@@ -143,3 +143,34 @@ def test_keep_alive_through_metrics_and_the_models_status(serve, keep):
     m = samples(get(client.src + "metrics")[2])
     assert client.blocks.hub_manager.status() == [] and loaded not in m
     assert m[("demohub_evictions_total", frozenset({"reason": "keep_alive"}.items()))] == 1
+
+
+def test_other_websites_cannot_drive_the_api_and_bodies_must_be_bounded_json(serve):
+    client = serve(("llm_chat",), models={"llm_chat": "tiny-random"})
+    url = client.src + "v1/chat/completions"
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}).encode()
+
+    def post(data, headers):
+        req = urllib.request.Request(url, data=data, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    status, reply = post(body, {"Content-Type": "text/plain", "Origin": "https://evil.example"})
+    assert status == 403 and "other websites" in reply["error"]["message"]
+    status, reply = post(body, {"Content-Type": "text/plain"})  # a form post a page could send without asking
+    assert status == 415 and "application/json" in reply["error"]["message"]
+    host = client.src.split("//", 1)[1].rstrip("/")
+    import socket  # a 9 MiB body is refused from its declared length, before the hub reads it
+
+    with socket.create_connection((host.split(":")[0], int(host.split(":")[1]))) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {9 * 2**20}\r\nConnection: close\r\n\r\n".encode() + b'{"messages": "xx')
+        answer = sock.makefile("rb").read().decode()
+    assert answer.startswith("HTTP/1.1 413") and "MiB" in answer
+    status, _ = post(body, {"Content-Type": "application/json", "Origin": f"http://{host}"})  # the hub's own page
+    assert status == 200
+    status, _ = post(body, {"Content-Type": "application/json"})  # programs send no Origin
+    assert status == 200

@@ -19,7 +19,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import validate
-from hub.api import ApiError, add_route, call, model_id
+from hub.api import ApiError, add_route, call, json_bytes, model_id
 from hub.errors import UserError
 
 from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
@@ -177,7 +177,7 @@ def routes(ctx):
     @add_route(router, ctx, "/v1/chat/completions", "POST", api="chat_completions")
     async def completions(request):
         try:
-            model, msgs, params, stream, include_usage = parse_openai_request(await request.body())
+            model, msgs, params, stream, include_usage = parse_openai_request(await json_bytes(request))
         except UserError as e:
             raise ApiError(400, str(e)) from None
         model = model_id(ctx, model)  # the allow-list: an unknown model is a 404 before anything loads
