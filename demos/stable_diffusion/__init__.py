@@ -2,8 +2,9 @@
 
 engine.py loads and runs the pipelines (and checks every input), pipelines.py builds them (embedded architecture
 configs, folders, single files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA,
-ui.py builds the tab. Operator settings: DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off;
-DEMOHUB_COMPILE=1 or DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load.
+ui.py builds the tab, openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
+DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
+DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load.
 """
 
 from hub.contract import Demo, Example, Option, Sample
@@ -19,6 +20,7 @@ DEMO = Demo(
     spec=SPEC,
     load="demos.stable_diffusion.engine:load",
     ui="demos.stable_diffusion.ui:build",
+    routes="demos.stable_diffusion.openai:routes",
     options=(
         Option("safety_checker", True, "Run the model's own safety checker on every image (models that ship one); "
                                        "flagged images are blacked out. 0 turns it off."),

@@ -1,0 +1,293 @@
+"""The Stable Diffusion demo's OpenAI-compatible image routes, through the official `openai` SDK against a live
+loopback hub with tiny random weights: generations (b64_json and url), edits (image + mask, image with
+transparency), n, the 4xx sentences, the upload cap, hub login, and a client that goes away."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import threading
+import time
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from demos.stable_diffusion import formats
+
+KEY = "sk-1"
+QUICK = {"steps": 2, "guidance_scale": 7.5}  # extensions, through the SDK's extra_body
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    """One hub for the module: tiny random SD, an API key and a hub user, a 1 MB upload cap."""
+    from dataclasses import replace
+
+    from gradio_client import Client
+
+    from hub.app import create_app, launch
+    from hub.settings import Settings
+    from tests.conftest import free_port
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu",
+                      port=free_port())
+    s = replace(s, models={"stable_diffusion": "tiny-random"}, api_keys=(KEY,), auth=(("u", "p"),),
+                max_upload_mb=1)
+    blocks = create_app(s, ("stable_diffusion",))
+    launch(blocks, s, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{s.port}/", verbose=False, auth=("u", "p"))
+    client.blocks = blocks
+    yield client
+    blocks.close()
+
+
+def sdk(hub, key: str = KEY):
+    import openai
+
+    return openai.OpenAI(base_url=hub.src + "v1", api_key=key, max_retries=0, timeout=120)
+
+
+def png(b64: str) -> Image.Image:
+    im = Image.open(io.BytesIO(base64.b64decode(b64)))
+    im.load()
+    return im
+
+
+def upload(im: Image.Image, name: str = "photo.png") -> tuple[str, bytes, str]:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return name, buf.getvalue(), "image/png"
+
+
+def photo(w: int = 64, h: int = 64) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(5).integers(0, 255, (h, w, 3), dtype=np.uint8))
+
+
+def openai_mask(w: int = 64, h: int = 64) -> Image.Image:
+    """OpenAI's convention: opaque = keep, transparent = repaint (here the right half)."""
+    m = Image.new("RGBA", (w, h), (0, 0, 0, 255))
+    m.paste((0, 0, 0, 0), (w // 2, 0, w, h))
+    return m
+
+
+# ---- generations --------------------------------------------------------------------------------------------------
+
+
+def test_generation_b64_is_the_tabs_png_with_parameters(hub, tmp_path):
+    from gradio_client import handle_file
+
+    r = sdk(hub).images.generate(prompt="a red cube", model="dall-e-3", size="72x64", response_format="b64_json",
+                                 extra_body={"seed": 7, "negative_prompt": "blurry", **QUICK})
+    assert len(r.data) == 1 and r.data[0].url is None and r.data[0].revised_prompt is None
+    im = png(r.data[0].b64_json)
+    assert im.format == "PNG" and im.size == (72, 64)
+    assert "Seed: 7" in im.text["parameters"] and "Negative prompt: blurry" in im.text["parameters"]
+    record = r.model_extra["demohub"]
+    assert record["seeds"] == [7] and record["model"] == "tiny-random" and record["mode"] == "txt2img"
+    assert (record["steps"], record["width"], record["height"]) == (2, 72, 64) and record["device"] == "cpu"
+    assert abs(r.created - time.time()) < 300
+    # the tab's own reader, in Python and through the tab's /read_parameters
+    params = formats.read_parameters(base64.b64decode(r.data[0].b64_json))
+    assert (params["prompt"], params["seed"], params["steps"]) == ("a red cube", 7, 2)
+    path = tmp_path / "made.png"
+    path.write_bytes(base64.b64decode(r.data[0].b64_json))
+    filled = hub.predict(handle_file(str(path)), api_name="/read_parameters")
+    assert filled[0] == "a red cube" and filled[2] == 7 and filled[-1]["width"] == 72
+
+
+def test_generation_urls_n2_served_by_the_hub_with_its_login(hub):
+    r = sdk(hub).images.generate(prompt="a castle", n=2, response_format="url", extra_body={"seed": 3, **QUICK})
+    assert [d.b64_json for d in r.data] == [None, None] and r.model_extra["demohub"]["seeds"] == [3, 4]
+    urls = [d.url for d in r.data]
+    assert len(set(urls)) == 2  # no server path in the answer: the hub's address and a random token
+    assert all(re.fullmatch(re.escape(hub.src) + r"v1/files/stable_diffusion/[\w-]{32}\.png", u) for u in urls), urls
+    for url, seed in zip(urls, (3, 4)):
+        got = httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+        im = Image.open(io.BytesIO(got.content))
+        assert im.size == (64, 64) and f"Seed: {seed}" in im.text["parameters"]  # the model's own size (64)
+    assert httpx.get(urls[0], timeout=30).status_code == 401
+    assert httpx.get(urls[0], auth=("u", "p"), timeout=30).status_code == 200
+    gone = httpx.get(hub.src + "v1/files/stable_diffusion/nosuchtoken.png", headers={"Authorization": f"Bearer {KEY}"},
+                     timeout=30)
+    assert gone.status_code == 404 and "kept for an hour" in gone.json()["error"]["message"]
+    # The default response_format is OpenAI's: url.
+    r = sdk(hub).images.generate(prompt="a castle", extra_body={"seed": 3, **QUICK})
+    assert r.data[0].url and r.data[0].b64_json is None
+
+
+# ---- edits --------------------------------------------------------------------------------------------------------
+
+
+def test_edit_with_image_and_mask_repaints_the_transparent_part(hub):
+    src = photo()
+    r = sdk(hub).images.edit(image=upload(src), mask=upload(openai_mask(), "mask.png"), prompt="a door", n=2,
+                             size="64x64", response_format="b64_json", extra_body={"seed": 11, **QUICK})
+    assert len(r.data) == 2 and r.model_extra["demohub"]["mode"] == "inpaint"
+    assert r.model_extra["demohub"]["seeds"] == [11, 12]
+    ref = np.asarray(src, dtype=np.int16)
+    for d in r.data:
+        im = png(d.b64_json)
+        assert im.size == (64, 64) and "Mode: inpaint" in im.text["parameters"]
+        out = np.asarray(im.convert("RGB"), dtype=np.int16)
+        assert np.array_equal(out[:, :16], ref[:, :16])  # far from the mask: kept exactly
+        assert np.abs(out[:, 48:] - ref[:, 48:]).mean() > 5  # the transparent half: repainted
+
+
+def test_edit_without_mask_uses_the_images_transparency_and_fits_the_size(hub):
+    src = photo(100, 60).convert("RGBA")
+    src.putalpha(Image.new("L", (100, 60), 255))
+    src.paste((0, 0, 0, 0), (70, 20, 100, 60))
+    r = sdk(hub).images.edit(image=upload(src), prompt="a window", size="128x128", response_format="url",
+                             extra_body={"seed": 1, **QUICK})
+    got = httpx.get(r.data[0].url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    assert Image.open(io.BytesIO(got.content)).size == (128, 80)  # fitted into 128x128, shape kept
+
+
+# ---- errors -------------------------------------------------------------------------------------------------------
+
+
+def _fails(fn, status: int, words: str, **kw):
+    import openai
+
+    with pytest.raises(openai.APIStatusError) as info:
+        fn(**kw)
+    err = info.value
+    assert err.status_code == status, err.response.text
+    body = err.response.json()["error"]
+    assert words in body["message"], body
+    for leak in ("Traceback", "Error:", "/tmp/", "/work/"):
+        assert leak not in body["message"]
+    return body
+
+
+def test_generation_errors_are_openai_shaped_sentences(hub):
+    gen = sdk(hub).images.generate
+    _fails(gen, 400, "prompt is empty", prompt="  ")
+    body = _fails(gen, 400, "multiple of 8 from 64 to 1024", prompt="x", size="100x100")
+    assert body["type"] == "invalid_request_error" and body["param"] == "size"
+    _fails(gen, 400, "multiple of 8 from 64 to 1024", prompt="x", size="1792x1024")
+    _fails(gen, 400, "multiple of 8", prompt="x", size="big")
+    _fails(gen, 400, "from 1 to 4", prompt="x", n=5)
+    _fails(gen, 400, "from 1 to 4", prompt="x", n=0)
+    _fails(gen, 400, "url, b64_json", prompt="x", response_format="png")
+    _fails(gen, 400, "'steps' is 0", prompt="x", extra_body={"steps": 0})
+    _fails(gen, 400, "'guidance_scale' is 99", prompt="x", extra_body={"guidance_scale": 99})
+    _fails(gen, 400, "'seed' is -2", prompt="x", extra_body={"seed": -2})
+    _fails(gen, 400, "PNG images only", prompt="x", output_format="jpeg")
+    r = httpx.post(hub.src + "v1/images/generations", json={"n": 1}, headers={"Authorization": f"Bearer {KEY}"},
+                   timeout=30)
+    assert r.status_code == 400 and r.json()["error"]["message"] == "'prompt' is required."
+    body = _fails(gen, 404, "no-such-model", prompt="x", model="no-such-model")
+    assert body["code"] == "model_not_found" and body["param"] == "model"
+    r = httpx.post(hub.src + "v1/images/generations", content=b"{nope", timeout=30,
+                   headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_edit_errors_are_openai_shaped_sentences(hub):
+    edit = sdk(hub).images.edit
+    good = dict(image=upload(photo()), mask=upload(openai_mask(), "mask.png"), prompt="x")
+    _fails(edit, 400, "prompt is empty", **{**good, "prompt": ""})
+    _fails(edit, 400, "from 1 to 4", **good, n=9)
+    _fails(edit, 400, "multiple of 8", **good, size="65x64")
+    assert _fails(edit, 404, "no-such-model", **good, model="no-such-model")["code"] == "model_not_found"
+    broken = ("photo.png", upload(photo())[1][:60], "image/png")
+    _fails(edit, 400, "The image is damaged", **{**good, "image": broken})
+    _fails(edit, 400, "not an image", **{**good, "image": ("photo.png", b"hello", "image/png")})
+    _fails(edit, 400, "empty (0 bytes)", **{**good, "image": ("photo.png", b"", "image/png")})
+    _fails(edit, 400, "The mask has no transparency", **{**good, "mask": upload(Image.new("L", (64, 64), 255))})
+    _fails(edit, 400, "The mask is 32x32 but the image is 64x64", **{**good, "mask": upload(openai_mask(32, 32))})
+    opaque = Image.new("RGBA", (64, 64), (0, 0, 0, 255))
+    _fails(edit, 400, "no transparent pixels", **{**good, "mask": upload(opaque)})
+    _fails(edit, 400, "has no transparency, and no mask was sent", image=upload(photo()), prompt="x")
+    big = ("photo.png", b"\x89PNG" + bytes(2**20 + 10), "image/png")  # over the hub's 1 MB cap
+    _fails(edit, 413, "larger than 1 MB", **{**good, "image": big})
+    r = httpx.post(hub.src + "v1/images/edits", json={"prompt": "x"}, timeout=30,
+                   headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
+    r = httpx.post(hub.src + "v1/images/edits", data={"prompt": "x"}, files={"mask": upload(openai_mask())},
+                   headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    assert r.status_code == 400 and "'image' is required" in r.json()["error"]["message"]
+    # the server keeps serving
+    r = sdk(hub).images.edit(**good, response_format="b64_json", extra_body={"seed": 2, **QUICK})
+    assert png(r.data[0].b64_json).size == (64, 64)
+
+
+# ---- login and a client that goes away ----------------------------------------------------------------------------
+
+
+def test_routes_need_hub_login(hub):
+    import openai
+
+    for bad in ("wrong", "u:wrong"):
+        with pytest.raises(openai.AuthenticationError) as info:
+            sdk(hub, bad).images.generate(prompt="x")
+        assert info.value.status_code == 401 and "Log in" in info.value.response.json()["error"]["message"]
+    with pytest.raises(openai.AuthenticationError):
+        sdk(hub, "wrong").images.edit(image=upload(photo()), prompt="x")
+    r = sdk(hub, "u:p").images.generate(prompt="x", response_format="b64_json", extra_body={"seed": 1, "steps": 1})
+    assert png(r.data[0].b64_json).size == (64, 64)
+
+
+def test_a_client_that_goes_away_stops_the_loop_and_releases_the_model(hub):
+    manager = hub.blocks.hub_manager
+    with manager.use("stable_diffusion", "tiny-random") as lease:
+        unet = lease.engine.pipe.unet
+    calls = []
+    real_forward = unet.forward
+
+    def slow_forward(*a, **kw):
+        calls.append(time.monotonic())
+        time.sleep(0.1)
+        return real_forward(*a, **kw)
+
+    unet.forward = slow_forward
+    try:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(hub.src + "v1/images/generations", json={"prompt": "slow", "steps": 150, "seed": 1},
+                       headers={"Authorization": f"Bearer {KEY}"}, timeout=httpx.Timeout(30, read=1.5))
+        assert len(calls) >= 3, "generation did not start"
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and manager.status()[0]["in_use"]:
+            time.sleep(0.05)
+        assert manager.status()[0]["in_use"] == 0, "the lease was not released after the client went away"
+        n = len(calls)
+        time.sleep(0.5)
+        assert len(calls) == n and n < 60, f"the denoising loop kept running ({n} steps)"
+    finally:
+        del unet.forward
+    assert threading.active_count() < 200
+
+
+def test_public_hub_refuses_an_unlisted_model_with_a_404(settings):
+    """On a hub others can reach, only the listed models (and the operator's choice) may be asked for."""
+    from dataclasses import replace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from demos.stable_diffusion import DEMO, SPEC
+    from demos.stable_diffusion.engine import load
+    from demos.stable_diffusion.openai import routes
+    from hub.context import DemoContext
+    from hub.models import ModelManager
+    from hub.options import defaults
+
+    s = replace(settings, host="0.0.0.0", models={"stable_diffusion": "tiny-random"})
+    app = FastAPI()
+    ctx = DemoContext(ModelManager(s, {"stable_diffusion": (SPEC, load)}), s, SPEC, defaults(DEMO))
+    app.include_router(routes(ctx))
+    client = TestClient(app)
+    r = client.post("/v1/images/generations", json={"prompt": "x", "model": "someone/else"})
+    assert r.status_code == 404 and "is not one of this hub's" in r.json()["error"]["message"], r.text
+    assert r.json()["error"]["code"] == "model_not_found"
+    r = client.post("/v1/images/generations", json={"prompt": "x", "model": "dall-e-2", "steps": 1})
+    assert r.status_code == 200, r.text
+    url = r.json()["data"][0]["url"]
+    assert url.startswith("http://testserver/v1/files/stable_diffusion/")
+    got = client.get(url.removeprefix("http://testserver"))
+    assert got.status_code == 200 and got.headers["content-type"] == "image/png"
