@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=2), p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--out", default="bench/results/compare")
     a = p.parse_intermixed_args(argv)
-    out = Path(a.out) / time.strftime("%Y%m%d-%H%M%S")
+    out = Path(a.out).resolve() / time.strftime("%Y%m%d-%H%M%S")  # absolute: each side runs in its checkout
     runs: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     for r in range(a.rounds):
         for side in ("old", "new"):
