@@ -221,7 +221,7 @@ def test_operator_options_become_the_engines_caps(settings):
 
     from demos.clip_zero_shot import DEMO
 
-    assert defaults(DEMO).as_dict() == {"max_labels": 100, "max_images": 256}
+    assert defaults(DEMO).as_dict() == {"max_labels": 100, "max_images": 256, "max_inputs": 2048}
     opts = parse(DEMO, {"DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS": "2", "DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES": "1"})
     assert isinstance(opts, DemoOptions) and (opts.max_labels, opts.max_images) == (2, 1)
     from hub.errors import SettingsError

@@ -1,7 +1,8 @@
 """CLIP zero-shot: classify images against labels you type, and rank a gallery by a text query (open_clip).
 
 The package: `engine.py` (load, the engine, `classify` / `search_images` and their input checks), `fast.py` (GPU
-preprocessing and the CUDA-graphed image encoder), `formats.py` (the tables the tab shows), `ui.py` (the tab).
+preprocessing and the CUDA-graphed image encoder), `formats.py` (the tables the tab shows), `ui.py` (the tab),
+`openai.py` (the OpenAI-compatible `POST /v1/embeddings`).
 This file imports neither torch nor gradio nor open_clip.
 """
 
@@ -12,6 +13,7 @@ from hub.spec import DemoSpec, ModelChoice
 
 MAX_LABELS = 100  # default cap per request; operators change it with DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS
 MAX_IMAGES = 256  # per request; DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES
+MAX_INPUTS = 2048  # texts and images in one /v1/embeddings request (OpenAI's own cap); ..._MAX_INPUTS
 
 SPEC = DemoSpec(
     name="clip_zero_shot",
@@ -50,9 +52,11 @@ DEMO = Demo(
     spec=SPEC,
     load="demos.clip_zero_shot.engine:load",
     ui="demos.clip_zero_shot.ui:build",
+    routes="demos.clip_zero_shot.openai:routes",
     options=(
         Option("max_labels", MAX_LABELS, "Most candidate labels in one classify request.", lo=1),
-        Option("max_images", MAX_IMAGES, "Most images in one classify or search request.", lo=1),
+        Option("max_images", MAX_IMAGES, "Most images in one classify, search or embeddings request.", lo=1),
+        Option("max_inputs", MAX_INPUTS, "Most inputs (texts and images) in one /v1/embeddings request.", lo=1),
     ),
     examples=(
         Example("classify", {"model_id": "tiny-random", "images": _GALLERY, "labels": "cat, dog",

@@ -1,0 +1,274 @@
+"""OpenAI-compatible `POST /v1/embeddings` on the hub's server: CLIP text embeddings, and images as an extension.
+
+`input` is a string or a list of strings; each is embedded by the CLIP text encoder the classify and search tabs
+use (`engine.label_embeddings`, the same cache), L2-normalised in float32. Extension: a string that is an image data
+URL (`data:image/png;base64,...`, or image/jpeg, image/webp) is embedded by the same model's image encoder
+(`engine.encode_images_cached`, search's), so text and image vectors share one space: their dot product is CLIP's
+cosine similarity. Images are decoded by the hub's one decoder (hub.media.image: pixel cap, EXIF rotation).
+
+Texts longer than CLIP's text context (77 tokens with the start and end tokens) are cut to it, as the tabs do, and
+the answer's `demohub.truncated` lists them (with a note); `"truncate": false` refuses them instead. `usage` counts
+the tokens the model read (start and end tokens included, at most the context per text); images count 0 tokens.
+Limits: at most `max_inputs` inputs (DEMOHUB_CLIP_ZERO_SHOT_MAX_INPUTS), of which at most `max_images` images.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hub import validate
+from hub.api import ApiError, add_route, call, json_body, model_id
+from hub.errors import UserError
+
+from demos.clip_zero_shot import MAX_IMAGES, MAX_INPUTS
+
+# OpenAI's own embedding model names: clients configured for OpenAI send these; they mean this hub's default model.
+DEFAULT_ALIASES = ("text-embedding-ada-002", "text-embedding-3-small")
+IMAGE_TYPES = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WebP"}
+DATA_URL = re.compile(r"data:image/([A-Za-z0-9.+-]+)((?:;[^,;]*)*),", re.IGNORECASE)
+# A text is cut to this many characters (whitespace collapsed) before tokenising: far beyond the 77-token context
+# (a CLIP token spans at most 28 characters), and it keeps a huge text from filling the tokenizer's and the
+# embedding caches.
+MAX_TEXT_CHARS = 8192
+
+
+# ---- the request body ---------------------------------------------------------------------------------------------
+
+
+class EmbeddingRequest(BaseModel):
+    """The body of `POST /v1/embeddings`: OpenAI's fields (`user` and others are ignored) plus `truncate`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: list[str] = Field(description="A string or a list of strings to embed. A string that is an image data "
+                                         "URL (data:image/png;base64,..., image/jpeg or image/webp) is embedded as "
+                                         "an image in the same space (a demohub extension).")
+    model: str | None = Field(None, description="A CLIP model this hub serves (GET /v1/models); '', 'default', "
+                                                "'text-embedding-ada-002' or 'text-embedding-3-small' mean the "
+                                                "hub's default model.")
+    encoding_format: str = Field("float", description="'float' (lists of numbers) or 'base64' (little-endian "
+                                                      "float32 bytes, as OpenAI's).")
+    dimensions: int | None = Field(None, description="Must be the model's embedding width when given (CLIP "
+                                                     "embeddings cannot be shortened).")
+    truncate: bool = Field(True, description="Extension: true cuts texts longer than the model's 77-token context "
+                                             "(listed in demohub.truncated); false refuses them.")
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _input(cls, value):
+        return check_input(value)
+
+    @field_validator("encoding_format", mode="before")
+    @classmethod
+    def _format(cls, value):
+        return validate.choice(value, "'encoding_format'", ("float", "base64"), default="float")
+
+    @field_validator("dimensions", mode="before")
+    @classmethod
+    def _dimensions(cls, value):
+        return None if value is None else validate.number(value, "'dimensions'", 1, None, integer=True)
+
+    @field_validator("truncate", mode="before")
+    @classmethod
+    def _truncate(cls, value):
+        return validate.flag(value, "'truncate'", default=True)
+
+
+def check_input(value) -> list[str]:
+    """`input` as a non-empty list of non-blank strings; UserError with a sentence otherwise."""
+    if isinstance(value, str):
+        value = [value]
+    elif not isinstance(value, (list, tuple)):
+        raise UserError("'input' must be a string or a list of strings.")
+    if not value:
+        raise UserError("'input' is an empty list; send at least one string to embed.")
+    if all(isinstance(v, int) for v in value) or any(isinstance(v, (list, tuple)) for v in value):
+        raise UserError("'input' holds token ids; this hub embeds strings with CLIP's own tokenizer, so send the "
+                        "text itself (LangChain: set check_embedding_ctx_length=False).")
+    for i, v in enumerate(value):
+        what = "'input'" if len(value) == 1 else f"input[{i}]"
+        if not isinstance(v, str):
+            raise UserError(f"{what} is not a string; send every input as text (or an image data URL).")
+        if not v.strip():
+            raise UserError(f"{what} is {'an empty string' if not v else 'blank'}; send some text to embed.")
+    return list(value)
+
+
+# ---- inputs: texts and image data URLs ----------------------------------------------------------------------------
+
+
+@dataclass
+class ImageInput:
+    """An image data URL's decoded bytes (the pixels are decoded in the worker, by the hub's decoder)."""
+
+    data: bytes
+    what: str
+
+
+def parse_inputs(texts: list[str], max_inputs: int = MAX_INPUTS, max_images: int = MAX_IMAGES) -> list:
+    """Each input as a text (str) or an ImageInput; ApiError 400 for too many inputs or a bad image data URL."""
+    if len(texts) > max_inputs:
+        raise ApiError(400, f"{len(texts)} inputs is more than one request may hold ({max_inputs}); send them in "
+                            "smaller batches (operators raise the cap with DEMOHUB_CLIP_ZERO_SHOT_MAX_INPUTS).",
+                       param="input")
+    items = [_image(t, i) if t[:5].lower() == "data:" and DATA_URL.match(t) else t for i, t in enumerate(texts)]
+    n_images = sum(isinstance(it, ImageInput) for it in items)
+    if n_images > max_images:
+        raise ApiError(400, f"{n_images} images is more than one request may hold ({max_images}); send fewer "
+                            "(operators raise the cap with DEMOHUB_CLIP_ZERO_SHOT_MAX_IMAGES).", param="input")
+    return items
+
+
+def _image(url: str, i: int) -> ImageInput:
+    m = DATA_URL.match(url)
+    kind, params = m.group(1).lower(), m.group(2).lower()
+    what = f"input[{i}]"
+    if kind not in IMAGE_TYPES:
+        raise ApiError(400, f"{what} is an image/{kind[:20]} data URL; send PNG, JPEG or WebP images "
+                            "(data:image/png;base64,...).", param="input")
+    if "base64" not in params.split(";"):
+        raise ApiError(400, f"{what} is a data URL without ';base64'; send the image base64-encoded "
+                            "(data:image/png;base64,...).", param="input")
+    payload = "".join(url[m.end():].split())
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError(400, f"{what} is an image data URL whose data is not valid base64; encode the file with "
+                            "standard base64.", param="input") from None
+    if not data:
+        raise ApiError(400, f"{what} is an image data URL with no data; put the base64 image after the comma.",
+                       param="input")
+    return ImageInput(data, f"{what} (an image data URL)")
+
+
+# ---- the work (in the worker thread, under the lease) -------------------------------------------------------------
+
+
+@dataclass
+class Embeddings:
+    """One request's vectors, the tokens read, and which inputs were cut (texts) or embedded as images."""
+
+    vectors: object  # numpy float32 (n, D), rows L2-normalised
+    tokens: int
+    truncated: list[int] = field(default_factory=list)
+    images: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def width(engine) -> int:
+    """The model's embedding width (text and image embeddings share it)."""
+    dim = getattr(engine.model.visual, "output_dim", None)
+    return int(dim) if dim else int(engine.encode_texts(["a"]).shape[-1])
+
+
+def token_count(engine, text: str) -> int:
+    """Tokens of `text` with the start and end tokens, by the model's own tokenizer, before truncation."""
+    encode = getattr(engine.tokenizer, "encode", None)
+    if encode is not None:
+        return len(encode(text)) + 2
+    ids = engine.tokenizer([text])  # a tokenizer without encode: count what it kept (already truncated)
+    return int((ids != 0).sum())
+
+
+def embed(engine, items: list, dimensions: int | None = None, truncate: bool = True) -> Embeddings:
+    """Embed texts (str) with the text encoder and ImageInputs with the image encoder; rows keep the input order."""
+    import numpy as np
+
+    from demos.clip_zero_shot.engine import _image_key
+
+    dim = width(engine)
+    if dimensions is not None and dimensions != dim:
+        raise ApiError(400, f"This model's embeddings have {dim} dimensions and CLIP embeddings cannot be "
+                            f"shortened; send 'dimensions': {dim} or leave it out.", param="dimensions")
+    ctx_len = engine.context_length
+    text_at = [i for i, it in enumerate(items) if isinstance(it, str)]
+    image_at = [i for i, it in enumerate(items) if not isinstance(it, str)]
+    texts = {i: " ".join(items[i].split())[:MAX_TEXT_CHARS] for i in text_at}  # the tokenizer collapses it too
+    counts = {i: token_count(engine, t) for i, t in texts.items()}
+    too_long = [i for i in text_at if counts[i] > ctx_len]
+    if too_long and not truncate:
+        i = too_long[0]
+        raise ApiError(400, f"input[{i}] is {counts[i]} tokens long, more than the model's {ctx_len}-token text "
+                            "context (start and end tokens included); shorten it, or send 'truncate': true to "
+                            "embed its beginning.", param="input")
+    pictures = [_decode(items[i]) for i in image_at]  # all decoded before any model work
+    out = np.zeros((len(items), dim), dtype=np.float32)
+    if text_at:
+        out[text_at] = engine.label_embeddings([texts[i] for i in text_at], ("{}",)).cpu().numpy()
+    if image_at:
+        out[image_at] = engine.encode_images_cached(pictures, [_image_key(p) for p in pictures]).cpu().numpy()
+    out /= np.linalg.norm(out, axis=1, keepdims=True)  # exactly unit-norm in float32, also after fp16 on CUDA
+    notes = []
+    if too_long:
+        shown = ", ".join(f"input[{i}]" for i in too_long[:5]) + (f" and {len(too_long) - 5} more"
+                                                                  if len(too_long) > 5 else "")
+        notes.append(f"{shown} {'is' if len(too_long) == 1 else 'are'} longer than the model's {ctx_len}-token "
+                     f"text context; only the first {ctx_len} tokens were embedded.")
+    return Embeddings(out, sum(min(c, ctx_len) for c in counts.values()), too_long, image_at, notes)
+
+
+def _decode(item: ImageInput):
+    """The hub's one decoder (pixel cap, EXIF rotation, RGB); its sentence names the input."""
+    from hub.media.image import open_image
+
+    try:
+        return open_image(item.data, item.what)
+    except UserError as e:
+        text = str(e).replace("the uploaded data", item.what)
+        if text.lower().startswith(item.what.lower()):  # "input[2] ...", as the other input sentences
+            text = item.what + text[len(item.what):]
+        raise ApiError(400, text, param="input") from None
+
+
+# ---- the answer ---------------------------------------------------------------------------------------------------
+
+
+def answer(result: Embeddings, model: str, encoding_format: str, warnings: list[str] = ()) -> dict:
+    """OpenAI's list of embedding objects, plus `demohub` (notes, truncated and image input indices)."""
+    import numpy as np
+
+    if encoding_format == "base64":
+        rows = [base64.b64encode(np.ascontiguousarray(v, dtype="<f4").tobytes()).decode("ascii")
+                for v in result.vectors]
+    else:
+        rows = result.vectors.tolist()
+    return {"object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(rows)],
+            "model": model,
+            "usage": {"prompt_tokens": result.tokens, "total_tokens": result.tokens},
+            "demohub": {"notes": [*warnings, *result.notes], "truncated": result.truncated,
+                        "images": result.images}}
+
+
+def _lease_warnings(lease) -> list[str]:
+    return [w for w in (lease.warning, lease.weights.is_random and "random weights: outputs are meaningless") if w]
+
+
+def routes(ctx):
+    """`POST /v1/embeddings` on the hub's server (hub login, OpenAI-shaped errors, metrics: hub/api.py)."""
+    from fastapi import APIRouter
+    from fastapi.responses import JSONResponse
+
+    router = APIRouter()
+    options = ctx.options.as_dict()
+
+    @add_route(router, ctx, "/v1/embeddings", "POST", api="embeddings")
+    async def embeddings(request):
+        req = await json_body(request, EmbeddingRequest)
+        model = model_id(ctx, None if req.model in DEFAULT_ALIASES else req.model)
+        items = parse_inputs(req.input, options.get("max_inputs", MAX_INPUTS), options.get("max_images", MAX_IMAGES))
+
+        def work(lease):
+            return (embed(lease.engine, items, req.dimensions, req.truncate), lease.weights.choice.id,
+                    _lease_warnings(lease))
+
+        result, name, warnings = await call(ctx, work, model)
+        # JSONResponse: json.dumps directly (FastAPI's encoder would walk every one of the floats)
+        return JSONResponse(answer(result, name, req.encoding_format, warnings))
+
+    return router
