@@ -443,7 +443,7 @@ def label_scores(engine: ClipEngine, img, text, mode: str, templates: tuple[str,
 def search_images(engine: ClipEngine, images, query: str, max_images: int | None = None) -> SearchResult:
     """Rank `images` by cosine similarity to the text `query`, best first."""
     query, pil = check_search(images, query, _caps(engine, None, max_images)[1])
-    keys = [_image_key(im) for im in pil]
+    keys = [image_key(im) for im in pil]
     notes = _truncation_notes(engine, {query: query})
     q = engine.label_embeddings([query], ("{}",))
     emb = engine.encode_images_cached(pil, keys)
@@ -452,7 +452,7 @@ def search_images(engine: ClipEngine, images, query: str, max_images: int | None
     return SearchResult(query, order, sims, notes)
 
 
-def _image_key(img) -> str:
+def image_key(img) -> str:
     h = hashlib.sha1(img.tobytes())
     h.update(f"{img.size}{img.mode}".encode())
     return h.hexdigest()

@@ -179,7 +179,7 @@ def embed(engine, items: list, dimensions: int | None = None, truncate: bool = T
     """Embed texts (str) with the text encoder and ImageInputs with the image encoder; rows keep the input order."""
     import numpy as np
 
-    from demos.clip_zero_shot.engine import _image_key
+    from demos.clip_zero_shot.engine import image_key
 
     dim = width(engine)
     if dimensions is not None and dimensions != dim:
@@ -201,7 +201,7 @@ def embed(engine, items: list, dimensions: int | None = None, truncate: bool = T
     if text_at:
         out[text_at] = engine.label_embeddings([texts[i] for i in text_at], ("{}",)).cpu().numpy()
     if image_at:
-        out[image_at] = engine.encode_images_cached(pictures, [_image_key(p) for p in pictures]).cpu().numpy()
+        out[image_at] = engine.encode_images_cached(pictures, [image_key(p) for p in pictures]).cpu().numpy()
     out /= np.linalg.norm(out, axis=1, keepdims=True)  # exactly unit-norm in float32, also after fp16 on CUDA
     notes = []
     if too_long:

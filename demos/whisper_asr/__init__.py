@@ -18,6 +18,7 @@ DEMO = Demo(
     load="demos.whisper_asr.engine:load",
     ui="demos.whisper_asr.ui:build",
     fetch="demos.whisper_asr.engine:fetch",
+    routes="demos.whisper_asr.openai:routes",
     options=(
         Option("max_minutes", MAX_MINUTES, "Longest audio accepted, in minutes.", lo=0.1, hi=24 * 60.0),
     ),
