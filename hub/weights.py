@@ -73,7 +73,8 @@ def choice_for(spec: DemoSpec, text: str) -> ModelChoice:
         return ModelChoice(id=text, source="hf", label=f"{text} (unpinned)")
     native = [m for m in spec.models if m.source == "native"]
     if native:
-        return replace(native[0], id=text, label=text, sha256=None, files=None)
+        # an unlisted library name: the library resolves it; nothing of another listed model (its size, config) is kept
+        return replace(native[0], id=text, label=text, sha256=None, files=None, options={})
     raise UserError(
         f"Unknown model {text!r} for {spec.title}: use one of {', '.join(m.id for m in spec.models)}, "
         "a Hugging Face repo id (org/name) or a local path."

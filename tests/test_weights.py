@@ -128,3 +128,13 @@ def test_unreachable_hub_fails_fast_with_the_fetch_command(settings, monkeypatch
         resolve(SPEC, SPEC.choice("org/model"), online)
     assert time.monotonic() - t0 < 10
     assert "cannot reach 127.0.0.1" in str(e.value) and "demohub fetch thing" in str(e.value)
+
+
+def test_an_unlisted_library_name_keeps_nothing_of_a_listed_models_options():
+    from hub.spec import DemoSpec, ModelChoice
+    from hub.weights import choice_for
+
+    spec = DemoSpec(name="w", title="W", description="", api_names=("w",), default_model={"cpu": "tiny.en"},
+                    models=(ModelChoice("tiny.en", "native", sha256="0" * 64, options={"size": "tiny.en"}),))
+    other = choice_for(spec, "large-v2")
+    assert other.id == "large-v2" and other.options == {} and other.sha256 is None  # not tiny.en under another name
