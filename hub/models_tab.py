@@ -70,7 +70,8 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
     """Render the tab's components inside the current Blocks."""
     import gradio as gr
 
-    gr.Markdown("Models load on first use and stay until evicted to make room, or unloaded here.")
+    gr.Markdown("Models load on first use and stay until idle past their keep-alive (*unload in*), evicted to make "
+                "room, or unloaded here. Pinned demos stay loaded.")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Models")
     with gr.Row():
         which = gr.Dropdown(demo_names, value=demo_names[0] if demo_names else None, label="Demo")

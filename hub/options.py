@@ -20,7 +20,7 @@ HUB_VARS = frozenset({
     "PINNED", "API_KEYS", "ALLOWED_ORIGINS",
 })
 PER_DEMO = frozenset({"MODEL", "KEEP_ALIVE"})  # every demo's hub-level settings: DEMOHUB_<DEMO>_MODEL, ..._KEEP_ALIVE
-OTHER_PREFIXES = ("BENCH_", "TEST_")
+OTHER_PREFIXES = ("BENCH_", "TEST_", "CHROMIUM")  # read by the benchmarks and the browser tests
 
 
 class DemoOptions:
