@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--keep-alive", metavar="TIME", help="unload idle models after TIME (1800, 30m, 2h; 0 = after each "
                    "request, -1 = never); default 30m")
     s.add_argument("--pinned", metavar="A,B", help="demos whose models stay loaded")
+    s.add_argument("--allow-any-model", action="store_true", default=None,
+                   help="requests may name any HF repo id or local path (a hub only this machine reaches)")
     s.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile GPU fast paths where a demo offers them (warm-up at load)")
     ls = sub.add_parser("list", help="demos, their models, cached or not, size on disk")
@@ -74,7 +76,7 @@ def _serve(args) -> int:
     flags = {k: getattr(args, k, None) for k in ("host", "port", "share", "auth", "auth_file", "insecure_share",
                                                 "device", "dtype", "weights", "vram_budget", "demos", "cache_dir",
                                                 "offline", "max_upload_mb", "queue_size", "compile", "keep_alive",
-                                                "pinned")}
+                                                "pinned", "allow_any_model")}
     settings = Settings.load(**flags)
     settings.check_launch()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

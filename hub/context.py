@@ -45,25 +45,30 @@ class DemoContext:
 
     @property
     def local_only(self) -> bool:
-        """True when only this machine can reach the hub (no share link, loopback host): the visitor is the operator."""
+        """True when only this machine can reach the hub (no share link, loopback host)."""
         return not self.settings.share and self.settings.host in ("127.0.0.1", "localhost", "::1")
 
-    # ---- the request path ---------------------------------------------------------------------------------------
+    @property
+    def any_model(self) -> bool:
+        """Whether a request may name any HF repo id or local path: only when the operator opted in
+        (`DEMOHUB_ALLOW_ANY_MODEL=1`) on a hub only this machine can reach. Otherwise a web page the operator visits
+        could make a local hub download repos or probe its files (a cross-site request needs no login)."""
+        return self.settings.allow_any_model and self.local_only
 
     def check_model(self, model: str | None) -> None:
-        """Visitors may pick only the listed models and the operator's choice. Any other HF repo id or local path
-        would let a stranger download arbitrary repos or read files, so it is an operator setting
-        (`DEMOHUB_<DEMO>_MODEL`), except on a hub that only this machine can reach."""
+        """Requests may pick only the listed models and the operator's choice (`DEMOHUB_<DEMO>_MODEL`); any other
+        HF repo id or local path is an operator setting, except with `any_model`."""
         if model is not None and not isinstance(model, str):
             raise UserError("The model must be given by its name, one of: "
                             f"{', '.join(label for label, _ in self.model_choices())}.")
-        if not model or self.local_only:
+        if not model or self.any_model:
             return
         if model in self.listed_models():
             return
         shown = ", ".join(label for label, _ in self.model_choices())
         raise UserError(f"{str(model)[:100]!r} is not one of this hub's {self.spec.title} models; pick a listed one "
-                        f"({shown}); the operator can add a model with {self.spec.env_var}.")
+                        f"({shown}); the operator can add a model with {self.spec.env_var}"
+                        + (" or allow any with DEMOHUB_ALLOW_ANY_MODEL=1." if self.local_only else "."))
 
     def listed_models(self) -> list[str]:
         """Ids a visitor may pick: the models the picker lists (hidden test models only when the operator made one
@@ -115,8 +120,9 @@ class DemoContext:
         return self._manager.choice(self.spec.name).id
 
     def model_dropdown(self, **kw):
-        """The tab's model picker. Typed values pass through to `check_model` (the one allow-list): an operator on
-        a local hub may type any HF repo id or path; a visitor to a public hub gets a sentence listing the models."""
+        """The tab's model picker. Typed values pass through to `check_model` (the one allow-list): with
+        DEMOHUB_ALLOW_ANY_MODEL on a local hub the operator may type any HF repo id or path; otherwise a sentence
+        lists the models."""
         import gradio as gr
 
         kw.setdefault("allow_custom_value", True)

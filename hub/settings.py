@@ -116,6 +116,7 @@ class Settings:
     keep_alives: Mapping[str, float] = field(default_factory=dict)  # demo name -> DEMOHUB_<DEMO>_KEEP_ALIVE
     pinned: tuple[str, ...] = ()  # demos whose models are never unloaded for time or room (DEMOHUB_PINNED)
     api_keys: tuple[str, ...] = ()  # Bearer keys for /v1 and /metrics (DEMOHUB_API_KEYS)
+    allow_any_model: bool = False  # requests may name any HF repo id or local path (loopback hubs only)
     allowed_origins: tuple[str, ...] = ()  # other websites whose pages may call /v1 (DEMOHUB_ALLOWED_ORIGINS)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # the DEMOHUB_* variables, for demo options
 
@@ -175,6 +176,8 @@ class Settings:
         }
         if (v := get("DEMOHUB_PINNED")) is not None:
             kw["pinned"] = _demo_list(v) or ()
+        if (v := get("DEMOHUB_ALLOW_ANY_MODEL")) is not None:
+            kw["allow_any_model"] = _bool(v, "DEMOHUB_ALLOW_ANY_MODEL")
         if (v := get("DEMOHUB_ALLOWED_ORIGINS")) is not None:
             kw["allowed_origins"] = tuple(o.strip() for o in v.split(",") if o.strip())
         if (v := get("DEMOHUB_API_KEYS")) is not None:

@@ -35,7 +35,7 @@ def test_user_errors_reach_the_client_as_sentences_and_the_server_keeps_serving(
         client.predict("echo-small", "   ", 3, api_name="/echo")
     with pytest.raises(Exception, match="from 1 to 10"):
         client.predict("echo-small", "x", 99, api_name="/echo")
-    with pytest.raises(Exception, match="Unknown model .not-a-model.*use one of echo-small"):  # a sentence, not a crash
+    with pytest.raises(Exception, match="'not-a-model' is not one of this hub's.*echo-small"):  # a sentence, not a crash
         client.predict("not-a-model", "x", 1, api_name="/echo")
     assert client.predict("echo-large", "ok", 1, api_name="/echo")[0] == "ok"
 

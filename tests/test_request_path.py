@@ -107,10 +107,17 @@ def test_a_public_hub_refuses_unlisted_models_on_run_and_stream(settings, how):
         calls.clear()
 
 
-def test_the_operator_may_use_any_model_on_a_hub_only_this_machine_reaches(settings):
+def test_any_model_only_when_the_operator_opts_in_on_a_hub_only_this_machine_reaches(settings):
     ctx, _ = ctx_for(settings)
     assert ctx.local_only
-    ctx.check_model("some/other-repo")  # the visitor is the operator: no refusal
+    for other in ("some/other-repo", "/root/.ssh"):  # a web page the operator visits could send these
+        with pytest.raises(UserError, match="DEMOHUB_ALLOW_ANY_MODEL=1"):
+            ctx.check_model(other)
+    opted_in, _ = ctx_for(settings, allow_any_model=True)
+    opted_in.check_model("some/other-repo")
+    public, _ = ctx_for(settings, allow_any_model=True, host="0.0.0.0")  # never on a hub others reach
+    with pytest.raises(UserError, match="not one of this hub's"):
+        public.check_model("some/other-repo")
 
 
 def test_demos_reach_models_only_through_ctx_run_and_ctx_stream():

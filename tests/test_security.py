@@ -71,9 +71,10 @@ def test_visitors_of_a_public_hub_cannot_load_arbitrary_models(settings):
     from hub.models import ModelManager
     from tests import fake_demo
 
-    local = DemoContext(ModelManager(settings, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), settings, fake_demo.SPEC)
-    local.check_model("someone/any-repo")  # only this machine can reach it: the visitor is the operator
-    for public in (replace(settings, share=True, auth=(("u", "p"),)), replace(settings, host="0.0.0.0")):
+    opted_in = replace(settings, allow_any_model=True)
+    local = DemoContext(ModelManager(opted_in, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), opted_in, fake_demo.SPEC)
+    local.check_model("someone/any-repo")  # only this machine can reach it and the operator allowed any model
+    for public in (replace(opted_in, share=True, auth=(("u", "p"),)), replace(opted_in, host="0.0.0.0")):
         ctx = DemoContext(ModelManager(public, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), public, fake_demo.SPEC)
         ctx.check_model("echo-large")  # listed
         for bad in ("someone/any-repo", "/etc/passwd", "../models/x.gguf"):

@@ -173,9 +173,9 @@ def test_errors_are_openai_shaped_sentences_and_the_hub_keeps_serving(serve, tmp
     refused(openai.BadRequestError, "granularity 'sentence' is not one of", response_format="verbose_json",
             timestamp_granularities=["sentence"])
     refused(openai.BadRequestError, "Unknown language 'elvish'", language="elvish")
-    e = refused(openai.NotFoundError, "does not exist", model="/no/such/whisper.bin")
+    e = refused(openai.NotFoundError, "is not one of this hub's", model="/no/such/whisper.bin")
     assert e.body["code"] == "model_not_found" and e.body["param"] == "model"
-    e = refused(openai.NotFoundError, "does not exist on this hub", model="gpt-4o-transcribe")
+    e = refused(openai.NotFoundError, "is not one of this hub's", model="gpt-4o-transcribe")
     assert e.body["code"] == "model_not_found"
     big = write_wav(tmp_path / "long.wav", tone(440, 40, SR), SR)  # 1.2 MiB over the 1 MiB cap
     e = refused(openai.APIStatusError, r"at most 1 MiB.*DEMOHUB_MAX_UPLOAD_MB", file=Path(big))
