@@ -26,21 +26,72 @@ class ApiError(Exception):
     """An answer for the client: HTTP status, a sentence, and OpenAI's error type/param/code."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+                 code: str | None = None, headers: dict | None = None):
         super().__init__(message)
         self.status, self.message, self.kind, self.param, self.code = status, message, kind, param, code
+        self.headers = headers
 
     def response(self):
-        return error(self.status, self.message, self.kind, self.param, self.code)
+        return error(self.status, self.message, self.kind, self.param, self.code, self.headers)
 
 
 def error(status: int, message: str, kind: str = "invalid_request_error", param: str | None = None,
-          code: str | None = None):
+          code: str | None = None, headers: dict | None = None):
     """`{"error": {"message", "type", "param", "code"}}` with `status`, as OpenAI's API answers."""
     from fastapi.responses import JSONResponse
 
     return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}},
-                        status_code=status)
+                        status_code=status, headers=headers)
+
+
+class Admission:
+    """The /v1 queue of one demo: at most `gpu_concurrency` requests at work (as the tab's events), the others wait
+    without holding a server thread, and beyond `queue_size` waiting ones a request gets 429 with Retry-After, so
+    API traffic never starves the page."""
+
+    def __init__(self, limit: int, backlog: int, title: str):
+        self.limit, self.backlog, self.title = limit, backlog, title
+        self.waiting = 0
+        self._sem = None
+
+    async def acquire(self) -> Callable[[], None]:
+        """Wait for a slot; returns its release (call it once the work, or its stream, is over)."""
+        import anyio
+
+        if self._sem is None:
+            self._sem = anyio.Semaphore(self.limit)
+        try:
+            self._sem.acquire_nowait()  # a free slot: no waiting, nothing counted
+            return self._releaser()
+        except anyio.WouldBlock:
+            pass
+        if self.waiting >= self.backlog:
+            raise ApiError(429, f"{self.title} has {self.waiting} requests waiting already; try again in a few "
+                                "seconds.", "rate_limit_error", code="queue_full", headers={"Retry-After": "5"})
+        self.waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self.waiting -= 1
+        return self._releaser()
+
+    def _releaser(self) -> Callable[[], None]:
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._sem.release()
+        return release
+
+
+def admission(ctx) -> Admission:
+    """The demo's one Admission (made on first use, kept on its context)."""
+    adm = getattr(ctx, "_admission", None)
+    if adm is None:
+        adm = ctx._admission = Admission(ctx.spec.gpu_concurrency, ctx.settings.queue_size, ctx.spec.title)
+    return adm
 
 
 def model_id(ctx, model) -> str | None:
@@ -58,10 +109,14 @@ def model_id(ctx, model) -> str | None:
 
 
 async def call(ctx, fn: Callable, model: str | None):
-    """`ctx.run(fn, model)` in a worker thread (the event loop stays free for other requests)."""
+    """`ctx.run(fn, model)` in a worker thread once the demo's /v1 queue (`admission`) lets it in."""
     import anyio
 
-    return await anyio.to_thread.run_sync(ctx.run, fn, model)
+    release = await admission(ctx).acquire()
+    try:
+        return await anyio.to_thread.run_sync(ctx.run, fn, model)
+    finally:
+        release()
 
 
 async def json_bytes(request, max_bytes: int = MAX_JSON_BYTES) -> bytes:

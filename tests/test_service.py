@@ -174,3 +174,47 @@ def test_other_websites_cannot_drive_the_api_and_bodies_must_be_bounded_json(ser
     assert status == 200
     status, _ = post(body, {"Content-Type": "application/json"})  # programs send no Origin
     assert status == 200
+
+
+def test_v1_requests_wait_without_threads_and_a_full_backlog_gets_429(settings):
+    """Work waits in the demo's /v1 queue (one at a time, as the tab), holds no server thread while waiting, and
+    beyond the backlog a request is told to come back (429 + Retry-After) instead of piling up."""
+    import asyncio
+
+    import httpx
+    from fastapi import APIRouter, FastAPI
+
+    from hub.api import add_route, call
+    from hub.context import DemoContext
+    from tests import fake_demo
+
+    s = replace(settings, queue_size=3)
+    ctx = DemoContext(ModelManager(s, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), s, fake_demo.SPEC)
+    router, app = APIRouter(), FastAPI()
+
+    @add_route(router, ctx, "/v1/slow")
+    async def slow(request):
+        return {"text": await call(ctx, lambda lease: (time.sleep(0.3), "done")[1], None)}
+
+    @app.get("/ping")
+    async def ping():
+        return {"ok": True}
+
+    app.include_router(router)
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hub") as client:
+            posts = [asyncio.create_task(client.post("/v1/slow")) for _ in range(8)]
+            await asyncio.sleep(0.1)
+            t0 = time.monotonic()
+            assert (await client.get("/ping")).status_code == 200
+            ping_s = time.monotonic() - t0
+            return [await p for p in posts], ping_s
+
+    answers, ping_s = asyncio.run(main())
+    codes = sorted(r.status_code for r in answers)
+    assert codes.count(200) == 4 and codes.count(429) == 4  # one at work + 3 waiting; the rest told to retry
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.headers["retry-after"] == "5" and "try again" in refused.json()["error"]["message"]
+    assert ping_s < 0.3  # the server answered other requests while the queue was full

@@ -19,7 +19,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import validate
-from hub.api import ApiError, add_route, call, json_bytes, model_id
+from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
 from hub.errors import UserError
 
 from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
@@ -211,10 +211,15 @@ async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, i
         for chunk in stream_chat(lease.engine, msgs, params, stop):
             yield chunk, lease.weights.choice.id
 
-    gen = ctx.stream(generate, model, api="chat_completions")
-    first = await anyio.to_thread.run_sync(next, gen, None)  # errors before the first token: hub.api maps them
+    release = await admission(ctx).acquire()  # the demo's /v1 queue, held until the stream is over
+    try:
+        gen = ctx.stream(generate, model, api="chat_completions")
+        first = await anyio.to_thread.run_sync(next, gen, None)  # errors before the first token: hub.api maps them
+    except BaseException:
+        release()
+        raise
     sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.choice(None).id)
-    return StreamingResponse(sse.run(gen, first, stop, include_usage), media_type="text/event-stream",
+    return StreamingResponse(sse.run(gen, first, stop, include_usage, release), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -232,7 +237,7 @@ class _Events:
         return self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
                          "model": self.name, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]})
 
-    async def run(self, gen, item, stop: threading.Event, include_usage: bool):
+    async def run(self, gen, item, stop: threading.Event, include_usage: bool, release=lambda: None):
         import anyio
 
         sent = 0
@@ -259,6 +264,7 @@ class _Events:
             # once the worker thread has handed it back.
             stop.set()
             threading.Thread(target=_close_when_idle, args=(gen,), daemon=True).start()
+            release()  # the /v1 queue slot; the lease itself is released when the generator closes
 
 
 def _close_when_idle(gen, timeout: float = 60.0) -> None:
