@@ -119,6 +119,26 @@ async def call(ctx, fn: Callable, model: str | None):
         release()
 
 
+async def call_until_gone(request, ctx, work: Callable, model: str | None):
+    """`call(ctx, lease -> work(lease, gone), model)`, `gone` a threading.Event set when the client hangs up, so a
+    long answer nobody waits for stops at its next step (token, window, denoising step) and frees the model."""
+    import asyncio
+    import threading
+
+    gone = threading.Event()
+
+    async def watch():
+        while not await request.is_disconnected():
+            await asyncio.sleep(0.25)
+        gone.set()
+
+    watcher = asyncio.ensure_future(watch())  # not an anyio task group: it would wrap the route's ApiErrors
+    try:
+        return await call(ctx, lambda lease: work(lease, gone), model)
+    finally:
+        watcher.cancel()
+
+
 async def json_bytes(request, max_bytes: int = MAX_JSON_BYTES) -> bytes:
     """The raw body of a JSON request: Content-Type application/json (415 otherwise) and at most `max_bytes` (413)."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()

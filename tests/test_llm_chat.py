@@ -399,3 +399,36 @@ def test_real_smollm2_gguf_answers_paris(settings):
         final = L.chat(lease.engine, msgs, L.check_params(temperature=0, max_new_tokens=30))
     assert "Paris" in final.text, final.text
     assert final.finish_reason in ("stop", "length") and final.new_tokens > 0
+
+
+def test_a_non_streaming_answer_stops_when_its_client_hangs_up(serve, monkeypatch):
+    """The model is free again within seconds of the client going away, not after the whole answer."""
+    import socket
+    import time
+
+    import demos.llm_chat.openai as routes_module
+
+    real_chat = routes_module.chat
+
+    def slow_chat(engine, msgs, params, stop=None):  # a 30 s answer unless the route passes and sets `stop`
+        end = time.monotonic() + 30
+        while time.monotonic() < end and not (stop is not None and stop.is_set()):
+            time.sleep(0.02)
+        return real_chat(engine, msgs, params, stop)
+
+    monkeypatch.setattr(routes_module, "chat", slow_chat)
+    client = serve(("llm_chat",), models={"llm_chat": "tiny-random"})
+    manager = client.blocks.hub_manager
+    host, port = client.src.split("//")[1].rstrip("/").split(":")
+    body = json.dumps({"messages": [{"role": "user", "content": "tell me everything"}], "max_tokens": 900}).encode()
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        deadline = time.monotonic() + 120
+        while not any(r["in_use"] for r in manager.status()):
+            assert time.monotonic() < deadline, "the request never started"
+            time.sleep(0.02)
+    t0 = time.monotonic()  # the client is gone
+    while any(r["in_use"] for r in manager.status()):
+        assert time.monotonic() - t0 < 5, "the model was still busy 5 s after the client hung up"
+        time.sleep(0.02)

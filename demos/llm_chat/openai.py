@@ -19,7 +19,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import validate
-from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
+from hub.api import ApiError, add_route, admission, call_until_gone, json_bytes, model_id
 from hub.errors import UserError
 
 from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
@@ -183,16 +183,16 @@ def routes(ctx):
         model = model_id(ctx, model)  # the allow-list: an unknown model is a 404 before anything loads
         if stream:
             return await _stream(ctx, model, msgs, params, include_usage)
-        return await _complete(ctx, model, msgs, params)
+        return await _complete(request, ctx, model, msgs, params)
 
     return router
 
 
-async def _complete(ctx, model: str | None, msgs: list[dict], params: GenParams):
-    """The whole answer as one chat.completion object."""
-
+async def _complete(request, ctx, model: str | None, msgs: list[dict], params: GenParams):
+    """The whole answer as one chat.completion object; a client that hangs up stops it at the next token."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    final, name = await call(ctx, lambda lease: (chat(lease.engine, msgs, params), lease.weights.choice.id), model)
+    final, name = await call_until_gone(
+        request, ctx, lambda lease, gone: (chat(lease.engine, msgs, params, gone), lease.weights.choice.id), model)
     return {"id": cid, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
                          "finish_reason": "length" if final.finish_reason == "length" else "stop"}],

@@ -16,7 +16,6 @@ import base64
 import re
 import secrets
 import shutil
-import threading
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from demos.stable_diffusion import engine as sd
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import SPEC
 from hub import validate
-from hub.api import ApiError, add_route, call, form_body, json_body, model_id, sentence
+from hub.api import ApiError, add_route, call_until_gone, form_body, json_body, model_id, sentence
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.outputs import request_folder
@@ -256,22 +255,8 @@ def _record(lease, res, safety: bool) -> dict:
 
 
 async def _until_disconnect(request, ctx, work, model):
-    """`call(ctx, lease -> work(lease, should_stop), model)`; should_stop turns true when the client goes away,
-    so the denoising loop stops after its current step and the lease is released."""
-    import asyncio
-
-    gone = threading.Event()
-
-    async def watch():
-        while not await request.is_disconnected():
-            await asyncio.sleep(0.5)
-        gone.set()
-
-    watcher = asyncio.ensure_future(watch())  # not an anyio task group: it would wrap the route's ApiErrors
-    try:
-        return await call(ctx, lambda lease: work(lease, gone.is_set), model)
-    finally:
-        watcher.cancel()
+    """hub.api.call_until_gone with `work(lease, should_stop)`: the denoising loop stops after its current step."""
+    return await call_until_gone(request, ctx, lambda lease, gone: work(lease, gone.is_set), model)
 
 
 class _Files:

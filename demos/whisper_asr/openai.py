@@ -22,7 +22,7 @@ from demos.whisper_asr import engine
 from demos.whisper_asr.formats import get_writer
 from demos.whisper_asr.languages import languages, normalize_language
 from hub import validate
-from hub.api import ApiError, add_route, call, form_body, model_id, sentence
+from hub.api import ApiError, add_route, call_until_gone, form_body, model_id, sentence
 from hub.errors import UserError
 
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -154,10 +154,14 @@ async def answer(ctx, request, task: str):
     finally:
         await form.close()
 
-    def work(lease):
-        return engine.transcribe(lease.engine, samples, opts, max_seconds=max_seconds), lease.weights.choice.id
+    def work(lease, gone):
+        transcript = None
+        for transcript in engine.transcribe_iter(lease.engine, samples, opts, max_seconds=max_seconds):
+            if gone.is_set():  # the client hung up: stop after this window, free the model
+                break
+        return transcript, lease.weights.choice.id
 
-    transcript, name = await call(ctx, work, model)
+    transcript, name = await call_until_gone(request, ctx, work, model)
     return respond(transcript, body, name)
 
 
