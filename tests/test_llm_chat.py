@@ -432,3 +432,23 @@ def test_a_non_streaming_answer_stops_when_its_client_hangs_up(serve, monkeypatc
     while any(r["in_use"] for r in manager.status()):
         assert time.monotonic() - t0 < 5, "the model was still busy 5 s after the client hung up"
         time.sleep(0.02)
+
+
+def test_a_huge_conversation_is_trimmed_in_one_pass_and_an_impossible_system_prompt_refused_early(engine, monkeypatch):
+    """200 messages of 20 KB: the tokenizer reads a bounded amount of text (not every turn again per dropped turn),
+    the newest turns are kept whole, and a system prompt that can never fit is refused before any tokenizing."""
+    read = []
+    real = L._count
+    monkeypatch.setattr(L, "_count", lambda eng, text: (read.append(len(text)), real(eng, text))[1])
+    history = [m for i in range(100) for m in ({"role": "user", "content": f"question {i} " + "x " * 10_000},
+                                                {"role": "assistant", "content": f"answer {i} " + "y " * 10_000})]
+    msgs = build_messages("Be brief.", history, "and now?")
+    prep = L.prepare(engine, msgs, L.check_params(max_new_tokens=64))
+    budget = engine.context - 64
+    assert len(prep.input_ids) <= budget and "and now?" in prep.prompt and "question 0 " not in prep.prompt
+    assert "Be brief." in prep.prompt and any("oldest message" in n for n in prep.notes)
+    assert sum(read) <= 6 * budget * 16, f"the tokenizer read {sum(read)} characters for one request"
+    read.clear()
+    with pytest.raises(UserError, match="system prompt .* can never fit"):
+        L.prepare(engine, build_messages("z" * 100_000, [], "hi"), L.check_params(max_new_tokens=64))
+    assert read == []  # refused before tokenizing

@@ -227,12 +227,20 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
     system = [m for m in msgs[:1] if m["role"] == "system"]
     turns = msgs[len(system):-1]
     last = dict(msgs[-1])
-    # A huge paste: cut by characters first (no tokenizer produces fewer than one token per 16 characters).
+    # No tokenizer makes fewer than one token per 16 characters: text beyond budget * 16 characters can never fit, so
+    # it is cut or refused before anything is tokenised (a huge paste or conversation costs no tokenizer time).
+    if system and len(system[0]["content"]) > budget * 16:
+        raise UserError(f"The system prompt ({len(system[0]['content'])} characters) can never fit this model's "
+                        f"context of {ctx} tokens; shorten it.")
     if len(last["content"]) > budget * 16:
         last["content"] = last["content"][: budget * 16]
+    turns, dropped = _newest_within(turns, budget * 16 - len(last["content"]))
     ids = _count(engine, _render(engine, system + turns + [last]))
-    dropped = 0
-    while len(ids) > budget and turns:
+    if len(ids) > budget and turns:
+        turns, more = _drop_oldest(engine, turns, len(ids) - budget)
+        dropped += more
+        ids = _count(engine, _render(engine, system + turns + [last]))
+    while len(ids) > budget and turns:  # the template's own tokens can leave it a little over: a turn more
         k = 2 if len(turns) >= 2 and turns[0]["role"] == "user" else 1
         turns, dropped = turns[k:], dropped + k
         ids = _count(engine, _render(engine, system + turns + [last]))
@@ -244,6 +252,29 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
     prompt = _render(engine, system + turns + [last])
     ids = _count(engine, prompt)
     return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes)
+
+
+def _newest_within(turns: list[dict], chars: int) -> tuple[list[dict], int]:
+    """The newest turns whose text totals at most `chars` characters (whole user/assistant pairs), and how many
+    older ones were left out. No tokenizer call."""
+    total, keep = 0, len(turns)
+    while keep > 0 and total + len(turns[keep - 1]["content"]) <= chars:
+        keep -= 1
+        total += len(turns[keep]["content"])
+    if keep < len(turns) and turns[keep]["role"] == "assistant":
+        keep += 1  # start at a user message
+    return turns[keep:], keep
+
+
+def _drop_oldest(engine: Engine, turns: list[dict], excess: int) -> tuple[list[dict], int]:
+    """Leave out the oldest turns (in user/assistant pairs) until about `excess` tokens are gone: each turn is
+    tokenised once, so trimming a long conversation is linear, not quadratic."""
+    removed = k = 0
+    while k < len(turns) and removed < excess:
+        step = 2 if k + 1 < len(turns) and turns[k]["role"] == "user" else 1
+        removed += sum(len(_count(engine, t["content"])) for t in turns[k:k + step])
+        k += step
+    return turns[k:], k
 
 
 def _cut_last(engine: Engine, before: list[dict], last: dict, n_ids: int, budget: int, max_new: int,
