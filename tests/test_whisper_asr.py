@@ -341,3 +341,10 @@ def test_turbo_uses_the_moved_repo():
     ids = [m.id for m in SPEC.models]
     assert "dropbox-dash/faster-whisper-large-v3-turbo" in ids and not any("mobiuslabs" in i for i in ids)
     assert SPEC.choice("dropbox-dash/faster-whisper-large-v3-turbo").revision == "0a363e9161cbc7ed1431c9597a8ceaf0c4f78fcf"
+
+
+def test_an_english_only_model_with_auto_language_transcribes_english():
+    eng = W.build_random("tiny.en", sample_len=4)
+    assert not eng.multilingual
+    t = W.transcribe(eng, tone(440, 2.0, SR), vad=False, beam_size=1)  # raised "doesn't have language tokens"
+    assert t.language == "en"

@@ -140,9 +140,12 @@ def check_options(options: Options | None = None, **kw) -> Options:
 
 
 def check_model_fits(engine, opts: Options) -> None:
-    """English-only models neither translate nor take another language."""
+    """English-only models neither translate nor take another language; "auto" on them simply means English
+    (they have no language tokens to detect with)."""
     if engine.multilingual:
         return
+    if opts.language is None:
+        opts.language = "en"
     if opts.task == "translate":
         raise UserError(f"{engine.name} is an English-only model and cannot translate; pick a multilingual "
                         "model (one without '.en') to translate to English.")
