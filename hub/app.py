@@ -100,6 +100,8 @@ def launch(blocks, settings: Settings, **extra):
         server_name=settings.host, server_port=settings.port, share=settings.share,
         auth=list(settings.auth) or None, max_file_size=settings.max_upload_mb * 1024 * 1024,
         show_error=True, footer_links=["api", "settings"],
+        # FastAPI's own /openapi.json would describe every route to anyone, without login (gradio's page has its own)
+        app_kwargs={"openapi_url": None},
     )
     kwargs.update(extra)
     block = kwargs.pop("prevent_thread_lock", False)

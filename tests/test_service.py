@@ -218,3 +218,11 @@ def test_v1_requests_wait_without_threads_and_a_full_backlog_gets_429(settings):
     refused = next(r for r in answers if r.status_code == 429)
     assert refused.headers["retry-after"] == "5" and "try again" in refused.json()["error"]["message"]
     assert ping_s < 0.3  # the server answered other requests while the queue was full
+
+
+def test_no_fastapi_description_of_every_route(serve):
+    client = serve(("tests.fake_demo",), api_keys=("sk-1",))
+    for path in ("openapi.json", "docs", "redoc"):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            get(client.src + path)
+        assert e.value.code in (401, 404)
