@@ -30,16 +30,15 @@ def _unload_in(row: dict) -> str:
 
 
 def system_info(manager: ModelManager, settings: Settings) -> str:
-    """Markdown: versions, device choice, GPU memory, cache folder and size. Imports no torch itself."""
-    lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}"]
+    """Markdown: versions, device choice, GPU memory, cache folder and size. Imports no torch itself.
+
+    Library versions and the cache folder's path are for the operator: a hub others can reach (share link,
+    non-loopback host) leaves them out; the operator sees them in the log and with `demohub list`."""
+    operator = not settings.share and settings.host in ("127.0.0.1", "localhost", "::1")
     torch = loaded_torch()
-    if torch is None:
-        lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
-    else:
-        cuda = torch.cuda.is_available()
-        lines.append(f"- torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}, "
-                     f"GPU: {torch.cuda.get_device_name(0) if cuda else 'none'}")
-        if cuda:
+    lines = _versions(torch) if operator else []
+    if torch is not None:
+        if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
             lines.append(f"- VRAM used {(total - free) / 2**30:.2f} GiB, free {free / 2**30:.2f} GiB of {total / 2**30:.1f} GiB")
         p = manager.placement()
@@ -55,8 +54,20 @@ def system_info(manager: ModelManager, settings: Settings) -> str:
         used = manager.resident_bytes(kind)
         if used:
             lines.append(f"- Models resident on {kind}: {used / 1e6:.0f} MB")
-    lines.append(f"- Cache folder: `{settings.cache_dir.resolve()}` ({folder_bytes(settings.cache_dir) / 1e6:.0f} MB)")
+    where = f"`{settings.cache_dir.resolve()}` " if operator else ""
+    lines.append(f"- Cache folder: {where}({folder_bytes(settings.cache_dir) / 1e6:.0f} MB)")
     return "\n".join(lines)
+
+
+def _versions(torch) -> list[str]:
+    lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}"]
+    if torch is None:
+        lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
+    else:
+        cuda = torch.cuda.is_available()
+        lines.append(f"- torch {torch.__version__}, CUDA {torch.version.cuda or 'none'}, "
+                     f"GPU: {torch.cuda.get_device_name(0) if cuda else 'none'}")
+    return lines
 
 
 def _version(dist: str) -> str:

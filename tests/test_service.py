@@ -226,3 +226,16 @@ def test_no_fastapi_description_of_every_route(serve):
         with pytest.raises(urllib.error.HTTPError) as e:
             get(client.src + path)
         assert e.value.code in (401, 404)
+
+
+def test_the_models_tab_shows_visitors_no_server_paths_or_versions(settings):
+    from hub import models_tab
+    from hub.models import ModelManager
+
+    m = ModelManager(settings, {"a": (spec("a"), loader(100))})
+    local = models_tab.system_info(m, settings)
+    assert str(settings.cache_dir.resolve()) in local and "gradio" in local
+    for public in (replace(settings, host="0.0.0.0"), replace(settings, share=True, auth=(("u", "p"),))):
+        shown = models_tab.system_info(m, public)
+        assert str(settings.cache_dir.resolve()) not in shown and "gradio" not in shown and "Python" not in shown
+        assert "Cache folder" in shown and "Keep-alive" in shown
