@@ -137,41 +137,7 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
         while more():
             api, args, check = reqs[k % len(reqs)]
             k += 1
-            with stats.cond:
-                while stats.paused:
-                    stats.cond.wait()
-                stats.started += 1
-                stats.inflight += 1
-                if marks and stats.started == marks[0]:
-                    stats.paused = True  # the mark's request runs; none starts until memory is read
-            t0 = time.perf_counter()
-            try:
-                result = client.predict(*args, api_name=api)
-                if check:
-                    check(result)
-                outcome = "ok"
-            except AssertionError as e:
-                outcome = "leak"
-                stats.errors.append(f"{api}: {e}")
-            except Exception as e:  # noqa: BLE001 - classified and counted, never hidden
-                text = str(e)
-                outcome = "queue_full" if QUEUE_FULL in text.lower() else "error"
-                if outcome == "error":
-                    stats.errors.append(f"{api}: {type(e).__name__}: {text[:300]}")
-            with stats.cond:
-                stats.outcomes[(api, outcome)] += 1
-                stats.latencies.setdefault(api, []).append(time.perf_counter() - t0)
-                stats.completed += 1
-                stats.inflight -= 1
-                if stats.paused and stats.inflight == 0:
-                    # Every request so far has been answered and the server is idle: read its memory now, so the
-                    # reading is what it keeps, not what requests in flight happen to hold at that instant.
-                    time.sleep(1.0)
-                    mark = marks.pop(0)
-                    stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
-                    stats.parts_mb[mark] = _memory_parts_mb(server_pid or os.getpid())
-                    stats.paused = False
-                    stats.cond.notify_all()
+            _timed_request(client, api, args, check, stats, marks, server_pid)
 
     threads = [threading.Thread(target=session, args=(i,), daemon=True) for i in range(sessions)]
     for t in threads:
@@ -183,14 +149,59 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     start = clock.setdefault("start", time.monotonic())
     for t in threads:
         t.join(timeout=max(seconds, max_seconds) + 300)
+    return _report(stats, sessions, start, threads)
+
+
+def _timed_request(client, api: str, args, check, stats: Stats, marks: list, server_pid: int | None) -> None:
+    """One counted request; at a memory mark, new requests wait until every answered one is in, then memory is read."""
+    with stats.cond:
+        while stats.paused:
+            stats.cond.wait()
+        stats.started += 1
+        stats.inflight += 1
+        if marks and stats.started == marks[0]:
+            stats.paused = True  # the mark's request runs; none starts until memory is read
+    t0 = time.perf_counter()
+    try:
+        result = client.predict(*args, api_name=api)
+        if check:
+            check(result)
+        outcome = "ok"
+    except AssertionError as e:
+        outcome = "leak"
+        stats.errors.append(f"{api}: {e}")
+    except Exception as e:  # noqa: BLE001 - classified and counted, never hidden
+        text = str(e)
+        outcome = "queue_full" if QUEUE_FULL in text.lower() else "error"
+        if outcome == "error":
+            stats.errors.append(f"{api}: {type(e).__name__}: {text[:300]}")
+    with stats.cond:
+        stats.outcomes[(api, outcome)] += 1
+        stats.latencies.setdefault(api, []).append(time.perf_counter() - t0)
+        stats.completed += 1
+        stats.inflight -= 1
+        if stats.paused and stats.inflight == 0:
+            # Every request so far has been answered and the server is idle: read its memory now, so the
+            # reading is what it keeps, not what requests in flight happen to hold at that instant.
+            time.sleep(1.0)
+            mark = marks.pop(0)
+            stats.rss_mb[mark] = _rss_mb(server_pid or os.getpid())
+            stats.parts_mb[mark] = _memory_parts_mb(server_pid or os.getpid())
+            stats.paused = False
+            stats.cond.notify_all()
+
+
+def _report(stats: Stats, sessions: int, start: float, threads: list) -> dict:
     per_api = {}
     for api, lat in stats.latencies.items():
         lat = sorted(lat)
         per_api[api] = {"requests": len(lat), "ok": stats.outcomes[(api, "ok")],
                         "queue_full": stats.outcomes[(api, "queue_full")], "error": stats.outcomes[(api, "error")],
-                        "leak": stats.outcomes[(api, "leak")], "p50_s": lat[len(lat) // 2], "p90_s": lat[int(0.9 * (len(lat) - 1))]}
-    return {"sessions": sessions, "seconds": round(time.monotonic() - start, 1), "completed": stats.completed, "per_api": per_api,
-            "rss_mb": stats.rss_mb, "memory_parts_mb": stats.parts_mb, "errors": stats.errors[:20], "hung_sessions": sum(t.is_alive() for t in threads)}
+                        "leak": stats.outcomes[(api, "leak")], "p50_s": lat[len(lat) // 2],
+                        "p90_s": lat[int(0.9 * (len(lat) - 1))]}
+    return {"sessions": sessions, "seconds": round(time.monotonic() - start, 1), "completed": stats.completed,
+            "per_api": per_api, "rss_mb": stats.rss_mb, "memory_parts_mb": stats.parts_mb, "errors": stats.errors[:20],
+            "hung_sessions": sum(t.is_alive() for t in threads)}
 
 
 def serve_tiny(port: int, queue_size: int = 64):
