@@ -147,6 +147,14 @@ class Result:
         return [writer.write(im, self.image_params(i)) for i, im in enumerate(self.images)]
 
 
+def record(lease, res: Result, safety_checker: bool) -> dict:
+    """The reproducibility record of one request (the tab and /v1/images answer the same one)."""
+    return lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
+                        seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
+                        safety_checker=safety_checker and lease.engine.has_safety_checker,
+                        offloaded=lease.engine.offloaded)
+
+
 OnStep = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
@@ -382,7 +390,7 @@ def mask_from(x):
     from PIL import ImageChops
 
     gray = open_image(x, "the mask").convert("L")  # the hub decoder: sentences, pixel cap, EXIF, 16-bit
-    alpha = _alpha(x)
+    alpha = alpha_channel(x)
     if alpha is not None:
         gray = ImageChops.multiply(gray, alpha)
     return gray.point(lambda v: 255 if v > 127 else 0)
@@ -395,13 +403,13 @@ def editor_mask(layers):
     mask = None
     for layer in (x for x in layers or [] if x is not None):
         size = open_image(layer, "a mask layer").size
-        alpha = _alpha(layer)
+        alpha = alpha_channel(layer)
         alpha = Image.new("L", size, 255) if alpha is None else alpha  # a layer without alpha is painted all over
         mask = alpha if mask is None else ImageChops.lighter(mask, alpha.resize(mask.size))
     return None if mask is None else mask.point(lambda v: 255 if v > 0 else 0)
 
 
-def _alpha(x):
+def alpha_channel(x):
     """The alpha channel of an upload the hub decoder already accepted, or None when it has none.
 
     Read with PIL directly: the hub decoder drops alpha (its policy for pictures), but in a mask transparency is

@@ -223,13 +223,13 @@ def image_and_mask(image_bytes: bytes, mask_bytes: bytes | None):
     """
     image = open_image(image_bytes, "the image")
     if mask_bytes is None:
-        alpha = sd._alpha(image_bytes)
+        alpha = sd.alpha_channel(image_bytes)
         if alpha is None:
             raise UserError("The image has no transparency, and no mask was sent: send a 'mask' PNG whose "
                             "transparent part is repainted, or make that part of the image transparent.")
     else:
         open_image(mask_bytes, "the mask")
-        alpha = sd._alpha(mask_bytes)
+        alpha = sd.alpha_channel(mask_bytes)
         if alpha is None:
             raise UserError("The mask has no transparency: as in OpenAI's API, the transparent part of the mask "
                             "(alpha 0) is repainted; send a PNG with an alpha channel.")
@@ -244,14 +244,6 @@ def image_and_mask(image_bytes: bytes, mask_bytes: bytes | None):
 
 
 # ---- the work -----------------------------------------------------------------------------------------------------
-
-
-def _record(lease, res, safety: bool) -> dict:
-    # Copied from demos/stable_diffusion/ui.py stream(): the same record as the tab's.
-    return lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
-                        seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
-                        safety_checker=safety and lease.engine.has_safety_checker,
-                        offloaded=lease.engine.offloaded)
 
 
 async def _until_disconnect(request, ctx, work, model):
@@ -331,7 +323,7 @@ def routes(ctx):
             res = sd.generate(lease.engine, req.prompt, req.negative_prompt, seed=req.seed, steps=req.steps,
                               guidance=req.guidance_scale, width=width, height=height, scheduler=req.scheduler,
                               num_images=req.n, safety_checker=safety, should_stop=should_stop)
-            return res, _record(lease, res, safety)
+            return res, sd.record(lease, res, safety)
 
         res, rec = await _until_disconnect(request, ctx, work, model)
         return await _answer(request, files, res, rec, req.response_format)
@@ -353,7 +345,7 @@ def routes(ctx):
                              seed=req.seed, steps=req.steps, guidance=req.guidance_scale, width=width,
                              height=height, scheduler=req.scheduler, num_images=req.n, safety_checker=safety,
                              should_stop=should_stop)
-            return res, _record(lease, res, safety)
+            return res, sd.record(lease, res, safety)
 
         res, rec = await _until_disconnect(request, ctx, work, model)
         return await _answer(request, files, res, rec, req.response_format)

@@ -190,10 +190,7 @@ def stream(ctx, model_id, work, progress):
     def call(lease):
         events.put(("loaded", None))
         res = work(lease.engine, lambda i, n: events.put(("step", (i, n))), stop.is_set, safety)
-        return res, lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
-                                 seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
-                                 safety_checker=safety and lease.engine.has_safety_checker,
-                                 offloaded=lease.engine.offloaded)
+        return res, sd.record(lease, res, safety)
 
     def worker():
         try:
