@@ -5,14 +5,22 @@ imports no torch: each tab loads its model on first use.
 """
 
 import os
+import sys
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from hub.app import create_app, launch  # noqa: E402
+from hub.errors import SettingsError  # noqa: E402
 from hub.settings import Settings  # noqa: E402
 
-settings = Settings.load()
-demo = create_app(settings)
+try:
+    settings = Settings.load()
+    demo = create_app(settings)
+except SettingsError as e:  # a bad DEMOHUB_* value: its sentence, not a traceback
+    sys.exit(f"demohub: {e}")
 
 if __name__ == "__main__":
-    launch(demo, settings)
+    try:
+        launch(demo, settings)
+    except SettingsError as e:  # e.g. DEMOHUB_SHARE=1 without DEMOHUB_AUTH
+        sys.exit(f"demohub: {e}")

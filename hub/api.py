@@ -227,6 +227,23 @@ def same_origin(request, settings) -> bool:
     return urlsplit(origin).netloc.lower() == host.lower() and bool(host)
 
 
+def _login(request, ctx):
+    """None when the request may go on; else the 401 (wrong or no credentials) or 429 (too many failures from this
+    address: hub.guard.Throttle, shared with gradio's login page) answer."""
+    from hub.guard import client_addr, throttle_of, too_many
+
+    throttle, addr = throttle_of(getattr(ctx, "app", None)), client_addr(request)
+    if throttle is not None and (wait := throttle.wait(addr)):
+        status, headers, text = too_many(wait)
+        return error(status, text, "rate_limit_error", headers=headers)
+    if ctx.authorized(request):
+        return None
+    if throttle is not None and request.headers.get("authorization"):
+        throttle.failed(addr)
+    return error(401, "Log in: send Authorization: Bearer with an API key of this hub (DEMOHUB_API_KEYS) or "
+                      "USER:PASSWORD of a hub user.", "authentication_error")
+
+
 def add_route(router, ctx, path: str, method: str = "POST", api: str | None = None):
     """Decorator: register `async handler(request) -> response` at `path` with login, error mapping and metrics."""
     from fastapi import Request
@@ -239,9 +256,8 @@ def add_route(router, ctx, path: str, method: str = "POST", api: str | None = No
                 return error(403, "This hub does not take API requests from other websites; call it from your own "
                                   "code, or the operator can allow the site with DEMOHUB_ALLOWED_ORIGINS.",
                              "permission_error")
-            if not ctx.authorized(request):
-                return error(401, "Log in: send Authorization: Bearer with an API key of this hub "
-                                  "(DEMOHUB_API_KEYS) or USER:PASSWORD of a hub user.", "authentication_error")
+            if (refused := _login(request, ctx)) is not None:
+                return refused
             from hub.metrics import IN_ROUTE
 
             start, outcome, token = time.perf_counter(), "ok", IN_ROUTE.set(True)

@@ -88,14 +88,7 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, optio
 def launch(blocks, settings: Settings, **extra):
     """Launch with the settings' host, port, share/auth and upload cap; mount demos' extra routes."""
     settings.check_launch()
-    contexts = []
-    for h in blocks.hub_demos:
-        if h.demo is not None and h.demo.routes is not None:
-            ctx = DemoContext(blocks.hub_manager, settings, h.spec, blocks.hub_options.get(h.name), blocks.hub_metrics)
-            contexts.append((ctx, resolve(h.demo.routes)(ctx)))
-    from hub.routes import hub_routes
-
-    contexts.append((None, hub_routes(blocks, settings)))
+    contexts = api_routers(blocks, settings)
     kwargs = dict(
         server_name=settings.host, server_port=settings.port, share=settings.share,
         auth=list(settings.auth) or None, max_file_size=settings.max_upload_mb * 1024 * 1024,
@@ -111,6 +104,9 @@ def launch(blocks, settings: Settings, **extra):
         log.error("Could not create the public share link (no network, or the tunnel could not start). "
                   "The hub keeps running locally at %s.", local_url)
     blocks.hub_app = app  # route auth also accepts the login cookie of gradio's page
+    from hub import guard
+
+    guard.install(app, settings)
     for ctx, router in contexts:
         if ctx is not None:
             ctx.app = app
@@ -118,6 +114,19 @@ def launch(blocks, settings: Settings, **extra):
     if not block:
         blocks.block_thread()
     return app, local_url, share_url
+
+
+def api_routers(blocks, settings: Settings) -> list[tuple[DemoContext | None, object]]:
+    """(context, fastapi.APIRouter) of every demo's own routes (/v1/...) and the hub's (/v1/models, /metrics)."""
+    from hub.routes import hub_routes
+
+    routers = []
+    for h in blocks.hub_demos:
+        if h.demo is not None and h.demo.routes is not None:
+            ctx = DemoContext(blocks.hub_manager, settings, h.spec, blocks.hub_options.get(h.name), blocks.hub_metrics)
+            routers.append((ctx, resolve(h.demo.routes)(ctx)))
+    routers.append((None, hub_routes(blocks, settings)))
+    return routers
 
 
 def _add_routes(app, router) -> None:

@@ -58,3 +58,21 @@ def _gradio_session(request, app) -> bool:
         if name.startswith("access-token") and value in tokens:
             return True
     return False
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def is_operator(settings: Settings, request) -> bool:
+    """Whether the person behind `request` (a gr.Request or starlette Request) may do operator actions (unload
+    models, see library versions and server paths): a hub user listed in DEMOHUB_OPERATORS, or, except behind a
+    share link (its tunnel arrives from loopback too), whoever connects from this machine (the `demohub` CLI, the
+    operator's own browser). A hub without login that only this machine can reach is all operator."""
+    user = getattr(request, "username", None)
+    if user and user in settings.operators:
+        return True
+    if settings.share:
+        return False
+    client = getattr(request, "client", None)
+    host = getattr(client, "host", None) or (client[0] if isinstance(client, (tuple, list)) and client else None)
+    return host in LOOPBACK or host == "::ffff:127.0.0.1"

@@ -8,7 +8,6 @@ turns those failures into `gr.Error` naming the input and what to send instead, 
 from __future__ import annotations
 
 import logging
-import math
 import re
 
 import gradio as gr
@@ -43,24 +42,53 @@ class HubBlocks(gr.Blocks):
             CURRENT_API.reset(token)
 
     async def preprocess_data(self, block_fn, inputs, state, explicit_call: bool = False):
-        check_sliders(block_fn.inputs, inputs)
         try:
-            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
-        except ComponentProcessingError as e:
-            raise _friendly(block_fn, e) from None
+            check_sliders(block_fn.inputs, inputs)
+            try:
+                return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+            except ComponentProcessingError as e:
+                raise _friendly(block_fn, e) from None
+        except gr.Error:
+            self._count_refused(block_fn)
+            raise
+
+    def _count_refused(self, block_fn) -> None:
+        """A request refused while reading its inputs counts as the demo's user_error in /metrics, as one its
+        engine refuses does."""
+        metrics, api = getattr(self, "hub_metrics", None), getattr(block_fn, "api_name", None)
+        demo = next((h.name for h in getattr(self, "hub_demos", ()) if api in getattr(h.spec, "api_names", ())), None)
+        if metrics is not None and demo is not None:
+            metrics.request(demo, api, "user_error", 0.0)
 
 
 def check_sliders(blocks, values) -> None:
-    """Out-of-range, NaN or non-numeric slider values sent through the API: a sentence naming the setting."""
+    """Sliders and bounded number boxes: an out-of-range, fractional (for a whole-number field), NaN or non-numeric
+    value is refused with the one validator's sentence naming the field (hub/validate.py), before gradio's own
+    check ("Value 1e+08 is greater than maximum value 2048.") or its rounding could answer."""
+    from hub import validate
+    from hub.errors import UserError
+
     for block, value in zip(blocks, values):
-        if not isinstance(block, gr.Slider) or value is None:
+        if value is None or not isinstance(block, (gr.Slider, gr.Number)):
             continue
-        label = block.label or "slider"
-        lo, hi = block.minimum, block.maximum
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise gr.Error(f"{label} must be a number from {lo} to {hi}, not {str(value)[:40]!r}.", print_exception=False)
-        if math.isnan(value) or not lo <= value <= hi:
-            raise gr.Error(f"{label} must be from {lo} to {hi}; {value} is out of range.", print_exception=False)
+        if isinstance(block, gr.Number) and block.minimum is None and block.maximum is None \
+                and block.precision is None:
+            continue
+        try:
+            validate.number(value, _name(block), block.minimum, block.maximum, integer=_whole(block))
+        except UserError as e:
+            raise gr.Error(str(e), print_exception=False) from None
+
+
+def _name(block) -> str:
+    label = re.sub(r"\s*\(.*\)\s*$", "", block.label or "")  # "Seed (-1 = random)" -> "Seed"
+    return label or block.get_block_name()
+
+
+def _whole(block) -> bool:
+    if isinstance(block, gr.Slider):
+        return float(block.step).is_integer() and float(block.minimum).is_integer()
+    return block.precision == 0
 
 
 def _friendly(block_fn, e: ComponentProcessingError) -> gr.Error:
@@ -69,7 +97,7 @@ def _friendly(block_fn, e: ComponentProcessingError) -> gr.Error:
     block = block_fn.inputs[int(m.group(1))] if m and int(m.group(1)) < len(block_fn.inputs) else None
     kind = block.get_block_name() if block is not None else "input"
     label = getattr(block, "label", None) or kind
-    reason = f"{type(cause).__name__}: {str(cause)[:200]}" if cause else str(e)[:200]
+    reason = str(cause or e).splitlines()[0][:200] if str(cause or e) else "unreadable"  # no class names
     reason = re.sub(r"(/[^\s'\"]+/)([^/\s'\"]+)", r"\2", reason)  # server paths: keep the file name only
     log.info("Rejected input for %s (%s): %s", label, block_fn.name, reason)
     return gr.Error(f"Could not read the {label!s} input ({reason}). {HINTS.get(kind, 'Check the value you sent.')}",

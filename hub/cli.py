@@ -137,7 +137,7 @@ def _unload(url: str, demo: str) -> int:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
-    print(client.predict(api_name="/unload_all") if demo == "all" else client.predict(demo, api_name="/unload_model")[0])
+    print((client.predict(api_name="/unload_all") if demo == "all" else client.predict(demo, api_name="/unload_model"))[0])
     return 0
 
 

@@ -19,6 +19,7 @@ from hub.models import Lease, ModelManager
 from hub.options import DemoOptions
 from hub.settings import Settings
 from hub.spec import DemoSpec, ModelChoice
+from hub.weights import is_cached, is_local, public_id, unreachable_reason
 
 log = logging.getLogger("demohub")
 
@@ -63,7 +64,7 @@ class DemoContext:
                             f"{', '.join(label for label, _ in self.model_choices())}.")
         if not model or self.any_model:
             return
-        if model in self.listed_models():
+        if model in self.listed_models() or model in self._aliases():
             return
         shown = ", ".join(label for label, _ in self.model_choices())
         raise UserError(f"{str(model)[:100]!r} is not one of this hub's {self.spec.title} models; pick a listed one "
@@ -75,49 +76,125 @@ class DemoContext:
         the default)."""
         return [model_id for _, model_id in self.model_choices()]
 
-    def run(self, fn: Callable[[Lease], object], model: str | None = None, api: str | None = None):
+    def run(self, fn: Callable[[Lease], object], model: str | None = None, api: str | None = None, progress=None):
         """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings.
-        `api`: the name the request is counted under in /metrics (default: the gradio event's api_name)."""
+        `api`: the name the request is counted under in /metrics (default: the gradio event's api_name).
+        `progress`: the handler's gr.Progress; while the model loads it says so (downloads show their bytes when the
+        handler's Progress tracks tqdm)."""
         timer = Timer(self.metrics, self.spec.name, api)
         try:
             self.check_model(model)
-            result = self._manager.run(self.spec.name, _warned(fn), model or None)
+            self._show_loading(progress, model)
+            result = self._manager.run(self.spec.name, _warned(fn), self._real_id(model) or None)
         except BaseException as e:
             timer.done(e)
             raise
         timer.done()
         return result
 
-    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None, api: str | None = None) -> Iterator:
+    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None, api: str | None = None,
+               progress=None) -> Iterator:
         """The items of `gen_fn(lease)`, the lease held until the stream ends or is closed (a client that goes away
-        closes it). Same checks as `run`; OOM recovery applies before the first item."""
+        closes it). Same checks and `progress` as `run`; OOM recovery applies before the first item."""
         timer = Timer(self.metrics, self.spec.name, api)
         try:
             self.check_model(model)
+            self._show_loading(progress, model)
         except UserError as e:
             timer.done(e)
             raise
-        return _timed(self._manager.stream(self.spec.name, _warned(gen_fn), model or None), timer)
+        return _timed(self._manager.stream(self.spec.name, _warned(gen_fn), self._real_id(model) or None), timer)
+
+    def _show_loading(self, progress, model: str | None) -> None:
+        if progress is not None and (text := self.loading_text(model)):
+            progress(0, desc=text)  # gradio 6.31 shows no description for progress(None)
+
+    def loading_text(self, model: str | None = None) -> str | None:
+        """"Loading X (size) for the first request…" while `model` is not loaded (None once it is, and None when it
+        cannot be had: not here and no way to download it, which the request's error and the picker's notice say)."""
+        if self.is_loaded(model):
+            return None
+        choice = self.choice(model)
+        cached = choice.source == "random" or is_cached(self.spec, choice, self.settings)[0]
+        if not cached and (self.settings.offline or choice.source == "path" or unreachable_reason()):
+            return None
+        size = _size(choice.bytes_at("float32" if self._kind() == "cpu" else "float16"))
+        verb = "Loading" if cached else "Downloading and loading"
+        return f"{verb} {choice.display}{f' ({size})' if size else ''}: the first request waits for it, later ones don't…"
 
     # ---- what a tab may ask about its models --------------------------------------------------------------------
 
     def choice(self, model: str | None = None) -> ModelChoice:
         """The ModelChoice a request for `model` would run (None: the configured default); loads nothing."""
         self.check_model(model)
-        return self._manager.choice(self.spec.name, model or None)
+        return self._manager.choice(self.spec.name, self._real_id(model) or None)
 
     def is_loaded(self, model: str | None = None) -> bool:
-        return self._manager.is_loaded(self.spec.name, model or None)
+        return self._manager.is_loaded(self.spec.name, self._real_id(model) or None)
 
     def model_choices(self) -> list[tuple[str, str]]:
-        choices = [(m.display, m.id) for m in self.spec.models if not m.options.get("hidden")]
+        """(label, value) for the picker. The operator's local file or folder is listed under its readable name,
+        never its path: visitors (and the API page) do not see the server's file system."""
+        choices = [(m.display, public_id(m)) for m in self.spec.models if not m.options.get("hidden")]
         current = self._manager.choice(self.spec.name)
-        if current.id not in [c[1] for c in choices]:
-            choices.insert(0, (current.display, current.id))
+        if public_id(current) not in [c[1] for c in choices]:
+            choices.insert(0, (current.display, public_id(current)))
         return choices
 
     def default_model(self) -> str:
-        return self._manager.choice(self.spec.name).id
+        return public_id(self._manager.choice(self.spec.name))
+
+    def _aliases(self) -> dict[str, str]:
+        """Readable name -> path, for the operator's local model and listed local files (a package's GGUF)."""
+        local = [*self.spec.models, self._manager.choice(self.spec.name)]
+        return {public_id(m): m.id for m in local if is_local(m)}
+
+    def _real_id(self, model: str | None) -> str | None:
+        return self._aliases().get(model, model) if model else model
+
+    def _kind(self) -> str:
+        return self._manager.default_device()
+
+    def model_note(self, model: str | None = None) -> str:
+        """Markdown said up front under the picker: is the model here, will it download, or can it not be had?"""
+        try:
+            choice = self.choice(model)
+        except UserError as e:
+            return f"⚠️ {e}"
+        if choice.source == "random" or self.is_loaded(model):
+            return ""
+        cached, _ = is_cached(self.spec, choice, self.settings)
+        size = _size(choice.approx_bytes)
+        if cached:
+            return f"{choice.display} is on this machine{f' ({size})' if size else ''}; it loads with the first request."
+        why = "this hub is offline" if self.settings.offline else unreachable_reason()
+        if why:
+            target = "" if choice.source == "path" else f" --model {choice.id}"
+            return (f"⚠️ **{choice.display} is not on this machine**, and {why}, so this tab cannot run it yet. "
+                    f"The operator can download it with `demohub fetch {self.spec.name}{target}` where there is "
+                    "network; or pick another model.")
+        return f"{choice.display} is not on this machine yet: the first request downloads it{f' ({size})' if size else ''}."
+
+    def model_picker(self, **kw):
+        """(dropdown, notice): the tab's model picker and, under it, what `model_note` says about the pick (refreshed
+        when the pick changes and on every page load)."""
+        import gradio as gr
+
+        from gradio.context import Context
+
+        dropdown = self.model_dropdown(**kw)
+        notice = gr.Markdown(elem_classes=["model-note"])
+        # on every page load (a callable value would make it a public API endpoint) and when the pick changes
+        Context.root_block.load(self.model_note, None, notice, show_progress="hidden", api_visibility="private",
+                                queue=False)
+        dropdown.change(self.model_note, dropdown, notice, show_progress="hidden", api_visibility="private",
+                        queue=False)
+        return dropdown, notice
+
+    def events_on(self, status) -> dict:
+        """`events` plus progress (and the error pill) shown only on `status`, so an error or a run in progress
+        leaves every other output as it was."""
+        return {**self.events, "show_progress_on": [status]}
 
     def model_dropdown(self, **kw):
         """The tab's model picker. Typed values pass through to `check_model` (the one allow-list): with
@@ -163,6 +240,14 @@ class DemoContext:
             except Exception as e:
                 raise to_gr_error(e, title) from None
         return wrapper
+
+
+def _size(nbytes: int) -> str:
+    if not nbytes:
+        return ""
+    if nbytes >= 1e9:
+        return f"{nbytes / 1e9:.1f} GB"
+    return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e6 else f"{max(1, round(nbytes / 1e3))} kB"
 
 
 def _timed(items: Iterator, timer: Timer) -> Iterator:

@@ -201,14 +201,17 @@ class ModelManager:
             busy = [k[1] for k in keys if self._entries[k].leases > 0 or self._entries[k].state == "loading"]
             if busy:
                 raise UserError(f"{demo} model {busy[0]} is busy with a request; unload it when it is done.")
-            for k in keys:
+            loaded = [k for k in keys if self._entries[k].state == "loaded"]
+            for k in keys:  # failed loads go too, silently: there was nothing in memory
                 self._drop(k, "unload")
         memory.release_memory()
         memory.trim_heap(0)
-        return f"Unloaded {len(keys)} model(s) of {demo}." if keys else f"Nothing of {demo} was loaded."
+        return f"Unloaded {len(loaded)} model(s) of {demo}." if loaded else f"Nothing of {demo} was loaded."
 
     def unload_all(self) -> str:
-        return "\n".join(self.unload(d) for d in sorted({k[0] for k in list(self._entries)}))
+        """Unload every loaded model; the answer names only demos that had one loaded."""
+        said = [self.unload(d) for d in sorted({k[0] for k in list(self._entries)})]
+        return "\n".join(s for s in said if s.startswith("Unloaded"))
 
     def status(self) -> list[dict]:
         """One row per model the hub knows about: state, device, dtype, bytes, last used, warnings."""
@@ -219,9 +222,12 @@ class ModelManager:
                 state = e.state
                 if state == "loaded":
                     state = e.placement.kind.upper() if e.placement.kind != "cpu" else "CPU"
+                dtype = e.placement.dtype if e.placement else ""
+                if fmt := getattr(e.engine, "weights_format", ""):  # e.g. "Q4_1 GGUF, dequantized to float32"
+                    dtype = fmt
                 rows.append({
-                    "demo": demo, "model": model, "state": state, "source": e.choice.source,
-                    "device": e.placement.device if e.placement else "", "dtype": e.placement.dtype if e.placement else "",
+                    "demo": demo, "model": model, "display": e.choice.display, "state": state,
+                    "source": e.choice.source, "device": e.placement.device if e.placement else "", "dtype": dtype,
                     "bytes": e.nbytes, "in_use": e.leases,
                     "idle_s": round(now - e.last_used, 1) if e.last_used else None,
                     "load_s": round(e.load_seconds, 2), "note": e.error or e.warning,
@@ -291,7 +297,8 @@ class ModelManager:
         except BaseException as e:
             with self._lock:
                 entry.state = "failed"
-                entry.error = str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}"
+                # a sentence for the Models tab; the class name and traceback are in the log
+                entry.error = str(e) if isinstance(e, UserError) else "Failed to load (the details are in the log)."
             raise
         with self._lock:
             entry.engine, entry.weights, entry.placement = engine, weights, placement

@@ -15,7 +15,7 @@ COLUMNS = ["demo", "model", "state", "device", "dtype", "MB", "in use", "idle s"
 
 
 def status_rows(manager: ModelManager) -> list[list]:
-    return [[r["demo"], r["model"], r["state"], r["device"], r["dtype"], round(r["bytes"] / 1e6, 1), r["in_use"],
+    return [[r["demo"], r["display"], r["state"], r["device"], r["dtype"], round(r["bytes"] / 1e6, 1), r["in_use"],
              r["idle_s"], _unload_in(r), r["load_s"], r["note"]] for r in manager.status()]
 
 
@@ -29,12 +29,13 @@ def _unload_in(row: dict) -> str:
     return "never" if left is None else f"{left:.0f} s"
 
 
-def system_info(manager: ModelManager, settings: Settings) -> str:
+def system_info(manager: ModelManager, settings: Settings, operator: bool | None = None) -> str:
     """Markdown: versions, device choice, GPU memory, cache folder and size. Imports no torch itself.
 
-    Library versions and the cache folder's path are for the operator: a hub others can reach (share link,
-    non-loopback host) leaves them out; the operator sees them in the log and with `demohub list`."""
-    operator = not settings.share and settings.host in ("127.0.0.1", "localhost", "::1")
+    Library versions and the cache folder's path are for the operator (hub.auth.is_operator; default: only on a
+    hub no one else can reach); visitors see neither, the operator also sees them in the log and `demohub list`."""
+    if operator is None:
+        operator = not settings.share and settings.host in ("127.0.0.1", "localhost", "::1")
     torch = loaded_torch()
     lines = _versions(torch) if operator else []
     if torch is not None:
@@ -78,36 +79,54 @@ def _version(dist: str) -> str:
 
 
 def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> None:
-    """Render the tab's components inside the current Blocks."""
+    """Render the tab's components inside the current Blocks. Unloading is an operator action (hub.auth): visitors
+    do not see its controls and the API refuses them."""
     import gradio as gr
+
+    from hub.auth import is_operator
 
     gr.Markdown("Models load on first use and stay until idle past their keep-alive (*unload in*), evicted to make "
                 "room, or unloaded here. Pinned demos stay loaded.")
     table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Models")
-    with gr.Row():
+    with gr.Row() as controls:
         which = gr.Dropdown(demo_names, value=demo_names[0] if demo_names else None, label="Demo")
-        unload_btn = gr.Button("Unload", variant="secondary")
-        unload_all_btn = gr.Button("Unload all", variant="stop")
-        refresh_btn = gr.Button("Refresh")
+        unload_btn = gr.Button("Unload", variant="secondary", size="sm")
+        unload_all_btn = gr.Button("Unload all", variant="stop", size="sm")
+    refresh_btn = gr.Button("Refresh", size="sm")
     message = gr.Markdown()
     system = gr.Markdown()
 
-    def unload(demo: str):
+    def operator_only(request: gr.Request) -> None:
+        if not is_operator(settings, request):
+            raise gr.Error("Only the hub's operator can unload models (a user listed in DEMOHUB_OPERATORS, or "
+                           "from the machine the hub runs on).", print_exception=False)
+
+    def refresh(request: gr.Request):
+        return status_rows(manager), system_info(manager, settings, is_operator(settings, request))
+
+    def unload(demo: str, request: gr.Request):
         from hub.errors import UserError
 
+        operator_only(request)
         if not demo:
-            raise gr.Error("Pick a demo to unload.")
+            raise gr.Error("Pick a demo to unload.", print_exception=False)
         try:
-            return manager.unload(demo), status_rows(manager)
+            said = manager.unload(demo)
         except UserError as e:
-            raise gr.Error(str(e)) from None
+            raise gr.Error(str(e), print_exception=False) from None
+        return said, *refresh(request)
 
-    def refresh():
-        return status_rows(manager), system_info(manager, settings)
+    def unload_all(request: gr.Request):
+        operator_only(request)
+        return manager.unload_all() or "Nothing was loaded.", *refresh(request)
 
-    unload_btn.click(unload, which, [message, table], api_name="unload_model")
-    unload_all_btn.click(lambda: (manager.unload_all() or "Nothing was loaded.", status_rows(manager)), None,
-                         [message, table], api_name="unload_all")
+    def page_load(request: gr.Request):
+        return (*refresh(request), gr.update(visible=is_operator(settings, request)))
+
+    for fn in (operator_only, refresh, unload, unload_all, page_load):  # string annotations (PEP 563): the class
+        fn.__annotations__["request"] = gr.Request
+    unload_btn.click(unload, which, [message, table, system], api_name="unload_model")
+    unload_all_btn.click(unload_all, None, [message, table, system], api_name="unload_all")
     refresh_btn.click(refresh, None, [table, system], api_name="model_status")
     gr.Timer(5).tick(refresh, None, [table, system], show_progress="hidden", api_visibility="private")
-    return refresh, [table, system]
+    return page_load, [table, system, controls]

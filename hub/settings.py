@@ -118,6 +118,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()  # Bearer keys for /v1 and /metrics (DEMOHUB_API_KEYS)
     allow_any_model: bool = False  # requests may name any HF repo id or local path (loopback hubs only)
     allowed_origins: tuple[str, ...] = ()  # other websites whose pages may call /v1 (DEMOHUB_ALLOWED_ORIGINS)
+    operators: tuple[str, ...] = ()  # hub users who may unload models and see versions and paths (DEMOHUB_OPERATORS)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # the DEMOHUB_* variables, for demo options
 
     @classmethod
@@ -180,6 +181,8 @@ class Settings:
             kw["allow_any_model"] = _bool(v, "DEMOHUB_ALLOW_ANY_MODEL")
         if (v := get("DEMOHUB_ALLOWED_ORIGINS")) is not None:
             kw["allowed_origins"] = tuple(o.strip() for o in v.split(",") if o.strip())
+        if (v := get("DEMOHUB_OPERATORS")) is not None:
+            kw["operators"] = tuple(u.strip() for u in v.split(",") if u.strip())
         if (v := get("DEMOHUB_API_KEYS")) is not None:
             kw["api_keys"] = tuple(k.strip() for k in re.split(r"[,\n]", v) if k.strip())
         kw["models"] = {

@@ -31,13 +31,14 @@ def number(value, name: str, lo: float | None = None, hi: float | None = None, *
         x = float(value)
     except OverflowError:  # an int beyond float range
         raise UserError(f"{_cap(name)} is far too large; {_expect(lo, hi, integer, lo_open)}.") from None
+    expect = _expect(lo, hi, integer, lo_open)
     if math.isnan(x) or math.isinf(x):
-        raise UserError(f"{_cap(name)} must be a real number, not {x}; {_expect(lo, hi, integer, lo_open)}.")
+        raise UserError(f"{_cap(name)} must be a real number, not {x}; {expect}.")
     if integer and not x.is_integer():
-        raise UserError(f"{_cap(name)} must be a whole number, not {x:g}; {_expect(lo, hi, integer, lo_open)}.")
+        raise UserError(f"{_cap(name)} must be a whole number, not {plain_number(x)}; {expect}.")
     too_low = lo is not None and (x <= lo if lo_open else x < lo)
     if too_low or (hi is not None and x > hi):
-        raise UserError(f"{_cap(name)} is {x:g}, which is out of range; {_expect(lo, hi, integer, lo_open)}.")
+        raise UserError(f"{_cap(name)} is {plain_number(x)}, which is out of range; {expect}.")
     return int(x) if integer else x
 
 
@@ -63,14 +64,21 @@ def flag(value, name: str, *, default: bool | None = None) -> bool:
     raise UserError(f"{_cap(name)} must be true or false, not {_show(value)}.")
 
 
+def plain_number(x: float) -> str:
+    """A number as people write it: 99999999 (not 1e+08), 0.35, 1.5e+300 only where it is that big."""
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e16 else f"{x:g}"
+
+
 def _expect(lo, hi, integer: bool, lo_open: bool) -> str:
     kind = "a whole number" if integer else "a number"
     if lo is not None and hi is not None:
-        return f"use {kind} above {lo:g} and at most {hi:g}" if lo_open else f"use {kind} from {lo:g} to {hi:g}"
+        return (f"use {kind} above {plain_number(lo)} and at most {plain_number(hi)}" if lo_open
+                else f"use {kind} from {plain_number(lo)} to {plain_number(hi)}")
     if lo is not None:
-        return f"use {kind} {'above' if lo_open else 'of at least'} {lo:g}"
+        return f"use {kind} {'above' if lo_open else 'of at least'} {plain_number(lo)}"
     if hi is not None:
-        return f"use {kind} of at most {hi:g}"
+        return f"use {kind} of at most {plain_number(hi)}"
     return f"use {kind}"
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import struct
 import zipfile
@@ -46,7 +47,9 @@ class Weights:
         return self.cache_dir / "hf"
 
     def record(self) -> dict:
-        return {"model": self.choice.id, "source": self.source, "revision": self.choice.revision}
+        """For records people see: a local model by its readable name, never its path."""
+        model = public_id(self.choice)
+        return {"model": model, "source": self.source, "revision": self.choice.revision}
 
 
 def hf_cache(settings: Settings) -> Path:
@@ -66,7 +69,7 @@ def choice_for(spec: DemoSpec, text: str) -> ModelChoice:
         return known
     p = Path(text).expanduser()
     if p.exists():
-        return ModelChoice(id=str(p), source="path", label=p.name)
+        return ModelChoice(id=str(p), source="path", label=readable_name(p))
     if text.startswith(("/", "./", "../", "~")) or text.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise UserError(f"Model file or folder {text!r} does not exist; check the path ({spec.env_var}).")
     if _REPO_ID.match(text):
@@ -81,6 +84,15 @@ def choice_for(spec: DemoSpec, text: str) -> ModelChoice:
     )
 
 
+_GENERIC = {"model", "models", "weights", "checkpoint", "checkpoints", "snapshot", "ct2", "main", "latest"}
+
+
+def readable_name(path: Path) -> str:
+    """A local model's name for people: "x.gguf (local)", "whisper-small-ct2/model (local)" for a generic folder."""
+    name = path.name if path.name.lower() not in _GENERIC or not path.parent.name else f"{path.parent.name}/{path.name}"
+    return f"{name} (local)"
+
+
 def select(spec: DemoSpec, settings: Settings, device: str, requested: str | None = None) -> ModelChoice:
     """The model to run: the UI's pick, else the `DEMOHUB_<DEMO>_MODEL` override, else the device default.
 
@@ -89,8 +101,20 @@ def select(spec: DemoSpec, settings: Settings, device: str, requested: str | Non
     text = requested or settings.models.get(spec.name)
     choice = choice_for(spec, text) if text else spec.default_for(device)
     if settings.weights == "random" and choice.source != "random":
-        choice = replace(choice, source="random", label=f"{choice.display} (random weights)")
+        local = {"local": True} if is_local(choice) else {}  # still named by its readable name, never its path
+        choice = replace(choice, source="random", label=f"{choice.display} (random weights)",
+                         options={**choice.options, **local})
     return choice
+
+
+def is_local(choice: ModelChoice) -> bool:
+    """A model the operator gave as a file or folder (its id is a server path), random weights included."""
+    return choice.source == "path" or bool(choice.options.get("local"))
+
+
+def public_id(choice: ModelChoice) -> str:
+    """The id people see and may send back: a local model's readable name, else its id."""
+    return choice.display if is_local(choice) else choice.id
 
 
 def resolve(spec: DemoSpec, choice: ModelChoice, settings: Settings) -> Weights:
@@ -135,12 +159,15 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
             path = Path(snapshot_download(choice.id, **kwargs))
     except LocalEntryNotFoundError:
         raise _offline_error(spec, choice, hf_cache(settings)) from None
+    except WeightsUnavailable:  # already the sentence (unreachable endpoint)
+        raise
     except Exception as e:  # network down, repo gone, disk full: say which and what to do
         if _looks_offline(e):
             raise _offline_error(spec, choice, hf_cache(settings), reason=str(e).splitlines()[0]) from None
+        logging.getLogger("demohub").warning("Downloading %s failed", choice.id, exc_info=e)
         raise WeightsUnavailable(
-            f"Could not download {choice.id} for {spec.title}: {type(e).__name__}: {str(e).splitlines()[0][:300]}. "
-            f"Check the model id and your connection, or run `demohub fetch {spec.name}` where there is network."
+            f"Could not download {choice.display} for {spec.title} ({str(e).splitlines()[0][:200]}). Check the model "
+            f"id and the connection, or download it where there is network (demohub fetch {spec.name} --model {choice.id})."
         ) from e
     verify_tree(path, None, spec.name)
     return path
@@ -164,6 +191,21 @@ def _unreachable(timeout: float = 3.0) -> str | None:
     return None
 
 
+_REACH: dict = {}
+
+
+def unreachable_reason(max_age: float = 60.0) -> str | None:
+    """`_unreachable` with a short timeout, remembered for `max_age` seconds (pages ask on every load)."""
+    import time
+
+    now = time.monotonic()
+    if _REACH and now - _REACH["at"] < max_age:
+        return _REACH["why"]
+    why = _unreachable(timeout=1.0)
+    _REACH.update(at=now, why=why)
+    return why
+
+
 def _looks_offline(e: Exception) -> bool:
     names = {type(x).__name__ for x in (e, e.__cause__, e.__context__) if x is not None}
     text = str(e).lower()
@@ -172,11 +214,12 @@ def _looks_offline(e: Exception) -> bool:
 
 
 def _offline_error(spec: DemoSpec, choice: ModelChoice, folder: Path, reason: str = "") -> WeightsUnavailable:
-    why = f" ({reason[:200]})" if reason else " and the hub is offline"
+    """One sentence for visitors (no server path: the folder goes to the log for the operator)."""
+    why = f"it cannot be downloaded ({reason[:200]})" if reason else "the hub is offline"
+    logging.getLogger("demohub").warning("%s/%s: weights not in %s; %s", spec.name, choice.id, folder, why)
     return WeightsUnavailable(
-        f"The weights of {choice.id} for {spec.title} are not in the cache folder {folder}{why}. "
-        f"On a machine with network run `demohub fetch {spec.name}` (same DEMOHUB_CACHE_DIR), or pick another model, "
-        "or start with --weights random to try the tab with meaningless random weights."
+        f"{choice.display} is not on this machine and {why}. The operator can download it where there is network "
+        f"(demohub fetch {spec.name} --model {choice.id}); or pick another model."
     )
 
 

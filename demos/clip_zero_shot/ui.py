@@ -10,19 +10,23 @@ import gradio as gr
 
 from demos.clip_zero_shot.engine import DEFAULT_TEMPLATE, classify, search_images
 from demos.clip_zero_shot.formats import RankingTable, ScoreTable, display_name
-from hub import validate
+from hub import fields, validate
 
 SAMPLES_LABEL = "Samples (photos that ship with gradio and ultralytics)"
+TOP_K = (1, 20)  # labels in the top list: the field's range and the check's
 
 
 def build(ctx) -> None:
-    model = ctx.model_dropdown()
+    """Top to bottom: the model (shared by both sub-tabs); per sub-tab the inputs, the one button, its status line,
+    then the results."""
+    model, _notice = ctx.model_picker()
     with gr.Tab("Classify"):
-        go, inputs, outputs = _classify_tab(ctx)
-    go.click(_classify_handler(ctx), [model, *inputs], outputs, api_name="classify", **ctx.events)
+        go, status, inputs, outputs = _classify_tab(ctx)
+    go.click(_classify_handler(ctx), [model, *inputs], outputs, api_name="classify", **ctx.events_on(status))
     with gr.Tab("Search images"):
-        find, gallery, query, outputs = _search_tab(ctx)
-    find.click(_search_handler(ctx), [model, gallery, query], outputs, api_name="search_images", **ctx.events)
+        find, status, gallery, query, outputs = _search_tab(ctx)
+    find.click(_search_handler(ctx), [model, gallery, query], outputs, api_name="search_images",
+               **ctx.events_on(status))
 
 
 def photos(*names: str) -> list[str]:
@@ -44,11 +48,11 @@ def _warn(notes: list[str]) -> None:
 
 
 def _classify_tab(ctx) -> tuple:
-    """(button, [images, labels, template, ensemble, mode, threshold, top_k], [top, chart, table, record])."""
+    """(button, status, [images, labels, template, ensemble, mode, threshold, top_k], [top, chart, table, record])."""
     with gr.Row():
         with gr.Column():
             images = gr.Gallery(label="Images (one or several)", type="filepath", interactive=True,
-                                height=260, columns=4)
+                                height=260, columns=4, object_fit="contain")
             labels = gr.Textbox(label=f"Candidate labels (commas or one per line, up to {ctx.options.max_labels})",
                                 lines=3, value="cat, dog, car, tree")
             template = gr.Textbox(label="Prompt template ({} is the label)", value=DEFAULT_TEMPLATE)
@@ -57,9 +61,11 @@ def _classify_tab(ctx) -> tuple:
                                 label="Average a template ensemble")
             mode = gr.Radio([("Single label (softmax, sums to 1)", "single"),
                              ("Multi-label (each label on its own)", "multi")], value="single", label="Mode")
-            threshold = gr.Slider(0, 1, 0.5, step=0.01, label="Multi-label threshold")
-            top_k = gr.Slider(1, 20, 5, step=1, label="Top-k labels shown")
+            threshold = fields.slider("Multi-label threshold", 0, 1, 0.5, 0.01,
+                                      info="multi-label mode: a label scoring at least this is present")
+            top_k = fields.slider("Top-k labels shown", *TOP_K, 5, 1, info="how many labels the top list shows")
             go = gr.Button("Classify", variant="primary")
+            status = gr.Markdown(elem_id="clip-classify-status")  # progress and errors show here only
             examples = [[found, labels_] for found, labels_ in (
                 (photos("cheetah.jpg", "lion.jpg", "tower.jpg"), "cheetah, lion, house cat, tower, bus"),
                 (photos("bus.jpg", "zidane.jpg"), "bus, man wearing a tie, football, street, horse"),
@@ -70,18 +76,31 @@ def _classify_tab(ctx) -> tuple:
             top = gr.Label(label="Top labels (first image)")
             chart = gr.BarPlot(x="label", y="score", title="Every label (first image)", sort="-y",
                                y_lim=[0, 1], x_label_angle=-30, height=260)
-            table = gr.Dataframe(label="All images x labels", interactive=False, wrap=True)
+            table = gr.Dataframe(label="All images x labels", headers=["image", "best"], interactive=False, wrap=True)
             record = gr.JSON(label="Record")
-    return go, [images, labels, template, ensemble, mode, threshold, top_k], [top, chart, table, record]
+    return go, status, [images, labels, template, ensemble, mode, threshold, top_k], [top, chart, table, record]
 
 
 def _classify_handler(ctx):
     max_labels, max_images = ctx.options.max_labels, ctx.options.max_images
 
     @ctx.handler
-    def run_classify(model_id, images, labels, template, ensemble, mode, threshold, top_k,
-                     progress=gr.Progress(track_tqdm=True)):
-        top_k = validate.number(top_k, "top-k", 1, 20, integer=True)  # the slider's range
+    def run_classify(model_id, images, labels, template=DEFAULT_TEMPLATE, ensemble="none", mode="single",
+                     threshold=0.5, top_k=5, progress=gr.Progress(track_tqdm=True)):
+        """Score every image against every candidate label. Returns the top labels of the first image, every
+        label's score for the first image (chart data), a table of all images x labels, and the record.
+
+        Args:
+            model_id: the CLIP model, one of the listed ones; the hub's default if left out.
+            images: the images to classify, a gallery (one or several).
+            labels: the candidate labels, separated by commas or one per line.
+            template: the prompt each label is put into; {} stands for the label.
+            ensemble: "none" (the template above), "simple" (open_clip's 7) or "openai" (OpenAI's 80), averaged.
+            mode: "single" (one label per image: scores sum to 1) or "multi" (each label scored on its own).
+            threshold: in multi-label mode, a label scoring at least this (0 to 1) is present.
+            top_k: how many labels the top list shows (1 to 20).
+        """
+        top_k = validate.number(top_k, "top-k labels shown", *TOP_K, integer=True)
 
         def work(lease):
             res = classify(lease.engine, images, labels, template, ensemble, mode, threshold,
@@ -89,7 +108,7 @@ def _classify_handler(ctx):
             return res, lease.record(labels=res.labels, template=template, ensemble=ensemble, mode=mode,
                                      threshold=res.threshold, notes=res.notes)
 
-        res, rec = ctx.run(work, model_id)
+        res, rec = ctx.run(work, model_id, progress=progress)
         _warn(res.notes)
         table = ScoreTable(res, [display_name(im, i) for i, im in enumerate(images or [])])
         return res.top(0, top_k), table.bars(), table.frame(), rec
@@ -101,22 +120,23 @@ def _classify_handler(ctx):
 
 
 def _search_tab(ctx) -> tuple:
-    """(button, gallery, query, [ranked, ranking, record])."""
+    """(button, status, gallery, query, [ranked, ranking, record])."""
     with gr.Row():
         with gr.Column():
             gallery = gr.Gallery(label=f"Gallery to search (up to {ctx.options.max_images} images)",
-                                 type="filepath", interactive=True, height=300, columns=5)
+                                 type="filepath", interactive=True, height=300, columns=5, object_fit="contain")
             query = gr.Textbox(label="Text query", placeholder="a dog playing on the beach")
             find = gr.Button("Search", variant="primary")
+            status = gr.Markdown(elem_id="clip-search-status")  # progress and errors show here only
             every = photos("cheetah.jpg", "lion.jpg", "tower.jpg", "groot.jpeg", "bus.jpg", "zidane.jpg")
             if every:
                 gr.Examples([[every, "a big cat running"], [every, "a man wearing a tie"]], [gallery, query],
                             label=SAMPLES_LABEL, cache_examples=False)
         with gr.Column():
-            ranked = gr.Gallery(label="Best matches first", columns=5, height=300)
-            ranking = gr.Dataframe(label="Ranking", interactive=False)
+            ranked = gr.Gallery(label="Best matches first", columns=5, height=300, object_fit="contain")
+            ranking = gr.Dataframe(label="Ranking", headers=["rank", "image", "similarity"], interactive=False)
             record = gr.JSON(label="Record")
-    return find, gallery, query, [ranked, ranking, record]
+    return find, status, gallery, query, [ranked, ranking, record]
 
 
 def _search_handler(ctx):
@@ -124,11 +144,19 @@ def _search_handler(ctx):
 
     @ctx.handler
     def run_search(model_id, gallery, query, progress=gr.Progress(track_tqdm=True)):
+        """Rank the gallery's images by how well they match the text query, best first. Returns the images best
+        first (captioned with rank and similarity), the ranking table and the record.
+
+        Args:
+            model_id: the CLIP model, one of the listed ones; the hub's default if left out.
+            gallery: the images to search, a gallery.
+            query: text describing the picture you are looking for.
+        """
         def work(lease):
             res = search_images(lease.engine, gallery, query, max_images=max_images)
             return res, lease.record(query=res.query, images=len(res.order), notes=res.notes)
 
-        res, rec = ctx.run(work, model_id)
+        res, rec = ctx.run(work, model_id, progress=progress)
         _warn(res.notes)
         table = RankingTable(res, gallery)
         return table.gallery(), table.frame(), rec

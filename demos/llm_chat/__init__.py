@@ -11,9 +11,9 @@ On CUDA a second path decodes with a static KV cache and a compiled one-token st
 that later runs every fast decode (inductor's CUDA-graph trees are per thread), and is used only once warm.
 
 The package: `engine.py` (load, prompt fitting, generation, parameter checks), `configs.py` (architecture configs,
-random models, the offline tokenizer), `fast.py` (the CUDA-graph decoder), `messages.py` (chat messages to plain
-text), `ui.py` (the tab), `openai.py` (`POST /v1/chat/completions`, `GET /v1/models`). This file imports neither
-torch nor gradio.
+random models, the offline tokenizer), `gguf_file.py` (what a .gguf file is, for the Models tab), `fast.py` (the
+CUDA-graph decoder), `messages.py` (chat messages to plain text), `ui.py` (the tab), `openai.py`
+(`POST /v1/chat/completions`, `GET /v1/models`). This file imports neither torch nor gradio.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ OPTIONS = (
 )
 
 EXAMPLES = (
-    Example("chat", {"message": "hello", "model_id": "tiny-random", "system": "You are a helpful assistant.",
+    Example("chat", {"message": "hello", "model": "tiny-random", "system_prompt": "You are a helpful assistant.",
                      "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05},
-            bad={"max_new_tokens": 0}),
+            bad={"max_new_tokens": 0}, model_arg="model"),
 )
 
 DEMO = Demo(

@@ -16,6 +16,7 @@ from hub import validate
 from hub.errors import UserError
 
 from demos.llm_chat.configs import CHATML, guess_config, random_model
+from demos.llm_chat.gguf_file import gguf_format
 
 # ---- parameters ---------------------------------------------------------------------------------------------------
 
@@ -100,6 +101,7 @@ class Engine:
     ignore_eos: bool = False
     vocab_limit: int | None = None  # random models: the offline tokenizer knows fewer ids than the model emits
     notes: tuple[str, ...] = ()
+    weights_format: str = ""  # what the hub's Models tab shows as the dtype: "Q4_1 GGUF, dequantized to float32 ..."
     fast: object = None  # fast.GraphDecoder on CUDA
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_run: dict = field(default_factory=dict)
@@ -127,10 +129,13 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
     torch_dtype = getattr(torch, dtype)
     choice = weights.choice
     notes: list[str] = []
+    weights_format = ""
     if weights.is_random:
         model, tok = random_model(choice.options.get("config") or guess_config(choice.id), torch_dtype)
     else:
         model, tok = _from_files(Path(weights.path), choice, torch_dtype)
+        if Path(weights.path).is_file():  # a .gguf file (anything else was refused)
+            weights_format = gguf_format(Path(weights.path), dtype)
     model.to(device).eval()
     if getattr(tok, "chat_template", None) is None:
         tok.chat_template = CHATML
@@ -139,7 +144,8 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
     vocab = model.get_output_embeddings().weight.shape[0]
     engine = Engine(model, tok, device, dtype, context, _eos_ids(model, tok), choice.display,
                     ignore_eos=bool(choice.options.get("ignore_eos")),
-                    vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes))
+                    vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
+                    weights_format=weights_format)
     if device.startswith("cuda") and options.cuda_graphs:
         from demos.llm_chat.fast import GraphDecoder
 
@@ -305,8 +311,8 @@ class Chunk:
     text: str
     new_tokens: int = 0
     prompt_tokens: int = 0
-    seconds: float = 0.0
-    first_token_s: float | None = None
+    seconds: float = 0.0  # generating (tokens/s counts these)
+    first_token_s: float | None = None  # from the request (`since`: the user's click, loading included) to token 1
     done: bool = False
     finish_reason: str | None = None  # stop | length | cancelled
     notes: list[str] = field(default_factory=list)
@@ -316,10 +322,13 @@ class Chunk:
     def tokens_per_s(self) -> float:
         return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
 
-    def footer(self) -> str:
+    def footer(self, loading_s: float | None = None) -> str:
+        """The stats line under an answer; `loading_s`: how much of the wait for the first token was loading the
+        model (said only when this request loaded it)."""
         parts = [f"{self.new_tokens} tokens", f"{self.tokens_per_s:.1f} tokens/s"]
         if self.first_token_s is not None:
-            parts.append(f"first token {self.first_token_s:.2f} s")
+            loading = f" ({loading_s:.1f} s of it loading the model)" if loading_s is not None else ""
+            parts.append(f"first token {self.first_token_s:.2f} s{loading}")
         if self.finish_reason == "cancelled":
             parts.append("stopped")
         elif self.finish_reason == "length":
@@ -406,10 +415,13 @@ def _start_eager(engine: Engine, ids, params: GenParams, max_new: int, streamer,
     threading.Thread(target=work, name="llm-generate", daemon=True).start()
 
 
-def stream_chat(engine: Engine, msgs: list[dict], params: GenParams,
-                stop: threading.Event | None = None) -> Iterator[Chunk]:
+def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threading.Event | None = None,
+                since: float | None = None) -> Iterator[Chunk]:
     """Generate an answer to `msgs`, yielding the growing text. Closing the iterator or setting `stop` ends
-    generation within one token. Holds `engine.lock` while generating (one generation per model at a time)."""
+    generation within one token. Holds `engine.lock` while generating (one generation per model at a time).
+
+    `since`: the `time.perf_counter()` of the request (the user's click): `first_token_s` counts from it, so it
+    includes loading the model and waiting for another answer to finish; default: when generation starts."""
     import torch
     from transformers import TextIteratorStreamer
 
@@ -422,6 +434,7 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams,
         streamer = TextIteratorStreamer(engine.tokenizer, skip_prompt=True, skip_special_tokens=True)
         ids = torch.tensor([prep.input_ids], dtype=torch.long, device=engine.device)
         run = Run(stop)
+        since = run.t0 if since is None else since
         fast = engine.fast is not None and engine.fast.usable(len(prep.input_ids) + prep.max_new_tokens)
         if fast:
             engine.fast.submit(ids, params, prep.max_new_tokens, streamer, run)
@@ -438,7 +451,7 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams,
                         text, reason = text[: text.index(s)], "stop"
                         stop.set()
                 chunk = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                              (run.t_first - run.t0) if run.t_first else None, notes=notes, fast_path=fast)
+                              (run.t_first - since) if run.t_first else None, notes=notes, fast_path=fast)
                 if reason:
                     break
                 yield chunk
@@ -455,13 +468,14 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams,
             reason = ("stop" if run.hit_eos else "length" if run.new_tokens >= prep.max_new_tokens
                       else "cancelled" if user_stopped else "stop")
         final = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                      (run.t_first - run.t0) if run.t_first else None, True, reason, notes, fast)
+                      (run.t_first - since) if run.t_first else None, True, reason, notes, fast)
     yield final
 
 
-def chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threading.Event | None = None) -> Chunk:
+def chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threading.Event | None = None,
+         since: float | None = None) -> Chunk:
     """The whole answer at once (the last chunk of `stream_chat`)."""
     final = None
-    for final in stream_chat(engine, msgs, params, stop):
+    for final in stream_chat(engine, msgs, params, stop, since):
         pass
     return final

@@ -7,6 +7,7 @@ import re
 from hub.errors import UserError
 
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
+EMPTY = "Type a message first."  # the one sentence for an empty message (the tab's validator says it too)
 _FOOTER = re.compile(r"(\s*<sub>(?:⏱|ℹ️)[^\n]*</sub>)+\s*$")  # stats and notes this tab appends to answers
 
 
@@ -42,7 +43,7 @@ def build_messages(system: str | None, history: list | None, message) -> list[di
     """
     message = clean_text(message if message is not None else "")
     if not message.strip():
-        raise UserError("Type a message first.")
+        raise UserError(EMPTY)
     msgs = []
     if system and clean_text(system).strip():
         msgs.append({"role": "system", "content": clean_text(system).strip()})

@@ -192,7 +192,7 @@ async def _complete(request, ctx, model: str | None, msgs: list[dict], params: G
     """The whole answer as one chat.completion object; a client that hangs up stops it at the next token."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     final, name = await call_until_gone(
-        request, ctx, lambda lease, gone: (chat(lease.engine, msgs, params, gone), lease.weights.choice.id), model)
+        request, ctx, lambda lease, gone: (chat(lease.engine, msgs, params, gone), _name(lease)), model)
     return {"id": cid, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
                          "finish_reason": "length" if final.finish_reason == "length" else "stop"}],
@@ -209,7 +209,7 @@ async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, i
 
     def generate(lease) -> Iterator[tuple[Chunk, str]]:
         for chunk in stream_chat(lease.engine, msgs, params, stop):
-            yield chunk, lease.weights.choice.id
+            yield chunk, _name(lease)
 
     release = await admission(ctx).acquire()  # the demo's /v1 queue, held until the stream is over
     try:
@@ -218,7 +218,7 @@ async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, i
     except BaseException:
         release()
         raise
-    sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.choice(None).id)
+    sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.default_model())
     return StreamingResponse(sse.run(gen, first, stop, include_usage, release), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
@@ -277,6 +277,12 @@ def _close_when_idle(gen, timeout: float = 60.0) -> None:
             if time.monotonic() > end:
                 raise
             time.sleep(0.01)
+
+
+def _name(lease) -> str:
+    """The answer's `model`: the id a client can send again; a local file or folder by its readable name, never its
+    path (the same name GET /v1/models lists)."""
+    return lease.weights.record()["model"]
 
 
 def _usage(c: Chunk) -> dict:

@@ -1,11 +1,25 @@
-"""The LLM chat tab: a ChatInterface whose handler streams through `ctx.stream` (allow-list, lease, OOM recovery)."""
+"""The LLM chat tab: a ChatInterface whose handler streams through `ctx.stream` (allow-list, lease, OOM recovery).
+
+Two things in gradio 6.31's ChatInterface shape it. Its submit event disables the textbox and shows Stop, and gives
+them back in `.then()` steps; its front end runs `.then()` only after a success (an error dispatches `.failure()`
+listeners alone), so any error (an empty message, an unlisted model, a failed load) left the input disabled behind a
+Stop icon until the page was reloaded. `ChatTab` adds the missing `.failure()` step. And an empty message never
+starts the chat's events at all: the submit event's validator refuses it before the textbox is cleared and disabled
+or the message is added to the chat (so the example prompts stay), and a listener of its own says the sentence
+(gradio puts a refused validator's message in the textbox's label, which a ChatInterface hides). The API, which has
+no validator, gets the handler's sentence.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
+import gradio as gr
+
 from demos.llm_chat.engine import check_params, stream_chat
-from demos.llm_chat.messages import build_messages
+from demos.llm_chat.messages import EMPTY, build_messages
+from hub import fields
 
 EXAMPLES = [["Explain what a neural network is in two sentences."],
             ["Write a haiku about a GPU running out of memory."],
@@ -13,61 +27,122 @@ EXAMPLES = [["Explain what a neural network is in two sentences."],
             ["Translate 'Where is the train station?' into French and German."]]
 
 
-def answer(ctx, message, history, model_id, system, temperature, top_p, top_k, max_new_tokens,
+def answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
            repetition_penalty):
-    """(answer so far, details) pairs for the chat: the growing text, then the text with notes, stats footer and
-    the reproducibility record. Inputs are checked before anything loads."""
-    import gradio as gr
-
+    """(answer so far, details) pairs for the chat: a loading line while the model loads, the growing text, then the
+    text with notes, the stats footer (first token timed from the click) and the reproducibility record. Inputs are
+    checked before anything loads."""
+    clicked = time.perf_counter()
     params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty)
-    msgs = build_messages(system, history, message)
-    choice = ctx.choice(model_id)  # the allow-list, and an unknown model named before anything loads
-    if not ctx.is_loaded(model_id):
-        yield f"*Loading {choice.display}…*", gr.skip()
+    msgs = build_messages(system_prompt, history, message)
+    ctx.choice(model)  # the allow-list: an unknown model is named before anything loads
+    loading = ctx.loading_text(model)
+    if loading:  # a chat bubble, not a progress bar: ChatInterface shows only a running clock while it waits
+        yield loading, gr.skip()
 
     def generate(lease):
-        for chunk in stream_chat(lease.engine, msgs, params):
+        started = time.perf_counter()  # the model is loaded
+        loading_s = round(started - clicked, 2) if loading else None
+        for chunk in stream_chat(lease.engine, msgs, params, since=clicked):
             if not chunk.done:
                 yield chunk.text, gr.skip()
                 continue
             notes = "".join(f"\n\n<sub>ℹ️ {n}</sub>" for n in chunk.notes)
             stats = {k: v for k, v in asdict(chunk).items() if k != "text"}
             stats["tokens_per_s"] = round(chunk.tokens_per_s, 2)
-            yield chunk.text + notes + "\n\n" + chunk.footer(), lease.record(**asdict(params), **stats)
+            stats["first_token_s"] = chunk.first_token_s and round(chunk.first_token_s, 3)
+            if loading_s is not None:
+                stats["loading_s"] = loading_s
+            yield (chunk.text + notes + "\n\n" + chunk.footer(loading_s),
+                   lease.record(**asdict(params), **stats))
 
-    yield from ctx.stream(generate, model_id)
+    yield from ctx.stream(generate, model)
+
+
+def refuse_empty(message):
+    """The submit event's validator: gradio runs ChatInterface's send only when the message has some text."""
+    return gr.validate(bool(isinstance(message, str) and message.strip()), EMPTY)
+
+
+def say_if_empty(message) -> None:
+    """The sentence for an empty or whitespace-only message, as a toast (the validator stops the send)."""
+    if not (isinstance(message, str) and message.strip()):
+        raise gr.Error(EMPTY, print_exception=False)
+
+
+class ChatTab(gr.ChatInterface):
+    """gr.ChatInterface whose input comes back after an error: the Send button, the message (to fix and send again)
+    and the conversation as it was before it (see the module docstring for why gradio 6.31 needs this).
+
+    Stop cancels the answer, and gradio's front end runs a cancelled event's `.failure()` listeners too (and its
+    `.then()` ones, which give the input back and keep the partial answer): a Stop flag, set in the browser before
+    the cancel, keeps this recovery out of that case."""
+
+    def _setup_stop_events(self, event_triggers, events_to_cancel, after_success) -> None:
+        stopped = gr.Checkbox(False, visible=False, label="Stopped")  # not a State: those live on the server
+        # registered before ChatInterface's own Stop listener, whose cancel runs the `.failure()` listeners
+        self.textbox.stop(None, None, stopped, js="() => true", api_visibility="undocumented", queue=False)
+        super()._setup_stop_events(event_triggers, events_to_cancel, after_success)
+        send = self.textbox.submit_btn
+
+        def recover(message, history, was_stopped):
+            if was_stopped:  # Stop, not an error: the answer so far stays, and the input is emptied by `.then()`
+                return gr.Textbox(interactive=True, submit_btn=send, stop_btn=False), gr.skip(), False
+            return gr.Textbox(message, interactive=True, submit_btn=send, stop_btn=False), history, False
+
+        for event in events_to_cancel:  # sending, retrying, an example prompt
+            event.failure(recover, [self.saved_input, self.chatbot_state, stopped],
+                          [self.textbox, self.chatbot, stopped], api_visibility="undocumented", queue=False,
+                          show_progress="hidden")
 
 
 def build(ctx) -> None:
-    import gradio as gr
-
-    with gr.Row():
-        model = ctx.model_dropdown(allow_custom_value=True, scale=3,
-                                   info="A listed model; on a hub only this machine can reach, also any Hugging Face "
-                                        "repo id, a local folder or a local .gguf file.")
+    model, _notice = ctx.model_picker(
+        info="A listed model; on a hub only this machine can reach, also any Hugging Face repo id, a local folder or "
+             "a local .gguf file.")
     system = gr.Textbox("You are a helpful assistant.", label="System prompt", lines=2, render=False)
-    temperature = gr.Slider(0.0, 2.0, 0.7, step=0.05, label="Temperature", info="0 = always the most likely token",
-                            render=False)
-    top_p = gr.Slider(0.05, 1.0, 0.9, step=0.05, label="Top-p", render=False)
-    top_k = gr.Slider(0, 200, 50, step=1, label="Top-k", info="0 = off", render=False)
-    max_new = gr.Slider(1, 4096, 512, step=1, label="Max new tokens", render=False)
-    rep = gr.Slider(1.0, 2.0, 1.05, step=0.01, label="Repetition penalty", render=False)
+    temperature = fields.slider("Temperature", 0.0, 2.0, 0.7, 0.05, info="0 = always the most likely token",
+                                render=False)
+    top_p = fields.slider("Top-p", 0.05, 1.0, 0.9, 0.05, info="sample from the most likely tokens that make up this "
+                                                                 "share of the probability", render=False)
+    top_k = fields.slider("Top-k", 0, 200, 50, 1, info="0 = off", render=False)
+    max_new = fields.slider("Max new tokens", 1, 4096, 512, 1, render=False)
+    rep = fields.slider("Repetition penalty", 1.0, 2.0, 1.05, 0.01, info="1 = none", render=False)
     record = gr.JSON(label="Details of the last answer", render=False)
 
     @ctx.handler
-    def respond(message, history, model_id, system, temperature, top_p, top_k, max_new_tokens, repetition_penalty):
-        yield from answer(ctx, message, history, model_id, system, temperature, top_p, top_k, max_new_tokens,
+    def respond(message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
+                repetition_penalty):
+        """Chat with a small instruction-tuned model; the answer streams, ending with a stats footer.
+
+        Args:
+            message: what you say to the model (not empty).
+            history: the conversation so far (kept per session by the server; not an API parameter).
+            model: a model this hub lists (GET /v1/models); optional, the tab's default.
+            system_prompt: instructions the model reads before the conversation; optional, empty for none.
+            temperature: optional, 0 to 2 (default 0.7); 0 always picks the most likely token.
+            top_p: optional, 0.05 to 1 (default 0.9); sample from the likeliest tokens that hold this much probability.
+            top_k: optional, 0 to 200 (default 50); sample from this many likeliest tokens; 0 = off.
+            max_new_tokens: optional, 1 to 4096 (default 512); the longest answer in tokens (less for a short model).
+            repetition_penalty: optional, 1 to 2 (default 1.05); above 1 makes repeating earlier tokens less likely.
+        """
+        yield from answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
                           repetition_penalty)
 
-    gr.ChatInterface(
+    message = gr.Textbox(label="Message", placeholder="Type a message…", scale=7, autofocus=True, submit_btn=True,
+                         stop_btn=True, render=False)
+    # The validator keeps the chat as it is, but its sentence would go to the hidden label: this listener says it.
+    # It is registered before ChatInterface's own: gradio's front end stops at a refused validator and would never
+    # reach a listener after it.
+    message.submit(say_if_empty, message, None, show_progress="hidden", api_visibility="private")
+    ChatTab(
         respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
-        api_name="chat", concurrency_limit=ctx.spec.gpu_concurrency, fill_height=False,
+        textbox=message,
+        validator=refuse_empty, api_name="chat", concurrency_limit=ctx.spec.gpu_concurrency, fill_height=False,
         # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)
         examples=EXAMPLES, cache_examples=False,
-        api_description="Chat: (message, model, system prompt, temperature, top_p, top_k, max_new_tokens, "
-                        "repetition_penalty) -> (answer with a stats footer, details). History is per session.",
     )
     with gr.Accordion("Details", open=False):
         record.render()

@@ -61,11 +61,11 @@ DEMO = Demo(
     ui="demos.sam_segment.ui:build",
     fetch="demos.sam_segment.engine:fetch",
     examples=(
-        Example("segment", {"img": Sample("image"), "points": [[40, 30]], "labels": [1], "box": None,
-                            "multi": True, "model_id": "tiny-random"},
+        Example("segment", {"image": Sample("image"), "points": [[40, 30]], "labels": [1], "box": None,
+                            "multimask": True, "model_id": "tiny-random"},
                 bad={"points": [[10000, 10000]]}),
-        Example("segment_everything", {"img": Sample("image"), "points_per_side": 4, "iou_thresh": 0.0,
-                                       "stability_thresh": 0.0, "min_pixels": 0, "model_id": "tiny-random"},
+        Example("segment_everything", {"image": Sample("image"), "points_per_side": 4, "iou_threshold": 0.0,
+                                       "stability_threshold": 0.0, "min_area": 0, "model_id": "tiny-random"},
                 bad={"points_per_side": 0}),
     ),
 )

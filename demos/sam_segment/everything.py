@@ -11,6 +11,12 @@ import numpy as np
 from demos.sam_segment.engine import Embedding, Picture, SamEngine
 from hub import validate
 from hub.errors import UserError
+from hub.media.image import MAX_PIXELS
+
+# The ranges of the settings, one source for the tab's fields (their info text) and the checks below.
+POINTS_PER_SIDE = (2, 128)
+THRESHOLD = (0.0, 1.0)
+MIN_AREA = (0, MAX_PIXELS)  # pixels: no mask is larger than the largest image the hub takes
 
 
 @dataclass
@@ -40,15 +46,16 @@ class EverythingSettings:
     min_area: int
 
 
-def check_settings(picture: Picture, points_per_side=32, pred_iou_thresh=0.88, stability_score_thresh=0.95,
+def check_settings(points_per_side=32, pred_iou_thresh=0.88, stability_score_thresh=0.95,
                    min_area=0) -> EverythingSettings:
-    """The settings as numbers in range, or UserError saying which one is wrong and what it may be."""
-    h, w = picture.rgb.shape[:2]
+    """The settings as numbers in range, or UserError saying which one is wrong and what it may be. The names are
+    the tab's field labels, so the page and an API caller get the same sentence. A minimum area larger than the
+    picture is no error: no mask passes it, and the tab says so."""
     return EverythingSettings(
-        validate.number(points_per_side, "points per side", 2, 128, integer=True),
-        validate.number(pred_iou_thresh, "the predicted-IoU threshold", 0, 1),
-        validate.number(stability_score_thresh, "the stability threshold", 0, 1),
-        validate.number(min_area, "the minimum area (pixels)", 0, h * w, integer=True, default=0))
+        validate.number(points_per_side, "points per side", *POINTS_PER_SIDE, integer=True),
+        validate.number(pred_iou_thresh, "predicted-IoU threshold", *THRESHOLD),
+        validate.number(stability_score_thresh, "stability threshold", *THRESHOLD),
+        validate.number(min_area, "minimum mask area", *MIN_AREA, integer=True, default=0))
 
 
 def segment_everything(engine: SamEngine, embedding: Embedding, picture: Picture, points_per_side: int = 32,
@@ -67,7 +74,7 @@ def segment_everything(engine: SamEngine, embedding: Embedding, picture: Picture
 
     if embedding.key != picture.key or embedding.engine_uid != engine.uid:
         raise UserError("The image changed while segmenting; press Segment everything again.")
-    s = check_settings(picture, points_per_side, pred_iou_thresh, stability_score_thresh, min_area)
+    s = check_settings(points_per_side, pred_iou_thresh, stability_score_thresh, min_area)
     total = math.ceil(s.points_per_side ** 2 / points_per_batch)
 
     class CachedPredictor(SamPredictor):

@@ -46,7 +46,7 @@ def draw_prompts(picture: Picture, points=(), labels=(), box=None, corner=None):
 
     img = as_pil(picture)
     d = ImageDraw.Draw(img)
-    r = max(3, min(img.size) // 90)
+    r = max(4, max(img.size) // 80)  # big enough to see on the page, where a photo is shown at ~half size
     for (x, y), lab in zip(points, labels):
         color = (40, 200, 60) if int(lab) == POSITIVE else (230, 40, 40)
         d.ellipse([x - r, y - r, x + r, y + r], fill=color, outline=(255, 255, 255), width=max(1, r // 3))
@@ -62,9 +62,10 @@ def draw_prompts(picture: Picture, points=(), labels=(), box=None, corner=None):
 class WriteClickImages:
     """Write one click's images once, in cheap formats, for gradio to serve as they are.
 
-    Left to gradio, a 1024x768 click costs ~0.5 s on 2 cores in PNG encoding alone (the prompt drawing as an RGB PNG,
-    the cut-out at the highest compression). The drawing is only looked at (JPEG, 3 ms); the mask and cut-out are
-    downloads and stay lossless PNG, written at a fast compression level.
+    Left to gradio, a 1024x768 click costs ~0.5 s on 2 cores in PNG encoding alone (the picture as an RGB PNG, the
+    cut-out at the highest compression). The pictures (the clicked image with its clicks drawn, the one under the
+    mask) are only looked at (JPEG, 3 ms); the mask and cut-out are downloads and stay lossless PNG, written at a fast
+    compression level.
     """
 
     drawing_name, mask_name, cutout_name = "image.jpg", "mask.png", "cutout.png"
@@ -73,11 +74,16 @@ class WriteClickImages:
 
     def __call__(self, drawing, mask_img, cut_img, folder: Path) -> tuple[str, str, str]:
         """Paths of (the drawing, the mask PNG, the cut-out PNG) written into `folder`."""
-        base, mask_path, cut_path = folder / self.drawing_name, folder / self.mask_name, folder / self.cutout_name
-        drawing.save(base, "JPEG", quality=self.jpeg_quality)
+        base, mask_path, cut_path = self.drawing(drawing, folder), folder / self.mask_name, folder / self.cutout_name
         mask_img.save(mask_path, "PNG", compress_level=self.png_compress_level)
         cut_img.save(cut_path, "PNG", compress_level=self.png_compress_level)
-        return str(base), str(mask_path), str(cut_path)
+        return base, str(mask_path), str(cut_path)
+
+    def drawing(self, drawing, folder: Path) -> str:
+        """The path of `drawing` (the picture with the clicks, or under a mask) written into `folder` as a JPEG."""
+        path = folder / self.drawing_name
+        drawing.save(path, "JPEG", quality=self.jpeg_quality)
+        return str(path)
 
 
 save_for_display = WriteClickImages()

@@ -1,6 +1,9 @@
 """The Segment Anything tab: click points, a box by two corner clicks, undo, clear, candidate masks, warm-up on
 upload, and segment everything with Stop. Handlers that need the model go through `ctx.run`; the click
-bookkeeping (no model) runs without a GPU slot."""
+bookkeeping (no model) runs without a GPU slot.
+
+The image the user clicks shows the clicks drawn on it, so the picture the model sees is kept unchanged beside it in
+a hidden image (`source`): the page copies every new image there (no round trip), and every handler reads it."""
 
 import functools
 import json
@@ -13,14 +16,18 @@ import numpy as np
 
 from demos.sam_segment import SPEC
 from demos.sam_segment.engine import NEGATIVE, POSITIVE, check_segment, prepare_image, segment
-from demos.sam_segment.everything import check_settings, segment_everything
+from demos.sam_segment.everything import MIN_AREA, POINTS_PER_SIDE, THRESHOLD, check_settings, segment_everything
 from demos.sam_segment.formats import as_pil, cutout, draw_prompts, mask_png, save_for_display, thumbnail
 from demos.sam_segment.store import EmbeddingStore
+from hub import fields
 from hub.assets import package_file
 from hub.errors import UserError
 from hub.outputs import request_folder
 
 MODES = ("Positive point", "Negative point", "Box (two corner clicks)")
+HEIGHT = 520  # px: images are shown whole (contained) at most this tall, so the page stays short
+COPY = "(image) => image"
+HINT = "Click on the object to segment it; more clicks refine the mask."  # the page copies a new image into the hidden source as it is
 
 
 def fresh(key: str | None = None) -> dict:
@@ -50,6 +57,24 @@ def prompt_lists(state: dict):
     return pts, [p[2] for p in state["points"]], state["box"]
 
 
+def drawn(picture, state: dict) -> str:
+    """The clicked image with its clicks drawn on it (green positive, red negative, the box, a pending corner)."""
+    points, labels, box = prompt_lists(state)
+    drawing = draw_prompts(picture, points, labels, box, state.get("corner"))
+    return save_for_display.drawing(drawing, request_folder(SPEC.name, "clicks", keep_s=600))
+
+
+def summary(table: dict | None) -> str:
+    """The status line after "Segment everything": how many masks, or in words why there are none."""
+    masks, rec = (table or {}).get("masks") or [], (table or {}).get("record") or {}
+    if masks:
+        return f"Found {len(masks)} mask{'s' * (len(masks) != 1)}, largest first."
+    area = rec.get("min_area") or 0
+    kept = (f"predicted IoU at least {rec.get('pred_iou_thresh')}, stability at least "
+            f"{rec.get('stability_score_thresh')}" + (f", {area} pixels or more" if area else ""))
+    return f"No mask passed ({kept}): lower a threshold{' or the minimum mask area' if area else ''}."
+
+
 class SamTab:
     """The tab's per-app state (the embedding store, the Stop flags of running requests) and its event handlers."""
 
@@ -66,8 +91,9 @@ class SamTab:
 
     # ---- clicks (no model) --------------------------------------------------------------------------------------
 
-    def on_click(self, state, mode_value, img, evt: gr.SelectData):
-        picture = prepare_image(img)
+    def on_click(self, state, mode_value, image, evt: gr.SelectData):
+        """A click on the image: the new click state, the prompts it makes, and the image with the clicks drawn."""
+        picture = prepare_image(image)
         state = json.loads(json.dumps(state or fresh()))
         if state["key"] != picture.key:
             if state["points"] or state["box"] or state["corner"]:
@@ -92,9 +118,9 @@ class SamTab:
         else:
             state["points"].append([x, y, POSITIVE if mode_value == MODES[0] else NEGATIVE])
             state["history"].append(["point", None])
-        return state, *prompt_lists(state)
+        return state, *prompt_lists(state), drawn(picture, state)
 
-    def undo(self, state):
+    def undo(self, state, image):
         state = json.loads(json.dumps(state or fresh()))
         if state["history"]:
             kind, *old = state["history"].pop()
@@ -104,82 +130,111 @@ class SamTab:
                 state["corner"] = None
             else:
                 state["box"], state["corner"] = old
-        return state, *prompt_lists(state)
+        return state, *prompt_lists(state), self.redrawn(state, image)
 
-    def clear(self, state):
-        return fresh((state or {}).get("key")), [], [], None
+    def clear(self, state, image):
+        state = fresh((state or {}).get("key"))
+        return state, [], [], None, self.redrawn(state, image)
+
+    @staticmethod
+    def redrawn(state, image):
+        return None if image is None else drawn(prepare_image(image), state)
 
     def reset_for_new_image(self):
-        # An upload, a clear or a paste: the old clicks belong to the old image.
-        return fresh(), [], [], None, None, None, [], None, None, None
+        # An upload, a sample or a paste: the old clicks and results belong to the old image.
+        return fresh(), [], [], None, None, None, [], None, None, None, None, None, ""
+
+    def forget_image(self):
+        """The image was removed (its x) or cannot be read: it goes, with its hidden source, clicks and results."""
+        return None, None, *self.reset_for_new_image()
+
+    def check_image(self, image):
+        """A new image is read once, before anything else, so an unreadable one is refused once."""
+        prepare_image(image)
 
     # ---- segmenting ---------------------------------------------------------------------------------------------
 
-    def outputs_for(self, picture, seg, index, state):
+    def outputs_for(self, picture, seg, index):
         mask = seg["masks"][index]
-        base = draw_prompts(picture, seg["points"], seg["labels"], seg["box"], (state or {}).get("corner"))
         label = f"mask {index + 1} (score {seg['scores'][index]:.3f})"
-        base, mpng, cut = save_for_display(base, mask_png(mask), cutout(picture, mask),
+        base, mpng, cut = save_for_display(as_pil(picture), mask_png(mask), cutout(picture, mask),
                                            request_folder(SPEC.name, "clicks", keep_s=600))
         return (base, [(mask.astype(np.float32), label)]), mpng, cut
 
-    def run_segment(self, img, points, labels, box, multi, model_id, state=None, request: gr.Request = None,
-                    progress=gr.Progress(track_tqdm=True)):
-        """Segment the object the prompts point at. Returns the overlay, every candidate mask (best first),
-        the chosen mask as a PNG, the transparent cut-out and details (scores, timings, model)."""
-        picture = prepare_image(img)
-        prompts, multi = check_segment(picture.size, points, labels, box, multi)
+    def run_segment(self, image, points=None, labels=None, box=None, multimask=True, model_id=None,
+                    request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        """Segment the object that points and/or a box mark. Returns the image under the chosen mask, every
+        candidate mask (best first), the chosen mask as a PNG, the transparent cut-out and the details (scores,
+        timings, model).
+
+        Args:
+            image: the photo (PNG, JPEG or WebP).
+            points: points [[x, y], ...] in image pixels; [] for none (then give a box).
+            labels: one label per point: 1 on the object (positive), 0 not on it (negative).
+            box: optional box [x0, y0, x1, y1] around the object, in image pixels; None for no box.
+            multimask: true for three candidate masks, best first; false for one mask (best with many points).
+            model_id: the SAM model, one of the listed ones; the hub's default if left out.
+        """
+        picture = prepare_image(image)
+        prompts, multimask = check_segment(picture.size, points, labels, box, multimask)
 
         def work(lease):
             emb, hit, embed_ms = self.cached(lease, picture, request)
             t0 = time.perf_counter()
-            seg = segment(lease.engine, emb, prompts.points, prompts.labels, prompts.box, multi)
+            seg = segment(lease.engine, emb, prompts.points, prompts.labels, prompts.box, multimask)
             decode_ms = (time.perf_counter() - t0) * 1e3
-            rec = lease.record(**prompts.as_json(), multimask=multi, scores=[round(s, 4) for s in seg.scores],
+            rec = lease.record(**prompts.as_json(), multimask=multimask, scores=[round(s, 4) for s in seg.scores],
                                embedding="cached" if hit else f"computed in {embed_ms:.0f} ms",
                                decode_ms=round(decode_ms, 1), image=f"{picture.size[0]}x{picture.size[1]}")
             return seg, rec
 
-        seg, rec = self.ctx.run(work, model_id)
+        seg, rec = self.ctx.run(work, model_id, progress=progress)
         kept = {"key": picture.key, "masks": seg.masks, "scores": seg.scores, **prompts.as_json()}
         kept["points"], kept["labels"] = seg.prompts.points.tolist(), seg.prompts.labels.tolist()
-        ov, mpng, cut = self.outputs_for(picture, kept, 0, state)
+        ov, mpng, cut = self.outputs_for(picture, kept, 0)
         thumbs = [(thumbnail(m), f"#{i + 1}  score {s:.3f}") for i, (m, s) in enumerate(zip(seg.masks, seg.scores))]
         return ov, thumbs, mpng, cut, rec, kept
 
-    def refresh(self, img, points, labels, box, multi, model_id, state, request: gr.Request):
-        """After undo/clear: segment what is left, or show the bare image (with a pending corner) if nothing is."""
+    def refresh(self, image, points, labels, box, multimask, model_id, request: gr.Request = None,
+                progress=gr.Progress(track_tqdm=True)):
+        """After undo/clear: segment what is left, or no mask if nothing is (a pending corner alone makes none)."""
         has_positive = any(int(v) == POSITIVE for v in (labels or []))
-        if img is None:
+        if image is None or not (has_positive or box):
             return None, [], None, None, None, None
-        if not (has_positive or box):
-            picture = prepare_image(img)
-            return (draw_prompts(picture, points or [], labels or [], None, (state or {}).get("corner")), []), \
-                [], None, None, None, None
-        return self.run_segment(img, points, labels, box, multi, model_id, state, request)
+        return self.run_segment(image, points, labels, box, multimask, model_id, request, progress)
 
-    def pick(self, kept, img, state, evt: gr.SelectData):
+    def pick(self, kept, image, evt: gr.SelectData):
         if kept is None:
             raise UserError("Click on the image first to make candidate masks.")
-        picture = prepare_image(img)
+        picture = prepare_image(image)
         if picture.key != kept["key"]:
             raise UserError("The image changed since these masks were made; click on the new image.")
-        return self.outputs_for(picture, kept, int(evt.index), state)
+        return self.outputs_for(picture, kept, int(evt.index))
 
-    def warm(self, img, model_id, request: gr.Request):
+    def warm(self, image, model_id, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         """Encode a newly uploaded image right away, so the first click is fast."""
-        if img is None:
+        if image is None:
             return
-        picture = prepare_image(img)
-        self.ctx.run(lambda lease: self.cached(lease, picture, request), model_id)
+        picture = prepare_image(image)
+        self.ctx.run(lambda lease: self.cached(lease, picture, request), model_id, progress=progress)
 
     # ---- segment everything -------------------------------------------------------------------------------------
 
-    def run_everything(self, img, points_per_side, iou_thresh, stability_thresh, min_pixels, model_id,
-                       request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
-        """Find every object: returns the image with all masks (non-overlapping, largest first) and a table."""
-        picture = prepare_image(img)
-        s = check_settings(picture, points_per_side, iou_thresh, stability_thresh, min_pixels)
+    def run_everything(self, image, points_per_side=32, iou_threshold=0.88, stability_threshold=0.95, min_area=0,
+                       model_id=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+        """Find every object: returns the image with all masks (non-overlapping, largest first) and a table of them
+        (area, box, predicted IoU, stability) with the record.
+
+        Args:
+            image: the photo (PNG, JPEG or WebP).
+            points_per_side: a grid of this many prompt points a side (2 to 128); more finds smaller objects, slower.
+            iou_threshold: keep masks whose predicted IoU (the model's quality estimate) is at least this (0 to 1).
+            stability_threshold: keep masks whose stability score is at least this (0 to 1).
+            min_area: drop masks smaller than this many pixels (0 keeps all).
+            model_id: the SAM model, one of the listed ones; the hub's default if left out.
+        """
+        picture = prepare_image(image)
+        s = check_settings(points_per_side, iou_threshold, stability_threshold, min_area)
         sid = session(request)
         flag = self.stop_flags.setdefault(sid, threading.Event())
         flag.clear()
@@ -197,11 +252,9 @@ class SamTab:
             return found, rec
 
         try:
-            found, rec = self.ctx.run(work, model_id)
+            found, rec = self.ctx.run(work, model_id, progress=progress)
         finally:
             self.stop_flags.pop(sid, None)  # only running requests have a flag: the dict stays small
-        if not found:
-            gr.Info("No mask passed the thresholds; lower the predicted-IoU or stability threshold.")
         annotations = [(f.mask.astype(np.float32), f"#{i + 1}") for i, f in enumerate(found)]
         return (as_pil(picture), annotations), {"masks": [f.summary(i + 1) for i, f in enumerate(found)],
                                                 "record": rec}
@@ -210,6 +263,7 @@ class SamTab:
         flag = self.stop_flags.get(session(request))
         if flag is not None:
             flag.set()
+        return gr.Button(interactive=False)
 
 
 # ---- layout and events ------------------------------------------------------------------------------------------
@@ -233,75 +287,98 @@ def _sample_photos():
 
 
 def _components(ctx) -> SimpleNamespace:
+    """Top to bottom: the model, the image to click and how a click counts, the status, then the results."""
     c = SimpleNamespace()
+    c.model, c.notice = ctx.model_picker()
     with gr.Row():
         with gr.Column(scale=1):
-            c.model = ctx.model_dropdown()
             c.image = gr.Image(label="Image: click to add points", type="pil", image_mode=None,
-                               sources=["upload", "clipboard"], format="png")
+                               sources=["upload", "clipboard"], format="png", height=HEIGHT)
+            c.source = gr.Image(label="Image", type="pil", image_mode=None, format="png", visible=False)
             samples = _sample_photos()
             c.examples = gr.Examples(samples, [c.image], label="Sample photos (ship with ultralytics and gradio)",
                                      cache_examples=False) if samples else None
             c.mode = gr.Radio(list(MODES), value=MODES[0], label="A click adds")
-            with gr.Row():
-                c.undo_btn = gr.Button("Undo last click")
-                c.clear_btn = gr.Button("Clear clicks")
             c.multimask = gr.Checkbox(True, label="Three candidate masks (best first); untick for one mask from "
                                                   "many clicks")
+            with gr.Row():
+                c.undo_btn = gr.Button("Undo last click", size="sm")
+                c.clear_btn = gr.Button("Clear clicks", size="sm")
+            # the status line: what to do, and progress and errors of a click (they show here only)
+            c.status = gr.Markdown(HINT, elem_id="sam-status")
             with gr.Accordion("Prompts (what the /segment API takes)", open=False):
                 c.points_js = gr.JSON(label="Points [[x, y], ...] in image pixels", value=[])
                 c.labels_js = gr.JSON(label="Labels: 1 positive, 0 negative", value=[])
                 c.box_js = gr.JSON(label="Box [x0, y0, x1, y1]", value=None)
         with gr.Column(scale=1):
-            c.overlay = gr.AnnotatedImage(label="Mask", format="png", show_legend=False)
+            c.overlay = gr.AnnotatedImage(label="Mask", format="png", show_legend=False, height=HEIGHT)
             c.gallery = gr.Gallery(label="Candidate masks, best first (click one to use it)", columns=3, height=170,
-                                   format="png", allow_preview=False)
+                                   format="png", allow_preview=False, object_fit="contain")
             with gr.Row():
                 c.mask_out = gr.Image(label="Mask (PNG)", type="pil", format="png", interactive=False,
-                                      buttons=["download"])
+                                      buttons=["download"], height=260)
                 c.cut_out = gr.Image(label="Cut-out (transparent PNG)", type="pil", image_mode="RGBA", format="png",
-                                     interactive=False, buttons=["download"])
+                                     interactive=False, buttons=["download"], height=260)
             c.record = gr.JSON(label="Details")
     with gr.Accordion("Segment everything", open=False):
-        with gr.Row():
-            c.pps = gr.Slider(4, 64, 32, step=1, label="Points per side (more finds smaller objects, slower)")
-            c.iou_t = gr.Slider(0.0, 1.0, 0.88, step=0.01, label="Predicted-IoU threshold (quality)")
-            c.stab_t = gr.Slider(0.0, 1.0, 0.95, step=0.01, label="Stability threshold")
-            c.min_area = gr.Number(0, label="Drop masks smaller than (pixels)", precision=0, minimum=0)
-        with gr.Row():
-            c.all_btn = gr.Button("Segment everything", variant="primary")
-            c.stop_btn = gr.Button("Stop")
-        c.all_overlay = gr.AnnotatedImage(label="All masks", format="png")
-        c.all_table = gr.JSON(label="Masks (largest first)")
+        _everything_components(c)
     c.clicks = gr.State(fresh())
     c.candidates = gr.State(None)
     return c
 
 
+def _everything_components(c: SimpleNamespace) -> None:
+    with gr.Row():
+        c.pps = fields.slider("Points per side", *POINTS_PER_SIDE, 32, 1, info="more finds smaller objects, slower")
+        c.iou_t = fields.slider("Predicted-IoU threshold", *THRESHOLD, 0.88, 0.01,
+                                info="keep masks the model rates at least this good")
+        c.stab_t = fields.slider("Stability threshold", *THRESHOLD, 0.95, 0.01,
+                                 info="keep masks that hold their shape at least this well")
+        c.min_area = fields.number("Minimum mask area (pixels)", *MIN_AREA, 0,
+                                   info="masks smaller than this are dropped")
+    with gr.Row():
+        c.all_btn = gr.Button("Segment everything", variant="primary", scale=4, elem_id="sam-everything")
+        c.stop_btn = gr.Button("Stop", size="sm", interactive=False, scale=1)  # enabled while it runs
+    c.all_status = gr.Markdown(elem_id="sam-everything-status")  # progress, errors, how many masks
+    c.all_overlay = gr.AnnotatedImage(label="All masks", format="png", height=HEIGHT)
+    c.all_table = gr.JSON(label="Masks (largest first)")
+
+
 def _wire_clicks(ctx, tab: SamTab, c: SimpleNamespace) -> None:
     run_segment, refresh, warm = ctx.handler(tab.run_segment), ctx.handler(tab.refresh), ctx.handler(tab.warm)
+    quiet = {"api_name": False, "show_progress_on": [c.status]}
     prompts = [c.clicks, c.points_js, c.labels_js, c.box_js]
-    seg_inputs = [c.image, c.points_js, c.labels_js, c.box_js, c.multimask, c.model, c.clicks]
+    seg_inputs = [c.source, c.points_js, c.labels_js, c.box_js, c.multimask, c.model]
     seg_outputs = [c.overlay, c.gallery, c.mask_out, c.cut_out, c.record, c.candidates]
-    cleared = prompts + [c.overlay, c.record, c.gallery, c.mask_out, c.cut_out, c.candidates]
-    c.image.select(light(tab.on_click), [c.clicks, c.mode, c.image], prompts, api_name=False).success(
-        run_segment, seg_inputs, seg_outputs, api_name="segment", **ctx.events)
-    c.undo_btn.click(tab.undo, [c.clicks], prompts, api_name=False).success(
-        refresh, seg_inputs, seg_outputs, api_name=False, **ctx.events)
-    c.clear_btn.click(tab.clear, [c.clicks], prompts, api_name=False).success(
-        refresh, seg_inputs, seg_outputs, api_name=False, **ctx.events)
-    c.gallery.select(light(tab.pick), [c.candidates, c.image, c.clicks], [c.overlay, c.mask_out, c.cut_out],
-                     api_name=False)
-    c.image.clear(tab.reset_for_new_image, None, cleared, api_name=False)
-    c.image.upload(tab.reset_for_new_image, None, cleared, api_name=False).then(
-        warm, [c.image, c.model], None, api_name=False, **ctx.events)
-    if c.examples is not None:  # a sample photo is a new image too (an example click fires no upload event)
-        c.examples.load_input_event.then(tab.reset_for_new_image, None, cleared, api_name=False).then(
-            warm, [c.image, c.model], None, api_name=False, **ctx.events)
+    cleared = prompts + [c.overlay, c.record, c.gallery, c.mask_out, c.cut_out, c.candidates, c.all_overlay,
+                         c.all_table, c.all_status]
+    c.image.select(light(tab.on_click), [c.clicks, c.mode, c.source], prompts + [c.image], **quiet).success(
+        run_segment, seg_inputs, seg_outputs, api_name="segment", **ctx.events_on(c.status))
+    c.undo_btn.click(light(tab.undo), [c.clicks, c.source], prompts + [c.image], **quiet).success(
+        refresh, seg_inputs, seg_outputs, api_name=False, **ctx.events_on(c.status))
+    c.clear_btn.click(light(tab.clear), [c.clicks, c.source], prompts + [c.image], **quiet).success(
+        refresh, seg_inputs, seg_outputs, api_name=False, **ctx.events_on(c.status))
+    c.gallery.select(light(tab.pick), [c.candidates, c.source], [c.overlay, c.mask_out, c.cut_out], **quiet)
+    c.image.clear(tab.forget_image, None, [c.image, c.source, *cleared], api_name=False, show_progress="hidden")
+    # A new image (an upload, a paste, a sample: an example click fires no upload event) goes to the hidden source
+    # as it is and is read once: one that cannot be read is refused once and removed (nothing to click again);
+    # otherwise the old clicks and results go and the model encodes it right away.
+    new_images = [c.image.upload] + ([c.examples.load_input_event.then] if c.examples is not None else [])
+    for event in new_images:
+        read = event(None, [c.image], [c.source], js=COPY, api_name=False, show_progress="hidden").then(
+            light(tab.check_image), [c.source], None, **quiet)
+        read.failure(tab.forget_image, None, [c.image, c.source, *cleared], api_name=False, show_progress="hidden")
+        read.success(tab.reset_for_new_image, None, cleared, api_name=False, show_progress="hidden").then(
+            warm, [c.source, c.model], None, api_name=False, **ctx.events_on(c.status))
 
 
 def _wire_everything(ctx, tab: SamTab, c: SimpleNamespace) -> None:
-    everything = c.all_btn.click(ctx.handler(tab.run_everything),
-                                 [c.image, c.pps, c.iou_t, c.stab_t, c.min_area, c.model], [c.all_overlay, c.all_table],
-                                 api_name="segment_everything", **ctx.events)
-    c.stop_btn.click(tab.stop, None, None, api_name=False, cancels=[everything])
+    enable = c.all_btn.click(lambda: gr.Button(interactive=True), None, c.stop_btn, api_name=False, queue=False,
+                             show_progress="hidden")
+    everything = enable.then(ctx.handler(tab.run_everything),
+                             [c.source, c.pps, c.iou_t, c.stab_t, c.min_area, c.model], [c.all_overlay, c.all_table],
+                             api_name="segment_everything", **ctx.events_on(c.all_status))
+    everything.then(lambda: gr.Button(interactive=False), None, c.stop_btn, api_name=False, queue=False,
+                    show_progress="hidden")
+    everything.success(summary, [c.all_table], [c.all_status], api_name=False, queue=False, show_progress="hidden")
+    c.stop_btn.click(tab.stop, None, c.stop_btn, api_name=False, cancels=[everything])

@@ -13,8 +13,8 @@ from demos.stable_diffusion.spec import SPEC
 
 __all__ = ["DEMO", "SPEC"]
 
-_COMMON = {"seed_": 1, "steps_": 2, "guidance_": 7.5, "scheduler_": "Euler a", "width_": 64, "height_": 64,
-           "count_": 1}
+_COMMON = {"seed": 1, "steps": 2, "guidance_scale": 7.5, "scheduler": "Euler a", "width": 64, "height": 64,
+           "num_images": 1}
 
 DEMO = Demo(
     spec=SPEC,
@@ -28,16 +28,17 @@ DEMO = Demo(
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),
     examples=(
-        Example("generate_image", {"model_id": "tiny-random", "prompt_": "a red cube", "negative_": "", **_COMMON},
-                bad={"width_": 20}),
-        Example("img2img", {"model_id": "tiny-random", "image_": Sample("image"), "prompt_": "a red cube",
-                            "negative_": "", "strength_": 0.5, **_COMMON},
-                bad={"image_": None}),
+        Example("generate_image", {"model_id": "tiny-random", "prompt": "a red cube", "negative_prompt": "",
+                                   **_COMMON},
+                bad={"width": 20}),
+        Example("img2img", {"model_id": "tiny-random", "image": Sample("image"), "prompt": "a red cube",
+                            "negative_prompt": "", "strength": 0.5, **_COMMON},
+                bad={"image": None}),
         # The one layer of an uploaded picture has no transparency: it counts as painted all over (repaint all).
         Example("inpaint", {"model_id": "tiny-random",
-                            "editor_": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
-                            "mask_": None, "prompt_": "a red cube", "negative_": "", "strength_": 1.0, **_COMMON},
-                bad={"editor_": {"background": Sample("image"), "layers": [], "composite": None}}),
+                            "image": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
+                            "mask": None, "prompt": "a red cube", "negative_prompt": "", "strength": 1.0, **_COMMON},
+                bad={"image": {"background": Sample("image"), "layers": [], "composite": None}}),
         # A PNG without parameters is a valid request: the fields stay as they are, with a warning.
         Example("read_parameters", {"file": Sample("image")}, bad={"file": None}, model_arg=None),
     ),

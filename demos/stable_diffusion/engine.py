@@ -12,7 +12,8 @@ request; fast.py), and model CPU offload when the GPU has too little room. chann
 on the H100 it made the eager SD 1.5 UNet slower (54 vs 42 ms per step, see shared/GPU.md).
 
 Every work function checks all its inputs (`check_*`) before any work: out-of-range numbers are refused with
-hub.validate's sentence; a size that is not a multiple of 8 is rounded, with a note.
+hub.validate's sentence, and so is a width or height that is not a multiple of 8 (the sentence names the nearest
+valid sizes): nothing is clamped or rounded behind the user's back.
 """
 
 from __future__ import annotations
@@ -164,12 +165,12 @@ def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: in
              height: int | None = None, scheduler: str | None = None, num_images: int = 1,
              safety_checker: bool = True, on_step: OnStep | None = None,
              should_stop: ShouldStop | None = None) -> Result:
-    """Text to image. Bad values raise UserError; a size that is not a multiple of 8 and a long prompt get a note."""
+    """Text to image. Bad values (a size not a multiple of 8 included) raise UserError; a long prompt gets a note."""
     notes: list[str] = []
     check_text_model(engine)
     size = engine.defaults["size"]
-    w = check_side(width, "width", size, notes)
-    h = check_side(height, "height", size, notes)
+    w = check_side(width, "width", size)
+    h = check_side(height, "height", size)
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes)
     p.update(mode="txt2img", width=w, height=h)
     return _run(engine, engine.pipe, p, dict(height=h, width=w), notes, safety_checker, on_step, should_stop)
@@ -319,12 +320,14 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
             "revision": engine.revision}
 
 
-def check_side(value, name: str, default: int, notes: list[str]) -> int:
-    """A width or height from MIN_SIDE to MAX_SIDE (refused outside), rounded to a multiple of 8 with a note."""
-    x = validate.number(value, name, MIN_SIDE, MAX_SIDE, default=default)
-    side = int(round(x / 8) * 8)  # stays in range: both ends are multiples of 8
-    if side != x:
-        notes.append(f"{name.capitalize()} {x:g} is not a multiple of 8; using {side}.")
+def check_side(value, name: str, default: int) -> int:
+    """A width or height: a whole number from MIN_SIDE to MAX_SIDE and a multiple of 8 (the VAE's scale). Anything
+    else is refused with a sentence; one that is not a multiple of 8 names the two nearest valid sizes."""
+    side = validate.number(value, name, MIN_SIDE, MAX_SIDE, integer=True, default=default)
+    if side % 8:
+        below = side // 8 * 8  # both neighbours are in range: MIN_SIDE and MAX_SIDE are multiples of 8
+        raise UserError(f"{name.capitalize()} is {side}, which is not a multiple of 8; use {below} or {below + 8} "
+                        f"(a multiple of 8 from {MIN_SIDE} to {MAX_SIDE}).")
     return side
 
 
@@ -355,12 +358,13 @@ def _check_length(tokenizer, text: str, what: str, notes: list[str]) -> None:
 
 
 def check_fit(im, width, height, engine: Engine, notes: list[str]):
-    """Fit `im` inside width x height (default: the model's size) keeping its shape, sides multiples of 8."""
+    """Fit `im` inside width x height (default: the model's size; the same checks as text to image) keeping its
+    shape, sides multiples of 8."""
     from PIL import Image
 
     size = engine.defaults["size"]
-    box_w = int(validate.number(width, "width", MIN_SIDE, MAX_SIDE, default=size))
-    box_h = int(validate.number(height, "height", MIN_SIDE, MAX_SIDE, default=size))
+    box_w = check_side(width, "width", size)
+    box_h = check_side(height, "height", size)
     scale = min(box_w / im.width, box_h / im.height)
     # A very long, thin picture cannot keep its shape inside the size limits: its short side becomes MIN_SIDE.
     w = max(MIN_SIDE, min(MAX_SIDE, int(round(im.width * scale / 8)) * 8))

@@ -1,5 +1,7 @@
-"""The Stable Diffusion tab: shared settings, three modes (text, image, inpaint), a gallery of PNGs with their
-parameters, Cancel, and *Read parameters from a PNG*. Handlers only parse values; the engine checks and runs."""
+"""The Stable Diffusion tab, top to bottom: the model picker and its notice, the three modes (text, image, inpaint)
+with what each adds, the prompt, the shared settings, the one main button (Cancel beside it only while a run goes),
+the status line (the tab's only progress and error pill), a gallery of PNGs with their parameters, the seed used and
+the record, and *Read parameters from a PNG*. Handlers only parse values; the engine checks and runs."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import threading
 from types import SimpleNamespace
 
 from demos.stable_diffusion import engine as sd
-from demos.stable_diffusion.formats import NO_PARAMETERS, read_parameters
+from demos.stable_diffusion.formats import NO_PARAMETERS
+from demos.stable_diffusion.formats import read_parameters as read_parameters_from
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import SPEC, model_defaults
 from hub.errors import UserError
@@ -23,7 +26,8 @@ EXAMPLE_PROMPTS = [["a watercolor fox in a snowy forest, soft morning light", "b
 
 
 def build(ctx) -> None:
-    """The tab, inside the current gr.Blocks."""
+    """The tab, inside the current gr.Blocks. It reads top to bottom like AUTOMATIC1111's: the model, the mode (with
+    its picture inputs), the prompt, the settings, the one main button, the status line, then the results."""
     c = _components(ctx, model_defaults(ctx.choice().id))
     _wire(ctx, c)
 
@@ -32,64 +36,130 @@ def _components(ctx, d: dict) -> SimpleNamespace:
     import gradio as gr
 
     c = SimpleNamespace()
-    with gr.Row():
-        c.model = ctx.model_dropdown(scale=3)
-        c.seed = gr.Number(-1, label="Seed (-1 = random)", precision=0, minimum=-1, maximum=MAX_SEED, scale=2)
-        c.reuse = gr.Button("\u267b\ufe0f Reuse last seed", scale=1, size="sm")
+    c.model, c.notice = ctx.model_picker()  # says up front whether the picked model is on this machine
+    _modes(c)
     c.prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a watercolor fox in a snowy forest")
-    c.negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="blurry, low quality")
+    c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality",
+                            info="What the picture should not show")
     gr.Examples(EXAMPLE_PROMPTS, [c.prompt, c.negative], label="Example prompts", cache_examples=False)
+    _settings(c, d)
     with gr.Row():
-        c.steps = gr.Slider(1, MAX_STEPS, d["steps"], step=1, label="Steps")
-        c.guidance = gr.Slider(0, MAX_GUIDANCE, d["guidance"], step=0.5, label="Guidance scale (0-1 = off)")
-        c.scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
-    with gr.Row():
-        # Numbers, not sliders: a size that is not a multiple of 8 is rounded with a note; outside the range the
-        # engine answers with a sentence
-        c.width = gr.Number(d["size"], label=f"Width ({MIN_SIDE}-{MAX_SIDE}, multiple of 8)", precision=0, step=8)
-        c.height = gr.Number(d["size"], label=f"Height ({MIN_SIDE}-{MAX_SIDE}, multiple of 8)", precision=0, step=8)
-        c.count = gr.Slider(1, MAX_IMAGES, 1, step=1, label="Images")
-    with gr.Tabs():
-        with gr.Tab("Text to image"):
-            c.run_t2i = gr.Button("Generate", variant="primary")
-        with gr.Tab("Image to image"):
-            c.init_image = gr.Image(type="filepath", label="Init image (fitted into width x height)")
-            c.strength_i2i = gr.Slider(0.05, 1.0, 0.75, step=0.05, label="Strength (how much to change)")
-            c.run_i2i = gr.Button("Transform", variant="primary")
-        with gr.Tab("Inpaint"):
-            c.editor = gr.ImageEditor(type="pil", format="png", label="Image: paint the part to repaint",
-                                      brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"),
-                                      layers=gr.LayerOptions(allow_additional_layers=False))
-            c.mask_upload = gr.Image(type="filepath", label="Or upload a mask (white = repaint)", height=160)
-            c.strength_inp = gr.Slider(0.05, 1.0, 1.0, step=0.05, label="Strength (1 = repaint fully)")
-            c.run_inp = gr.Button("Inpaint", variant="primary")
-    c.cancel = gr.Button("Cancel", variant="stop")
-    c.gallery = gr.Gallery(label="Images (PNG with parameters)", columns=2, format="png", type="filepath")
-    c.used_seed = gr.Number(label="Seed used", precision=0, interactive=False)
-    c.status = gr.Markdown()
+        # One main button: the one of the selected mode (the others are hidden; each is its own API).
+        c.run_t2i = gr.Button("Generate", variant="primary", scale=6)
+        c.run_i2i = gr.Button("Transform", variant="primary", scale=6, visible=False)
+        c.run_inp = gr.Button("Inpaint", variant="primary", scale=6, visible=False)
+        c.cancel = gr.Button("Cancel", variant="stop", size="sm", scale=1, min_width=90, visible=False)
+    # The one status line: loading, steps, the error pill, notes (min_height: room for gradio's progress overlay)
+    c.status = gr.Markdown(label="Status", min_height=36, elem_classes=["sd-status"])
+    # scale-down: every image whole (never cropped) and never blown up past its own size. Two fixed columns keep
+    # gradio's square cells about 590 px at 1400 px wide: a 512 px image at its size, a 1024 px one halved; with
+    # fitted columns one image got a full-width square cell taller than the box, and a small image sat below it.
+    c.gallery = gr.Gallery(label="Images (PNG with parameters)", columns=2, fit_columns=False, height=610,
+                           format="png", type="filepath", object_fit="scale-down", interactive=False)
+    with gr.Row(visible=False) as c.seed_row:  # shown after the first run: no "Seed used 0" before it
+        c.used_seed = gr.Number(label="Seed used", precision=0, interactive=False, scale=4)
+        c.reuse = gr.Button("\u267b\ufe0f Reuse this seed", size="sm", scale=1, min_width=150)
     c.record = gr.JSON(label="Record")
     with gr.Accordion("Read parameters from a PNG", open=False):
         c.png = gr.File(label="PNG made by this tab (or AUTOMATIC1111)", file_types=[".png"], type="filepath")
     return c
 
 
+def _modes(c: SimpleNamespace) -> None:
+    """The three modes as tabs; each holds only what that mode adds (the prompt and settings are shared)."""
+    import gradio as gr
+
+    from hub import fields
+
+    with gr.Tabs():
+        with gr.Tab("Text to image") as c.tab_t2i:
+            gr.Markdown("Describe the picture in the prompt below. To start from a picture of your own, use "
+                        "*Image to image* or *Inpaint*.")
+        with gr.Tab("Image to image") as c.tab_i2i:
+            with gr.Row():
+                c.init_image = gr.Image(type="filepath", label="Init image (fitted into width x height)", height=320)
+                c.strength_i2i = fields.slider("Strength", 0.05, 1.0, 0.75, 0.05,
+                                               info="How much to change: 1 draws anew")
+        with gr.Tab("Inpaint") as c.tab_inp:
+            with gr.Row():
+                c.editor = gr.ImageEditor(type="pil", format="png", label="Image: paint the part to repaint",
+                                          brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), height=420,
+                                          layers=gr.LayerOptions(allow_additional_layers=False), scale=2)
+                with gr.Column(scale=1):
+                    c.mask_upload = gr.Image(type="filepath", label="Or upload a mask (white = repaint)", height=180)
+                    c.strength_inp = fields.slider("Strength", 0.05, 1.0, 1.0, 0.05,
+                                                   info="1 repaints the painted part fully")
+
+
+def _settings(c: SimpleNamespace, d: dict) -> None:
+    """The settings every mode shares, compact; each field's info states its range."""
+    import gradio as gr
+
+    from hub import fields
+
+    with gr.Accordion("Settings", open=True):
+        with gr.Row():
+            c.steps = fields.slider("Steps", 1, MAX_STEPS, d["steps"], 1)
+            c.guidance = fields.slider("Guidance scale", 0, MAX_GUIDANCE, d["guidance"], 0.5, info="0 to 1 = off")
+            c.scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
+        with gr.Row():
+            # Numbers, not sliders: any multiple of 8 in range; anything else is refused with one sentence
+            c.width = fields.number("Width", MIN_SIDE, MAX_SIDE, d["size"], info="A multiple of 8", step=8)
+            c.height = fields.number("Height", MIN_SIDE, MAX_SIDE, d["size"], info="A multiple of 8", step=8)
+            c.count = fields.slider("Images", 1, MAX_IMAGES, 1, 1)
+            c.seed = fields.number("Seed", -1, MAX_SEED, -1, info="-1 = random")
+
+
 def _wire(ctx, c: SimpleNamespace) -> None:
+    import gradio as gr
+
     common = [c.seed, c.steps, c.guidance, c.scheduler, c.width, c.height, c.count]
-    outputs = [c.gallery, c.used_seed, c.status, c.record]
-    events = [
-        c.run_t2i.click(_generate_handler(ctx), [c.model, c.prompt, c.negative, *common], outputs,
-                        api_name="generate_image", **ctx.events),
-        c.run_i2i.click(_img2img_handler(ctx), [c.model, c.init_image, c.prompt, c.negative, c.strength_i2i, *common],
-                        outputs, api_name="img2img", **ctx.events),
-        c.run_inp.click(_inpaint_handler(ctx), [c.model, c.editor, c.mask_upload, c.prompt, c.negative,
-                                                c.strength_inp, *common], outputs, api_name="inpaint", **ctx.events),
+    runs = [
+        _run_event(ctx, c, c.run_t2i, _generate_handler(ctx), [c.model, c.prompt, c.negative, *common],
+                   "generate_image"),
+        _run_event(ctx, c, c.run_i2i, _img2img_handler(ctx),
+                   [c.model, c.init_image, c.prompt, c.negative, c.strength_i2i, *common], "img2img"),
+        _run_event(ctx, c, c.run_inp, _inpaint_handler(ctx),
+                   [c.model, c.editor, c.mask_upload, c.prompt, c.negative, c.strength_inp, *common], "inpaint"),
     ]
-    c.cancel.click(lambda: "Cancelled.", None, c.status, cancels=events, api_visibility="private")
-    c.reuse.click(lambda s: s if s is not None else -1, [c.used_seed], [c.seed], api_visibility="private")
+    quiet = dict(queue=False, show_progress="hidden", api_visibility="private")
+    # Cancel only cancels: the run's after-step (below) hides it and says "Cancelled." once the page has let go of
+    # the run, so no late step can overwrite that and Generate is not clicked while the old run is still held.
+    c.cancel.click(None, None, None, cancels=runs, **quiet)
+    buttons = [c.run_t2i, c.run_i2i, c.run_inp]
+    for i, tab in enumerate((c.tab_t2i, c.tab_i2i, c.tab_inp)):
+        tab.select(lambda i=i: [gr.update(visible=k == i) for k in range(3)], None, buttons, **quiet)
+    c.reuse.click(lambda s: s if s is not None else -1, [c.used_seed], [c.seed], **quiet)
     c.model.change(_defaults_for, [c.model], [c.steps, c.guidance, c.scheduler, c.width, c.height],
                    api_visibility="private")
     c.png.upload(_fill_handler(ctx), [c.png], [c.prompt, c.negative, c.seed, c.steps, c.guidance, c.scheduler,
                                                 c.width, c.height, c.model, c.record], api_name="read_parameters")
+
+
+def _run_event(ctx, c: SimpleNamespace, button, handler, inputs, api_name: str):
+    """button -> Cancel shows, the last run's notes go -> the run (its API; progress and errors on the status line
+    only) -> Cancel hides and the seed used shows. Returns the run's event, for Cancel."""
+    import gradio as gr
+
+    quiet = dict(queue=False, show_progress="hidden", api_visibility="private")
+    shown = button.click(lambda: (gr.update(visible=True), ""), None, [c.cancel, c.status], **quiet)
+    run = shown.then(handler, inputs, [c.gallery, c.used_seed, c.status, c.record], api_name=api_name,
+                     **ctx.events_on(c.status))
+    run.then(_after_run, [c.used_seed, c.status], [c.cancel, c.seed_row, c.status], **quiet)
+    # gradio 6.31's page runs .then after success or Cancel, not after an error; this one leaves the status alone
+    # (an output of it would lose the error pill there)
+    run.failure(lambda seed: _after_run(seed, "")[:2], [c.used_seed], [c.cancel, c.seed_row], **quiet)
+    return run
+
+
+def _after_run(seed, said):
+    """After a run ends (done, failed or cancelled): Cancel goes, "Seed used" shows once there is a seed, and a
+    status still saying what was under way ("Step 3 of 40…": every such line ends with an ellipsis, notes and
+    "Done." never do) means the run was cancelled."""
+    import gradio as gr
+
+    stopped = (said or "").rstrip().endswith("\u2026")
+    return gr.update(visible=False), gr.update(visible=seed is not None), "Cancelled." if stopped else gr.skip()
 
 
 def _defaults_for(model_id):
@@ -97,66 +167,121 @@ def _defaults_for(model_id):
     return o["steps"], o["guidance"], o["scheduler"], o["size"], o["size"]
 
 
-def _kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_) -> dict:
-    return dict(seed=seed_, steps=steps_, guidance=guidance_, scheduler=scheduler_, width=width_, height=height_,
-                num_images=count_)
+def _kw(seed, steps, guidance_scale, scheduler, width, height, num_images) -> dict:
+    return dict(seed=seed, steps=steps, guidance=guidance_scale, scheduler=scheduler, width=width, height=height,
+                num_images=num_images)
 
 
-# ---- handlers: same names and positional parameters as always (the gradio_client API) ----------------------------
+# ---- handlers: the positional order is the API's (gradio_client); the names and Args are the API page's -----------
+# gradio reads one line per parameter from "Args:"; the shared settings are described the same way in each handler.
 
 
 def _generate_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def run_generate(model_id, prompt_, negative_, seed_, steps_, guidance_, scheduler_, width_, height_, count_,
-                     progress=gr.Progress(track_tqdm=True)):
-        args = _kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
+    def generate_image(model_id, prompt, negative_prompt="", seed=-1, steps=None, guidance_scale=None,
+                       scheduler=None, width=None, height=None, num_images=1, progress=gr.Progress(track_tqdm=True)):
+        """Text to image: PNGs that carry their parameters, the seed used, notes and the reproducibility record.
+
+        Args:
+            model_id: one of the models the tab's Model dropdown lists.
+            prompt: what to draw.
+            negative_prompt: what the picture should not show ("" for nothing).
+            seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
+            steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
+            guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
+            width: image width in pixels, a multiple of 8 from 64 to 1024 (None: the model's size).
+            height: image height in pixels, a multiple of 8 from 64 to 1024 (None: the model's size).
+            num_images: how many images, 1 to 4.
+        """
+        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images)
         yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.generate(
-            e, prompt_, negative_, **args, safety_checker=safety, on_step=on_step, should_stop=stop), progress)
-    return run_generate
+            e, prompt, negative_prompt, **args, safety_checker=safety, on_step=on_step, should_stop=stop))
+    return generate_image
 
 
 def _img2img_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def run_img2img(model_id, image_, prompt_, negative_, strength_, seed_, steps_, guidance_, scheduler_, width_,
-                    height_, count_, progress=gr.Progress(track_tqdm=True)):
-        args = _kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
-        image_ = open_image(image_, "the init image")  # fail fast, before waiting for the model
+    def img2img(model_id, image, prompt, negative_prompt="", strength=0.75, seed=-1, steps=None,
+                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1,
+                progress=gr.Progress(track_tqdm=True)):
+        """Image to image: the picture redrawn after the prompt, as PNGs with their parameters.
+
+        Args:
+            model_id: one of the models the tab's Model dropdown lists.
+            image: the picture to start from (PNG, JPEG or WebP), fitted into width x height keeping its shape.
+            prompt: what the picture should become.
+            negative_prompt: what the picture should not show ("" for nothing).
+            strength: how much to change, 0.05 to 1 (1 draws anew).
+            seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
+            steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
+            guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
+            width: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            height: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            num_images: how many images, 1 to 4.
+        """
+        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images)
+        picture = open_image(image, "the init image")  # fail fast, before waiting for the model
         yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.img2img(
-            e, image_, prompt_, negative_, strength=strength_, **args, safety_checker=safety, on_step=on_step,
-            should_stop=stop), progress)
-    return run_img2img
+            e, picture, prompt, negative_prompt, strength=strength, **args, safety_checker=safety, on_step=on_step,
+            should_stop=stop))
+    return img2img
 
 
 def _inpaint_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def run_inpaint(model_id, editor_, mask_, prompt_, negative_, strength_, seed_, steps_, guidance_, scheduler_,
-                    width_, height_, count_, progress=gr.Progress(track_tqdm=True)):
-        args = _kw(seed_, steps_, guidance_, scheduler_, width_, height_, count_)
-        background = (editor_ or {}).get("background")
+    def inpaint(model_id, image, mask=None, prompt="", negative_prompt="", strength=1.0, seed=-1, steps=None,
+                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1,
+                progress=gr.Progress(track_tqdm=True)):
+        """Inpaint: repaint part of a picture after the prompt; pixels far from the mask stay as they were.
+
+        Args:
+            model_id: one of the models the tab's Model dropdown lists.
+            image: the image editor's value {"background": picture, "layers": [painted layers], "composite": None}.
+            mask: a mask instead of painted layers (white = repaint), or None to repaint what the layers paint.
+            prompt: what to paint there.
+            negative_prompt: what the picture should not show ("" for nothing).
+            strength: how much to change the painted part, 0.05 to 1 (1 repaints it fully).
+            seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
+            steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
+            guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
+            width: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            height: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            num_images: how many images, 1 to 4.
+        """
+        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images)
+        background = (image or {}).get("background")
         if background is None:
             raise UserError("Upload the image to inpaint into the editor first.")
-        image_ = open_image(background, "the image to inpaint")
-        mask_image = sd.mask_from(mask_) if mask_ is not None else sd.editor_mask((editor_ or {}).get("layers"))
+        picture = open_image(background, "the image to inpaint")
+        mask_image = sd.mask_from(mask) if mask is not None else sd.editor_mask((image or {}).get("layers"))
         if mask_image is None:
             raise UserError(sd.EMPTY_MASK)
         yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.inpaint(
-            e, image_, mask_image, prompt_, negative_, strength=strength_, **args, safety_checker=safety,
-            on_step=on_step, should_stop=stop), progress)
-    return run_inpaint
+            e, picture, mask_image, prompt, negative_prompt, strength=strength, **args, safety_checker=safety,
+            on_step=on_step, should_stop=stop))
+    return inpaint
 
 
 def _fill_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def fill_from_png(file):
-        p = read_parameters(file, missing_ok=True)
+    def read_parameters(file):
+        """Fill the tab's fields from a PNG this tab (or AUTOMATIC1111) made.
+
+        Args:
+            file: a PNG with parameters in its text chunks.
+        """
+        p = read_parameters_from(file, missing_ok=True)
         if not p:  # a picture without parameters: nothing to fill in, which is an answer, not an error
             gr.Warning(NO_PARAMETERS)
             return (gr.skip(),) * 9 + ({},)
@@ -166,26 +291,32 @@ def _fill_handler(ctx):
                 p.get("steps", gr.skip()), p.get("guidance", gr.skip()),
                 sched if sched in SCHEDULERS else gr.skip(), p.get("width", gr.skip()), p.get("height", gr.skip()),
                 p["model"] if p.get("model") in models else gr.skip(), p)
-    return fill_from_png
+    return read_parameters
 
 
 # ---- the request path: one worker per request, under ctx.run ------------------------------------------------------
 
 
-def stream(ctx, model_id, work, progress):
+def stream(ctx, model_id, work):
     """Run `work(engine, on_step, should_stop, safety_checker)` under `ctx.run` in a worker; yield once per step.
 
-    Yielding every step lets Cancel (or a closed page) close this generator between steps; closing sets the stop
-    flag, the pipeline stops after its current step, and `ctx.run` releases the lease when the worker returns.
-    Not `ctx.stream`: gradio closes a cancelled generator on its event loop, and the lease must stay held until the
-    pipeline's current step has ended without blocking that loop for the rest of the step. `ctx.run` gives the same
-    allow-list check, OOM recovery (the whole run is retried: nothing but progress has been shown) and warnings.
+    What the status line says, in order (the one progress of the tab, issue #16 point 2): "Loading <model> (<size>)…"
+    while the model loads (a download shows its bytes there too: the handler's gr.Progress tracks tqdm), "Encoding the
+    prompt…", "Step i of n…" per denoising step, then the notes. Yielding every step also lets Cancel (or a closed
+    page) close this generator between steps; closing sets the stop flag, the pipeline stops after its current step,
+    and `ctx.run` releases the lease when the worker returns. Not `ctx.stream`: gradio closes a cancelled generator on
+    its event loop, and the lease must stay held until the pipeline's current step has ended without blocking that
+    loop for the rest of the step. `ctx.run` gives the same allow-list check, OOM recovery (the whole run is retried:
+    nothing but progress has been shown) and warnings. The handlers' gr.Progress is not handed to `ctx.run`: the
+    status line already says the model is loading, in words (gradio 6 shows a progress description only beside a
+    percentage); it is there so that a download's tqdm bars show their bytes.
     """
     import gradio as gr
 
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
     safety = ctx.options.safety_checker
+    loading = ctx.loading_text(model_id)  # refuses an unlisted model with the allow-list's sentence, as ctx.run would
 
     def call(lease):
         events.put(("loaded", None))
@@ -198,7 +329,8 @@ def stream(ctx, model_id, work, progress):
         except BaseException as e:  # re-raised in the request's thread, where the UI edge turns it into gr.Error
             events.put(("error", e))
 
-    progress(0, desc="Loading the model")
+    if loading:
+        yield gr.skip(), gr.skip(), loading, gr.skip()
     # The copied context carries gradio's request (event id), so the lease's warnings reach this user's page.
     threading.Thread(target=contextvars.copy_context().run, args=(worker,), daemon=True,
                      name="stable-diffusion").start()
@@ -206,27 +338,24 @@ def stream(ctx, model_id, work, progress):
         while True:
             kind, payload = events.get()
             if kind == "loaded":
-                progress(0, desc="Encoding the prompt")
+                yield gr.skip(), gr.skip(), "Encoding the prompt\u2026", gr.skip()
             elif kind == "step":
-                i, n = payload
-                progress((i, n), desc="Denoising", unit="steps")
-                yield gr.skip(), gr.skip(), f"Step {i} of {n}\u2026", gr.skip()
-            elif kind == "error":
+                yield gr.skip(), gr.skip(), "Step {} of {}\u2026".format(*payload), gr.skip()
+            elif kind == "error":  # the toast says it; the line must not go on saying "Loading…" beside the pill
+                yield gr.skip(), gr.skip(), "", gr.skip()
                 raise payload
             else:
-                yield from _finish(*payload, progress)
+                yield _finish(*payload)
                 return
     finally:
         stop.set()
 
 
-def _finish(res, rec, progress):
+def _finish(res, rec) -> tuple:
     import gradio as gr
 
     if res.cancelled:
-        yield gr.skip(), gr.skip(), "Cancelled.", gr.skip()
-        return
-    progress(1.0, desc="Saving")
+        return gr.skip(), gr.skip(), "Cancelled.", gr.skip()
     paths = [str(p) for p in res.save(request_folder(SPEC.name, "images"))]
     notes = "\n".join(f"- {n}" for n in res.notes) or "Done."
-    yield paths, res.seeds[0], notes, rec
+    return paths, res.seeds[0], notes, rec

@@ -24,9 +24,9 @@ DEMO = Demo(
     ),
     examples=(
         Example("transcribe",
-                {"model_id": "tiny-random", "audio_path": Sample("audio"), "other_path": None, "task_v": "transcribe",
-                 "language_v": "auto", "words_v": False, "vad_v": False, "prompt_v": "", "beam_v": 1},
-                bad={"beam_v": 0}),
+                {"model_id": "tiny-random", "audio": Sample("audio"), "media_file": None, "task": "transcribe",
+                 "language": "auto", "word_timestamps": False, "vad": False, "initial_prompt": "", "beam_size": 1},
+                bad={"beam_size": 0}),
     ),
 )
 

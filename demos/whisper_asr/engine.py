@@ -220,21 +220,28 @@ def _load_faster(weights, device: str, dtype: str) -> FasterWhisperEngine:
 
     path = Path(weights.path)
     if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
-        raise UserError(f"{path.name!r} is not a faster-whisper (CTranslate2) model folder: it needs model.bin and "
-                        "config.json (convert a model with ct2-transformers-converter).")
+        raise UserError(f"{weights.choice.display} is not a faster-whisper (CTranslate2) model folder: it needs "
+                        "model.bin and config.json (convert a model with ct2-transformers-converter).")
     kind = device.split(":")[0]
     compute = "int8" if kind == "cpu" else ("float16" if dtype == "float16" else "int8_float16" if kind == "cuda" else "int8")
     index = int(device.split(":")[1]) if ":" in device else 0
     model = WhisperModel(str(path), device="cuda" if kind == "cuda" else "cpu", device_index=index,
                          compute_type=compute, cpu_threads=os.cpu_count() or 0, local_files_only=True)
     nbytes = weights.choice.approx_bytes or (path / "model.bin").stat().st_size
-    return FasterWhisperEngine(model, weights.choice.id, device, compute, nbytes)
+    return FasterWhisperEngine(model, _name(weights, weights.choice.id), device, compute, nbytes)
+
+
+def _name(weights, listed: str) -> str:
+    """The model's name in sentences: `listed`, or a local model's readable name (never the server's path)."""
+    from hub.weights import is_local
+
+    return weights.choice.display if is_local(weights.choice) else listed
 
 
 def _load_openai(weights, device: str, dtype: str) -> OpenAIWhisperEngine:
     import whisper
 
-    name = weights.choice.options.get("size", weights.choice.id)
+    name = _name(weights, weights.choice.options.get("size", weights.choice.id))
     if weights.source == "path":
         target = str(weights.path)  # a .pt checkpoint (whisper's format); torch.load runs with weights_only=True
     elif name in whisper._MODELS:

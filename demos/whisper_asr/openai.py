@@ -159,7 +159,7 @@ async def answer(ctx, request, task: str):
         for transcript in engine.transcribe_iter(lease.engine, samples, opts, max_seconds=max_seconds):
             if gone.is_set():  # the client hung up: stop after this window, free the model
                 break
-        return transcript, lease.weights.choice.id
+        return transcript, lease.weights.record()["model"]  # a local model by its readable name, not its path
 
     transcript, name = await call_until_gone(request, ctx, work, model)
     return respond(transcript, body, name)

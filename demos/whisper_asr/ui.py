@@ -1,7 +1,9 @@
 """The Whisper tab: upload or record audio, watch the transcript grow, download subtitles.
 
+Top to bottom: the model picker and its notice, the audio, the settings, Transcribe, the status line, the results.
 The handler checks the options and decodes the audio first (no model needed for either), then streams the
 transcript through `ctx.stream`, which holds the model for the whole run and stops it when the user presses Stop.
+Progress and errors show on the status line only (`ctx.events_on`): an error leaves the last transcript in place.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from demos.whisper_asr.languages import choices as language_choices, languages
 from hub.media.audio import load_audio
 from hub.outputs import request_folder
 
-INPUT_NAMES = ("model", "audio", "video", "task", "language", "words", "vad", "prompt", "beam")
-OUTPUT_NAMES = ("info", "text", "table", "word_table", "files", "record")
+# The API's parameters, in order (their names are the handler's: `transcribe` below).
+INPUT_NAMES = ("model", "audio", "media_file", "task", "language", "word_timestamps", "vad", "initial_prompt",
+               "beam_size")
+OUTPUT_NAMES = ("status", "text", "table", "word_table", "files", "record")
+SEGMENT_HEADERS = ["start (s)", "end (s)", "text"]
+WORD_HEADERS = ["start (s)", "end (s)", "word", "probability"]
+BEAM_RANGE = (1, 10)  # engine.check_options' range
+# What the API page shows as an example for the "video or other audio file" input (gradio's default is a PDF).
+EXAMPLE_MEDIA = "https://github.com/gradio-app/gradio/raw/main/gradio/media_assets/videos/world.mp4"
 
 
 def build(ctx):
@@ -26,46 +35,75 @@ def build(ctx):
     c = _components(ctx)
 
     @ctx.handler
-    def run(model_id, audio_path, other_path, task_v, language_v, words_v, vad_v, prompt_v, beam_v,
-            progress=gr.Progress(track_tqdm=True)):
-        yield from transcribe_request(ctx, model_id, audio_path or other_path, task_v, language_v, words_v, vad_v,
-                                      prompt_v, beam_v, progress)
+    def transcribe(model_id, audio=None, media_file=None, task="transcribe", language="auto", word_timestamps=False,
+                   vad=True, initial_prompt="", beam_size=5, progress=gr.Progress(track_tqdm=True)):
+        """Transcribe speech, or translate it to English: streams the status line, the text and the timed segments,
+        then adds word timestamps, the .txt/.srt/.vtt/.json files and the reproducibility record.
 
-    event = c.go.click(run, [getattr(c, n) for n in INPUT_NAMES], [getattr(c, n) for n in OUTPUT_NAMES],
-                       api_name="transcribe", **ctx.events)
-    c.stop.click(None, cancels=[event], api_name=False)
+        Args:
+            model_id: A Whisper model this hub lists (the Model picker's values); empty for the hub's default.
+            audio: The speech: an audio file (wav, mp3, flac, ogg, m4a) or a microphone recording.
+            media_file: Instead of `audio`, a video or another audio file (mp4, webm, mkv, m4a, ogg, opus).
+            task: "transcribe" (text in the spoken language) or "translate" (English text).
+            language: The spoken language, as a code ("fr") or a name; "auto" detects it.
+            word_timestamps: Also time every word (the Words table and the JSON file).
+            vad: Skip silence with a voice-activity filter (faster, fewer invented words).
+            initial_prompt: Vocabulary hints (names, terms) the speech uses; may be empty.
+            beam_size: Beam search width, a whole number from 1 to 10 (1 = greedy, fastest).
+        """
+        yield from transcribe_request(ctx, model_id, audio or media_file, task, language, word_timestamps, vad,
+                                      initial_prompt, beam_size, progress)
+
+    quiet = {"api_visibility": "private", "show_progress": "hidden"}  # queued: a queue=False step lost clicks
+    # Stop shows while a transcription runs (shown first: a second listener on the button would wait for the run)
+    event = c.go.click(lambda: gr.update(visible=True), None, c.stop, **quiet).then(
+        transcribe, [getattr(c, n) for n in INPUT_NAMES], [getattr(c, n) for n in OUTPUT_NAMES],
+        api_name="transcribe", **ctx.events_on(c.status))
+    for after in (event.then, event.failure):  # `then` alone does not follow a failed run
+        after(lambda: gr.update(visible=False), None, c.stop, **quiet)
+    c.stop.click(lambda: gr.update(visible=False), None, c.stop, cancels=[event], **quiet)
+    c.word_timestamps.change(lambda on: gr.update(visible=bool(on)), c.word_timestamps, c.word_table, **quiet)
 
 
 def _components(ctx) -> SimpleNamespace:
     import gradio as gr
+    from gradio_client import handle_file
+
+    from hub import fields
 
     c = SimpleNamespace()
+    c.model, c.notice = ctx.model_picker(info="faster-whisper is fastest on CPU; '.en' models are English-only.")
     with gr.Row():
         with gr.Column():
-            c.model = ctx.model_dropdown(info="faster-whisper is fastest on CPU; '.en' models are English-only.")
-            c.audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None, label="Audio")
-            c.video = gr.File(label="...or a video / other audio file (mp4, webm, m4a, ogg...)", type="filepath",
-                              file_types=["audio", "video", ".m4a", ".webm", ".ogg", ".opus", ".mkv"])
+            c.audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None,
+                               label="Audio (upload or record)")
+            _speech_examples(c.audio)
+            c.media_file = gr.File(label="Or a video / other audio file (mp4, webm, mkv, m4a, ogg, opus)",
+                                   type="filepath",
+                                   file_types=["audio", "video", ".m4a", ".webm", ".ogg", ".opus", ".mkv"])
+            c.media_file.example_inputs = lambda: handle_file(EXAMPLE_MEDIA)
             with gr.Row():
                 c.task = gr.Radio([("Transcribe", "transcribe"), ("Translate to English", "translate")],
                                   value="transcribe", label="Task")
                 c.language = gr.Dropdown(language_choices(), value="auto", label="Language", allow_custom_value=True)
             with gr.Accordion("Options", open=False):
-                c.words = gr.Checkbox(False, label="Word-level timestamps")
+                c.word_timestamps = gr.Checkbox(False, label="Word-level timestamps")
                 c.vad = gr.Checkbox(True, label="Voice-activity filter (skip silence: faster, fewer invented words)")
-                c.prompt = gr.Textbox(label="Initial prompt (vocabulary hints: names, terms)", lines=2)
-                c.beam = gr.Slider(1, 10, value=5, step=1, label="Beam size (1 = greedy, fastest)")
+                c.initial_prompt = gr.Textbox("", label="Initial prompt (vocabulary hints: names, terms)", lines=2)
+                c.beam_size = fields.number("Beam size", *BEAM_RANGE, 5, info="1 = greedy, fastest")
             with gr.Row():
-                c.go = gr.Button("Transcribe", variant="primary")
-                c.stop = gr.Button("Stop")
-            _speech_examples(c.audio)
+                c.go = gr.Button("Transcribe", variant="primary", scale=4)
+                c.stop = gr.Button("Stop", size="sm", visible=False, scale=1, min_width=80)
+            c.status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
         with gr.Column():
-            c.info = gr.Markdown()
             c.text = gr.Textbox(label="Transcript", lines=10, buttons=["copy"])
-            c.table = gr.Dataframe(headers=["start", "end", "text"], label="Segments", wrap=True)
-            c.word_table = gr.Dataframe(headers=["start", "end", "word", "probability"], label="Words", visible=True)
-            c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple")
-            c.record = gr.JSON(label="Record")
+            c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple", interactive=False)
+    c.table = gr.Dataframe(_frame([], SEGMENT_HEADERS), headers=SEGMENT_HEADERS, label="Segments", wrap=True,
+                           interactive=False, column_widths=["10%", "10%", "80%"], max_height=420)
+    c.word_table = gr.Dataframe(_frame([], WORD_HEADERS), headers=WORD_HEADERS, label="Words", wrap=True,
+                                interactive=False, column_widths=["10%", "10%", "65%", "15%"], max_height=420,
+                                visible=False)
+    c.record = gr.JSON(label="Record (model, device, parameters)")
     return c
 
 
@@ -82,19 +120,19 @@ def _speech_examples(audio) -> None:
         gr.Examples([[p] for p in speech], [audio], label="Speech clips (ship with gradio)", cache_examples=False)
 
 
-def transcribe_request(ctx, model_id, source, task_v, language_v, words_v, vad_v, prompt_v, beam_v, progress):
+def transcribe_request(ctx, model_id, source, task, language, word_timestamps, vad, initial_prompt, beam_size,
+                       progress):
     """The tab's request: check, decode, then stream partial results and finish with the files and the record."""
     import gradio as gr
 
     ctx.check_model(model_id)  # an unlisted model is refused before any work (ctx.stream checks it again)
-    opts = engine.check_options(task=task_v, language=language_v, word_timestamps=words_v, vad=vad_v,
-                                initial_prompt=prompt_v, beam_size=5 if beam_v is None else beam_v)
+    opts = engine.check_options(task=task, language=language, word_timestamps=word_timestamps, vad=vad,
+                                initial_prompt=initial_prompt, beam_size=5 if beam_size is None else beam_size)
     max_seconds = ctx.options.max_minutes * 60
     progress(0, desc="Reading the audio")
     samples = load_audio(source, sample_rate=engine.SAMPLE_RATE, max_seconds=max_seconds,
                          limit_hint=engine.LIMIT_HINT)
     stem = Path(source).stem if isinstance(source, str) else "transcript"
-    progress(0, desc="Loading the model")
 
     def work(lease):
         t0, t = time.perf_counter(), None
@@ -106,14 +144,22 @@ def transcribe_request(ctx, model_id, source, task_v, language_v, words_v, vad_v
         elapsed = time.perf_counter() - t0
         yield t, (elapsed, _record(lease, opts, t, elapsed))
 
-    for t, final in ctx.stream(work, model_id):
+    for t, final in ctx.stream(work, model_id, progress=progress):
         if final is None:
-            yield (_summary(t, None), t.text, _rows(t), gr.skip(), gr.skip(), gr.skip())
+            yield (_summary(t, None), t.text, _frame(_rows(t), SEGMENT_HEADERS), gr.skip(), gr.skip(), gr.skip())
             continue
         elapsed, rec = final
         paths = write_files(t, request_folder(ctx.name, "transcripts"), stem)
         word_rows = [[w.start, w.end, w.word, w.probability] for s in t.segments for w in s.words]
-        yield (_summary(t, elapsed), t.text, _rows(t), word_rows, paths, rec)
+        yield (_summary(t, elapsed), t.text, _frame(_rows(t), SEGMENT_HEADERS), _frame(word_rows, WORD_HEADERS),
+               paths, rec)
+
+
+def _frame(rows: list[list], headers: list[str]):
+    """A table with its headers even when it has no rows (an empty list would show "1 2 3" as headers)."""
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=headers)
 
 
 def _record(lease, opts: engine.Options, t: engine.Transcript, elapsed: float) -> dict:
@@ -136,4 +182,7 @@ def _summary(t: engine.Transcript, elapsed: float | None) -> str:
         parts.append(f"**Took:** {elapsed:.1f} s (real-time factor {elapsed / max(t.duration, 1e-9):.2f})")
     else:
         parts.append(f"**Progress:** {t.progress:.0%}")
-    return " · ".join(parts) + (f"\n\n{t.note}" if t.note else "")
+    text = " · ".join(parts) + (f"\n\n{t.note}" if t.note else "")
+    if elapsed is not None and not t.segments and not t.note:
+        text += "\n\nNo speech found: the transcript is empty."
+    return text

@@ -1,7 +1,11 @@
-"""The YOLO tab: Image, Video and Webcam (live tracking) sub-tabs sharing one row of settings.
+"""The YOLO tab: the model picker, one row of settings, then Image, Video and Webcam (live tracking) sub-tabs.
 
-Handlers are thin: they reach the model only through `ctx.run` (image, webcam frame, class list) and `ctx.stream`
-(video), and the engine does all checking and work.
+Each sub-tab reads top to bottom (input, its one main button, its status line, its results) and keeps its own
+status and record, so switching sub-tabs never shows another mode's results. Progress and errors show on the
+sub-tab's status line only (`ctx.events_on`): an error leaves the other outputs as they were. Handlers are thin:
+they reach the model only through `ctx.run` (image, webcam frame, class list) and `ctx.stream` (video), and the
+engine does all checking and work. Every number is a `hub.fields` box: a value out of range gets the validator's
+sentence, never a silent clamp (a gradio slider clamps what is typed into it).
 """
 
 from __future__ import annotations
@@ -14,9 +18,9 @@ from types import SimpleNamespace
 
 from hub.outputs import request_folder
 
-from .engine import check_params, detect
+from .engine import check_params, detect, load_image
 from .formats import COLUMNS, annotate, counts_long, export_counts, export_table
-from .spec import COCO_NAMES, DEFAULTS, SPEC
+from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, SPEC
 from .video import VideoProgress, VideoResult, detect_video, new_tracker, pan_clip, track_frame
 
 log = logging.getLogger("demohub")
@@ -30,7 +34,7 @@ def _asset(name: str) -> str | None:
     return str(p) if p else None
 
 
-# Two input tweaks, made on the component instances: subclassing a gradio component would make gradio write a .pyi
+# An input tweak, made on the component instance: subclassing a gradio component would make gradio write a .pyi
 # stub next to this file.
 
 
@@ -46,13 +50,6 @@ def _undecoded(image):
 
     image.preprocess = preprocess
     return image
-
-
-def _raw(slider):
-    """A slider whose value reaches the engine as sent, so an API caller gets the engine's sentence for a value out
-    of range (e.g. confidence 1.5) instead of gradio's bare bounds error."""
-    slider.preprocess = lambda payload: payload
-    return slider
 
 
 def _sample_clip() -> str | None:
@@ -79,10 +76,37 @@ def _record(lease, params: dict, classes, **extra) -> dict:
 
 # ---- handlers ---------------------------------------------------------------------------------------------------
 
+COUNT_HEADERS = ["class", "count"]
 
-def detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz):
-    """/detect: the drawn image, the table, the counts, the CSV + JSON files and the record."""
+
+def _frame(rows, headers: list[str]):
+    """A table with its headers even when it has no rows (an empty list would show "1 2 3" as headers)."""
     import pandas as pd
+
+    return pd.DataFrame(rows, columns=headers)
+
+
+def _nothing(rec: dict, where: str = "") -> str:
+    classes = rec.get("classes")
+    among = f" among {', '.join(map(str, classes))}" if isinstance(classes, list) and classes else ""
+    return f"Nothing found{among} at confidence {rec['conf']:g}{where}"
+
+
+def image_summary(rec: dict | None, counts) -> str:
+    """The Image status line after a detection, in words (zero included), from the record and the counts table
+    (a step after /detect, so the API keeps its five outputs)."""
+    if not rec or "detections" not in rec:
+        return ""
+    took = f" ({rec['ms']:.0f} ms)"
+    n = rec["detections"]
+    if not n:
+        return f"{_nothing(rec)}{took}."
+    rows = counts.values.tolist() if hasattr(counts, "values") else (counts or {}).get("data", [])
+    return f"Found {n} object{'s' if n != 1 else ''}: {', '.join(f'{c} {label}' for label, c in rows)}{took}."
+
+
+def detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz, progress=None):
+    """/detect: the drawn image, the table, the counts, the CSV + JSON files and the record."""
 
     def work(lease):
         params = check_params(lease.engine, conf, iou, classes, max_det, imgsz)
@@ -96,17 +120,16 @@ def detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz):
                            "table coordinates are in the original image's pixels.")
         return det, annotate(det), rec
 
-    det, drawn, rec = ctx.run(work, model_id)
+    det, drawn, rec = ctx.run(work, model_id, progress=progress)
     csv_path, json_path = export_table(det, request_folder(SPEC.name, "tables"), record=rec)
-    rows = pd.DataFrame(det.rows(), columns=COLUMNS)
-    counts = pd.DataFrame({"class": list(det.counts()), "count": list(det.counts().values())})
+    rows = _frame([[r[c] for c in COLUMNS] for r in det.rows()], COLUMNS)
+    counts = _frame(list(det.counts().items()), COUNT_HEADERS)
     return drawn, rows, counts, [str(csv_path), str(json_path)], rec
 
 
 def detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz, tracking, progress):
     """/detect_video: status lines while it runs, then the video, a summary, the plot, the counts CSV, the record."""
     import gradio as gr
-    import pandas as pd
 
     out_path = request_folder(SPEC.name, "videos") / "detections.mp4"
 
@@ -120,7 +143,7 @@ def detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz
                                       processing_fps=round(item.frames / max(item.seconds, 1e-9), 1)))
             yield item
 
-    for item in ctx.stream(job, model_id):
+    for item in ctx.stream(job, model_id, progress=progress):
         if isinstance(item, VideoProgress):
             if item.total:
                 progress((min(item.done, item.total), item.total), desc="Detecting", unit="frames")
@@ -131,16 +154,28 @@ def detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz
         rec["totals"] = result.totals()
         if result.tracks is not None:
             rec["distinct_objects"] = result.tracks
-        plot = pd.DataFrame(counts_long(result), columns=["time_s", "class", "count"])
         counts = export_counts(result, out_path.parent / "counts_per_frame.csv")
-        yield str(result.path), _summary(result), plot, str(counts), rec
+        yield str(result.path), video_summary(result, rec), counts_plot(result), str(counts), rec
 
 
-def _summary(result: VideoResult) -> str:
+def counts_plot(result: VideoResult):
+    """Objects per frame over time. The y axis reaches at least 10, so its ticks are whole counts (a plot of
+    counts of 1 and 2 would otherwise be labelled 0.5, 1.5)."""
+    import gradio as gr
+    import pandas as pd
+
+    rows = counts_long(result)
+    peak = max((r["count"] for r in rows), default=0)
+    return gr.LinePlot(pd.DataFrame(rows, columns=["time_s", "class", "count"]), y_lim=[0, max(10, peak)])
+
+
+def video_summary(result: VideoResult, rec: dict) -> str:
     import gradio as gr
 
     text = (f"Done: {result.frames} frames at {result.fps:.2f} frames/s ({result.duration_s:.1f} s of video) "
             f"in {result.seconds:.1f} s.")
+    if not result.totals():
+        text += f" {_nothing(rec, ' in any frame')}."
     if result.tracks is not None:
         text += " Distinct objects: " + (", ".join(f"{k} {v}" for k, v in result.tracks.items()) or "none") + "."
     for note in result.notes:
@@ -152,16 +187,26 @@ def _summary(result: VideoResult) -> str:
 def track_webcam(ctx, model_id, frame, conf, iou, classes, max_det, imgsz, state):
     """track_stream: one webcam frame detected and tracked; `state` = (model id, its tracker) per stream."""
     if frame is None:
-        return None, state
+        return None, state, ""
     model_key = model_id or ctx.default_model()
 
     def work(lease):
         nonlocal state
         if state is None or state[0] != model_key:
             state = (model_key, new_tracker(30.0))
-        return annotate(track_frame(lease.engine, state[1], frame, conf, iou, classes, max_det, imgsz))
+        return track_frame(lease.engine, state[1], frame, conf, iou, classes, max_det, imgsz)
 
-    return ctx.run(work, model_id), state
+    det = ctx.run(work, model_id)
+    counts = ", ".join(f"{n} {label}" for label, n in det.counts().items())
+    said = f"In view: {counts}." if len(det) else _nothing({"conf": conf if conf is not None else DEFAULTS["conf"],
+                                                            "classes": classes}, " in this frame") + "."
+    return annotate(det), state, said
+
+
+def check_upload(image) -> None:
+    """An upload is read right away, so a file that is not an image is refused on upload, not on Detect."""
+    if image is not None:
+        load_image(image)
 
 
 # ---- layout -----------------------------------------------------------------------------------------------------
@@ -170,15 +215,26 @@ def track_webcam(ctx, model_id, frame, conf, iou, classes, max_det, imgsz, state
 def _settings(ctx):
     import gradio as gr
 
+    from hub import fields
+
     start_names = list(COCO_NAMES) if ctx.choice().source in ("native", "random") else []
     with gr.Row():
-        conf = _raw(gr.Slider(0, 1, DEFAULTS["conf"], step=0.01, label="Confidence threshold"))
-        iou = _raw(gr.Slider(0, 1, DEFAULTS["iou"], step=0.01, label="IoU threshold (overlap allowed between boxes)"))
-        max_det = _raw(gr.Slider(1, 1000, DEFAULTS["max_det"], step=1, label="Max detections per image"))
-        imgsz = _raw(gr.Slider(320, 1280, DEFAULTS["imgsz"], step=32, label="Inference size (pixels)"))
+        conf = fields.number("Confidence threshold", 0, 1, DEFAULTS["conf"], integer=False, step=0.05,
+                             info="boxes less sure than this are dropped")
+        iou = fields.number("IoU threshold", 0, 1, DEFAULTS["iou"], integer=False, step=0.05,
+                            info="overlap allowed between boxes")
+        max_det = fields.number("Max detections per image", *MAX_DET_RANGE, DEFAULTS["max_det"])
+        imgsz = fields.number("Inference size (pixels)", *IMGSZ_RANGE, DEFAULTS["imgsz"], step=32,
+                              info="rounded up to a multiple of 32")
     classes = gr.Dropdown(start_names, value=[], multiselect=True, allow_custom_value=True,
                           label="Only these classes (empty = every class)")
     return [conf, iou, classes, max_det, imgsz]
+
+
+def _record_box():
+    import gradio as gr
+
+    return gr.JSON(label="Record (model, device, parameters)")
 
 
 def _image_tab(ui) -> None:
@@ -189,14 +245,17 @@ def _image_tab(ui) -> None:
             ui.image = _undecoded(gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image"))
             ui.annotated = gr.Image(label="Detections", type="numpy", format="jpeg", interactive=False)
         ui.go = gr.Button("Detect", variant="primary")
+        ui.image_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
         examples = [p for p in (_asset("bus.jpg"), _asset("zidane.jpg")) if p]
         if examples:
             gr.Examples([[p] for p in examples], [ui.image], label="Sample images (ship with ultralytics)")
         with gr.Row():
-            ui.table = gr.Dataframe(headers=COLUMNS, label="Detections", interactive=False, wrap=True, max_height=360)
-            ui.chart = gr.BarPlot(x="class", y="count", title="Objects per class", sort="-y", y_lim=[0, None],
-                                  height=300)
+            ui.table = gr.Dataframe(_frame([], COLUMNS), headers=COLUMNS, label="Detections", interactive=False,
+                                    wrap=True, max_height=360, scale=3)
+            ui.counts = gr.Dataframe(_frame([], COUNT_HEADERS), headers=COUNT_HEADERS, label="Objects per class",
+                                     interactive=False, max_height=360, scale=1)
         ui.downloads = gr.File(label="Download the table (CSV, JSON)", file_count="multiple", interactive=False)
+        ui.image_record = _record_box()
 
 
 def _video_tab(ui) -> None:
@@ -208,16 +267,17 @@ def _video_tab(ui) -> None:
             ui.video_out = gr.Video(label="Annotated video (H.264 MP4)", interactive=False)
         ui.tracking = gr.Checkbox(False, label="Track objects across frames (ByteTrack ids; counts distinct objects)")
         with gr.Row():
-            ui.run_video = gr.Button("Detect in video", variant="primary")
-            ui.stop_video = gr.Button("Stop", variant="stop")
+            ui.run_video = gr.Button("Detect in video", variant="primary", scale=4)
+            ui.stop_video = gr.Button("Stop", variant="stop", size="sm", visible=False, scale=1, min_width=80)
+        ui.video_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
         clip = _sample_clip()
         if clip:
             gr.Examples([[clip]], [ui.video_in], label="Sample video (a 3 s pan across ultralytics' zidane.jpg)",
                         cache_examples=False)
-        ui.status = gr.Markdown()
-        ui.counts_plot = gr.LinePlot(x="time_s", y="count", color="class", title="Objects per frame",
-                                     y_lim=[0, None], height=300)
+        ui.counts_plot = gr.LinePlot(x="time_s", y="count", color="class", label="Objects per frame",
+                                     y_lim=[0, 10], height=300)
         ui.counts_file = gr.File(label="Per-frame counts (CSV)", interactive=False)
+        ui.video_record = _record_box()
 
 
 def _webcam_tab(ui) -> None:
@@ -228,21 +288,19 @@ def _webcam_tab(ui) -> None:
         with gr.Row():
             ui.cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
             ui.cam_out = gr.Image(label="Tracked", type="numpy", format="jpeg", interactive=False, streaming=False)
+        ui.cam_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
         ui.cam_state = gr.State(None)
 
 
 def build(ctx) -> None:
     """The tab, inside the current gr.Blocks."""
-    import gradio as gr
-
-    ui = SimpleNamespace(model=ctx.model_dropdown())
+    ui = SimpleNamespace()
+    ui.model, ui.notice = ctx.model_picker()
     ui.settings = _settings(ctx)  # conf, iou, classes, max_det, imgsz: the handlers' order after the input
     ui.classes = ui.settings[2]
-    ui.record = gr.JSON(label="Record (model, device, parameters)", render=False)
     _image_tab(ui)
     _video_tab(ui)
     _webcam_tab(ui)
-    ui.record.render()
     _events(ctx, ui)
 
 
@@ -251,28 +309,65 @@ def _events(ctx, ui) -> None:
 
     @ctx.handler
     def run_detect(model_id, image, conf, iou, classes, max_det, imgsz, progress=gr.Progress(track_tqdm=True)):
-        return detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz)
+        """Detect objects in one image: the image with boxes, the boxes table (original image pixels), the objects
+        per class, the table as CSV and JSON, and the reproducibility record.
+
+        Args:
+            model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            image: The image (PNG, JPEG, WebP ...).
+            conf: Confidence threshold from 0 to 1: boxes less sure than this are dropped (default 0.25).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression: overlap allowed between boxes (0.7).
+            classes: Only these classes, by name ("person") or id; empty for every class.
+            max_det: Most boxes kept per image, a whole number from 1 to 3000 (300).
+            imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
+        """
+        return detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz, progress)
 
     @ctx.handler
-    def run_video(model_id, video, conf, iou, classes, max_det, imgsz, tracking,
+    def run_video(model_id, video, conf, iou, classes, max_det, imgsz, tracking=False,
                   progress=gr.Progress(track_tqdm=True)):
+        """Detect (and optionally track) objects in every frame of a video: the annotated H.264 MP4, a status line,
+        the objects per frame, the per-frame counts as CSV and the reproducibility record.
+
+        Args:
+            model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            video: The video file (mp4, webm, mov ...).
+            conf: Confidence threshold from 0 to 1 (default 0.25).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7).
+            classes: Only these classes, by name ("person") or id; empty for every class.
+            max_det: Most boxes kept per frame, a whole number from 1 to 3000 (300).
+            imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
+            tracking: Track objects across frames (ByteTrack) and count distinct objects.
+        """
         yield from detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz, tracking, progress)
 
     @ctx.handler
     def run_track(model_id, frame, conf, iou, classes, max_det, imgsz, state):
+        """One webcam frame, detected and tracked."""
         return track_webcam(ctx, model_id, frame, conf, iou, classes, max_det, imgsz, state)
 
     @ctx.handler
     def class_choices(model_id):
+        if ctx.choice(model_id).source in ("native", "random"):  # every listed model knows COCO's 80 classes
+            return gr.update(choices=list(COCO_NAMES), value=[])
         names = ctx.run(lambda lease: list(lease.engine.names.values()), model_id)
         return gr.update(choices=names, value=[])
 
+    quiet = {"api_visibility": "private", "show_progress": "hidden"}  # queued: a queue=False step lost clicks
+    ui.image.upload(ctx.handler(check_upload), ui.image, None, api_visibility="private",
+                    show_progress_on=[ui.image_status]).failure(lambda: None, None, ui.image, **quiet)
     ui.go.click(run_detect, [ui.model, ui.image, *ui.settings],
-                [ui.annotated, ui.table, ui.chart, ui.downloads, ui.record], api_name="detect", **ctx.events)
-    video_event = ui.run_video.click(
+                [ui.annotated, ui.table, ui.counts, ui.downloads, ui.image_record], api_name="detect",
+                **ctx.events_on(ui.image_status)).success(image_summary, [ui.image_record, ui.counts], ui.image_status,
+                                                          **quiet)
+    # Stop shows while a video runs (shown first: a second listener on the button would wait for the run)
+    video_event = ui.run_video.click(lambda: gr.update(visible=True), None, ui.stop_video, **quiet).then(
         run_video, [ui.model, ui.video_in, *ui.settings, ui.tracking],
-        [ui.video_out, ui.status, ui.counts_plot, ui.counts_file, ui.record], api_name="detect_video", **ctx.events)
-    ui.stop_video.click(None, None, None, cancels=[video_event])
-    ui.cam.stream(run_track, [ui.model, ui.cam, *ui.settings, ui.cam_state], [ui.cam_out, ui.cam_state],
-                  stream_every=0.2, time_limit=300, api_name="track_stream", **ctx.events)
-    ui.model.change(class_choices, ui.model, ui.classes, api_visibility="private", **ctx.events)
+        [ui.video_out, ui.video_status, ui.counts_plot, ui.counts_file, ui.video_record], api_name="detect_video",
+        **ctx.events_on(ui.video_status))
+    for after in (video_event.then, video_event.failure):  # `then` alone does not follow a failed run
+        after(lambda: gr.update(visible=False), None, ui.stop_video, **quiet)
+    ui.stop_video.click(lambda: gr.update(visible=False), None, ui.stop_video, cancels=[video_event], **quiet)
+    ui.cam.stream(run_track, [ui.model, ui.cam, *ui.settings, ui.cam_state], [ui.cam_out, ui.cam_state, ui.cam_status],
+                  stream_every=0.2, time_limit=300, api_name="track_stream", **ctx.events_on(ui.cam_status))
+    ui.model.change(class_choices, ui.model, ui.classes, api_visibility="private", **ctx.events_on(ui.image_status))
