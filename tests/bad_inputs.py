@@ -99,40 +99,40 @@ def corpus(F):
         return api, fill(EX[api].values(**kw), GOOD, F)
 
     sd = lambda **kw: req("/generate_image", **kw)  # noqa: E731
-    i2i = lambda img, **kw: req("/img2img", image_=img, **kw)  # noqa: E731
-    asr = lambda audio, **kw: req("/transcribe", audio_path=audio, language_v="en", **kw)  # noqa: E731
+    i2i = lambda img, **kw: req("/img2img", image=img, **kw)  # noqa: E731
+    asr = lambda audio, **kw: req("/transcribe", audio=audio, language="en", **kw)  # noqa: E731
     det = lambda img, **kw: req("/detect", image=img, **kw)  # noqa: E731
     vid = lambda v, **kw: req("/detect_video", video=v, **kw)  # noqa: E731
     clip = lambda imgs, **kw: req("/classify", images=imgs, **kw)  # noqa: E731
     search = lambda gal, q: req("/search_images", gallery=gal, query=q)  # noqa: E731
-    sam = lambda img, pts, lbl, box: req("/segment", img=img, points=pts, labels=lbl, box=box)  # noqa: E731
-    every = lambda img, **kw: req("/segment_everything", img=img, **kw)  # noqa: E731
+    sam = lambda img, pts, lbl, box: req("/segment", image=img, points=pts, labels=lbl, box=box)  # noqa: E731
+    every = lambda img, **kw: req("/segment_everything", image=img, **kw)  # noqa: E731
     chat = lambda msg, **kw: req("/chat", message=msg, **kw)  # noqa: E731
     g = lambda: [{"image": F("good.png"), "caption": None}]  # noqa: E731
     E, OK = "error", "ok"
     items = [
         # Stable Diffusion (sizes out of range are refused, as every number in every tab: hub.validate)
-        ("sd-steps-zero", *sd(steps_=0), E), ("sd-steps-nan", *sd(steps_=NAN), E), ("sd-steps-absurd", *sd(steps_=10**9), E),
-        ("sd-guidance-negative", *sd(guidance_=-5), E), ("sd-width-zero", *sd(width_=0), E),
-        ("sd-width-absurd", *sd(width_=100000), E), ("sd-width-not-multiple-of-8", *sd(width_=70), OK),
-        ("sd-height-nan", *sd(height_=NAN), E), ("sd-count-zero", *sd(count_=0), E), ("sd-count-absurd", *sd(count_=1000), E),
-        ("sd-seed-text", *sd(seed_="abc"), E), ("sd-scheduler-unknown", *sd(scheduler_="Quantum"), E),
+        ("sd-steps-zero", *sd(steps=0), E), ("sd-steps-nan", *sd(steps=NAN), E), ("sd-steps-absurd", *sd(steps=10**9), E),
+        ("sd-guidance-negative", *sd(guidance_scale=-5), E), ("sd-width-zero", *sd(width=0), E),
+        ("sd-width-absurd", *sd(width=100000), E), ("sd-width-not-multiple-of-8", *sd(width=70), E),
+        ("sd-height-nan", *sd(height=NAN), E), ("sd-count-zero", *sd(num_images=0), E), ("sd-count-absurd", *sd(num_images=1000), E),
+        ("sd-seed-text", *sd(seed="abc"), E), ("sd-scheduler-unknown", *sd(scheduler="Quantum"), E),
         ("sd-model-path", *sd(model_id="../../etc/passwd"), E),
-        ("sd-prompt-control-chars", *sd(prompt_="cube \x00\x1b[31m\u0301\ufeff"), OK),
-        ("sd-prompt-huge", *sd(prompt_="a cube " * 20000), OK),
+        ("sd-prompt-control-chars", *sd(prompt="cube \x00\x1b[31m\u0301\ufeff"), OK),
+        ("sd-prompt-huge", *sd(prompt="a cube " * 20000), OK),
         ("i2i-zero", *i2i(F("zero.png")), E), ("i2i-truncated", *i2i(F("truncated.png")), E),
         ("i2i-text", *i2i(F("text.jpg")), E), ("i2i-bomb", *i2i(F("bomb.png")), E),
-        ("i2i-strength-nan", *i2i(F("good.png"), strength_=NAN), E), ("i2i-none", *i2i(None), E),
-        ("inpaint-empty-mask", *req("/inpaint", editor_={"background": F("good.png"), "layers": [], "composite": None},
-                                    mask_=F("black_mask.png")), E),
+        ("i2i-strength-nan", *i2i(F("good.png"), strength=NAN), E), ("i2i-none", *i2i(None), E),
+        ("inpaint-empty-mask", *req("/inpaint", image={"background": F("good.png"), "layers": [], "composite": None},
+                                    mask=F("black_mask.png")), E),
         ("read-params-text", *req("/read_parameters", file=F("text.jpg")), E),
         ("read-params-zero", *req("/read_parameters", file=F("zero.png")), E),
         # Whisper
         ("asr-zero", *asr(F("zero.wav")), E), ("asr-truncated", *asr(F("truncated.wav")), E), ("asr-text", *asr(F("text.wav")), E),
         ("asr-png", *asr(F("png_as.wav")), E), ("asr-none", *asr(None), E), ("asr-one-sample", *asr(F("one_sample.wav")), E),
         ("asr-nan-samples", *asr(F("nan_float.wav")), E), ("asr-absurd-length", *asr(F("absurd_length.wav")), E),
-        ("asr-language-unknown", *req("/transcribe", language_v="xx"), E), ("asr-beam-zero", *asr(F("good.wav"), beam_v=0), E),
-        ("asr-beam-nan", *asr(F("good.wav"), beam_v=NAN), E), ("asr-task-unknown", *asr(F("good.wav"), task_v="summarize"), E),
+        ("asr-language-unknown", *req("/transcribe", language="xx"), E), ("asr-beam-zero", *asr(F("good.wav"), beam_size=0), E),
+        ("asr-beam-nan", *asr(F("good.wav"), beam_size=NAN), E), ("asr-task-unknown", *asr(F("good.wav"), task="summarize"), E),
         # YOLO
         ("det-zero", *det(F("zero.png")), E), ("det-truncated", *det(F("truncated.png")), E), ("det-random", *det(F("random.png")), E),
         ("det-bomb", *det(F("bomb.png")), E), ("det-none", *det(None), E), ("det-conf-high", *det(F("good.png"), conf=5), E),
@@ -161,7 +161,7 @@ def corpus(F):
         ("sam-corrupt", *sam(F("truncated.png"), [[5, 5]], [1], None), E), ("sam-none", *sam(None, [[5, 5]], [1], None), E),
         ("every-pps-zero", *every(F("good.png"), points_per_side=0), E),
         ("every-pps-absurd", *every(F("good.png"), points_per_side=10000), E),
-        ("every-iou-nan", *every(F("good.png"), iou_thresh=NAN), E), ("every-none", *every(None), E),
+        ("every-iou-nan", *every(F("good.png"), iou_threshold=NAN), E), ("every-none", *every(None), E),
         # LLM chat
         ("chat-empty", *chat(""), E), ("chat-temperature-negative", *chat("hi", temperature=-1), E),
         ("chat-top-p-high", *chat("hi", top_p=5), E), ("chat-max-tokens-zero", *chat("hi", max_new_tokens=0), E),

@@ -1,8 +1,14 @@
-"""Playwright helpers for the browser tests: Debian's Chromium, headless, no downloads (never `playwright install`)."""
+"""Playwright helpers for the browser tests: Debian's Chromium, headless, no downloads (never `playwright install`).
+
+The `app` fixture (tests/conftest.py) is one hub with all six demos on their hidden tiny-random models, started
+once per module; `page` is a fresh Chromium page on it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,3 +43,92 @@ def shot(page, name: str) -> Path:
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def in_use(app, demo: str) -> int:
+    """Leases the hub holds on the demo's models right now (a running request holds one)."""
+    return sum(r["in_use"] for r in app.hub_manager.status() if r["demo"] == demo)
+
+
+def engine(app, demo: str):
+    """The demo's loaded tiny-random engine (loads it if needed), as its handlers get it."""
+    return app.hub_manager.run(demo, lambda lease: lease.engine, "tiny-random")
+
+
+@contextmanager
+def slowed(module, seconds: float):
+    """Make every forward call of a torch module take `seconds` longer, so Cancel/Stop land mid-run on any machine."""
+    fast = module.forward
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return fast(*args, **kwargs)
+
+    module.forward = slow
+    try:
+        yield
+    finally:
+        del module.forward  # back to the class's forward
+
+
+def wait_until(cond, timeout: float = 10.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def block(page, label, has: str | None = None):
+    """The innermost visible component block labelled `label` (text or regex), holding a `has` element if given."""
+    blocks = page.locator(".block").filter(has=page.get_by_text(label, exact=True))
+    if has:
+        blocks = blocks.filter(has=page.locator(has))
+    return blocks.locator("visible=true").last
+
+
+def text_of(page) -> str:
+    return page.locator(".gradio-container").first.inner_text()
+
+
+def flat(page) -> str:
+    """The page's text without whitespace (file lists and JSON split names and values over several elements)."""
+    return re.sub(r"\s+", "", text_of(page))
+
+
+def see(page, text: str) -> None:
+    page.get_by_text(text).locator("visible=true").first.wait_for()
+
+
+def _field(key: str, value) -> str:
+    # A gr.JSON renders every key, colon and value in its own element: compare without whitespace.
+    return re.sub(r"\s+", "", f'"{key}":{json.dumps(value)}')
+
+
+def shows(page, key: str, value) -> bool:
+    """Whether a JSON output on the page shows `"key": value`."""
+    return _field(key, value) in flat(page)
+
+
+def see_field(page, key: str, value) -> None:
+    page.wait_for_function("n => document.querySelector('.gradio-container').innerText.replace(/\\s+/g, '').includes(n)",
+                           arg=_field(key, value))
+
+
+@contextmanager
+def slow_load(app, demo: str, seconds: float):
+    """Loading the demo's model takes `seconds` longer (a real checkpoint takes that long), from unloaded."""
+    manager = app.hub_manager
+    manager.unload(demo)
+    spec, load = manager._demos[demo]
+
+    def slow(*args, **kwargs):
+        time.sleep(seconds)
+        return load(*args, **kwargs)
+
+    manager._demos[demo] = (spec, slow)
+    try:
+        yield
+    finally:
+        manager._demos[demo] = (spec, load)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 from dataclasses import replace
 
 import pytest
@@ -11,8 +12,20 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
+# gradio's upload and example files of this run only: two runs at once (a developer's and CI's) must not delete
+# each other's files when one of them exits
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="demohub-gradio-"))
+
+from tests import hermetic  # noqa: E402
+
+hermetic.install()
 
 from hub.settings import Settings  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    hermetic.CURRENT["test"] = item.nodeid  # named when a test reaches for the network
 
 
 def free_port() -> int:
@@ -42,7 +55,7 @@ def serve(tmp_path):
         blocks = create_app(s, demos)
         launch(blocks, s, prevent_thread_lock=True, quiet=True)
         apps.append(blocks)
-        client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
+        client = Client(f"http://127.0.0.1:{s.port}/", verbose=False, auth=s.auth[0] if s.auth else None)
         client.blocks = blocks
         return client
 
@@ -66,3 +79,33 @@ def tiny_hub(tmp_path_factory):
     client.blocks, client.tmp = blocks, tmp_path_factory.mktemp("tiny-hub")
     yield client
     blocks.close()
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """For browser tests: all six demos on one loopback server, every tab on its hidden tiny-random model (as `serve`
+    does), one per test module."""
+    from hub.app import create_app, launch
+    from hub.registry import DEMOS
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu",
+                      port=free_port())
+    s = replace(s, models={d: "tiny-random" for d in DEMOS})
+    blocks = create_app(s, DEMOS)
+    launch(blocks, s, prevent_thread_lock=True, quiet=True)
+    blocks.url = f"http://127.0.0.1:{s.port}/"
+    yield blocks
+    blocks.close()
+
+
+@pytest.fixture
+def page(app, request):
+    from tests.browser import browser_page, shot
+
+    failed = request.session.testsfailed
+    with browser_page(app.url) as p:
+        yield p
+        if request.session.testsfailed > failed:  # what the page showed when the test failed
+            shot(p, f"failed-{request.node.name}")
+
+

@@ -45,17 +45,29 @@ def echo(engine: Engine, text: str, times) -> str:
 def ui(ctx):
     import gradio as gr
 
-    model = ctx.model_dropdown()
+    from hub import fields
+
+    model, _notice = ctx.model_picker()  # the picker, and under it whether the model is here
     text = gr.Textbox(label="Text")
-    times = gr.Number(2, label="Times", precision=0)
+    times = fields.number("Times", 1, 10, 2)
+    go = gr.Button("Echo", variant="primary")
+    status = gr.Markdown()  # progress and errors show here only: the other outputs keep their values
     out = gr.Textbox(label="Echo")
     record = gr.JSON(label="Record")
 
     @ctx.handler
-    def run(model_id, text, times):
-        return ctx.run(lambda lease: (echo(lease.engine, text, times), lease.record(times=times)), model_id)
+    def run(model_id, text, times, progress=gr.Progress()):
+        """Echo text through the model.
 
-    gr.Button("Echo").click(run, [model, text, times], [out, record], api_name="echo", **ctx.events)
+        Args:
+            model_id: a listed model.
+            text: what to repeat.
+            times: how many times, 1 to 10.
+        """
+        return ctx.run(lambda lease: (echo(lease.engine, text, times), lease.record(times=times)), model_id,
+                       progress=progress)
+
+    go.click(run, [model, text, times], [out, record], api_name="echo", **ctx.events_on(status))
 
 
 DEMO = Demo(

@@ -1,5 +1,6 @@
 """The app shell: tabs from the registry, the Models tab, the API through gradio_client, safe launch."""
 
+import os
 import subprocess
 import sys
 import time
@@ -25,7 +26,7 @@ def test_fake_demo_answers_through_gradio_client_and_loads_lazily(serve):
     assert fake_demo.LOADS == ["echo-small"]
     rows = client.predict(api_name="/model_status")[0]["data"]
     assert rows[0][:3] == ["fake_echo", "echo-small", "CPU"]
-    message, table = client.predict("fake_echo", api_name="/unload_model")
+    message, table, _system = client.predict("fake_echo", api_name="/unload_model")
     assert "Unloaded 1" in message and table["data"] == []
 
 
@@ -72,6 +73,21 @@ def test_share_without_auth_refuses_to_start():
     r = subprocess.run([sys.executable, "-m", "hub.cli", "serve", "--share", "--weights", "random"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "--auth" in r.stderr and "--insecure-share" in r.stderr
+
+
+@pytest.mark.parametrize("env", [{"DEMOHUB_SHARE": "1"}, {"DEMOHUB_SHARE": "1", "DEMOHUB_AUTH": ""}])
+def test_python_app_py_refuses_a_share_link_without_login(env):
+    """The entry point a Space and `python app.py` use: the guard must hold there, not only in `demohub serve`.
+    Without it gradio would start serving (and try to open a public link): the run would not end."""
+    env = {**env, "PATH": os.environ["PATH"], "DEMOHUB_WEIGHTS": "random", "DEMOHUB_PORT": str(free_port()),
+           "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    try:
+        r = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError(f"app.py started serving a share link without login: {e.stdout!r}") from None
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().startswith("demohub: --share makes the hub public: give --auth USER:PASSWORD")
+    assert "Running on" not in r.stdout
 
 
 def test_invalid_setting_fails_at_start_with_a_sentence():
@@ -177,14 +193,25 @@ def test_unreadable_uploads_and_wrong_types_become_sentences_naming_the_input(tm
         blocks.close()
 
 
-def test_slider_values_out_of_range_through_the_api_name_the_setting():
+def test_numbers_out_of_range_through_the_api_get_the_one_validator_sentence():
     import gradio as gr
 
     from hub.blocks import check_sliders
 
-    steps = gr.Slider(1, 50, label="Steps")
-    check_sliders([steps, gr.Textbox()], [10, "x"])
-    for bad, words in ((0, "out of range"), (float("nan"), "out of range"), (500, "out of range"), ("ten", "a number")):
+    steps = gr.Slider(1, 50, step=1, label="Steps")
+    seed = gr.Number(label="Seed (-1 = random)", minimum=-1, maximum=2**32 - 1, precision=0)
+    scale = gr.Slider(0, 2, step=0.05, label="Temperature")
+    check_sliders([steps, gr.Textbox(), seed, scale], [10, "x", -1, 0.35])
+    check_sliders([steps, seed, scale], [50, 2**32 - 1, 2])  # the bounds themselves are valid
+    cases = ((steps, 0, "Steps is 0, which is out of range; use a whole number from 1 to 50."),
+             (steps, 51, "Steps is 51, which is out of range; use a whole number from 1 to 50."),
+             (steps, 2.5, "Steps must be a whole number, not 2.5; use a whole number from 1 to 50."),
+             (steps, float("nan"), "Steps must be a real number, not nan; use a whole number from 1 to 50."),
+             (steps, "ten", "Steps must be a number, not 'ten'; use a whole number from 1 to 50."),
+             (seed, 99999999999, "Seed is 99999999999, which is out of range; use a whole number from -1 to 4294967295."),
+             (seed, -2, "Seed is -2, which is out of range; use a whole number from -1 to 4294967295."),
+             (scale, 2.05, "Temperature is 2.05, which is out of range; use a number from 0 to 2."))
+    for block, bad, said in cases:
         with pytest.raises(gr.Error) as e:
-            check_sliders([steps], [bad])
-        assert e.value.message.startswith("Steps must be") and words in e.value.message
+            check_sliders([block], [bad])
+        assert e.value.message == said

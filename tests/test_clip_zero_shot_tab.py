@@ -78,3 +78,32 @@ def test_declared_examples_run_and_their_bad_variants_get_a_sentence(serve, tmp_
         assert out[-1]["model"] == "tiny-random"
         with pytest.raises(Exception, match="Type some candidate labels|Type a text query"):
             client.predict(*fill(ex.values(**ex.bad), {"image": path}, handle_file), api_name=f"/{ex.api_name}")
+
+
+def test_multi_label_presence_follows_the_threshold_the_caller_sent(serve, tmp_path):
+    """The threshold comes from the slider (the API's value), not a constant: every label is present at 0, none at
+    1, and at a value between two scores exactly the labels scoring at least that value are."""
+    from gradio_client import handle_file
+
+    client = serve(("clip_zero_shot",), models={"clip_zero_shot": "tiny-random"})
+    (path,) = _save(photos(1, seed=21), tmp_path)
+    gallery = [{"image": handle_file(path), "caption": None}]
+
+    def present(threshold):
+        _, _, table, record = client.predict("tiny-random", gallery, "cat, dog, car", "a photo of a {}.", "none",
+                                             "multi", threshold, 3, api_name="/classify")
+        assert record["threshold"] == threshold
+        row = table["data"][0]
+        scores = dict(zip(table["headers"][2:], row[2:]))
+        return row[1], scores
+
+    everything, scores = present(0.0)
+    assert all(label in everything for label in ("cat", "dog", "car")), everything
+    nothing, _ = present(1.0)
+    assert not any(label in nothing for label in ("cat", "dog", "car")), nothing
+    low, high = sorted(scores.values())[:2]
+    middle = round((low + high) / 2, 6)
+    if low == high:
+        pytest.skip("two labels scored the same; no threshold between them")
+    some, _ = present(middle)
+    assert {k for k in scores if k in some} == {k for k, v in scores.items() if v >= middle}, (some, scores, middle)

@@ -93,7 +93,9 @@ def test_missing_weights_offline_is_actionable_and_other_tabs_work(settings, ser
     with pytest.raises(Exception) as e:
         client.predict(model, [{"image": handle_file(str(img)), "caption": None}], "cat, dog", "a photo of a {}.",
                        "none", "single", 0.5, 3, api_name="/classify")
-    assert "not in the cache folder" in str(e.value) and "demohub fetch clip_zero_shot" in str(e.value)
+    said = str(e.value)
+    assert "is not on this machine" in said and f"demohub fetch clip_zero_shot --model {model}" in said
+    assert said.count("demohub fetch") == 1 and "Unavailable" not in said and "/" + "tmp" not in said, said
     assert client.predict("echo-small", "still here", 1, api_name="/echo")[0] == "still here"
     rows = client.blocks.hub_manager.status()
     assert any(r["state"] == "failed" and "demohub fetch" in r["note"] for r in rows)

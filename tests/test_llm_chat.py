@@ -52,6 +52,18 @@ def test_streaming_yields_growing_text_then_stats(engine):
     assert final.tokens_per_s > 0 and "60 tokens" in final.footer() and "tokens/s" in final.footer()
 
 
+def test_first_token_time_counts_from_the_request(engine):
+    """Issue 16 point 2: the footer said "first token 0.17 s" after a 35 s wait for the model to load; with `since`
+    (the click) the wait before generation counts, and the footer says how much of it was loading."""
+    since = time.perf_counter() - 5.0  # the user clicked 5 s ago, and the model took that long to load
+    final = L.chat(engine, build_messages("", [], "Hi"), L.check_params(max_new_tokens=3), since=since)
+    assert 5.0 <= final.first_token_s < 5.0 + 30 and final.seconds < 30
+    assert "first token 5." in final.footer() or "first token 6." in final.footer()
+    assert final.footer(loading_s=4.96).endswith("(5.0 s of it loading the model) · hit max new tokens</sub>")
+    plain = L.chat(engine, build_messages("", [], "Hi"), L.check_params(max_new_tokens=3))
+    assert plain.first_token_s < 5.0 and "loading" not in plain.footer()
+
+
 def test_stop_flag_ends_generation_within_one_token(engine):
     stop = threading.Event()
     gen = L.stream_chat(engine, build_messages("", [], "Go on"), L.check_params(max_new_tokens=500), stop)
@@ -71,7 +83,7 @@ def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 50
 
 
-def test_cuda_graph_decoder_loop_matches_generate_and_serves_again(engine, monkeypatch):
+def test_cuda_graph_decoder_loop_matches_generate_serves_again_and_stops(engine, monkeypatch):
     """The CUDA fast path's own decode loop (StaticCache, token by token), run on CPU with the compiled step replaced
     by the eager one: greedy tokens equal plain `generate`, and the cache resets cleanly between requests (on the
     GPU the second warm-up pass failed with "Inplace update to inference tensor outside InferenceMode")."""
@@ -88,12 +100,19 @@ def test_cuda_graph_decoder_loop_matches_generate_and_serves_again(engine, monke
         plain = L.chat(engine, msgs, params)
         engine.fast = dec
         first, second = L.chat(engine, msgs, params), L.chat(engine, msgs, params)
+        stop = threading.Event()  # Stop reaches the fast loop too: it ends at the next token, not at max_new_tokens
+        gen = L.stream_chat(engine, msgs, L.check_params(temperature=0, max_new_tokens=180), stop)
+        started = next(gen)
+        stop.set()
+        stopped = list(gen)[-1]
     finally:
         engine.fast = None
         dec.close()
     assert first.fast_path and second.fast_path and not plain.fast_path
     assert first.new_tokens == second.new_tokens == plain.new_tokens == 24
     assert first.text == second.text == plain.text
+    assert stopped.fast_path and stopped.finish_reason == "cancelled"
+    assert stopped.new_tokens <= started.new_tokens + 2 < 180
 
 
 def test_chat_template_renders_the_system_prompt_and_history(engine):
@@ -205,7 +224,7 @@ def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
     assert _wait_idle(engine, 2) and a.blocks.hub_manager.status()[0]["in_use"] == 0
 
-    with pytest.raises(Exception, match="Temperature must be from 0.0 to 2.0"):  # the hub's slider range check
+    with pytest.raises(Exception, match="Temperature is -1, which is out of range; use a number from 0 to 2"):
         a.predict("hi", "tiny-random", "", -1.0, 0.9, 50, 5, 1.0, api_name="/chat")
     with pytest.raises(Exception, match="Type a message"):
         a.predict("", *args, 5, 1.0, api_name="/chat")

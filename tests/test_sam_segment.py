@@ -445,19 +445,22 @@ def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
     def click(state, mode, x, y, image=img):
         return fns["on_click"](state, mode, image, gr.SelectData(None, {"index": [x, y], "value": None}))
 
-    st, pts, labels, box = click(ui.fresh(), "Positive point", 100, 40)
+    st, pts, labels, box, drawn = click(ui.fresh(), "Positive point", 100, 40)
+    dots = np.asarray(Image.open(drawn)).astype(int)  # the clicked image shows the click, where it was made
+    assert dots.shape == (90, 150, 3) and dots[40, 100, 1] > 150 > dots[40, 100, 0]  # green: positive
+    assert abs(dots[39:42, 99:102].mean((0, 1)) - (40, 200, 60)).max() < 25
     st, *_ = click(st, "Negative point", 20, 20)
-    st, pts, labels, box = click(st, "Box (two corner clicks)", 10, 10)
+    st, pts, labels, box, _ = click(st, "Box (two corner clicks)", 10, 10)
     assert (pts, labels, box) == ([[100.0, 40.0], [20.0, 20.0]], [1, 0], None)  # a first corner waits
     with pytest.raises(gr.Error, match="no area"):
         click(st, "Box (two corner clicks)", 10, 60)
-    st, pts, labels, box = click(st, "Box (two corner clicks)", 140, 5)
+    st, pts, labels, box, _ = click(st, "Box (two corner clicks)", 140, 5)
     assert box == [10.0, 5.0, 140.0, 10.0] and st["corner"] is None
 
     class Request:
         session_hash = "one"
 
-    overlay, thumbs, mask, cut, rec, kept = fns["run_segment"](img, pts, labels, box, True, "tiny-random", st,
+    overlay, thumbs, mask, cut, rec, kept = fns["run_segment"](img, pts, labels, box, True, "tiny-random",
                                                                Request())
     mask, cut = Image.open(mask), Image.open(cut)  # files written once, served as they are
     assert mask.size == cut.size == (150, 90) and mask.format == cut.format == "PNG" and cut.mode == "RGBA"
@@ -466,18 +469,22 @@ def test_clicks_boxes_undo_and_a_new_image_in_the_tab(settings):
     assert (rgba[..., 3] > 0).tolist() == kept["masks"][0].tolist() and not rgba[rgba[..., 3] == 0].any()
     assert np.array_equal(rgba[kept["masks"][0]][:, :3], np.asarray(img)[kept["masks"][0]])
     assert Image.open(overlay[0]).size == (150, 90) and overlay[1][0][0].shape == (90, 150)
-    _, other_mask, _ = fns["pick"](kept, img, st, gr.SelectData(None, {"index": 2, "value": None}))
+    under = np.asarray(Image.open(overlay[0])).astype(int)[37:44, 97:104]  # the picture under the mask: no dots
+    assert abs(under.mean((0, 1)) - np.asarray(img)[37:44, 97:104].mean((0, 1))).max() < 15
+    _, other_mask, _ = fns["pick"](kept, img, gr.SelectData(None, {"index": 2, "value": None}))
     assert np.array_equal(np.asarray(Image.open(other_mask)) > 0, kept["masks"][2])
 
-    st, pts, labels, box = fns["undo"](st)  # the box goes, its first corner comes back
-    assert box is None and st["corner"] == [10.0, 10.0] and len(pts) == 2
+    st, pts, labels, box, drawn = fns["undo"](st, img)  # the box goes, its first corner comes back
+    assert box is None and st["corner"] == [10.0, 10.0] and len(pts) == 2 and Image.open(drawn).size == (150, 90)
     for _ in range(3):
-        st, pts, labels, box = fns["undo"](st)
+        st, pts, labels, box, _ = fns["undo"](st, img)
     assert pts == [] and st["corner"] is None
-    assert fns["refresh"](img, pts, labels, box, True, "tiny-random", st, Request())[1] == []  # nothing: no error
+    assert fns["refresh"](img, pts, labels, box, True, "tiny-random", Request())[1] == []  # nothing: no error
+    st, pts, labels, box, drawn = fns["clear"](st, img)
+    assert (pts, labels, box) == ([], [], None) and np.array_equal(np.asarray(Image.open(drawn)).shape, (90, 150, 3))
 
     st, *_ = click(st, "Positive point", 5, 5)
-    st, pts, labels, _ = click(st, "Positive point", 7, 7, image=_photo(150, 90, seed=9))  # a new image
+    st, pts, labels, _, _ = click(st, "Positive point", 7, 7, image=_photo(150, 90, seed=9))  # a new image
     assert pts == [[7.0, 7.0]] and st["key"] == S.prepare_image(_photo(150, 90, seed=9)).key
 
 

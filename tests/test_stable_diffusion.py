@@ -3,6 +3,7 @@ tiny VAE, the real CLIP tokenizer made offline from open_clip's BPE file); no do
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -32,10 +33,9 @@ def px(im) -> np.ndarray:
 
 
 def test_output_size_count_and_seeds(engine):
-    r = sd.generate(engine, "a red fox", width=70, height=64, num_images=3, seed=10, steps=2)
+    r = sd.generate(engine, "a red fox", width=72, height=64, num_images=3, seed=10, steps=2)
     assert [im.size for im in r.images] == [(72, 64)] * 3
     assert r.seeds == [10, 11, 12]
-    assert any("Width 70" in n and "72" in n for n in r.notes)
     assert not np.array_equal(px(r.images[0]), px(r.images[1]))  # each image has its own noise
 
 
@@ -227,14 +227,18 @@ def test_bad_values_raise_a_sentence(engine, kwargs, match):
         sd.generate(engine, "x", **kwargs)
 
 
-def test_size_rounded_at_the_limits_and_prompt_notes(engine):
-    """Sizes outside MIN_SIDE..MAX_SIDE are refused (test_bad_values_raise_a_sentence; they used to be clamped with
-    a note); inside, a side that is not a multiple of 8 is rounded with a note."""
-    r = sd.generate(engine, "", width=70, height=1020, steps=1, seed=1)
-    assert r.images[0].size == (sd.MIN_SIDE + 8, sd.MAX_SIDE)
-    assert any("empty" in n for n in r.notes) and sum("using" in n for n in r.notes) == 2
-    r = sd.generate(engine, "x", width=sd.MIN_SIDE, height=sd.MAX_SIDE, steps=1, seed=1)
-    assert r.images[0].size == (sd.MIN_SIDE, sd.MAX_SIDE) and not any("using" in n for n in r.notes)
+def test_a_size_not_a_multiple_of_8_is_refused_naming_the_nearest_sizes_and_the_limits_run(engine):
+    """Issue #16 point 6: nothing is rounded behind the user's back (a width of 70 used to become 72 with a note
+    while the box kept 70); the sentence names the two nearest valid sizes. The limits themselves run."""
+    for kwargs, said in (({"width": 70}, "Width is 70, which is not a multiple of 8; use 64 or 72 (a multiple"),
+                         ({"height": 1020}, "Height is 1020, which is not a multiple of 8; use 1016 or 1024"),
+                         ({"width": 100.5}, "Width must be a whole number, not 100.5; use a whole number from 64")):
+        with pytest.raises(UserError, match=re.escape(said)):
+            sd.generate(engine, "", steps=1, seed=1, **kwargs)
+        with pytest.raises(UserError, match="not a multiple of 8|whole number"):  # the same rule fits img2img's box
+            sd.img2img(engine, Image.new("RGB", (64, 64)), "x", steps=1, seed=1, **kwargs)
+    r = sd.generate(engine, "", width=sd.MIN_SIDE, height=sd.MAX_SIDE, steps=1, seed=1)
+    assert r.images[0].size == (sd.MIN_SIDE, sd.MAX_SIDE) and any("empty" in n for n in r.notes)
     long_prompt = " ".join(f"word{i}" for i in range(120))
     r = sd.generate(engine, long_prompt, steps=1, seed=1, width=64, height=64)
     note = next(n for n in r.notes if "tokens long" in n)
@@ -344,14 +348,14 @@ def client(tmp_path_factory):
     blocks.close()
 
 
-T2I = dict(model_id="tiny-random", negative_="", steps_=3, guidance_=7.5, scheduler_="Euler a", width_=64,
-           height_=64, count_=2)
+T2I = dict(model_id="tiny-random", negative_prompt="", steps=3, guidance_scale=7.5, scheduler="Euler a", width=64,
+           height=64, num_images=2)
 
 
 def test_api_generate_png_with_parameters_and_read_back(client):
     from gradio_client import handle_file
 
-    gallery, seed, notes, record = client.predict(prompt_="a castle", seed_=42, **T2I, api_name="/generate_image")
+    gallery, seed, notes, record = client.predict(prompt="a castle", seed=42, **T2I, api_name="/generate_image")
     assert seed == 42 and len(gallery) == 2 and record["seeds"] == [42, 43] and record["device"] == "cpu"
     im = Image.open(gallery[1]["image"])
     assert im.format == "PNG" and im.size == (64, 64) and "Seed: 43" in im.text["parameters"]
@@ -392,10 +396,12 @@ def test_api_bad_inputs_answer_with_a_sentence_and_the_server_keeps_serving(clie
         client.predict("tiny-random", handle_file(str(broken)), "x", "", 0.5, 1, 3, 7.5, "Euler a", 64, 64, 1,
                        api_name="/img2img")
     with pytest.raises(Exception, match="Height is 37, which is out of range"):  # refused (it used to be clamped)
-        client.predict(prompt_="", seed_=1, **{**T2I, "height_": 37}, api_name="/generate_image")
-    gallery, seed, notes, _ = client.predict(prompt_="", seed_=1, **{**T2I, "width_": 1000, "height_": 70},
+        client.predict(prompt="", seed=1, **{**T2I, "height": 37}, api_name="/generate_image")
+    with pytest.raises(Exception, match="Height is 70, which is not a multiple of 8; use 64 or 72"):
+        client.predict(prompt="", seed=1, **{**T2I, "width": 1000, "height": 70}, api_name="/generate_image")
+    gallery, seed, notes, _ = client.predict(prompt="", seed=1, **{**T2I, "width": 1000, "height": 72},
                                              api_name="/generate_image")
-    assert Image.open(gallery[0]["image"]).size == (1000, 72) and "empty" in notes and "Height 70" in notes
+    assert Image.open(gallery[0]["image"]).size == (1000, 72) and "empty" in notes
 
 
 def test_api_png_without_parameters(client, tmp_path):
@@ -415,7 +421,7 @@ def _png(tmp_path):
 
 def test_api_cancel_stops_the_loop_and_releases_the_model(client):
     manager = client.blocks.hub_manager
-    client.predict(prompt_="warm", seed_=1, **{**T2I, "count_": 1}, api_name="/generate_image")
+    client.predict(prompt="warm", seed=1, **{**T2I, "num_images": 1}, api_name="/generate_image")
     with manager.use("stable_diffusion", "tiny-random") as lease:
         unet = lease.engine.pipe.unet
     calls = []
@@ -428,7 +434,7 @@ def test_api_cancel_stops_the_loop_and_releases_the_model(client):
 
     unet.forward = slow_forward
     try:
-        job = client.submit(prompt_="slow", seed_=1, **{**T2I, "steps_": 150, "count_": 1}, api_name="/generate_image")
+        job = client.submit(prompt="slow", seed=1, **{**T2I, "steps": 150, "num_images": 1}, api_name="/generate_image")
         deadline = time.monotonic() + 60
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -444,35 +450,42 @@ def test_api_cancel_stops_the_loop_and_releases_the_model(client):
     finally:
         del unet.forward
     assert threading.active_count() < 200
-    gallery, *_ = client.predict(prompt_="after", seed_=2, **{**T2I, "count_": 1}, api_name="/generate_image")
+    gallery, *_ = client.predict(prompt="after", seed=2, **{**T2I, "num_images": 1}, api_name="/generate_image")
     assert len(gallery) == 1
 
 
 def test_every_generation_goes_through_ctx_run(engine):
-    """The tab's handlers reach the model only through ctx.run (allow-list, lease, OOM recovery, warnings)."""
+    """The tab's handlers reach the model only through ctx.run (allow-list, lease, OOM recovery, warnings); the
+    status line says what is under way: loading (only while the model is not loaded), encoding, each step."""
     from types import SimpleNamespace
 
     from demos.stable_diffusion import ui
 
-    calls = []
+    calls, loaded = [], set()
 
     class Ctx:
         options = SimpleNamespace(safety_checker=True)
+
+        def loading_text(self, model):
+            return None if model in loaded else f"Loading {model} (2.6 GB): the first request waits for it\u2026"
 
         def run(self, fn, model):
             calls.append(model)
             if model != "tiny-random":
                 raise UserError("'evil/model' is not one of this hub's models; pick a listed one.")
-            lease = SimpleNamespace(engine=engine, warning=None, record=lambda **kw: kw)
-            return fn(lease)
+            loaded.add(model)
+            return fn(SimpleNamespace(engine=engine, warning=None, record=lambda **kw: kw))
 
     work = lambda e, on_step, stop, safety: sd.generate(e, "x", steps=2, seed=1, on_step=on_step,  # noqa: E731
                                                          should_stop=stop, safety_checker=safety)
-    items = list(ui.stream(Ctx(), "tiny-random", work, lambda *a, **kw: None))
-    assert len(items) == 3 and items[-1][1] == 1 and items[-1][3]["seeds"] == [1]  # 2 steps, then the images
+    said = ["Encoding the prompt\u2026", "Step 1 of 2\u2026", "Step 2 of 2\u2026"]
+    items, again = list(ui.stream(Ctx(), "tiny-random", work)), list(ui.stream(Ctx(), "tiny-random", work))
+    assert [i[2] for i in items[:4]] == ["Loading tiny-random (2.6 GB): the first request waits for it\u2026", *said]
+    assert len(items) == 5 and items[-1][1] == 1 and items[-1][3]["seeds"] == [1]  # then the images
+    assert [i[2] for i in again[:3]] == said and len(again) == 4  # loaded now: no word about loading
     with pytest.raises(UserError, match="not one of this hub's models"):
-        list(ui.stream(Ctx(), "evil/model", work, lambda *a, **kw: None))
-    assert calls == ["tiny-random", "evil/model"]
+        list(ui.stream(Ctx(), "evil/model", work))
+    assert calls == ["tiny-random", "tiny-random", "evil/model"]
 
 
 def test_operator_options_and_model_sizes():

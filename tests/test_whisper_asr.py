@@ -300,8 +300,8 @@ def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
 
     client = serve(("whisper_asr",), models={"whisper_asr": "tiny-random"})
     wav = write_wav(tmp_path / "talk.wav", babble(6), 22050, "pcm16", 2)
-    args = dict(model_id="tiny-random", audio_path=handle_file(wav), other_path=None, task_v="transcribe",
-                language_v="auto", words_v=True, vad_v=False, prompt_v="", beam_v=1)
+    args = dict(model_id="tiny-random", audio=handle_file(wav), media_file=None, task="transcribe",
+                language="auto", word_timestamps=True, vad=False, initial_prompt="", beam_size=1)
     info, text, table, words, files, record = client.predict(**args, api_name="/transcribe")
     assert text and "Language" in info and table["data"] and words["data"]
     assert sorted(Path(f).suffix for f in files) == [".json", ".srt", ".txt", ".vtt"]
@@ -309,21 +309,21 @@ def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
     bad = tmp_path / "notes.txt"
     bad.write_text("not audio " * 50)
     with pytest.raises(Exception, match="not an audio"):
-        client.predict(**{**args, "audio_path": handle_file(str(bad))}, api_name="/transcribe")
+        client.predict(**{**args, "audio": handle_file(str(bad))}, api_name="/transcribe")
     with pytest.raises(Exception, match="Unknown language"):
-        client.predict(**{**args, "language_v": "elvish"}, api_name="/transcribe")
+        client.predict(**{**args, "language": "elvish"}, api_name="/transcribe")
     with pytest.raises(Exception, match="Beam size.*out of range"):
-        client.predict(**{**args, "beam_v": 0}, api_name="/transcribe")
+        client.predict(**{**args, "beam_size": 0}, api_name="/transcribe")
     silent = write_wav(tmp_path / "quiet.wav", np.zeros(SR, np.float32), SR)
-    _, text, *_ = client.predict(**{**args, "audio_path": handle_file(silent)}, api_name="/transcribe")
+    _, text, *_ = client.predict(**{**args, "audio": handle_file(silent)}, api_name="/transcribe")
     assert text == ""  # and the server still serves after the errors
     (ex,) = DEMO.examples  # the declared example, positionally, with a 2-s tone for its Sample("audio")
     tone_wav = handle_file(write_wav(tmp_path / "tone.wav", tone(440, 2.0, SR), SR))
     assert list(ex.args) == list(args) and ex.model_arg == "model_id"
-    info, *_ , record = client.predict(*ex.values(audio_path=tone_wav), api_name="/transcribe")
+    info, *_ , record = client.predict(*ex.values(audio=tone_wav), api_name="/transcribe")
     assert "Language" in info and record["beam_size"] == 1
     with pytest.raises(Exception, match="out of range"):
-        client.predict(*ex.values(audio_path=tone_wav, **ex.bad), api_name="/transcribe")
+        client.predict(*ex.values(audio=tone_wav, **ex.bad), api_name="/transcribe")
 
 
 def test_the_package_imports_neither_torch_nor_gradio_and_the_engine_no_gradio():

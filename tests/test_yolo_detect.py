@@ -434,7 +434,7 @@ def test_tab_serves_detect_and_detect_video_through_gradio_client(serve, tmp_pat
     assert rec["model"] == "tiny-random" and rec["device"] == "cpu" and rec["detections"] == 4
     assert "random weights" in rec["warning"]
 
-    for bad, match in (((1.5, 0.7, [], 300, 320), "Confidence threshold must be"),
+    for bad, match in (((1.5, 0.7, [], 300, 320), "Confidence threshold is 1.5, which is out of range"),
                        ((0.2, 0.7, ["unicorn"], 300, 320), "no class 'unicorn'")):
         with pytest.raises(Exception, match=match):
             client.predict("tiny-random", handle_file(str(BUS)), *bad, api_name="/detect")
