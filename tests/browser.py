@@ -71,6 +71,36 @@ def slowed(module, seconds: float):
         del module.forward  # back to the class's forward
 
 
+class _SlowGenerator:
+    """A CTranslate2 generator whose every token takes `seconds` longer (closing the stream closes the real one)."""
+
+    def __init__(self, generator, seconds: float):
+        self.generator, self.seconds = generator, seconds
+
+    def generate_tokens(self, *args, **kwargs):
+        for step in self.generator.generate_tokens(*args, **kwargs):
+            time.sleep(self.seconds)
+            yield step
+
+    def __getattr__(self, name):
+        return getattr(self.generator, name)
+
+
+@contextmanager
+def slowed_chat(engine, seconds: float):
+    """Every token of the chat engine takes `seconds` longer, on transformers or on CTranslate2 (a CPU's path)."""
+    if engine.model is not None:
+        with slowed(engine.model, seconds):
+            yield
+        return
+    real = engine.fast.generator
+    engine.fast.generator = _SlowGenerator(real, seconds)
+    try:
+        yield
+    finally:
+        engine.fast.generator = real
+
+
 def wait_until(cond, timeout: float = 10.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:

@@ -99,16 +99,19 @@ def test_an_error_says_one_sentence_and_gives_the_input_back(page):
 def test_a_first_answer_says_the_model_is_loading_and_times_the_first_token_from_the_click(page, app, monkeypatch):
     """Point 2. Before: the first answer waited behind "*Loading tiny random Llama (tests)…*" (no size, no word on
     the wait) and its footer said "first token 0.01 s": the load was not counted."""
+    import demos.llm_chat.ct2 as ct2
     import demos.llm_chat.engine as chat_engine
 
     app.hub_manager.unload("llm_chat", "tiny-random")
-    real = chat_engine.random_model
 
-    def slow_load(*args, **kwargs):  # a load of 3 s or more, like a real model's
-        time.sleep(3)
-        return real(*args, **kwargs)
+    def slowed_load(real):
+        def slow_load(*args, **kwargs):  # a load of 3 s or more, like a real model's
+            time.sleep(3)
+            return real(*args, **kwargs)
+        return slow_load
 
-    monkeypatch.setattr(chat_engine, "random_model", slow_load)
+    monkeypatch.setattr(chat_engine, "random_model", slowed_load(chat_engine.random_model))  # transformers
+    monkeypatch.setattr(ct2, "load", slowed_load(ct2.load))  # CTranslate2 (a CPU)
     open_tab(page, "LLM chat")
     message = _message(page)
     message.fill("Hi")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import block, engine, flat, in_use, open_tab, see, see_field, shot, shows, slowed, text_of, wait_until
+from tests.browser import (block, engine, flat, in_use, open_tab, see, see_field, shot, shows, slowed, slowed_chat,
+                           text_of, wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -164,7 +165,7 @@ def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app)
 def test_chat_stop_ends_the_reply_and_the_next_one_works(page, app):
     open_tab(page, "LLM chat")
     message = page.locator("textarea").locator("visible=true").first
-    with slowed(engine(app, "llm_chat").model, 0.02):  # >= 10 s for the 512 new tokens, like a real model on CPU
+    with slowed_chat(engine(app, "llm_chat"), 0.02):  # >= 10 s for the 512 new tokens, like a real model on CPU
         message.fill("Tell me a long story.")
         message.press("Enter")
         page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => m.innerText.length > 20)")

@@ -83,7 +83,21 @@ def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 50
 
 
-def test_cuda_graph_decoder_loop_matches_generate_serves_again_and_stops(engine, monkeypatch):
+@pytest.fixture(scope="module")
+def torch_engine(tmp_path_factory):
+    """The tiny random model on transformers (the GPU path; on a CPU the hub decodes with CTranslate2)."""
+    from hub.options import parse
+    from hub.settings import Settings
+
+    s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
+    options = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(options))})
+    with manager.use("llm_chat", "tiny-random") as lease:
+        assert lease.engine.model is not None and lease.engine.fast is None
+        yield lease.engine
+
+
+def test_cuda_graph_decoder_loop_matches_generate_serves_again_and_stops(torch_engine, monkeypatch):
     """The CUDA fast path's own decode loop (StaticCache, token by token), run on CPU with the compiled step replaced
     by the eager one: greedy tokens equal plain `generate`, and the cache resets cleanly between requests (on the
     GPU the second warm-up pass failed with "Inplace update to inference tensor outside InferenceMode")."""
@@ -91,22 +105,22 @@ def test_cuda_graph_decoder_loop_matches_generate_serves_again_and_stops(engine,
 
     monkeypatch.setattr(torch, "compile", lambda fn, **kw: fn)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
-    monkeypatch.setattr(engine, "ignore_eos", True)
-    dec = GraphDecoder(engine, max_len=256)
+    monkeypatch.setattr(torch_engine, "ignore_eos", True)
+    dec = GraphDecoder(torch_engine, max_len=256)
     try:
         assert dec.ready.wait(60) and dec.error == "", dec.error
         msgs = build_messages("", [], "Tell me a story about a lighthouse")
         params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=24, min_new_tokens=24)
-        plain = L.chat(engine, msgs, params)
-        engine.fast = dec
-        first, second = L.chat(engine, msgs, params), L.chat(engine, msgs, params)
+        plain = L.chat(torch_engine, msgs, params)
+        torch_engine.fast = dec
+        first, second = L.chat(torch_engine, msgs, params), L.chat(torch_engine, msgs, params)
         stop = threading.Event()  # Stop reaches the fast loop too: it ends at the next token, not at max_new_tokens
-        gen = L.stream_chat(engine, msgs, L.check_params(temperature=0, max_new_tokens=180), stop)
+        gen = L.stream_chat(torch_engine, msgs, L.check_params(temperature=0, max_new_tokens=180), stop)
         started = next(gen)
         stop.set()
         stopped = list(gen)[-1]
     finally:
-        engine.fast = None
+        torch_engine.fast = None
         dec.close()
     assert first.fast_path and second.fast_path and not plain.fast_path
     assert first.new_tokens == second.new_tokens == plain.new_tokens == 24
@@ -301,17 +315,21 @@ def test_options_are_declared_checked_and_read_by_load(settings):
     from hub.errors import SettingsError
     from hub.weights import select, resolve
 
-    assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cuda_graphs": True, "graph_len": 4096}
-    opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off"})
-    assert opts.context == 512 and opts.cuda_graphs is False
+    assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cuda_graphs": True, "ctranslate2": True,
+                                                 "ct2_threads": 0, "graph_len": 4096}
+    opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off",
+                                 "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
+    assert opts.context == 512 and opts.cuda_graphs is False and opts.ctranslate2 is False
     with pytest.raises(SettingsError, match="DEMOHUB_LLM_CHAT_CONTEXT"):
         parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "lots"})
     with pytest.raises(SettingsError, match="out of range"):
         parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_GRAPH_LEN": "0"})
     weights = resolve(llm_chat.SPEC, select(llm_chat.SPEC, settings, "cpu", "tiny-random"), settings)
     engine = L.load(weights, "cpu", "float32", DemoOptions({**opts.as_dict(), "context": 300}))
-    assert engine.context == 300 and engine.fast is None
-    assert L.load(weights, "cpu", "float32").context == 1024  # defaults: the tiny model's own 1024 is lower
+    assert engine.context == 300 and engine.fast is None and engine.model is not None  # transformers
+    default = L.load(weights, "cpu", "float32")
+    assert default.context == 1024  # defaults: the tiny model's own 1024 is lower
+    assert type(default.fast).__name__ == "CT2Decoder" and default.model is None  # a CPU decodes with CTranslate2
 
 
 def test_model_sizes_count_the_dtype_the_model_runs_in():

@@ -12,7 +12,7 @@ that later runs every fast decode (inductor's CUDA-graph trees are per thread), 
 
 The package: `engine.py` (load, prompt fitting, generation, parameter checks), `configs.py` (architecture configs,
 random models, the offline tokenizer), `gguf_file.py` (what a .gguf file is, for the Models tab), `fast.py` (the
-CUDA-graph decoder), `messages.py` (chat messages to plain text), `ui.py` (the tab), `openai.py`
+CUDA-graph decoder), `ct2.py` (the CPU path: CTranslate2 int8, converted once), `messages.py` (chat messages to plain text), `ui.py` (the tab), `openai.py`
 (`POST /v1/chat/completions`, `GET /v1/models`). This file imports neither torch nor gradio.
 """
 
@@ -80,6 +80,11 @@ OPTIONS = (
                             "too.", lo=256, hi=1_048_576),
     Option("cuda_graphs", True, "On CUDA, decode with a static KV cache and a compiled step replayed as CUDA graphs "
                                 "(compiled in the background after load)."),
+    Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
+                                "CTranslate2 int8 (converted once into the cache folder at the first load; 2.4x "
+                                "transformers' fp32 on a 2-vCPU AMD EPYC). 0 keeps transformers."),
+    Option("ct2_threads", 0, "CPU threads of one CTranslate2 decode; 0 = half the CPUs (one on a 2-vCPU machine, "
+                             "where a second thread made decoding slower).", lo=0, hi=1024),
     Option("graph_len", 4096, "Longest conversation (tokens) the CUDA-graph decoder serves, and the length of its "
                               "static KV cache; longer ones use plain generate.", lo=64, hi=1_048_576),
 )

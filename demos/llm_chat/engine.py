@@ -102,7 +102,8 @@ class Engine:
     vocab_limit: int | None = None  # random models: the offline tokenizer knows fewer ids than the model emits
     notes: tuple[str, ...] = ()
     weights_format: str = ""  # what the hub's Models tab shows as the dtype: "Q4_1 GGUF, dequantized to float32 ..."
-    fast: object = None  # fast.GraphDecoder on CUDA
+    fast: object = None  # fast.GraphDecoder on CUDA, ct2.CT2Decoder on a CPU
+    nbytes: int | None = None  # bytes held outside torch (CTranslate2's int8 weights); None: counted from the model
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_run: dict = field(default_factory=dict)
 
@@ -116,8 +117,9 @@ class Engine:
 def load(weights, device: str, dtype: str, options=None) -> Engine:
     """Load a chat model: hf snapshot / local folder / local .gguf file / architecture-true random weights.
 
-    `options`: the demo's options (`context`, `cuda_graphs`, `graph_len`; None = their defaults). Never runs
-    remote code. On CUDA it starts compiling the fast decode path in the background.
+    `options`: the demo's options (`context`, `cuda_graphs`, `graph_len`, `ctranslate2`; None = their defaults).
+    Never runs remote code. On CUDA it starts compiling the fast decode path in the background; on a CPU a
+    supported architecture decodes with CTranslate2 int8 (ct2.py), converted once at its first load.
     """
     import torch
 
@@ -126,6 +128,10 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         from hub.options import defaults
 
         options = defaults(DEMO)
+    from demos.llm_chat import ct2
+
+    if ct2.wanted(weights, device, options):
+        return ct2.load(weights, options, [])
     torch_dtype = getattr(torch, dtype)
     choice = weights.choice
     notes: list[str] = []
@@ -142,7 +148,8 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         notes.append("This model has no chat template; a plain ChatML one is used, so answers may be poor.")
     context = min(int(getattr(model.config, "max_position_embeddings", 2048) or 2048), options.context)
     vocab = model.get_output_embeddings().weight.shape[0]
-    engine = Engine(model, tok, device, dtype, context, _eos_ids(model, tok), choice.display,
+    engine = Engine(model, tok, device, dtype, context, eos_ids(model.generation_config, model.config, tok),
+                    choice.display,
                     ignore_eos=bool(choice.options.get("ignore_eos")),
                     vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
                     weights_format=weights_format)
@@ -185,10 +192,9 @@ def _from_files(path: Path, choice, torch_dtype):
     return model, tok
 
 
-def _eos_ids(model, tok) -> tuple[int, ...]:
+def eos_ids(generation_config, config, tok) -> tuple[int, ...]:
     """Every id that ends an answer: the generation config's, the model config's, and the tokenizer's."""
-    eos = model.generation_config.eos_token_id if model.generation_config.eos_token_id is not None \
-        else model.config.eos_token_id
+    eos = generation_config.eos_token_id if generation_config.eos_token_id is not None else config.eos_token_id
     eos_ids = tuple(eos if isinstance(eos, (list, tuple)) else ([eos] if eos is not None else []))
     if tok.eos_token_id is not None and tok.eos_token_id not in eos_ids:
         eos_ids += (tok.eos_token_id,)
