@@ -77,7 +77,7 @@ def _manager_case(n_models: int = 6, mb_each: int = 64, budget_models: int = 3, 
                  for n in names}
         budget = budget_models * numel * 4
         manager = ModelManager(Settings.load({}), demos, budgets={"cpu": budget},
-                               placement=lambda prefers=None: Placement("cpu", "float32"))
+                               placement=lambda prefers=None, **kw: Placement("cpu", "float32"))
         rng = random.Random(0)
         order = [names[min(int(rng.expovariate(0.8)), n_models - 1)] for _ in range(requests)]
         return {"manager": manager, "demos": demos, "order": order, "budget": budget, "load": load}

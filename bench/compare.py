@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -54,13 +53,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from hub.device import cpu_info
+
+    cpu = cpu_info()
+    return f"{cpu['name']} ({', '.join(cpu['flags'])})" if cpu["flags"] else cpu["name"]
 
 
 if __name__ == "__main__":

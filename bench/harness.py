@@ -130,8 +130,11 @@ def discover() -> list[Case]:
 
 
 def environment() -> dict:
-    env = {"python": platform.python_version(), "machine": platform.machine(), "processor": platform.processor(),
-           "cpus": __import__("os").cpu_count()}
+    from hub.device import cpu_info
+
+    cpu = cpu_info()
+    env = {"python": platform.python_version(), "machine": platform.machine(), "cpu": cpu["name"],
+           "cpu_flags": cpu["flags"], "cpus": __import__("os").cpu_count()}
     torch = loaded_torch()
     if torch is not None:
         env["torch"] = torch.__version__

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 log = logging.getLogger("demohub")
 
@@ -25,11 +26,14 @@ class Placement:
 
 
 def choose(requested: str = "auto", dtype: str = "auto", *, cuda: bool = False, mps: bool = False,
-           bf16: bool = False, prefers: str | None = None) -> Placement:
-    """CUDA -> fp16 (bf16 where the model `prefers` it and the GPU supports it), MPS -> fp16, CPU -> fp32.
+           bf16: bool = False, prefers: str | None = None, cpu_bf16: bool = False,
+           cpu_prefers: str | None = None) -> Placement:
+    """CUDA -> fp16 (bf16 where the model `prefers` it and the GPU supports it), MPS -> fp16, CPU -> fp32, or bf16
+    where the model `cpu_prefers` it (measured faster and close to fp32) and the CPU computes bf16 natively.
 
     requested: "auto" | "cuda" | "mps" | "cpu" (an unavailable accelerator falls back to CPU, with the reason).
-    dtype: "auto" or an explicit dtype; CPU always runs fp32 because fp16 matmuls there are slow or missing.
+    dtype: "auto" or an explicit dtype; on a CPU only float32, and bfloat16 where `cpu_bf16` (fp16 matmuls there
+    are slow or missing).
     """
     reason = ""
     device = requested
@@ -41,8 +45,12 @@ def choose(requested: str = "auto", dtype: str = "auto", *, cuda: bool = False, 
         device, reason = "cpu", "MPS was requested but is not available; using the CPU."
     kind = device.split(":")[0]
     if kind == "cpu":
+        if dtype == "bfloat16" and cpu_bf16 or dtype == "auto" and cpu_prefers == "bfloat16" and cpu_bf16:
+            return Placement(device, "bfloat16", reason)
         if dtype not in ("auto", "float32"):
-            reason = (reason + " " if reason else "") + f"{dtype} is not supported well on CPU; using float32 instead."
+            why = "this CPU has no native bfloat16 (AVX512-BF16, AMX or ARM BF16)" if dtype == "bfloat16" else \
+                "it is not supported well on CPU"
+            reason = (reason + " " if reason else "") + f"{dtype} was asked for but {why}; using float32 instead."
         return Placement(device, "float32", reason)
     if dtype != "auto":
         if dtype == "bfloat16" and kind == "cuda" and not bf16:
@@ -55,17 +63,60 @@ def choose(requested: str = "auto", dtype: str = "auto", *, cuda: bool = False, 
     return Placement(device, "float16", reason)
 
 
-def detect(requested: str = "auto", dtype: str = "auto", prefers: str | None = None) -> Placement:
-    """`choose` with availability read from torch (imports torch)."""
+def detect(requested: str = "auto", dtype: str = "auto", prefers: str | None = None,
+           cpu_prefers: str | None = None) -> Placement:
+    """`choose` with availability read from torch and the CPU's flags (imports torch)."""
     import torch
 
     cuda = torch.cuda.is_available()
     mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    p = choose(requested, dtype, cuda=cuda, mps=mps, bf16=bf16, prefers=prefers)
+    p = choose(requested, dtype, cuda=cuda, mps=mps, bf16=bf16, prefers=prefers, cpu_bf16=cpu_bf16(),
+               cpu_prefers=cpu_prefers)
     if p.reason:
         log.warning(p.reason)
     return p
+
+
+# CPU flags that decide fast paths, as Linux names them in /proc/cpuinfo (x86 "flags", ARM "Features").
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16", "bf16"}
+_SHOWN_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "bf16", "i8mm")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The CPU's name and the flags that decide fast paths, from what the CPU reports (never from its vendor):
+    {"name": "AMD EPYC ...", "flags": ["avx2", "avx512_bf16", ...], "bf16": True}. No torch import."""
+    import platform
+
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            cpuinfo = ""
+    name, flags = "", set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "hardware", "cpu model") and not name:
+            name = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return {"name": name or platform.processor() or platform.machine(),
+            "flags": [f for f in _SHOWN_FLAGS if f in flags], "bf16": bool(_BF16_FLAGS & flags)}
+
+
+def cpu_bf16() -> bool:
+    """Whether bf16 matmuls and convolutions run natively here: the CPU reports AVX512-BF16, AMX-BF16 or ARM BF16,
+    and torch's oneDNN says it can use them (imports torch)."""
+    import torch
+
+    if not cpu_info()["bf16"]:
+        return False
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
 
 
 def probe_kind(requested: str = "auto") -> str:

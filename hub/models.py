@@ -50,8 +50,10 @@ class Lease:
         return self.placement.dtype
 
     def record(self, **params) -> dict:
-        """A small reproducibility record: model, revision, device, dtype and the request's parameters."""
-        rec = {**self.weights.record(), "device": self.device, "dtype": self.dtype, **params}
+        """A small reproducibility record: model, revision, device, dtype (what ran: e.g. "int8 (CTranslate2 4.8.5)"
+        where the engine says) and the request's parameters."""
+        ran = getattr(self.engine, "weights_format", "") or self.dtype
+        rec = {**self.weights.record(), "device": self.device, "dtype": ran, **params}
         warnings = [w for w in (self.warning, self.weights.is_random and "random weights: outputs are meaningless") if w]
         if warnings:
             rec["warning"] = " ".join(warnings)
@@ -87,7 +89,8 @@ class ModelManager:
         if settings.vram_budget is not None:
             self._budgets.setdefault("cuda", settings.vram_budget)
             self._budgets.setdefault("mps", settings.vram_budget)
-        self._placement = placement or (lambda prefers=None: detect(settings.device, settings.dtype, prefers))
+        self._placement = placement or (lambda prefers=None, cpu_prefers=None: detect(
+            settings.device, settings.dtype, prefers, cpu_prefers))
         self._free_bytes = free_bytes
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.RLock()
@@ -183,9 +186,9 @@ class ModelManager:
                 self._move_to_cpu(demo, self.choice(demo, model), failed)
         raise AssertionError("unreachable")
 
-    def placement(self, prefers: str | None = None) -> Placement:
-        """Where a model that `prefers` a dtype would load now (imports torch)."""
-        return self._placement(prefers)
+    def placement(self, prefers: str | None = None, cpu_prefers: str | None = None) -> Placement:
+        """Where a model that `prefers` a dtype (on a GPU; `cpu_prefers` on a CPU) would load now (imports torch)."""
+        return self._placement(prefers, cpu_prefers=cpu_prefers)
 
     def is_loaded(self, demo: str, model: str | None = None) -> bool:
         """Whether `demo`'s model (default: the configured one) is loaded and ready, without loading it."""
@@ -269,7 +272,8 @@ class ModelManager:
 
     def _load(self, key, entry: _Entry, placement: Placement | None = None) -> None:
         spec, loader = self._demos[entry.demo]
-        placement = placement or self._placement(entry.choice.options.get("dtype"))
+        options = entry.choice.options
+        placement = placement or self._placement(options.get("dtype"), cpu_prefers=options.get("cpu_dtype"))
         entry.state, entry.error = "loading", ""
         try:
             weights = resolve(spec, entry.choice, self.settings)

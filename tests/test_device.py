@@ -1,4 +1,4 @@
-from hub.device import choose, probe_kind
+from hub.device import choose, cpu_info, probe_kind
 
 
 def test_cuda_gets_fp16_and_bf16_only_where_asked_and_supported():
@@ -56,3 +56,45 @@ def test_cpu_convolution_weights_go_channels_last_on_x86_only():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
     x = torch.randn(1, 8, 16, 16)
     assert torch.allclose(conv(x), torch.nn.functional.conv2d(x, conv.weight.contiguous(), conv.bias), atol=1e-5)
+
+
+# ---- the CPU: bf16 where the CPU computes it natively and the model gains from it -------------------------------
+
+
+def test_cpu_runs_bf16_only_for_models_that_gain_and_only_on_cpus_with_native_bf16():
+    assert choose("cpu", cpu_bf16=True, cpu_prefers="bfloat16").dtype == "bfloat16"
+    assert choose("cpu", cpu_bf16=False, cpu_prefers="bfloat16").dtype == "float32"  # e.g. an AVX2-only CPU
+    assert choose("cpu", cpu_bf16=True).dtype == "float32"  # a model that measured no gain stays fp32
+    assert choose(cpu_bf16=True, cpu_prefers="bfloat16", cuda=True).dtype == "float16"  # GPUs keep their rule
+
+
+def test_the_operators_dtype_overrides_the_cpu_policy_and_an_impossible_one_says_why():
+    assert choose("cpu", "float32", cpu_bf16=True, cpu_prefers="bfloat16").dtype == "float32"  # DEMOHUB_DTYPE
+    assert choose("cpu", "bfloat16", cpu_bf16=True).dtype == "bfloat16"
+    p = choose("cpu", "bfloat16", cpu_bf16=False)
+    assert p.dtype == "float32" and "no native bfloat16" in p.reason and "float32" in p.reason
+    p = choose("cpu", "float16", cpu_bf16=True)
+    assert p.dtype == "float32" and "float16 was asked for" in p.reason
+
+
+INTEL = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8488C
+flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+processor\t: 1
+model name\t: Intel(R) Xeon(R) Platinum 8488C
+flags\t\t: fpu sse2 avx avx2 avx512f avx512_vnni avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+AMD_ZEN3 = "model name\t: AMD EPYC 7R13 Processor\nflags\t\t: fpu sse2 avx avx2 fma\n"
+ARM = "processor\t: 0\nBogoMIPS\t: 243.75\nFeatures\t: fp asimd evtstrm aes sha1 sha2 crc32 bf16 i8mm\n"
+
+
+def test_cpu_info_reads_the_name_and_the_flags_that_matter_from_what_the_cpu_reports():
+    intel = cpu_info(INTEL)
+    assert intel["name"] == "Intel(R) Xeon(R) Platinum 8488C" and intel["bf16"]
+    assert intel["flags"] == ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"]
+    zen3 = cpu_info(AMD_ZEN3)
+    assert zen3["name"] == "AMD EPYC 7R13 Processor" and not zen3["bf16"] and zen3["flags"] == ["avx2"]
+    arm = cpu_info(ARM)
+    assert arm["bf16"] and arm["flags"] == ["bf16", "i8mm"]
+    assert cpu_info("")["bf16"] is False  # no /proc/cpuinfo (macOS, Windows): fp32

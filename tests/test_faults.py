@@ -113,7 +113,7 @@ def test_cpu_fallback_warning_is_in_the_api_record(settings):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return fake_demo.Engine(weights.choice.id, device, dtype)
 
-    m = ModelManager(settings, {"fake_echo": (fake_demo.SPEC, load)}, placement=lambda prefers=None: Placement("cuda", "float16"),
+    m = ModelManager(settings, {"fake_echo": (fake_demo.SPEC, load)}, placement=lambda prefers=None, **kw: Placement("cuda", "float16"),
                      free_bytes=lambda kind: None)
     with m.use("fake_echo") as lease:
         record = lease.record(x=1)

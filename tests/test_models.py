@@ -40,7 +40,7 @@ def loader(nbytes=100, calls=None, delay=0.0, fail_on=None):
 
 def manager(settings, demos, budget=None, placement=GPU):
     return ModelManager(settings, demos, budgets={"cuda": budget} if budget else {},
-                        placement=lambda prefers=None: placement, free_bytes=lambda kind: None)
+                        placement=lambda prefers=None, **kw: placement, free_bytes=lambda kind: None)
 
 
 def test_eight_simultaneous_first_requests_load_once(settings):
