@@ -119,7 +119,10 @@ def _fetch(settings: Settings, demo: str, model: str | None) -> int:
             print(f"{h.name}: cannot fetch, the demo failed to import: {h.error}", file=sys.stderr)
             failures += 1
             continue
-        choices = [choice_for(h.spec, model)] if model else [m for m in h.spec.models if m.source in ("hf", "native")]
+        parts = {c.id: c for c in h.spec.components}  # pinned weights the models use (SD's tiny decoder)
+        picked = [parts.get(model) or choice_for(h.spec, model)] if model else \
+            [m for m in h.spec.models if m.source in ("hf", "native")]
+        choices = picked + [c for c in h.spec.components if c not in picked]
         for c in choices:
             print(f"{h.name}: fetching {c.id} ...", flush=True)
             try:

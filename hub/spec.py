@@ -59,6 +59,8 @@ class DemoSpec:
     default_model: device kind ("cuda", "mps", "cpu") -> model id; "cpu" is the fallback for unknown kinds.
     api_names: the Gradio api_names the tab serves (without the leading slash).
     gpu_concurrency: how many requests of this demo may run on the GPU at once.
+    components: pinned weights used with any of its models (Stable Diffusion's tiny decoder): never offered as a
+    model, fetched by `demohub fetch <demo>` with the models.
     """
 
     name: str
@@ -69,6 +71,7 @@ class DemoSpec:
     api_names: tuple[str, ...]
     gpu_concurrency: int = 1
     zero_gpu_seconds: int = 60
+    components: tuple[ModelChoice, ...] = ()  # weights the demo uses besides a model's own (fetched with them)
 
     def __post_init__(self):
         ids = [m.id for m in self.models]

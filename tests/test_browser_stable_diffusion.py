@@ -273,7 +273,7 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
 
     client = Client(app.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images"]
+    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder"]
     expected = {"/generate_image": ["model_id", "prompt", "negative_prompt", *common],
                 "/img2img": ["model_id", "image", "prompt", "negative_prompt", "strength", *common],
                 "/inpaint": ["model_id", "image", "mask", "prompt", "negative_prompt", "strength", *common]}
@@ -288,3 +288,7 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
         model_id="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64, height=64,
         api_name="/generate_image")
     assert seed == 7 and record["prompt"] == "a teal cube" and len(gallery) == 1
+    assert record["decoder"] == "tiny"  # the CPU default
+    _, _, _, record = client.predict(model_id="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64,
+                                     height=64, decoder="full", api_name="/generate_image")
+    assert record["decoder"] == "full"

@@ -1,6 +1,7 @@
 """Stable Diffusion: text-to-image, image-to-image and inpainting (diffusers); PNGs that carry their parameters.
 
-engine.py loads and runs the pipelines (and checks every input), pipelines.py builds them (embedded architecture
+engine.py loads and runs the pipelines (and checks every input), decoder.py the tiny decoder (TAESD, the
+default on a CPU), pipelines.py builds them (embedded architecture
 configs, folders, single files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA,
 ui.py builds the tab, openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
 DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
@@ -14,7 +15,7 @@ from demos.stable_diffusion.spec import SPEC
 __all__ = ["DEMO", "SPEC"]
 
 _COMMON = {"seed": 1, "steps": 2, "guidance_scale": 7.5, "scheduler": "Euler a", "width": 64, "height": 64,
-           "num_images": 1}
+           "num_images": 1, "decoder": "tiny"}
 
 DEMO = Demo(
     spec=SPEC,

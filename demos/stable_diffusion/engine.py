@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from demos.stable_diffusion.decoder import check_decoder, decode_tiny, load_tiny
 from demos.stable_diffusion.formats import WritePNG
 from demos.stable_diffusion.pipelines import build_pipeline
 from demos.stable_diffusion.spec import (  # noqa: F401  (re-exported: the limits belong to the engine's API)
@@ -61,6 +62,7 @@ class Engine:
         self.device, self.dtype = device, dtype
         self.defaults = {**DEFAULTS, **{k: v for k, v in defaults.items() if k in DEFAULTS}}
         self.offloaded, self.compiled = offloaded, compiled
+        self.tiny, self.tiny_missing = None, ""  # the tiny decoder (TAESD), or why there is none
         self.lock = threading.Lock()  # one request at a time per pipeline (schedulers and `_interrupt` are state)
 
     @property
@@ -72,7 +74,7 @@ class Engine:
         return self.pipe.unet.config.in_channels == 9
 
     def close(self) -> None:
-        self.pipe = self.img2img_pipe = self.inpaint_pipe = None
+        self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = None
 
 
 def load(weights, device: str, dtype: str, options=None, settings=None) -> Engine:
@@ -96,6 +98,7 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
     cpu_channels_last(device, pipe.unet, pipe.vae)
     engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype, defaults,
                     offloaded=offloaded)
+    engine.tiny, engine.tiny_missing = load_tiny(weights, device, getattr(torch, dtype), settings)
     if device.startswith("cuda") and not offloaded and (getattr(settings, "compile", False) or options.compile):
         from demos.stable_diffusion.fast import compile_and_warm_up
 
@@ -163,7 +166,7 @@ ShouldStop = Callable[[], bool]
 def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: int | None = None,
              steps: int | None = None, guidance: float | None = None, width: int | None = None,
              height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-             safety_checker: bool = True, on_step: OnStep | None = None,
+             decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
              should_stop: ShouldStop | None = None) -> Result:
     """Text to image. Bad values (a size not a multiple of 8 included) raise UserError; a long prompt gets a note."""
     notes: list[str] = []
@@ -171,7 +174,7 @@ def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: in
     size = engine.defaults["size"]
     w = check_side(width, "width", size)
     h = check_side(height, "height", size)
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="txt2img", width=w, height=h)
     return _run(engine, engine.pipe, p, dict(height=h, width=w), notes, safety_checker, on_step, should_stop)
 
@@ -179,13 +182,13 @@ def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: in
 def img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, strength: float = 0.75,
             seed: int | None = None, steps: int | None = None, guidance: float | None = None,
             width: int | None = None, height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-            safety_checker: bool = True, on_step: OnStep | None = None,
+            decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
             should_stop: ShouldStop | None = None) -> Result:
     """Image to image: `image` (any upload the hub decoder takes) is fitted into width x height keeping its shape."""
     notes: list[str] = []
     check_text_model(engine)
     init = check_fit(open_image(image, "the init image"), width, height, engine, notes)
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="img2img", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
     return _run(engine, engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes, safety_checker,
@@ -195,7 +198,7 @@ def img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, st
 def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, strength: float = 1.0,
             seed: int | None = None, steps: int | None = None, guidance: float | None = None,
             width: int | None = None, height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-            safety_checker: bool = True, on_step: OnStep | None = None,
+            decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
             should_stop: ShouldStop | None = None) -> Result:
     """Repaint the white part of `mask` (any mode; alpha counts as coverage). Pixels far from it stay unchanged."""
     from PIL import Image, ImageFilter
@@ -203,7 +206,7 @@ def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "",
     notes: list[str] = []
     init = check_fit(open_image(image, "the image to inpaint"), width, height, engine, notes)
     m = check_mask(mask_from(mask).resize(init.size, Image.Resampling.NEAREST))
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="inpaint", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
     result = _run(engine, engine.inpaint_pipe, p, dict(image=init, mask_image=m, height=init.height,
@@ -240,19 +243,22 @@ def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_ch
                            generator=generators, output_type="latent", callback_on_step_end=step_end, **extra).images
             if pipe.interrupt:
                 return Result([], seeds, p, notes, cancelled=True)
-            images, nsfw = _decode(engine, pipe, latents, safety_checker, notes)
+            images, nsfw = _decode(engine, pipe, latents, safety_checker, notes, p["decoder"])
     if any(nsfw):
         notes.append(f"{sum(nsfw)} of {len(nsfw)} image(s) were blacked out by the model's safety checker.")
     return Result(images, seeds, p, notes, nsfw)
 
 
-def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str]):
-    """VAE-decode; on NaN/inf or an all-black image from a half-precision VAE, decode again in float32."""
+def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str], decoder: str = "full"):
+    """Decode with the tiny decoder or the VAE; on NaN/inf or an all-black image from a half-precision VAE, decode
+    again in float32."""
     import torch
 
     if not torch.isfinite(latents).all():
         raise UserError("The model produced invalid numbers (NaN) while denoising, a float16 overflow. Try another "
                         "seed or fewer guidance, or ask the operator to run this model in float32 (--dtype float32).")
+    if decoder == "tiny":
+        return _checked(engine, pipe, decode_tiny(engine.tiny, latents), latents, safety_checker)
     vae = pipe.vae
     scale = vae.config.scaling_factor
     own_dtype = vae.dtype
@@ -264,6 +270,11 @@ def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str
         finally:
             vae.to(own_dtype)
         notes.append("The half-precision VAE produced a broken (NaN/black) image; it was decoded again in float32.")
+    return _checked(engine, pipe, image, latents, safety_checker)
+
+
+def _checked(engine: Engine, pipe, image, latents, safety_checker: bool):
+    """PIL images from decoded pixels, after the model's safety checker (when on): (images, flagged)."""
     nsfw = [False] * image.shape[0]
     if safety_checker and pipe.safety_checker is not None:
         image, flags = pipe.run_safety_checker(image, image.device, latents.dtype)
@@ -299,7 +310,8 @@ def check_text_model(engine: Engine) -> None:
         raise UserError("This is an inpainting model: use the Inpaint tab, or pick a text-to-image model.")
 
 
-def check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes) -> dict:
+def check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes,
+                 decoder=None) -> dict:
     """The parameters every mode shares, checked; notes for an empty or over-long prompt."""
     d = engine.defaults
     steps = validate.number(steps, "steps", 1, MAX_STEPS, integer=True, default=d["steps"])
@@ -316,8 +328,8 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
     _check_length(engine.pipe.tokenizer, prompt, "prompt", notes)
     _check_length(engine.pipe.tokenizer, negative_prompt, "negative prompt", notes)
     return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "steps": steps,
-            "guidance": float(guidance), "scheduler": scheduler, "num_images": n, "model": engine.model_id,
-            "revision": engine.revision}
+            "guidance": float(guidance), "scheduler": scheduler, "num_images": n,
+            "decoder": check_decoder(decoder, engine, notes), "model": engine.model_id, "revision": engine.revision}
 
 
 def check_side(value, name: str, default: int) -> int:
