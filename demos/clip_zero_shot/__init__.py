@@ -21,22 +21,23 @@ SPEC = DemoSpec(
     description="Zero-shot image classification with labels you type (single- or multi-label), and text-to-image "
                 "search over a gallery you upload. Models: open_clip CLIP.",
     models=(
-        # approx_bytes are fp32 sizes (ViT-B/32: 151M parameters x 4 bytes); on CUDA they run in fp16 (half that)
+        # approx_bytes are fp32 sizes (ViT-B/32: 151M parameters x 4 bytes); on CUDA they run in fp16 (half that).
+        # cpu_dtype: on a CPU with native bf16, bf16 (ViT-B/32 image tower 2.4x faster on a 2-vCPU AMD EPYC).
         ModelChoice("laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "hf", label="ViT-B-32 (LAION-2B)",
                     revision="1a25a446712ba5ee05982a381eed697ef9b435cf",
                     files=("open_clip_config.json", "open_clip_model.safetensors"),
                     approx_bytes=610_000_000, size_dtype="float32", license="MIT",
-                    options={"arch": "ViT-B-32", "tag": "laion2b_s34b_b79k"}),
+                    options={"arch": "ViT-B-32", "tag": "laion2b_s34b_b79k", "cpu_dtype": "bfloat16"}),
         ModelChoice("timm/vit_base_patch16_clip_224.openai", "hf", label="ViT-B-16 (OpenAI)",
                     revision="977e3dd0ec55ab8da155f2fbeb6b5f54948b6e3d",
                     files=("open_clip_config.json", "open_clip_model.safetensors"),
                     approx_bytes=600_000_000, size_dtype="float32", license="MIT",
-                    options={"arch": "ViT-B-16", "tag": "openai", "quick_gelu": True}),
+                    options={"arch": "ViT-B-16", "tag": "openai", "quick_gelu": True, "cpu_dtype": "bfloat16"}),
         ModelChoice("timm/vit_large_patch14_clip_224.openai", "hf", label="ViT-L-14 (OpenAI)",
                     revision="18d0535469bb561bf468d76c1d73aa35156c922b",
                     files=("open_clip_config.json", "open_clip_model.safetensors"),
                     approx_bytes=1_715_000_000, size_dtype="float32", license="MIT",
-                    options={"arch": "ViT-L-14", "tag": "openai", "quick_gelu": True}),
+                    options={"arch": "ViT-L-14", "tag": "openai", "quick_gelu": True, "cpu_dtype": "bfloat16"}),
         ModelChoice("tiny-random", "random", label="tiny random (tests)", approx_bytes=10_000_000,
                     size_dtype="float32", license="MIT", options={"hidden": True, "tiny": True}),
     ),

@@ -22,7 +22,9 @@ def build_model(weights, device: str, dtype: str, tiny_config: dict):
     """
     import open_clip
 
-    precision = {"float16": "fp16", "bfloat16": "bf16"}.get(dtype, "fp32") if device != "cpu" else "fp32"
+    # a CPU runs fp32, or bf16 where it computes bf16 natively (hub.device's CPU policy chose it)
+    precision = {"float16": "fp16", "bfloat16": "bf16"}.get(dtype, "fp32") if device != "cpu" or \
+        dtype == "bfloat16" else "fp32"
     opts = weights.choice.options
     cache_dir = str(weights.hf_cache)
     common = dict(precision=precision, device=device, cache_dir=cache_dir)

@@ -268,7 +268,8 @@ def load(weights, device: str, dtype: str, options=None) -> ClipEngine:
     declared defaults); their `max_labels` / `max_images` become the engine's per-request caps."""
     options = defaults(DEMO) if options is None else options
     model, preprocess, tokenizer = build_model(weights, device, dtype, TINY_CONFIG)
-    engine = ClipEngine(model, preprocess, tokenizer, device, dtype if device != "cpu" else "float32",
+    engine = ClipEngine(model, preprocess, tokenizer, device, dtype if device != "cpu" or dtype == "bfloat16"
+                        else "float32",
                         weights.choice.id, max_labels=options.max_labels, max_images=options.max_images)
     engine.capture_graphs()
     return engine
