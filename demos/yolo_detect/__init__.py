@@ -38,6 +38,8 @@ DEMO = Demo(
     fetch="demos.yolo_detect.engine:fetch",
     options=(
         Option("cuda_graphs", True, "Replay the forward pass from CUDA graphs on a GPU (captured at load)."),
+        Option("openvino", True, "On a CPU, run the network with OpenVINO when it is installed (pip install "
+                                 "'demohub[openvino]'): converted once per checkpoint into the cache."),
         Option("max_video_frames", VIDEO_MAX_FRAMES, "Most frames processed per video; longer videos are refused.",
                lo=1, hi=10_000_000),
         Option("video_batch", 0, "Video frames per forward pass; 0 = auto (32 on a GPU, 4 on a CPU).",

@@ -77,7 +77,16 @@ def load(weights, device: str, dtype: str, options=None) -> "Detector":
     if yolo.task != "detect":
         raise UserError(f"{weights.choice.display} is a YOLO {yolo.task} model; this tab runs detection models "
                         "(yolo11n.pt, yolov8s.pt, ...). Pick a detection checkpoint.")
-    return Detector(yolo, device, dtype, cuda_graphs=options.cuda_graphs, video_batch=options.video_batch or None)
+    det = Detector(yolo, device, dtype, cuda_graphs=options.cuda_graphs, video_batch=options.video_batch or None)
+    if device == "cpu" and options.openvino:
+        from . import openvino
+
+        if openvino.available():
+            folder = Path(weights.cache_dir) / "native" / "yolo_detect" / "openvino" / openvino.checkpoint_key(weights)
+            det.openvino = openvino.OpenVinoNet(det.net, folder)
+            det.openvino.compiled()  # converted (once) and compiled now, not in a request
+            det.weights_format = f"float32 (OpenVINO {det.openvino.version})"
+    return det
 
 
 def _random_yolo(YOLO, choice: ModelChoice):
@@ -131,6 +140,8 @@ class Detector:
         self.nbytes = sum(t.numel() * t.element_size() for t in list(net.parameters()) + list(net.buffers()))
         self.video_batch = int(video_batch or VIDEO_BATCH["cuda" if self.device.type == "cuda" else "cpu"])
         self.use_graphs = cuda_graphs and self.device.type == "cuda" and not self.end2end
+        self.openvino = None  # openvino.OpenVinoNet on a CPU when the openvino package is installed
+        self.weights_format = ""  # what the Models tab and records say ran, when not plain torch
         self._graphs = GraphCache(net, self.device, self.torch_dtype, self._eager)
         # The Detect head caches anchors keyed by the last input shape: two threads running different shapes at
         # once would mix them up, and CUDA graphs share static buffers. So the forward pass runs one at a time.
@@ -142,13 +153,15 @@ class Detector:
 
     def close(self) -> None:
         self._graphs.clear()
-        self.net = None
+        self.net = self.openvino = None
 
     def forward(self, x):
         """Raw predictions for a (B, 3, H, W) batch on the model's device and dtype."""
         import torch
 
         with self._lock, torch.inference_mode():
+            if self.openvino is not None:
+                return self.openvino(x)
             if self.use_graphs:
                 return self._graphs.replay(x)
             return self._eager(x)
@@ -299,7 +312,8 @@ def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
     from ultralytics.data.augment import LetterBox
 
     same = len({im.shape for im in images}) == 1
-    lb = LetterBox((imgsz, imgsz), auto=same, stride=engine.stride)  # minimal padding when shapes agree
+    # minimal padding when shapes agree
+    lb = LetterBox((imgsz, imgsz), auto=same, stride=engine.stride)
     batch = np.stack([lb(image=im) for im in images])
     # HWC uint8 -> contiguous NCHW float in one numpy pass: ~1 ms, where torch's permute().contiguous() on uint8
     # takes 10-40 ms on a small CPU; a contiguous NCHW input is also what the fast CPU convolutions want.
