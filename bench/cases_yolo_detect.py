@@ -132,7 +132,8 @@ def cases() -> list[Case]:
     return [
         Case("yolo_detect/image_bus", lambda: _setup(1, 1), _naive_image, _hub_image, items=1, unit="image",
              warmup=3 if cuda else 1, repeat=50 if cuda else 5, teardown=_teardown,
-             notes="bus.jpg 810x1080 from disk; naive fp32 predict vs hub (fp16 + CUDA graphs on GPU)",
+             notes="bus.jpg 810x1080 from disk; naive fp32 predict vs hub (fp16 + CUDA graphs on GPU, OpenVINO f32 "
+                   "on a CPU)",
              goal="<= 4 ms per image on an H100"),
         Case("yolo_detect/frames_640x360", lambda: _setup(8, 256), _naive_frames, _hub_frames, items=frames,
              unit="frame", warmup=1, repeat=5 if cuda else 2, teardown=_teardown,
