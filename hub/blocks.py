@@ -64,11 +64,19 @@ class HubBlocks(gr.Blocks):
 def check_sliders(blocks, values) -> None:
     """Sliders and bounded number boxes: an out-of-range, fractional (for a whole-number field), NaN or non-numeric
     value is refused with the one validator's sentence naming the field (hub/validate.py), before gradio's own
-    check ("Value 1e+08 is greater than maximum value 2048.") or its rounding could answer."""
+    check ("Value 1e+08 is greater than maximum value 2048.") or its rounding could answer. Radios and dropdowns:
+    a value outside their choices gets the validator's sentence too, not gradio's ("Value: 'x' (type: <class
+    'str'>) is not in the list of choices")."""
     from hub import validate
     from hub.errors import UserError
 
     for block, value in zip(blocks, values):
+        if value is not None and _fixed_choices(block):  # radios and dropdowns: gradio's refusal names a type
+            try:
+                validate.choice(value, _name(block), [v for _, v in block.choices])
+            except UserError as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            continue
         if value is None or not isinstance(block, (gr.Slider, gr.Number)):
             continue
         if isinstance(block, gr.Number) and block.minimum is None and block.maximum is None \
@@ -78,6 +86,14 @@ def check_sliders(blocks, values) -> None:
             validate.number(value, _name(block), block.minimum, block.maximum, integer=_whole(block))
         except UserError as e:
             raise gr.Error(str(e), print_exception=False) from None
+
+
+def _fixed_choices(block) -> bool:
+    """A radio or a single-choice dropdown that takes only its listed string values."""
+    if isinstance(block, gr.Dropdown):
+        return not block.multiselect and not block.allow_custom_value and block.type == "value" and \
+            all(isinstance(v, str) for _, v in block.choices)
+    return isinstance(block, gr.Radio) and block.type == "value" and all(isinstance(v, str) for _, v in block.choices)
 
 
 def _name(block) -> str:
