@@ -44,6 +44,9 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
             lines.append(f"- VRAM used {(total - free) / 2**30:.2f} GiB, free {free / 2**30:.2f} GiB of {total / 2**30:.1f} GiB")
         p = manager.placement()
         lines.append(f"- Default placement: {p.device}, {p.dtype}" + (f" ({p.reason})" if p.reason else ""))
+        if p.device == "cpu" and manager.placement(cpu_prefers="bfloat16").dtype == "bfloat16":
+            lines.append("- This CPU computes bf16 natively: models that gain from it (Stable Diffusion, CLIP) run "
+                         "in bfloat16")
     lines.append(f"- Requested device: {settings.device}, dtype: {settings.dtype}, weights: {settings.weights}"
                  + (", offline" if settings.offline else ""))
     keep = "never" if settings.keep_alive < 0 else f"{settings.keep_alive:g} s"
@@ -61,7 +64,11 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
 
 
 def _versions(torch) -> list[str]:
-    lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}"]
+    from hub.device import cpu_info
+
+    cpu = cpu_info()
+    lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}",
+             f"- CPU: {cpu['name']}" + (f" ({', '.join(cpu['flags'])})" if cpu["flags"] else "")]
     if torch is None:
         lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
     else:

@@ -233,9 +233,13 @@ def test_the_models_tab_shows_visitors_no_server_paths_or_versions(settings):
     from hub.models import ModelManager
 
     m = ModelManager(settings, {"a": (spec("a"), loader(100))})
+    from hub.device import cpu_info
+
     local = models_tab.system_info(m, settings)
     assert str(settings.cache_dir.resolve()) in local and "gradio" in local
+    assert f"- CPU: {cpu_info()['name']}" in local  # the operator sees which CPU the figures come from
     for public in (replace(settings, host="0.0.0.0"), replace(settings, share=True, auth=(("u", "p"),))):
         shown = models_tab.system_info(m, public)
         assert str(settings.cache_dir.resolve()) not in shown and "gradio" not in shown and "Python" not in shown
+        assert "CPU:" not in shown
         assert "Cache folder" in shown and "Keep-alive" in shown
