@@ -291,3 +291,16 @@ def test_public_hub_refuses_an_unlisted_model_with_a_404(settings):
     assert url.startswith("http://testserver/v1/files/stable_diffusion/")
     got = client.get(url.removeprefix("http://testserver"))
     assert got.status_code == 200 and got.headers["content-type"] == "image/png"
+
+
+def test_the_decoder_is_chosen_by_the_caller_and_a_bad_one_gets_a_sentence(hub):
+    import openai
+
+    client = sdk(hub)
+    auto = client.images.generate(prompt="a cube", size="64x64", extra_body={"seed": 5, **QUICK})
+    full = client.images.generate(prompt="a cube", size="64x64", extra_body={"seed": 5, "decoder": "full", **QUICK})
+    assert auto.model_extra["demohub"]["decoder"] == "tiny"  # the CPU default
+    assert full.model_extra["demohub"]["decoder"] == "full"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.images.generate(prompt="a cube", size="64x64", extra_body={"decoder": "vae", **QUICK})
+    assert "'decoder' 'vae' is not one of the choices; use one of: full, tiny." in str(e.value)

@@ -63,6 +63,8 @@ class ImageRequest(BaseModel):
                                                            "off (default: the model's).")
     scheduler: str | None = Field(None, description=f"Extension: one of {', '.join(SCHEDULERS)} (default: the "
                                                     "model's).")
+    decoder: str | None = Field(None, description="Extension: 'full' (the model's VAE) or 'tiny' (TAESD, fast on a "
+                                                  "CPU); default: tiny on a CPU, full on a GPU.")
     output_format: str | None = Field(None, description="Only 'png' (the images carry their parameters).")
     stream: bool | None = Field(None, description="Only false: partial images are not streamed.")
 
@@ -122,6 +124,11 @@ class ImageRequest(BaseModel):
     @classmethod
     def _scheduler(cls, value):
         return None if value is None else validate.choice(value, "'scheduler'", SCHEDULERS)
+
+    @field_validator("decoder", mode="before")
+    @classmethod
+    def _decoder(cls, value):
+        return None if value is None else validate.choice(value, "'decoder'", ("full", "tiny"))
 
     @field_validator("output_format", mode="before")
     @classmethod
@@ -322,7 +329,7 @@ def routes(ctx):
         def work(lease, should_stop):
             res = sd.generate(lease.engine, req.prompt, req.negative_prompt, seed=req.seed, steps=req.steps,
                               guidance=req.guidance_scale, width=width, height=height, scheduler=req.scheduler,
-                              num_images=req.n, safety_checker=safety, should_stop=should_stop)
+                              num_images=req.n, decoder=req.decoder, safety_checker=safety, should_stop=should_stop)
             return res, sd.record(lease, res, safety)
 
         res, rec = await _until_disconnect(request, ctx, work, model)
@@ -343,8 +350,8 @@ def routes(ctx):
         def work(lease, should_stop):
             res = sd.inpaint(lease.engine, image, mask, req.prompt, req.negative_prompt, strength=1.0,
                              seed=req.seed, steps=req.steps, guidance=req.guidance_scale, width=width,
-                             height=height, scheduler=req.scheduler, num_images=req.n, safety_checker=safety,
-                             should_stop=should_stop)
+                             height=height, scheduler=req.scheduler, num_images=req.n, decoder=req.decoder,
+                             safety_checker=safety, should_stop=should_stop)
             return res, sd.record(lease, res, safety)
 
         res, rec = await _until_disconnect(request, ctx, work, model)
