@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,10 +90,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
     import platform
 
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
+        cpuinfo = _proc_cpuinfo()
     name, flags = "", set()
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
@@ -103,6 +101,15 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
             flags = set(value.split())
     return {"name": name or platform.processor() or platform.machine(),
             "flags": [f for f in _SHOWN_FLAGS if f in flags], "bf16": bool(_BF16_FLAGS & flags)}
+
+
+@functools.lru_cache(maxsize=1)
+def _proc_cpuinfo() -> str:
+    """Read once per process: every model load and every Models-tab refresh asks (hundreds of KB on a big host)."""
+    try:
+        return Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
 
 
 def cpu_bf16() -> bool:

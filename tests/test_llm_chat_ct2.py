@@ -189,3 +189,12 @@ def test_the_models_tab_says_the_model_runs_as_ctranslate2_int8(settings):
     assert row["dtype"] == f"int8 (CTranslate2 {ct2.version()})" and row["bytes"] > 0
     shown = [r for r in status_rows(manager) if "CTranslate2" in " ".join(map(str, r))]
     assert shown, status_rows(manager)
+
+
+def test_random_models_of_different_architectures_convert_into_different_folders(tmp_path):
+    """An unlisted id with --weights random is built from the architecture its name suggests: its converted folder
+    must be that architecture's, not another random model's (they were both keyed "random-smollm2-360m")."""
+    qwen = _weights(ModelChoice("someone/Qwen2.5-0.5B-finetune", "random"), tmp_path)
+    smol = _weights(ModelChoice("someone/other-model", "random"), tmp_path)
+    assert ct2.folder_for(qwen).name == "random-qwen2.5-0.5b" and ct2.model_type(qwen) == "qwen2"
+    assert ct2.folder_for(smol).name == "random-smollm2-360m" and ct2.model_type(smol) == "llama"

@@ -46,12 +46,26 @@ def auto_threads() -> int:
     return max(1, cpus // 2)
 
 
+def _random_config(weights) -> str:
+    """The architecture config a random model is built from (configs.CONFIGS key)."""
+    from demos.llm_chat.configs import guess_config
+
+    return weights.choice.options.get("config") or guess_config(weights.choice.id)
+
+
+def _generator(folder: Path, threads: int):
+    import ctranslate2
+
+    return ctranslate2.Generator(str(folder), device="cpu", compute_type=QUANTIZATION, inter_threads=1,
+                                 intra_threads=threads)
+
+
 def model_type(weights) -> str:
     """The checkpoint's architecture (config.json's model_type) without loading it; "" when unknown."""
     if weights.is_random:
-        from demos.llm_chat.configs import CONFIGS, guess_config
+        from demos.llm_chat.configs import CONFIGS
 
-        return CONFIGS[weights.choice.options.get("config") or guess_config(weights.choice.id)]["model_type"]
+        return CONFIGS[_random_config(weights)]["model_type"]
     path = Path(weights.path)
     if not path.is_dir() or not (path / "config.json").is_file():
         return ""  # a .gguf file (or nothing usable): the transformers path reads it
@@ -75,7 +89,7 @@ def folder_for(weights) -> Path:
     """Where the converted model lives: one folder per model, revision (or local files' state) and version."""
     choice = weights.choice
     if weights.is_random:
-        key = f"random-{choice.options.get('config') or 'smollm2-360m'}"
+        key = f"random-{_random_config(weights)}"
     elif choice.source == "hf" and choice.revision:
         key = f"{choice.id.replace('/', '--')}@{choice.revision[:12]}"
     else:  # a local folder or an unpinned repo: its files' names, sizes and times
@@ -100,10 +114,9 @@ def convert(weights, folder: Path) -> None:
         if weights.is_random:
             import torch
 
-            from demos.llm_chat.configs import guess_config, random_model
+            from demos.llm_chat.configs import random_model
 
-            model, tok = random_model(weights.choice.options.get("config") or guess_config(weights.choice.id),
-                                      torch.float32)
+            model, tok = random_model(_random_config(weights), torch.float32)
             model.save_pretrained(src)
             tok.save_pretrained(src)
             del model
@@ -131,11 +144,9 @@ def convert(weights, folder: Path) -> None:
 
 def load(weights, options, notes: list[str]) -> Engine:
     """An Engine whose decoding runs on CTranslate2 (converting the checkpoint first if this is its first load)."""
-    import ctranslate2
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    from demos.llm_chat.configs import CHATML
-    from demos.llm_chat.engine import eos_ids
+    from demos.llm_chat.engine import chat_template_or_chatml, eos_ids
 
     folder = folder_for(weights)
     if not (folder / "model.bin").is_file():
@@ -147,12 +158,9 @@ def load(weights, options, notes: list[str]) -> Engine:
         gen_config = GenerationConfig.from_pretrained(hf)
     except OSError:  # no generation_config.json: the model config's ids
         gen_config = GenerationConfig.from_model_config(config)
-    if getattr(tok, "chat_template", None) is None:
-        tok.chat_template = CHATML
-        notes.append("This model has no chat template; a plain ChatML one is used, so answers may be poor.")
+    chat_template_or_chatml(tok, notes)
     threads = options.ct2_threads or auto_threads()
-    generator = ctranslate2.Generator(str(folder), device="cpu", compute_type=QUANTIZATION, inter_threads=1,
-                                      intra_threads=threads)
+    generator = _generator(folder, threads)
     vocab = int(config.vocab_size)
     context = min(int(getattr(config, "max_position_embeddings", 2048) or 2048), options.context)
     engine = Engine(None, tok, "cpu", QUANTIZATION, context, eos_ids(gen_config, config, tok),
@@ -173,12 +181,11 @@ class CT2Decoder:
     def _seeded(self, seed: int):
         """A generator whose sampling starts from `seed`: CTranslate2 seeds each worker thread's random generator
         once, when that thread first samples, so a seeded request gets a fresh generator (its own worker thread;
-        it reloads the int8 weights, about 0.3 s for SmolLM2-360M) instead of the long-lived one."""
+        it reloads the int8 weights from the cache folder) instead of the long-lived one."""
         import ctranslate2
 
         ctranslate2.set_random_seed(seed % 2**32)
-        return ctranslate2.Generator(str(self.folder), device="cpu", compute_type=QUANTIZATION, inter_threads=1,
-                                     intra_threads=self.threads)
+        return _generator(self.folder, self.threads)
 
     def usable(self, total_len: int) -> bool:
         return self.generator is not None

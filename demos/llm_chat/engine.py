@@ -143,9 +143,7 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         if Path(weights.path).is_file():  # a .gguf file (anything else was refused)
             weights_format = gguf_format(Path(weights.path), dtype)
     model.to(device).eval()
-    if getattr(tok, "chat_template", None) is None:
-        tok.chat_template = CHATML
-        notes.append("This model has no chat template; a plain ChatML one is used, so answers may be poor.")
+    chat_template_or_chatml(tok, notes)
     context = min(int(getattr(model.config, "max_position_embeddings", 2048) or 2048), options.context)
     vocab = model.get_output_embeddings().weight.shape[0]
     engine = Engine(model, tok, device, dtype, context, eos_ids(model.generation_config, model.config, tok),
@@ -158,6 +156,13 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
 
         engine.fast = GraphDecoder(engine, max_len=min(context, options.graph_len))
     return engine
+
+
+def chat_template_or_chatml(tok, notes: list[str]) -> None:
+    """A tokenizer without a chat template gets plain ChatML, and the user is told answers may be poor."""
+    if getattr(tok, "chat_template", None) is None:
+        tok.chat_template = CHATML
+        notes.append("This model has no chat template; a plain ChatML one is used, so answers may be poor.")
 
 
 def _from_files(path: Path, choice, torch_dtype):
