@@ -198,3 +198,14 @@ def test_random_models_of_different_architectures_convert_into_different_folders
     smol = _weights(ModelChoice("someone/other-model", "random"), tmp_path)
     assert ct2.folder_for(qwen).name == "random-qwen2.5-0.5b" and ct2.model_type(qwen) == "qwen2"
     assert ct2.folder_for(smol).name == "random-smollm2-360m" and ct2.model_type(smol) == "llama"
+
+
+def test_a_checkpoint_ctranslate2_cannot_convert_runs_on_transformers(tmp_path, monkeypatch, caplog):
+    def broken(weights, folder):
+        raise RuntimeError("unsupported layer")
+
+    monkeypatch.setattr(ct2, "convert", broken)
+    engine = L.load(_weights(llm_chat.SPEC.choice("tiny-random"), tmp_path), "cpu", "float32", ON)
+    assert engine.model is not None and engine.fast is None and engine.weights_format == ""
+    assert L.chat(engine, QUESTION, L.check_params(max_new_tokens=3)).new_tokens == 3  # the user still gets answers
+    assert "CTranslate2 could not take" in caplog.text and "unsupported layer" in caplog.text

@@ -6,6 +6,7 @@ torch and transformers are imported inside the functions: the UI and the OpenAI 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from hub.errors import UserError
 
 from demos.llm_chat.configs import CHATML, guess_config, random_model
 from demos.llm_chat.gguf_file import gguf_format
+
+log = logging.getLogger("demohub")
 
 # ---- parameters ---------------------------------------------------------------------------------------------------
 
@@ -131,7 +134,11 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
     from demos.llm_chat import ct2
 
     if ct2.wanted(weights, device, options):
-        return ct2.load(weights, options, [])
+        try:
+            return ct2.load(weights, options, [])
+        except Exception as e:  # a checkpoint CTranslate2 cannot convert or load: transformers may still run it
+            log.warning("CTranslate2 could not take %s (%s: %s); it runs on transformers.", weights.choice.display,
+                        type(e).__name__, str(e)[:300])
     torch_dtype = getattr(torch, dtype)
     choice = weights.choice
     notes: list[str] = []
