@@ -101,3 +101,14 @@ def test_the_models_tab_and_the_record_say_openvino_ran(real, tmp_path):
         assert lease.record()["dtype"].startswith("float32 (OpenVINO ")
     row = next(r for r in manager.status() if r["demo"] == "yolo_detect")
     assert row["dtype"].startswith("float32 (OpenVINO ")
+
+
+def test_a_network_openvino_cannot_convert_runs_on_torch(tmp_path, monkeypatch, caplog):
+    def broken(self):
+        raise RuntimeError("unsupported op")
+
+    monkeypatch.setattr(openvino_path.OpenVinoNet, "_convert", broken)
+    engine = yd.load(_weights(tmp_path, "tiny-random"), "cpu", "float32", ON)
+    assert engine.openvino is None and engine.weights_format == ""
+    assert yd.detect(engine, str(BUS), conf=0.0, max_det=3, imgsz=64).original_size == (810, 1080)
+    assert "OpenVINO could not take" in caplog.text and "unsupported op" in caplog.text

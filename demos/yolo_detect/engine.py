@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from hub.spec import ModelChoice
 from hub.ultralytics_env import import_ultralytics
 
 from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
+
+log = logging.getLogger("demohub")
 
 # ---- loading ----------------------------------------------------------------------------------------------------
 
@@ -83,9 +86,13 @@ def load(weights, device: str, dtype: str, options=None) -> "Detector":
 
         if openvino.available():
             folder = Path(weights.cache_dir) / "native" / "yolo_detect" / "openvino" / openvino.checkpoint_key(weights)
-            det.openvino = openvino.OpenVinoNet(det.net, folder)
-            det.openvino.compiled()  # converted (once) and compiled now, not in a request
-            det.weights_format = f"float32 (OpenVINO {det.openvino.version})"
+            try:
+                net = openvino.OpenVinoNet(det.net, folder)
+                net.compiled()  # converted (once) and compiled now, not in a request
+                det.openvino, det.weights_format = net, f"float32 (OpenVINO {net.version})"
+            except Exception as e:  # a network OpenVINO cannot convert: torch still runs it
+                log.warning("OpenVINO could not take %s (%s: %s); it runs on torch.", weights.choice.display,
+                            type(e).__name__, str(e)[:300])
     return det
 
 
