@@ -31,6 +31,12 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     ok = [h for h in handles if h.demo]
     demo_options.check_names(settings.env, DEMOS + tuple(h.name for h in ok), [h.demo for h in ok])
     opts = {h.name: demo_options.parse(h.demo, settings.env) for h in ok}
+    if manager is None and settings.backend == "ray":  # engines in Ray Serve deployments (hub.cluster)
+        from hub.cluster import config as cluster_config
+        from hub.cluster.backend import RayManager
+
+        manager = RayManager(settings, {h.name: h.spec for h in ok}, cluster_config.load(settings.ray_config),
+                             settings.ray_address)
     manager = manager or ModelManager(settings, {h.name: (h.spec, h.demo.loader(opts[h.name])) for h in ok})
     from hub.blocks import HubBlocks
     from hub.metrics import Metrics

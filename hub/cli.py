@@ -8,7 +8,7 @@ import os
 import sys
 
 from hub.errors import SettingsError, UserError
-from hub.settings import DEVICES, DTYPES, WEIGHTS, Settings
+from hub.settings import BACKENDS, DEVICES, DTYPES, WEIGHTS, Settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +33,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="requests may name any HF repo id or local path (a hub only this machine reaches)")
     s.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile GPU fast paths where a demo offers them (warm-up at load)")
+    s.add_argument("--backend", choices=BACKENDS, help="where engines run: local (this process, default) or ray "
+                   "(a Ray Serve deployment per demo; pip install 'demohub[ray]')")
+    s.add_argument("--ray-address", metavar="ADDRESS", help="Ray cluster to join (default: RAY_ADDRESS, a "
+                   "`ray start --head` on this machine, else a new local Ray)")
+    s.add_argument("--ray-config", metavar="FILE", help="per-demo replicas/GPUs/autoscaling, TOML or YAML")
     ls = sub.add_parser("list", help="demos, their models, cached or not, size on disk")
     ls.add_argument("--cache-dir")
     f = sub.add_parser("fetch", help="download weights into the cache for offline use")
@@ -76,7 +81,8 @@ def _serve(args) -> int:
     flags = {k: getattr(args, k, None) for k in ("host", "port", "share", "auth", "auth_file", "insecure_share",
                                                 "device", "dtype", "weights", "vram_budget", "demos", "cache_dir",
                                                 "offline", "max_upload_mb", "queue_size", "compile", "keep_alive",
-                                                "pinned", "allow_any_model")}
+                                                "pinned", "allow_any_model", "backend", "ray_address",
+                                                "ray_config")}
     settings = Settings.load(**flags)
     settings.check_launch()
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

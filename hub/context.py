@@ -42,7 +42,8 @@ class DemoContext:
     @property
     def events(self) -> dict:
         """Keyword arguments for events that run the model: one shared concurrency limit per demo's model."""
-        return {"concurrency_limit": self.spec.gpu_concurrency, "concurrency_id": f"model-{self.spec.name}"}
+        limit = getattr(self._manager, "concurrency", {}).get(self.spec.name, self.spec.gpu_concurrency)
+        return {"concurrency_limit": limit, "concurrency_id": f"model-{self.spec.name}"}
 
     @property
     def local_only(self) -> bool:
@@ -85,7 +86,7 @@ class DemoContext:
         try:
             self.check_model(model)
             self._show_loading(progress, model)
-            result = self._manager.run(self.spec.name, _warned(fn), self._real_id(model) or None)
+            result = self._manager.run(self.spec.name, fn, self._real_id(model) or None, warn=_warn)
         except BaseException as e:
             timer.done(e)
             raise
@@ -103,7 +104,7 @@ class DemoContext:
         except UserError as e:
             timer.done(e)
             raise
-        return _timed(self._manager.stream(self.spec.name, _warned(gen_fn), self._real_id(model) or None), timer)
+        return _timed(self._manager.stream(self.spec.name, gen_fn, self._real_id(model) or None, warn=_warn), timer)
 
     def _show_loading(self, progress, model: str | None) -> None:
         if progress is not None and (text := self.loading_text(model)):
@@ -258,15 +259,6 @@ def _timed(items: Iterator, timer: Timer) -> Iterator:
         timer.done(None if isinstance(e, GeneratorExit) else e)
         raise
     timer.done()
-
-
-def _warned(fn):
-    """fn(lease) that first shows the lease's fallback warning (CPU after out-of-memory) to the user."""
-    def call(lease: Lease):
-        if lease.warning:
-            _warn(lease.warning)
-        return fn(lease)
-    return call
 
 
 def to_gr_error(e: Exception, title: str):

@@ -40,6 +40,7 @@ class Lease:
     weights: Weights
     placement: Placement
     warning: str = ""
+    where: dict = field(default_factory=dict)  # on the Ray backend: which replica ran it ({"replica": "pid 12 on …"})
 
     @property
     def device(self) -> str:
@@ -53,7 +54,7 @@ class Lease:
         """A small reproducibility record: model, revision, device, dtype (what ran: e.g. "int8 (CTranslate2 4.8.5)"
         where the engine says) and the request's parameters."""
         ran = getattr(self.engine, "weights_format", "") or self.dtype
-        rec = {**self.weights.record(), "device": self.device, "dtype": ran, **params}
+        rec = {**self.weights.record(), "device": self.device, "dtype": ran, **self.where, **params}
         warnings = [w for w in (self.warning, self.weights.is_random and "random weights: outputs are meaningless") if w]
         if warnings:
             rec["warning"] = " ".join(warnings)
@@ -100,6 +101,7 @@ class ModelManager:
         self._device_kind: str | None = None
         self.keep_alive = KeepAlive(self)
         self.on_event: Callable[..., None] | None = None  # hub.metrics: ("evict", reason=...), ("oom_fallback",)
+        self.where: dict = {}  # set by a Ray replica: leases' records say which replica ran them
 
     # ---- public API -------------------------------------------------------------------------------------------
 
@@ -124,7 +126,7 @@ class ModelManager:
         """Hold `demo`'s model (loading it if needed) for the duration of the block."""
         entry = self._acquire(demo, self.choice(demo, model))
         try:
-            yield Lease(demo, entry.engine, entry.weights, entry.placement, entry.warning)
+            yield Lease(demo, entry.engine, entry.weights, entry.placement, entry.warning, dict(self.where))
         finally:
             with self._lock:
                 entry.leases -= 1
@@ -137,16 +139,20 @@ class ModelManager:
             # every 10 s while it stays busy
             memory.trim_heap(1.0 if idle else 10.0)
 
-    def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None):
-        """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU."""
-        items = self.stream(demo, lambda lease: iter((fn(lease),)), model)
+    def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None,
+            warn: Callable[[str], None] | None = None):
+        """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU.
+        `warn(text)` is called with the lease's fallback warning (CPU after out-of-memory) before `fn` runs."""
+        items = self.stream(demo, lambda lease: iter((fn(lease),)), model, warn)
         try:
             return next(items)
         finally:
             items.close()
 
-    def stream(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None) -> Iterator:
+    def stream(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None,
+               warn: Callable[[str], None] | None = None) -> Iterator:
         """Items of `gen_fn(lease)`, with the lease held until the consumer finishes or closes the iterator.
+        `warn` as for `run`.
 
         Out of memory before the first item: evict idle models and retry once, then retry on the CPU.
         After the first item the answer is partly out, so an out-of-memory error ends the stream with a sentence.
@@ -155,6 +161,8 @@ class ModelManager:
             with self.use(demo, model) as lease:
                 items = None
                 try:
+                    if warn is not None and lease.warning:
+                        warn(lease.warning)
                     items = iter(gen_fn(lease))
                     first = next(items)
                 except StopIteration:

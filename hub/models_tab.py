@@ -60,7 +60,22 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
             lines.append(f"- Models resident on {kind}: {used / 1e6:.0f} MB")
     where = f"`{settings.cache_dir.resolve()}` " if operator else ""
     lines.append(f"- Cache folder: {where}({folder_bytes(settings.cache_dir) / 1e6:.0f} MB)")
+    if hasattr(manager, "replicas"):
+        lines += cluster_lines(manager.replicas())
     return "\n".join(lines)
+
+
+def cluster_lines(replicas: dict) -> list[str]:
+    """The Ray backend: per demo, its replicas (where, what is loaded, requests running) and the queue."""
+    lines = ["", "**Ray Serve deployments**", ""]
+    for demo, d in replicas.items():
+        target = f" of {d['target']}" if d.get("target") is not None else ""
+        lines.append(f"- **{demo}**: {d['running']}{target} replica(s) running, {d['queued']} request(s) waiting "
+                     "for a replica")
+        for r in sorted(d["replicas"], key=lambda r: r["pid"]):
+            loaded = ", ".join(f"{x['display']} ({x['state']}, {x['dtype']})" for x in r["rows"]) or "nothing loaded"
+            lines.append(f"  - {r['label']}: {loaded}; {r['ongoing']} request(s) running")
+    return lines
 
 
 def _versions(torch) -> list[str]:

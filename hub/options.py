@@ -44,6 +44,9 @@ class DemoOptions:
     def __repr__(self) -> str:
         return f"DemoOptions({dict(self._values)})"
 
+    def __reduce__(self):  # a closure shipped to a Ray replica carries its tab's options
+        return DemoOptions, (dict(self._values),)
+
     def as_dict(self) -> dict:
         return dict(self._values)
 

@@ -17,6 +17,7 @@ from hub.errors import SettingsError
 DEVICES = ("auto", "cuda", "cpu", "mps")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 WEIGHTS = ("hf", "random")
+BACKENDS = ("local", "ray")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 _UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
@@ -119,6 +120,9 @@ class Settings:
     allow_any_model: bool = False  # requests may name any HF repo id or local path (loopback hubs only)
     allowed_origins: tuple[str, ...] = ()  # other websites whose pages may call /v1 (DEMOHUB_ALLOWED_ORIGINS)
     operators: tuple[str, ...] = ()  # hub users who may unload models and see versions and paths (DEMOHUB_OPERATORS)
+    backend: str = "local"  # where engines run: this process, or Ray Serve deployments (DEMOHUB_BACKEND)
+    ray_address: str | None = None  # the Ray cluster to join (DEMOHUB_RAY_ADDRESS; default RAY_ADDRESS or a local one)
+    ray_config: str | None = None  # per-demo deployment file, TOML or YAML (DEMOHUB_RAY_CONFIG)
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # the DEMOHUB_* variables, for demo options
 
     @classmethod
@@ -183,6 +187,10 @@ class Settings:
             kw["allowed_origins"] = tuple(o.strip() for o in v.split(",") if o.strip())
         if (v := get("DEMOHUB_OPERATORS")) is not None:
             kw["operators"] = tuple(u.strip() for u in v.split(",") if u.strip())
+        if (v := get("DEMOHUB_BACKEND")) is not None:
+            kw["backend"] = _choice(v, "DEMOHUB_BACKEND", BACKENDS)
+        kw["ray_address"] = get("DEMOHUB_RAY_ADDRESS", "").strip() or None
+        kw["ray_config"] = get("DEMOHUB_RAY_CONFIG", "").strip() or None
         if (v := get("DEMOHUB_API_KEYS")) is not None:
             kw["api_keys"] = tuple(k.strip() for k in re.split(r"[,\n]", v) if k.strip())
         kw["models"] = {
@@ -201,6 +209,8 @@ class Settings:
             kw["dtype"] = _choice(kw["dtype"], "--dtype", DTYPES)
         if "weights" in kw:
             kw["weights"] = _choice(kw["weights"], "--weights", WEIGHTS)
+        if "backend" in kw:
+            kw["backend"] = _choice(kw["backend"], "--backend", BACKENDS)
         if "vram_budget" in kw and isinstance(kw["vram_budget"], str):
             kw["vram_budget"] = parse_bytes(kw["vram_budget"], "--vram-budget")
         if "auth" in kw:

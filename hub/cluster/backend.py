@@ -1,0 +1,359 @@
+"""The Ray backend of the hub's one request path: `RayManager` stands where the in-process ModelManager stands.
+
+The front end (the Gradio app, the /v1 routes, the Models tab) keeps one DemoContext per demo; its `run` and
+`stream` reach this class, which ships the handler's `fn(lease)` to the demo's Ray Serve deployment
+(hub.cluster.shipping, hub.cluster.replica) and plays back what the replica sends: callbacks on the front end's
+objects, files, the fallback warning, the items or the result, the error. Everything else the hub asks of a manager
+(choice, status, unload) is answered here from the specs and from the replicas' reports on a small board actor.
+
+Faults: a call that dies before a replica took it is retried on another (Serve replaces dead replicas); one that
+dies part-way ends with a sentence and the next request goes to a live replica. A demo without free capacity queues
+its requests in Serve (bounded by `max_queued_requests`, then refused), and a request no replica took within
+`queue_timeout_s` is refused with a sentence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Callable, Iterator, Mapping
+
+from hub.cluster import config as cluster_config
+from hub.cluster.replica import BOARD, NAMESPACE, DemoReplica
+from hub.cluster.shipping import Channel, file_roots, loads_result
+from hub.device import Placement
+from hub.errors import UserError
+from hub.settings import Settings
+from hub.spec import DemoSpec
+from hub.weights import select
+
+log = logging.getLogger("demohub")
+
+APP_PREFIX = "demohub-"
+STALE_S = 6.0  # a replica that has not reported for this long is gone
+
+
+class Board:
+    """A named actor the replicas report to (status rows, where they run) and read unload commands from."""
+
+    def __init__(self):
+        self.reports: dict[str, dict] = {}
+        self.unloads: dict[str, tuple[int, str | None]] = {}
+        self.seq = 0
+
+    def report(self, replica_id: str, facts: dict):
+        self.reports[replica_id] = facts
+        return self.unloads.get(facts["demo"])
+
+    def snapshot(self) -> list[dict]:
+        now = time.time()
+        self.reports = {k: v for k, v in self.reports.items() if now - v["time"] < 60}
+        return list(self.reports.values())
+
+    def unload(self, demo: str, model: str | None) -> int:
+        self.seq += 1
+        self.unloads[demo] = (self.seq, model)
+        return sum(1 for r in self.reports.values() if r["demo"] == demo and time.time() - r["time"] < STALE_S)
+
+
+class RayManager:
+    """The ModelManager's public API over Ray Serve deployments, one per demo."""
+
+    def __init__(self, settings: Settings, specs: Mapping[str, DemoSpec], config=None, address: str | None = None,
+                 share_files: bool | None = None):
+        import ray
+        from ray import serve
+
+        self.settings = settings
+        self._specs = dict(specs)
+        self.config = config or cluster_config.ClusterConfig()
+        self.config.check_names(tuple(self._specs))
+        if not ray.is_initialized():
+            ray.init(address=_address(address), namespace=NAMESPACE, log_to_driver=False,
+                     **({} if _address(address) else {"include_dashboard": False}))
+        self._node_id = ray.get_runtime_context().get_node_id()
+        self._share_files = share_files
+        self._board = ray.remote(num_cpus=0)(Board).options(name=BOARD, namespace=NAMESPACE,
+                                                            get_if_exists=True).remote()
+        gpus = ray.cluster_resources().get("GPU", 0.0)
+        serve.start(http_options={"location": "NoServer"})
+        deployment = serve.deployment(DemoReplica)
+        # model files live in the cache folder on every node: an absolute path, the same everywhere
+        shipped = _replace_cache(settings)
+        self._handles, self.concurrency = {}, {}
+        apps = []
+        for name, spec in self._specs.items():
+            dep = self.config.deployment(name)
+            opts = dep.serve_options(name, spec.gpu_concurrency, gpus)
+            share = opts["ray_actor_options"]["num_gpus"]
+            app = deployment.options(name=f"{APP_PREFIX}{name}", **opts).bind(name, shipped, share)
+            apps.append((name, app))
+            # the UI's events run as many at once as the replicas can take; more wait in gradio's queue, which
+            # shows each visitor their position (and is bounded by --queue-size)
+            self.concurrency[name] = dep.max_replicas * opts["max_ongoing_requests"]
+        for name, app in apps:  # deploy all, then wait for all: replicas start in parallel
+            serve._run(app, name=f"{APP_PREFIX}{name}", route_prefix=None, _blocking=False)
+        for name, _ in apps:
+            self._handles[name] = _wait_ready(f"{APP_PREFIX}{name}")
+        self._queued: dict[str, int] = {n: 0 for n in self._specs}
+        self._qlock = threading.Lock()
+        self.on_event: Callable[..., None] | None = None
+        log.info("Ray Serve backend: %d demo deployment(s) on %s", len(apps), ray.get_runtime_context().gcs_address)
+
+    # ---- what DemoContext uses ---------------------------------------------------------------------------------
+
+    def spec(self, demo: str) -> DemoSpec:
+        try:
+            return self._specs[demo]
+        except KeyError:
+            raise UserError(f"There is no demo called {demo!r}; available: {', '.join(self._specs)}.") from None
+
+    def choice(self, demo: str, model: str | None = None):
+        return select(self.spec(demo), self.settings, self.default_device(), model)
+
+    def default_device(self) -> str:
+        """The device the demos' default models are picked for: cuda when the cluster has GPUs."""
+        import ray
+
+        return "cuda" if ray.cluster_resources().get("GPU", 0) > 0 else "cpu"
+
+    def is_loaded(self, demo: str, model: str | None = None) -> bool:
+        want = self.choice(demo, model).id
+        return any(r["model"] == want and r["state"] not in ("loading", "failed")
+                   for rep in self._reports() if rep["demo"] == demo for r in rep["rows"])
+
+    def run(self, demo: str, fn: Callable, model: str | None = None, warn: Callable[[str], None] | None = None):
+        items = self._call(demo, fn, model, "run", warn)
+        try:
+            for result in items:
+                return result
+        finally:
+            items.close()
+        raise UserError(f"The {self.spec(demo).title} request was stopped before it finished.")
+
+    def stream(self, demo: str, gen_fn: Callable, model: str | None = None,
+               warn: Callable[[str], None] | None = None) -> Iterator:
+        return self._call(demo, gen_fn, model, "stream", warn)
+
+    # ---- one call ----------------------------------------------------------------------------------------------
+
+    def _call(self, demo: str, fn: Callable, model: str | None, mode: str, warn) -> Iterator:
+        spec = self.spec(demo)
+        deadline = time.monotonic() + self.config.queue_timeout_s
+        for attempt in range(5):
+            channel = Channel(self._files_shared())
+            payload = channel.dumps(fn)
+            response = self._handles[demo].options(stream=True, method_name="call").remote(
+                payload, model, mode, channel.share_files)
+            started = False
+            watcher = _Watcher(channel, response, deadline)
+            try:
+                for kind, data in _messages(response, demo, self, deadline):
+                    if kind == "started":
+                        started = True
+                        watcher.started = True
+                    elif kind == "callback":
+                        channel.deliver(data)
+                    elif kind == "file":
+                        _write_back(*data)
+                    elif kind == "warning":
+                        if warn is not None:
+                            warn(data)
+                    elif kind in ("item", "result"):
+                        yield loads_result(data)
+                    elif kind == "error":
+                        raise loads_result(data)
+                    elif kind == "end":
+                        return
+                if watcher.timed_out:
+                    raise UserError(f"No {spec.title} worker was free within {self.config.queue_timeout_s:.0f} s "
+                                    "(every replica busy, or none could start); try again later.")
+                return
+            except _Died as e:
+                if started or time.monotonic() > deadline:
+                    raise UserError(f"The {spec.title} worker stopped while answering ({e}); it is being replaced. "
+                                    "Try again in a moment: what was shown so far stands.") from None
+                log.warning("%s: the replica died before it took the request; retrying (%s)", demo, e)
+                time.sleep(min(2.0, 0.5 * (attempt + 1)))
+            finally:
+                watcher.stop()
+                response.cancel()  # a consumer that stopped early (Stop, a closed page) stops the replica's call
+        raise UserError(f"No {spec.title} worker could take the request: they keep failing to start. "
+                        "The operator can see why in the Ray dashboard or the server log.")
+
+    def _files_shared(self) -> bool:
+        """Files are passed by path when every replica runs on this node (one machine), else as bytes."""
+        if self._share_files is not None:
+            return self._share_files
+        return all(r["node_id"] == self._node_id for r in self._reports())
+
+    def _queue_enter(self, demo: str, delta: int) -> None:
+        with self._qlock:
+            self._queued[demo] += delta
+
+    # ---- what the Models tab and /metrics use ------------------------------------------------------------------
+
+    def _reports(self) -> list[dict]:
+        import ray
+
+        now = time.time()
+        try:
+            return [r for r in ray.get(self._board.snapshot.remote(), timeout=5) if now - r["time"] < STALE_S]
+        except Exception as e:
+            log.warning("Could not read the replicas' reports: %s", e)
+            return []
+
+    def status(self) -> list[dict]:
+        rows = []
+        for rep in sorted(self._reports(), key=lambda r: (r["demo"], r["pid"])):
+            for r in rep["rows"]:
+                rows.append({**r, "device": f"{r['device']} · {rep['label']}" if r["device"] else rep["label"]})
+        return rows
+
+    def replicas(self) -> dict[str, dict]:
+        """Per demo: the replicas (where, what is loaded, requests running), the target count and the queue."""
+        from ray import serve
+
+        out = {n: {"replicas": [], "running": 0, "target": None, "queued": self._queued.get(n, 0)}
+               for n in self._specs}
+        for rep in self._reports():
+            out[rep["demo"]]["replicas"].append(rep)
+        try:
+            apps = serve.status().applications
+            for n in self._specs:
+                dep = apps[f"{APP_PREFIX}{n}"].deployments[f"{APP_PREFIX}{n}"]
+                out[n]["running"] = dep.replica_states.get("RUNNING", 0)
+                out[n]["target"] = getattr(dep, "target_num_replicas", None)
+                out[n]["state"] = str(getattr(dep.status, "value", dep.status))
+        except Exception as e:
+            log.debug("serve.status(): %s", e)
+        return out
+
+    def placement(self, prefers: str | None = None, cpu_prefers: str | None = None) -> Placement:
+        kind = self.default_device()
+        return Placement(kind, "float16" if kind == "cuda" else "float32", "Ray Serve replicas choose their own")
+
+    def resident_bytes(self, kind: str) -> int:
+        return sum(r["bytes"] for r in self.status() if r["state"] not in ("loading", "failed")
+                   and r["device"].split(" ")[0].startswith(kind))
+
+    def unload(self, demo: str, model: str | None = None) -> str:
+        import ray
+
+        self.spec(demo)
+        n = ray.get(self._board.unload.remote(demo, model), timeout=10)
+        return (f"Asked {n} {demo} replica(s) to unload; the table shows it within a few seconds (a replica busy "
+                "with a request keeps its model)." if n else f"No {demo} replica is running.")
+
+    def unload_all(self) -> str:
+        return "\n".join(self.unload(d) for d in self._specs)
+
+    def shutdown(self) -> None:
+        from ray import serve
+
+        for name in self._specs:
+            try:
+                serve.delete(f"{APP_PREFIX}{name}", _blocking=False)
+            except Exception:
+                pass
+
+
+class _Died(Exception):
+    pass
+
+
+def _messages(response, demo: str, manager: RayManager, deadline: float) -> Iterator[tuple]:
+    """The replica's messages; a dead replica becomes `_Died`, a full queue a sentence."""
+    from ray import exceptions as rex
+    from ray.serve.exceptions import BackPressureError, RequestCancelledError
+
+    manager._queue_enter(demo, 1)
+    queued = True
+    try:
+        for message in response:
+            if queued:
+                manager._queue_enter(demo, -1)
+                queued = False
+            yield message
+    except BackPressureError:
+        raise UserError(f"{manager.spec(demo).title} is at capacity: every replica is busy and the waiting line is "
+                        "full. Try again in a minute.") from None
+    except RequestCancelledError:
+        return
+    except (rex.ActorDiedError, rex.ActorUnavailableError, rex.RayActorError, rex.WorkerCrashedError) as e:
+        raise _Died("its process ended" if isinstance(e, (rex.ActorDiedError, rex.RayActorError)) else
+                    "it became unreachable") from None
+    finally:
+        if queued:
+            manager._queue_enter(demo, -1)
+
+
+class _Watcher:
+    """Cancels the replica's call when the front end sets one of the call's Events (a Cancel pressed), or when no
+    replica took the call before the deadline."""
+
+    def __init__(self, channel: Channel, response, deadline: float):
+        self.started = False
+        self.timed_out = False
+        self._done = threading.Event()
+        threading.Thread(target=self._run, args=(channel, response, deadline), daemon=True,
+                         name="demohub-watch").start()
+
+    def _run(self, channel: Channel, response, deadline: float) -> None:
+        while not self._done.wait(0.05):
+            if not self.started and time.monotonic() > deadline:
+                self.timed_out = True
+                response.cancel()
+                return
+            if any(e.is_set() for e in channel.watched_events()):
+                response.cancel()
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _write_back(front: str, data: bytes) -> None:
+    """A file the replica wrote, at its front-end path: only inside the request folders (file_roots)."""
+    real = os.path.realpath(front)
+    if not any(real.startswith(r + os.sep) for r in file_roots()):
+        log.warning("A replica sent a file outside the request folders; ignored: %s", front)
+        return
+    os.makedirs(os.path.dirname(real), exist_ok=True)
+    with open(real, "wb") as f:
+        f.write(data)
+
+
+def _address(address: str | None) -> str | None:
+    """The cluster to join: the flag, RAY_ADDRESS, a `ray start --head` on this machine; None: start one here."""
+    if address:
+        return address
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"]
+    import tempfile
+
+    return "auto" if os.path.exists(os.path.join(tempfile.gettempdir(), "ray", "ray_current_cluster")) else None
+
+
+def _replace_cache(settings: Settings) -> Settings:
+    from dataclasses import replace
+
+    return replace(settings, cache_dir=settings.cache_dir.expanduser().resolve())
+
+
+def _wait_ready(app: str, timeout_s: float = 600.0):
+    from ray import serve
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        status = serve.status().applications.get(app)
+        state = str(getattr(status, "status", "")) if status else ""
+        if state.endswith("RUNNING"):
+            return serve.get_app_handle(app)
+        if state.endswith("DEPLOY_FAILED"):
+            raise UserError(f"Ray Serve could not start {app}: {status.message}")
+        time.sleep(0.25)
+    raise UserError(f"Ray Serve did not start {app} within {timeout_s:.0f} s (no node with the resources its "
+                    "replicas ask for?). See `ray status`.")
