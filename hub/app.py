@@ -32,8 +32,14 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
     demo_options.check_names(settings.env, DEMOS + tuple(h.name for h in ok), [h.demo for h in ok])
     opts = {h.name: demo_options.parse(h.demo, settings.env) for h in ok}
     if manager is None and settings.backend == "ray":  # engines in Ray Serve deployments (hub.cluster)
-        from hub.cluster import config as cluster_config
-        from hub.cluster.backend import RayManager
+        try:
+            from hub.cluster import config as cluster_config
+            from hub.cluster.backend import RayManager
+        except ImportError as e:
+            from hub.errors import SettingsError
+
+            raise SettingsError(f"The Ray backend needs Ray Serve ({e.name} is not installed): "
+                                "pip install 'demohub[ray]', or start without --backend ray.") from None
 
         manager = RayManager(settings, {h.name: h.spec for h in ok}, cluster_config.load(settings.ray_config),
                              settings.ray_address)

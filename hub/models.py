@@ -321,10 +321,17 @@ class ModelManager:
                  placement.dtype, entry.load_seconds, entry.nbytes / 1e6)
 
     def _call(self, loader: Loader, weights: Weights, device: str, dtype: str):
-        """A demo's `load` may take the settings (operator options such as compile) as a keyword."""
-        if "settings" in inspect.signature(loader).parameters:
-            return loader(weights, device, dtype, settings=self.settings)
-        return loader(weights, device, dtype)
+        """A demo's `load` may take the settings (operator options such as compile) as a keyword. Random weights
+        are drawn from a fixed seed (torch's global generator is left as it was): the same random model in every
+        process, so a Ray replica and this process answer alike."""
+        kw = {"settings": self.settings} if "settings" in inspect.signature(loader).parameters else {}
+        if not weights.is_random:
+            return loader(weights, device, dtype, **kw)
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return loader(weights, device, dtype, **kw)
 
     def _move_to_cpu(self, demo: str, choice: ModelChoice, error: str) -> None:
         key = self._key(demo, choice)

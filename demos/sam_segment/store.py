@@ -16,6 +16,13 @@ class EmbeddingStore:
     model are dropped when the model is unloaded. Two requests of one session for the same new image encode once.
     """
 
+    # On the Ray backend the store lives where the model does: a closure that carries it reaches the replica's own
+    # store, made once per replica (hub.cluster.shipping, resident objects).
+    __replica_resident__ = True
+
+    def __replica_args__(self) -> tuple[tuple, dict]:
+        return (), {"per_session": self.per_session, "total": self.total}
+
     def __init__(self, per_session: int = 3, total: int = 32):
         self.per_session, self.total = per_session, total
         self._items: OrderedDict[tuple[str, str, str], Embedding] = OrderedDict()

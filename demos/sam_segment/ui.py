@@ -83,11 +83,17 @@ class SamTab:
         self.store = EmbeddingStore(per_session=3, total=32)
         self.stop_flags: dict[str, threading.Event] = {}
 
-    def cached(self, lease, picture, request):
-        """(embedding, was it cached?, milliseconds) of `picture` for this session, encoding it if needed."""
-        t0 = time.perf_counter()
-        emb, hit = self.store.get(session(request), lease.engine, picture)
-        return emb, hit, (time.perf_counter() - t0) * 1e3
+    def cached(self, picture, request):
+        """fn(lease) -> (embedding, was it cached?, milliseconds) of `picture` for this session, encoding it if needed.
+        The closure holds the store, not the tab: on the Ray backend it travels to the replica, where the store is
+        the replica's own (hub.cluster.shipping, resident objects)."""
+        store, sid = self.store, session(request)
+
+        def embed(lease):
+            t0 = time.perf_counter()
+            emb, hit = store.get(sid, lease.engine, picture)
+            return emb, hit, (time.perf_counter() - t0) * 1e3
+        return embed
 
     # ---- clicks (no model) --------------------------------------------------------------------------------------
 
@@ -178,8 +184,10 @@ class SamTab:
         picture = prepare_image(image)
         prompts, multimask = check_segment(picture.size, points, labels, box, multimask)
 
+        embed = self.cached(picture, request)
+
         def work(lease):
-            emb, hit, embed_ms = self.cached(lease, picture, request)
+            emb, hit, embed_ms = embed(lease)
             t0 = time.perf_counter()
             seg = segment(lease.engine, emb, prompts.points, prompts.labels, prompts.box, multimask)
             decode_ms = (time.perf_counter() - t0) * 1e3
@@ -216,7 +224,7 @@ class SamTab:
         if image is None:
             return
         picture = prepare_image(image)
-        self.ctx.run(lambda lease: self.cached(lease, picture, request), model_id, progress=progress)
+        self.ctx.run(self.cached(picture, request), model_id, progress=progress)
 
     # ---- segment everything -------------------------------------------------------------------------------------
 
@@ -239,9 +247,11 @@ class SamTab:
         flag = self.stop_flags.setdefault(sid, threading.Event())
         flag.clear()
 
+        embed = self.cached(picture, request)
+
         def work(lease):
             progress(0, desc="Encoding the image")
-            emb, hit, _ = self.cached(lease, picture, request)
+            emb, hit, _ = embed(lease)
             found = segment_everything(
                 lease.engine, emb, picture, s.points_per_side, s.pred_iou_thresh, s.stability_score_thresh,
                 s.min_area, progress=lambda i, n: progress(i / n, desc=f"Decoding point batch {i}/{n}"),

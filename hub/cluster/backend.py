@@ -78,7 +78,7 @@ class RayManager:
         self._board = ray.remote(num_cpus=0)(Board).options(name=BOARD, namespace=NAMESPACE,
                                                             get_if_exists=True).remote()
         gpus = ray.cluster_resources().get("GPU", 0.0)
-        serve.start(http_options={"location": "NoServer"})
+        serve.start(proxy_location="Disabled")  # no Serve HTTP proxy: the hub's own app is the front end
         deployment = serve.deployment(DemoReplica)
         # model files live in the cache folder on every node: an absolute path, the same everywhere
         shipped = _replace_cache(settings)

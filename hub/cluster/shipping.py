@@ -14,7 +14,10 @@ of substitutions, and nothing in the demos has to know:
   path to a file not yet written (an output) is mapped into the same folder, and files the call writes there travel
   back and are written at their front-end paths before the item that names them. Paths in the results are mapped
   back. When the replica runs on the front end's own node, paths are kept as they are (`share_files`).
-- **Locks** are recreated (a copy of a closure gets its own); a gradio `Request` travels as its plain facts.
+- **Locks** are recreated (a copy of a closure gets its own); a gradio `Request` travels as its plain facts; a
+  tab's DemoContext as its spec, settings and options.
+- **Resident objects** (a class with `__replica_resident__ = True`, such as SAM's embedding store) are made once in
+  each replica and reused by later calls: caches live where the model is.
 
 Everything here is plain Python (pickle, cloudpickle): no Ray import, so it is tested without a cluster.
 """
@@ -33,6 +36,9 @@ from pathlib import Path, PurePath
 import cloudpickle
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()))
+_FRONT_END = f"{os.getpid()}-{os.urandom(4).hex()}"  # resident objects are keyed by front end and object
+_RESIDENTS: dict[str, object] = {}  # in a replica: the resident objects (caches) it keeps between calls
+_RESIDENTS_LOCK = threading.Lock()
 MAX_FILE_BYTES = 2 * 1024 ** 3  # one file a request may carry (uploads are capped far below this by the hub)
 
 
@@ -95,6 +101,8 @@ class _CallPickler(cloudpickle.Pickler):
 
     def reducer_override(self, obj):
         kind = type(obj)
+        if isinstance(obj, types.MethodType) and _is_target(obj.__self__):
+            return getattr, (obj.__self__, obj.__name__)  # `stop.is_set` handed over alone
         if isinstance(obj, threading.Event):
             return self._target(obj, "event")
         if isinstance(obj, (queue.Queue, queue.SimpleQueue)):
@@ -103,6 +111,9 @@ class _CallPickler(cloudpickle.Pickler):
             return self._target(obj, "callback")
         if kind.__module__.startswith("gradio") and kind.__name__ == "Request":
             return types.SimpleNamespace, (), _request_facts(obj)
+        if getattr(kind, "__replica_resident__", False):
+            args, kwargs = obj.__replica_args__()
+            return _resident, (f"{_FRONT_END}:{id(obj)}", kind, args, kwargs)
         if kind.__module__ == "hub.context" and kind.__name__ == "DemoContext":
             return RemoteContext, (obj.spec, obj.settings, obj.options)
         if isinstance(obj, _LOCK_TYPES):
@@ -120,7 +131,14 @@ class _CallPickler(cloudpickle.Pickler):
         if os.path.isfile(real) and os.path.getsize(real) <= MAX_FILE_BYTES:
             with open(real, "rb") as f:
                 data = f.read()
-        return ("file", text, isinstance(obj, PurePath), data)
+        # the path as bytes: a str inside the persistent id would be offered to persistent_id again
+        return ("file", text.encode(), isinstance(obj, PurePath), data)
+
+
+def _is_target(obj) -> bool:
+    kind = type(obj)
+    return isinstance(obj, (threading.Event, queue.Queue, queue.SimpleQueue)) or (
+        kind.__module__.startswith("gradio") and kind.__name__ == "Progress")
 
 
 def _request_facts(request) -> dict:
@@ -214,7 +232,7 @@ class _CallUnpickler(pickle.Unpickler):
         kind, front, is_path, data = pid
         if kind != "file":
             raise pickle.UnpicklingError(f"unknown persistent id {kind!r}")
-        local = self.call.local_path(front, data)
+        local = self.call.local_path(front.decode(), data)
         return Path(local) if is_path else local
 
 
@@ -232,13 +250,13 @@ class _ResultPickler(cloudpickle.Pickler):
         text = str(obj)
         if text == self.scratch or not text.startswith(self.scratch + os.sep):
             return None
-        return ("path", "/" + os.path.relpath(text, self.scratch), isinstance(obj, PurePath))
+        return ("path", ("/" + os.path.relpath(text, self.scratch)).encode(), isinstance(obj, PurePath))
 
 
 class ResultUnpickler(pickle.Unpickler):
     def persistent_load(self, pid):
         kind, front, is_path = pid
-        return Path(front) if is_path else front
+        return Path(front.decode()) if is_path else front.decode()
 
 
 def loads_result(data: bytes):
@@ -263,6 +281,8 @@ class _Proxy:
         if name.startswith("__"):
             raise AttributeError(name)
         if self._kind == "event":
+            if name not in ("is_set", "set", "clear", "wait"):
+                raise AttributeError(name)
             return getattr(self, f"_event_{name}")
 
         def method(*args, **kwargs):
@@ -288,6 +308,16 @@ class _Proxy:
 
     def __reduce__(self):
         return _make_proxy, (self._tid, self._kind)
+
+
+def _resident(key: str, cls, args: tuple, kwargs: dict):
+    """A front-end object that lives in the replica (a cache of embeddings): made on first use, then reused.
+    A class says so with `__replica_resident__ = True` and gives its constructor's arguments in
+    `__replica_args__()`; its state stays in the replica (each replica has its own)."""
+    with _RESIDENTS_LOCK:
+        if key not in _RESIDENTS:
+            _RESIDENTS[key] = cls(*args, **kwargs)
+        return _RESIDENTS[key]
 
 
 def _make_proxy(tid: int, kind: str) -> _Proxy:
