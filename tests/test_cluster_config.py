@@ -68,3 +68,11 @@ def test_a_bad_file_gets_a_sentence_naming_the_field(tmp_path, text, says):
 def test_a_missing_file_is_named_without_its_folder(tmp_path):
     with pytest.raises(SettingsError, match="Cannot read the Ray config nope.toml"):
         config.load(tmp_path / "nope.toml")
+
+
+def test_the_example_config_in_the_repository_is_valid():
+    from pathlib import Path
+
+    c = config.load(Path(__file__).resolve().parents[1] / "deploy" / "ray.toml")
+    c.check_names(DEMOS)
+    assert c.deployment("stable_diffusion").gpus("stable_diffusion", 2) == 1.0

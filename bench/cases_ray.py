@@ -1,0 +1,82 @@
+"""The Ray backend's added latency per request: the same YOLO detection through the local ModelManager (naive
+side) and through a Ray Serve replica on this machine (hub side), plus the bare round trip of an empty call.
+
+Needs the `ray` extra; skipped (no case) without it. Starts a local Ray with the machine's CPUs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import statistics
+import time
+
+from bench.harness import Case
+
+
+def cases() -> list[Case]:
+    if importlib.util.find_spec("ray") is None:
+        return []
+    return [Case("ray/yolo-detect-overhead", setup=_setup, naive=_local, hub=_ray, teardown=_teardown, warmup=3,
+                 repeat=20, unit="request", notes="tiny-random YOLO11n on bus.jpg at 640: in-process manager vs "
+                 "a Ray Serve replica on the same machine (files by path)", goal="added latency < 20 ms",
+                 metrics=_echo)]
+
+
+def _setup():
+    from dataclasses import replace
+    from pathlib import Path
+
+    import ray
+    from PIL import Image
+
+    from demos.yolo_detect.engine import detect
+    from hub.cluster.backend import RayManager
+    from hub.models import ModelManager
+    from hub.registry import load_demos
+    from hub.settings import Settings
+
+    (h,) = load_demos(("yolo_detect",))
+    s = replace(Settings.load({}), device="cpu", offline=True, models={"yolo_detect": "tiny-random"},
+                cache_dir=Path("model_cache").resolve())
+    ray.init(include_dashboard=False, namespace="demohub", log_to_driver=False)
+    remote = RayManager(s, {"yolo_detect": h.spec})
+    local = ModelManager(s, {"yolo_detect": (h.spec, h.demo.loader())})
+    import ultralytics
+
+    image = Image.open(Path(ultralytics.__file__).parent / "assets" / "bus.jpg").convert("RGB")
+
+    def work(lease):
+        det = detect(lease.engine, image, 0.25, 0.7, [], 300, 640)
+        return len(det)
+
+    return {"remote": remote, "local": local, "work": work}
+
+
+def _local(ctx):
+    return ctx["local"].run("yolo_detect", ctx["work"])
+
+
+def _ray(ctx):
+    return ctx["remote"].run("yolo_detect", ctx["work"])
+
+
+def _echo(ctx) -> dict:
+    """The bare cost of one call: an empty fn through each backend (p50 of 50)."""
+    out = {}
+    for side in ("local", "remote"):
+        times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            ctx[side].run("yolo_detect", lambda lease: None)
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[f"empty_call_{side}_ms"] = round(statistics.median(times), 2)
+    return out
+
+
+def _teardown(ctx):
+    import ray
+    from ray import serve
+
+    ctx["remote"].shutdown()
+    serve.shutdown()
+    ray.shutdown()
