@@ -37,7 +37,7 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
     if operator is None:
         operator = not settings.share and settings.host in ("127.0.0.1", "localhost", "::1")
     torch = loaded_torch()
-    lines = _versions(torch) if operator else []
+    lines = _versions(torch, remote=hasattr(manager, "replicas")) if operator else []
     if torch is not None:
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
@@ -78,13 +78,15 @@ def cluster_lines(replicas: dict) -> list[str]:
     return lines
 
 
-def _versions(torch) -> list[str]:
+def _versions(torch, remote: bool = False) -> list[str]:
     from hub.device import cpu_info
 
     cpu = cpu_info()
     lines = [f"- Python {platform.python_version()}, gradio {_version('gradio')}",
              f"- CPU: {cpu['name']}" + (f" ({', '.join(cpu['flags'])})" if cpu["flags"] else "")]
-    if torch is None:
+    if remote:
+        lines.append(f"- torch {_version('torch')} runs in the Ray Serve replicas below (this front end never imports it)")
+    elif torch is None:
         lines.append(f"- torch {_version('torch')} (not imported yet: it loads with the first model)")
     else:
         cuda = torch.cuda.is_available()
