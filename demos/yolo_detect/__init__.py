@@ -2,7 +2,8 @@
 
 The engine never touches Ultralytics' predictor (`YOLO(...).predict`); it runs a lean path built from the library's
 own pieces: `LetterBox` (CPU) or the same letterbox done on the GPU, the fused `DetectionModel`,
-`non_max_suppression` and `scale_boxes`, then `Results.plot` for drawing and `BYTETracker` for tracking. That skips
+`non_max_suppression` (none for the end-to-end YOLO26: its one-to-one head gives the final boxes, only the confidence,
+class and count filters remain) and `scale_boxes`, then `Results.plot` for drawing and `BYTETracker` for tracking. That skips
 the predictor's per-call setup (source sniffing, dataloader, callbacks, profilers) and gives one place where inputs
 are validated.
 

@@ -132,6 +132,11 @@ class Detector:
         from .fast import GraphCache
 
         net = yolo.model
+        head = net.model[-1]
+        if getattr(head, "one2one_cv2", None) is not None:
+            # An end-to-end model (YOLO26, YOLOv10): run its NMS-free one-to-one head, as Ultralytics' `nms=False`
+            # does; fusing then drops the one-to-many head, which is only there for training and NMS-style export.
+            net.end2end = True
         net.fuse(verbose=False)  # conv+bn folded, as Ultralytics' AutoBackend does
         net.eval().requires_grad_(False)
         self.torch_dtype = torch.float16 if dtype == "float16" else torch.bfloat16 if dtype == "bfloat16" \
@@ -162,11 +167,19 @@ class Detector:
         self._graphs.clear()
         self.net = self.openvino = None
 
-    def forward(self, x):
-        """Raw predictions for a (B, 3, H, W) batch on the model's device and dtype."""
+    def forward(self, x, max_det: int = DEFAULTS["max_det"]):
+        """Raw predictions for a (B, 3, H, W) batch on the model's device and dtype: (B, 4 + classes, anchors) for
+        NMS models, (B, K, 6) rows of x1, y1, x2, y2, score, class (best first) for end-to-end ones, where K is
+        max(max_det, 300) (as Ultralytics' predictor: a class filter still finds its boxes among the top ones)."""
         import torch
 
         with self._lock, torch.inference_mode():
+            if self.end2end:
+                k = max(int(max_det), E2E_TOP_K)
+                if self.openvino is not None and k == E2E_TOP_K and _anchors(x.shape[2:], self.net) >= k:
+                    return self.openvino(x)  # its graph keeps the top E2E_TOP_K (fixed at conversion)
+                self.net.model[-1].max_det = k
+                return self._eager(x)
             if self.openvino is not None:
                 return self.openvino(x)
             if self.use_graphs:
@@ -176,6 +189,14 @@ class Detector:
     def _eager(self, x):
         out = self.net(x)
         return out[0] if isinstance(out, (tuple, list)) else out
+
+
+E2E_TOP_K = 300  # candidates an end-to-end head keeps (Ultralytics' default max_det, and its OpenVINO graph's)
+
+
+def _anchors(hw, net) -> int:
+    """Anchor points the head sees for an input of height x width (one per cell of each output level)."""
+    return sum(math.ceil(hw[0] / float(s)) * math.ceil(hw[1] / float(s)) for s in net.model[-1].stride)
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------------
@@ -296,14 +317,32 @@ def run(engine: Detector, images: list[np.ndarray], conf, iou, classes, max_det,
     from ultralytics.utils.ops import scale_boxes
 
     x, n = _preprocess(engine, images, imgsz)
-    preds = engine.forward(x)[:n]
-    preds = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det, end2end=engine.end2end)
+    preds = engine.forward(x, max_det)[:n]
+    if engine.end2end:  # NMS-free: the head already gave one box per object; `iou` does not apply
+        preds = select_end2end(preds, conf, classes, max_det)
+    else:
+        preds = non_max_suppression(preds, conf, iou, classes=classes, max_det=max_det)
     out = []
     for p, img in zip(preds, images):
         boxes = scale_boxes(x.shape[2:], p[:, :4].float(), img.shape[:2]).cpu().numpy()  # clipped to the image
         p = p.float().cpu().numpy()
         out.append(Detections(boxes.astype(np.float32), p[:, 4].astype(np.float32), p[:, 5].astype(np.int64),
                               engine.names, img, original_size=(img.shape[1], img.shape[0])))
+    return out
+
+
+def select_end2end(preds, conf: float, classes: list[int] | None, max_det: int) -> list:
+    """An end-to-end head's (B, K, 6) rows, best first -> per image the rows above `conf` in `classes`, at most
+    `max_det`: all the post-processing such a model needs (no NMS)."""
+    import torch
+
+    out = []
+    wanted = torch.tensor(classes, device=preds.device) if classes else None
+    for p in preds:
+        keep = p[:, 4] > conf
+        if wanted is not None:
+            keep &= torch.isin(p[:, 5].long(), wanted)
+        out.append(p[keep][:max_det].float())
     return out
 
 

@@ -2,7 +2,8 @@
 
 OpenVINO's PyTorch frontend converts the loaded (fused) network once per checkpoint and OpenVINO
 version, as Ultralytics' own `export(format="openvino", dynamic=True)` does (any batch and size, fp32), into the
-cache folder; later loads compile the saved model without converting again. It runs in f32 (OpenVINO would pick bf16
+cache folder; later loads compile the saved model without converting again. An end-to-end (NMS-free) head such
+as YOLO26's is converted with its top-k step inside the graph (300 candidates, as Ultralytics' export). It runs in f32 (OpenVINO would pick bf16
 on CPUs that have it) and takes the same letterboxed batches as the torch path; pre- and post-processing (letterbox,
 NMS, box scaling) stay Ultralytics' own, so the boxes are those of `predict` (tested on the real YOLO11n).
 torch stays the GPU path. Imports openvino only when this path is used.
@@ -57,14 +58,18 @@ def checkpoint_key(weights) -> str:
 
 
 class OpenVinoNet:
-    """Callable like the torch network on a letterboxed (B, 3, H, W) float batch: the raw predictions (B, 4+C, N)."""
+    """Callable like the torch network on a letterboxed (B, 3, H, W) float batch: the raw predictions (B, 4+C, N),
+    or for an end-to-end head its top rows (B, 300, 6), for inputs with at least 300 anchor points."""
 
     def __init__(self, net, folder: Path):
         telemetry_off()
         import openvino as ov
 
         self.version = ov.__version__.split("-")[0]
-        self.net, self.xml = net, Path(folder) / f"openvino-{self.version}" / "model.xml"
+        # an end-to-end head converts with its top-k step in the graph: a different network from the NMS one
+        self.end2end = bool(getattr(net, "end2end", False))
+        head = "-e2e" if self.end2end else ""
+        self.net, self.xml = net, Path(folder) / f"openvino-{self.version}{head}" / "model.xml"
         self.core = ov.Core()
         self.model = None
         self.lock = threading.Lock()
@@ -96,6 +101,10 @@ class OpenVinoNet:
         for m in net.modules():
             if hasattr(m, "export") and hasattr(m, "format"):
                 m.export, m.format, m.dynamic = True, "openvino", True
+        if self.end2end:  # the graph keeps this many candidates whatever the request asks (engine.E2E_TOP_K)
+            from .engine import E2E_TOP_K
+
+            net.model[-1].max_det = E2E_TOP_K
         from tqdm.auto import tqdm
 
         with tqdm(total=1, desc=f"Converting YOLO to OpenVINO {self.version} (once)") as bar, \

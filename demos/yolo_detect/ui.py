@@ -70,7 +70,10 @@ def _record(lease, params: dict, classes, **extra) -> dict:
     """The reproducibility record; native checkpoints are pinned by hash, not revision, so the hash goes in."""
     sha = lease.weights.choice.sha256
     pinned = {"sha256": sha} if sha and not lease.weights.is_random else {}
-    return lease.record(**pinned, conf=params["conf"], iou=params["iou"], classes=classes or "all",
+    # an end-to-end model (YOLO26) has no NMS step, so the IoU threshold played no part: the record says so
+    nms = not getattr(lease.engine, "end2end", False)
+    return lease.record(**pinned, conf=params["conf"], iou=params["iou"] if nms else None, nms=nms,
+                        classes=classes or "all",
                         max_det=params["max_det"], imgsz=params["imgsz"], **extra)
 
 
@@ -222,7 +225,7 @@ def _settings(ctx):
         conf = fields.number("Confidence threshold", 0, 1, DEFAULTS["conf"], integer=False, step=0.05,
                              info="boxes less sure than this are dropped")
         iou = fields.number("IoU threshold", 0, 1, DEFAULTS["iou"], integer=False, step=0.05,
-                            info="overlap allowed between boxes")
+                            info="overlap allowed between boxes (NMS; YOLO26 is NMS-free and ignores it)")
         max_det = fields.number("Max detections per image", *MAX_DET_RANGE, DEFAULTS["max_det"])
         imgsz = fields.number("Inference size (pixels)", *IMGSZ_RANGE, DEFAULTS["imgsz"], step=32,
                               info="rounded up to a multiple of 32")
@@ -316,7 +319,8 @@ def _events(ctx, ui) -> None:
             model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
             image: The image (PNG, JPEG, WebP ...).
             conf: Confidence threshold from 0 to 1: boxes less sure than this are dropped (default 0.25).
-            iou: IoU threshold from 0 to 1 for non-maximum suppression: overlap allowed between boxes (0.7).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression: overlap allowed between boxes (0.7); the
+                NMS-free YOLO26 models ignore it.
             classes: Only these classes, by name ("person") or id; empty for every class.
             max_det: Most boxes kept per image, a whole number from 1 to 3000 (300).
             imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
@@ -333,7 +337,7 @@ def _events(ctx, ui) -> None:
             model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
             video: The video file (mp4, webm, mov ...).
             conf: Confidence threshold from 0 to 1 (default 0.25).
-            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7); YOLO26 ignores it.
             classes: Only these classes, by name ("person") or id; empty for every class.
             max_det: Most boxes kept per frame, a whole number from 1 to 3000 (300).
             imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
