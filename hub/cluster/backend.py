@@ -75,6 +75,7 @@ class RayManager:
                      **({} if _address(address) else {"include_dashboard": False}))
         self._node_id = ray.get_runtime_context().get_node_id()
         self._share_files = share_files
+        self._nodes_at, self._one_node = -1e9, True
         self._board = ray.remote(num_cpus=0)(Board).options(name=BOARD, namespace=NAMESPACE,
                                                             get_if_exists=True).remote()
         gpus = ray.cluster_resources().get("GPU", 0.0)
@@ -187,7 +188,10 @@ class RayManager:
         """Files are passed by path when every replica runs on this node (one machine), else as bytes."""
         if self._share_files is not None:
             return self._share_files
-        return all(r["node_id"] == self._node_id for r in self._reports())
+        now = time.monotonic()
+        if now - self._nodes_at > 2.0:  # asked of the board at most every 2 s, not on every request
+            self._nodes_at, self._one_node = now, all(r["node_id"] == self._node_id for r in self._reports())
+        return self._one_node
 
     def _queue_enter(self, demo: str, delta: int) -> None:
         with self._qlock:
