@@ -190,7 +190,8 @@ class RayManager:
             return self._share_files
         now = time.monotonic()
         if now - self._nodes_at > 2.0:  # asked of the board at most every 2 s, not on every request
-            self._nodes_at, self._one_node = now, all(r["node_id"] == self._node_id for r in self._reports())
+            reports = self._reports()  # none yet: send bytes, which works wherever the replica runs
+            self._nodes_at, self._one_node = now, bool(reports) and all(r["node_id"] == self._node_id for r in reports)
         return self._one_node
 
     def _queue_enter(self, demo: str, delta: int) -> None:
