@@ -140,6 +140,46 @@ def test_stop_ends_the_work_in_the_replica(hubs):
     assert ongoing(manager, "whisper_asr") == 0, "the replica stopped generating and released the model"
 
 
+def test_cancel_reaches_a_run_that_checks_a_stop_flag_as_stable_diffusion_does(hubs):
+    """SD's Cancel sets an Event its pipeline reads between steps; through Ray the replica's copy reads as set."""
+    import queue as queues
+
+    from hub.errors import UserError
+
+    manager = hubs["manager"]
+    stop, steps = threading.Event(), queues.Queue()
+
+    def denoise(lease):
+        for i in range(600):
+            if stop.is_set():
+                return f"stopped after {i} steps"
+            steps.put(i)  # the tab's "Step i of n" updates
+            time.sleep(0.05)
+        return "ran to the end"
+
+    outcome = []
+    worker = threading.Thread(target=lambda: outcome.append(_run_or_error(manager, denoise)))
+    worker.start()
+    assert [steps.get(timeout=60) for _ in range(3)] == [0, 1, 2], "steps arrive while the run goes"
+    stop.set()  # Cancel
+    worker.join(15)
+    assert not worker.is_alive(), "the run ended soon after Cancel"
+    assert outcome and (isinstance(outcome[0], UserError) or outcome[0].startswith("stopped")), outcome
+    deadline = time.monotonic() + 10
+    while ongoing(manager, "stable_diffusion") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ongoing(manager, "stable_diffusion") == 0, "the replica's work stopped and released the model"
+
+
+def _run_or_error(manager, fn):
+    from hub.errors import UserError
+
+    try:
+        return manager.run("stable_diffusion", fn)
+    except UserError as e:
+        return e
+
+
 def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_works(hubs):
     from hub.errors import UserError
 
