@@ -47,7 +47,7 @@ ARCHS = {
     },
     "tiny": {
         "transformer": {"in_channels": 16, "dim": 32, "n_layers": 2, "n_refiner_layers": 1, "n_heads": 2,
-                        "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [4, 6, 6], "axes_lens": [256, 128, 128]},
+                        "n_kv_heads": 2, "cap_feat_dim": 32, "axes_dims": [4, 6, 6], "axes_lens": [1024, 512, 512]},
         "text": {"vocab_size": 0, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
                  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 8, "max_position_embeddings": 1024},
         "vae": {"in_channels": 3, "out_channels": 3, "latent_channels": 16, "layers_per_block": 1,
