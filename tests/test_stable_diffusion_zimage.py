@@ -97,6 +97,15 @@ def test_sides_must_be_multiples_of_16_and_sd_schedulers_are_refused(engine):
         sd.generate(engine, "a red cube", scheduler="Euler a")
 
 
+def test_sd_models_keep_their_five_schedulers_and_refuse_the_flow_matching_one(tmp_path):
+    sd_engine = sd.load(Weights("stable_diffusion", SPEC.choice("tiny-random"), "random", None, tmp_path), "cpu",
+                        "float32")
+    assert sd_engine.family == "sd" and sd_engine.schedulers == sd.SCHEDULERS[:5] and sd_engine.multiple == 8
+    with pytest.raises(UserError, match=r"^tiny-random runs only the Euler a, Euler, DPM\+\+ 2M, DPM\+\+ 2M Karras "
+                                        "or DDIM schedulers, not FlowMatch Euler; pick one of them"):
+        sd.generate(sd_engine, "x", scheduler="FlowMatch Euler")
+
+
 def test_a_prompt_past_the_text_encoders_512_tokens_gets_a_note(engine):
     assert 400 < engine.prompt_limit < zimage.MAX_SEQUENCE_LENGTH  # 512 less the chat template's tokens
     fits = " ".join(["fox"] * (engine.prompt_limit - 1))  # " fox" is one token, the first "fox" two
@@ -125,6 +134,15 @@ def test_offload_plan_puts_what_fits_on_the_gpu():
     assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=int(16.5 * gb)) == "model"
     assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=8 * gb) == "sequential"
     assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=80 * gb, setting="model") == "model"
+    # the operator's setting, checked at start
+    import demos.stable_diffusion as package
+    from hub.errors import SettingsError
+    from hub.options import parse
+
+    assert parse(package.DEMO, {}).offload == "auto"
+    assert parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_OFFLOAD": "sequential"}).offload == "sequential"
+    with pytest.raises(SettingsError, match="DEMOHUB_STABLE_DIFFUSION_OFFLOAD"):
+        parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_OFFLOAD": "cpu"})
 
 
 def test_tab_api_and_v1_images_generate_with_it(serve):
@@ -151,3 +169,22 @@ def test_tab_api_and_v1_images_generate_with_it(serve):
     r = httpx.post(client.src + "v1/images/generations", timeout=120,
                    json={"prompt": "a red cube", "model": MODEL, "steps": 0})
     assert r.status_code == 400 and "steps" in r.json()["error"]["message"]
+
+
+def test_a_local_z_image_folder_loads_as_z_image_and_other_folders_are_refused(engine, tmp_path):
+    """`DEMOHUB_STABLE_DIFFUSION_MODEL=/path/to/folder`: a saved Z-Image pipeline is told apart from SD by its
+    model_index.json and loads without any download; the same seed gives the same picture as before saving."""
+    from dataclasses import replace
+
+    folder = tmp_path / "zimage-folder"
+    engine.pipe.save_pretrained(folder)
+    choice = replace(SPEC.choice("stabilityai/sd-turbo"), id=str(folder), source="path", options={})
+    loaded = sd.load(Weights("stable_diffusion", choice, "path", str(folder), tmp_path), "cpu", "float32")
+    assert loaded.family == "zimage" and loaded.multiple == 16 and loaded.defaults == zimage.DEFAULTS
+    a = sd.generate(engine, "a red cube", seed=4, steps=2)
+    b = sd.generate(loaded, "a red cube", seed=4, steps=2, width=64, height=64)
+    assert np.array_equal(px(a.images[0]), px(b.images[0]))
+    (tmp_path / "not-a-model").mkdir()
+    with pytest.raises(UserError, match="not a Z-Image diffusers folder"):
+        zimage.build_pipeline(Weights("stable_diffusion", replace(choice, options={"family": "zimage"}), "path",
+                                      str(tmp_path / "not-a-model"), tmp_path), "cpu", None)

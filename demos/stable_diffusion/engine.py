@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from demos.stable_diffusion import zimage
+from demos.stable_diffusion import masks, zimage
 from demos.stable_diffusion.decoder import check_decoder, decode_tiny, load_tiny
 from demos.stable_diffusion.formats import WritePNG
-from demos.stable_diffusion import masks
 from demos.stable_diffusion.pipelines import build_pipeline
 from demos.stable_diffusion.spec import (  # noqa: F401  (re-exported: the limits belong to the engine's API)
     DEFAULTS, FAMILY_SCHEDULERS, MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS, SPEC)
@@ -117,9 +116,9 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
         pipe = build_pipeline(weights, device, getattr(torch, dtype))
     pipe.set_progress_bar_config(disable=True)
     offloaded = _place(pipe, device, getattr(settings, "vram_budget", None), getattr(options, "offload", "auto"))
-    choice = weights.choice.options
-    size = choice.get("size") or (1024 if family == zimage.FAMILY else
-                                  pipe.vae_scale_factor * pipe.unet.config.sample_size)
+    # the spec's settings; a local Z-Image folder (no spec entry) gets Z-Image-Turbo's
+    choice = {**(zimage.DEFAULTS if family == zimage.FAMILY else {}), **weights.choice.options}
+    size = choice.get("size") or pipe.vae_scale_factor * pipe.unet.config.sample_size
     cpu_channels_last(device, *([pipe.unet] if family == "sd" else []), pipe.vae)
     engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype,
                     {**choice, "size": size}, offloaded=offloaded, family=family)
@@ -376,8 +375,10 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
     guidance = validate.number(guidance, "guidance scale", 0, MAX_GUIDANCE, default=d["guidance"])
     scheduler = validate.choice(scheduler, "the scheduler", SCHEDULERS, default=d["scheduler"])
     if scheduler not in engine.schedulers:
-        raise UserError(f"{engine.model_id} runs only the {' or '.join(engine.schedulers)} scheduler, not "
-                        f"{scheduler}; pick {engine.schedulers[0]} (or leave the scheduler out for the model's own).")
+        *rest, last = engine.schedulers
+        which = f"{', '.join(rest)} or {last} schedulers" if rest else f"{last} scheduler"
+        raise UserError(f"{engine.model_id} runs only the {which}, not {scheduler}; pick one of them (or leave the "
+                        "scheduler out for the model's own).")
     n = validate.number(num_images, "number of images", 1, MAX_IMAGES, integer=True, default=1)
     seed = validate.number(seed, "seed", -1, MAX_SEED, integer=True, default=-1)
     if seed == -1:

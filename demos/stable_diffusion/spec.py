@@ -5,7 +5,7 @@ from __future__ import annotations
 from hub.spec import DemoSpec, ModelChoice
 
 _SD_FILES = ("model_index.json", "*.json", "*.txt", "*/*.fp16.safetensors")
-_ZIMAGE_FILES = ("model_index.json", "*.json", "*.txt", "*/*.safetensors")  # bf16 weights, sharded
+_ZIMAGE_FILES = ("model_index.json", "*.json", "*.txt", "*.jinja", "*/*.safetensors")  # bf16, sharded; chat template
 
 # TAESD, the tiny decoder for SD 1.x/2.x latents (MIT): ~10x faster than the VAE's decoder, slightly softer details.
 # Pinned by revision and by the file's sha256.

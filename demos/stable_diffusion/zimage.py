@@ -24,6 +24,9 @@ FAMILY = "zimage"
 PIPELINES = ("ZImagePipeline", "ZImageImg2ImgPipeline", "ZImageInpaintPipeline")
 MAX_SEQUENCE_LENGTH = 512  # the pipeline's default: the chat-templated prompt is cut there
 MULTIPLE = 16  # sides: the VAE's 8x times the transformer's 2x2 patches
+# Z-Image-Turbo's settings (the installed diffusers' ZImagePipeline example: 8 steps, guidance 0, 1024 px), for
+# folders the spec does not list
+DEFAULTS = {"steps": 8, "guidance": 0.0, "scheduler": "FlowMatch Euler", "size": 1024}
 NO_TINY = ("This model has no tiny decoder (TAESD decodes Stable Diffusion 1.x/2.x latents only), so the full "
            "decoder ran.")
 
@@ -80,7 +83,7 @@ def build_pipeline(weights, device: str, torch_dtype):
 def folder_pipeline(path: Path, torch_dtype):
     from diffusers import ZImagePipeline
 
-    return ZImagePipeline.from_pretrained(path, torch_dtype=torch_dtype, use_safetensors=True, local_files_only=True)
+    return ZImagePipeline.from_pretrained(path, dtype=torch_dtype, use_safetensors=True, local_files_only=True)
 
 
 def random_pipeline(arch: str, device: str, torch_dtype):
