@@ -103,7 +103,9 @@ def _settings(c: SimpleNamespace, d: dict, kind: str) -> None:
         with gr.Row():
             c.steps = fields.slider("Steps", 1, MAX_STEPS, d["steps"], 1)
             c.guidance = fields.slider("Guidance scale", 0, MAX_GUIDANCE, d["guidance"], 0.5, info="0 to 1 = off")
-            c.scheduler = gr.Dropdown(list(FAMILY_SCHEDULERS[d["family"]]), value=d["scheduler"], label="Scheduler")
+            # every scheduler, so an API call (a fresh session) may name any model's; picking a model narrows the
+            # list to those its family runs (_defaults_for), and the engine refuses a mismatch with a sentence
+            c.scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
         with gr.Row():
             # Numbers, not sliders: any multiple of 8 (16 for Z-Image) in range; anything else is refused with one
             # sentence
