@@ -128,12 +128,14 @@ def test_img2img_and_inpaint_run_and_inpaint_keeps_the_unmasked_pixels(engine):
 
 
 def test_offload_plan_puts_what_fits_on_the_gpu():
+    # Z-Image-Turbo's weights in bf16, counted from its architecture: transformer, Qwen3-4B, VAE
+    sizes = [12_309_817_472, 8_044_936_192, 167_639_366]
     gb = 10**9
-    # Z-Image-Turbo in bf16: ~20.5 GB in all, the transformer ~12.3 GB
-    assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=80 * gb) == "none"
-    assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=int(16.5 * gb)) == "model"
-    assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=8 * gb) == "sequential"
-    assert sd.offload_plan(need=33 * gb, largest=16 * gb, room=80 * gb, setting="model") == "model"
+    assert sd.offload_plan(sizes, room=80 * gb) == "none"  # an H100: all of it
+    assert sd.offload_plan(sizes, room=int(15.5 * gb)) == "model"  # a 16 GB GPU: one component at a time
+    assert sd.offload_plan(sizes, room=8 * gb) == "sequential"  # an 8 GB GPU: layer by layer
+    assert sd.offload_plan(sizes, room=80 * gb, setting="model") == "model"  # the operator's choice wins
+    assert sd.offload_plan([2 * gb, gb // 4, gb // 2], room=15 * gb) == "none"  # SD 1.5 fits a 16 GB GPU whole
     # the operator's setting, checked at start
     import demos.stable_diffusion as package
     from hub.errors import SettingsError
