@@ -1,11 +1,11 @@
 """Z-Image-Turbo (Tongyi-MAI, Apache-2.0): the tab's modern fast model, through diffusers' `ZImagePipeline`.
 
 Why this model: it is the fast modern text-to-image pipeline that fits a 16 GB GPU under a permissive license and
-downloads without a gate. A 6B single-stream DiT distilled to 8 steps without guidance, Qwen3-4B as its text encoder,
-the 16-channel FLUX VAE; about 20.5 GB in bfloat16, so on a 16 GB GPU the engine runs it with model CPU offload (one
-component on the GPU at a time; the transformer, the largest, is about 12.3 GB). The alternatives: SANA-Sprint 0.6B
-(one step) is under NVIDIA's non-commercial NSCL v2 license plus Gemma's terms; FLUX.1-schnell (Apache-2.0) has a 12B
-transformer (23.8 GB in bf16) that no whole-component offload fits into 16 GB, and its repository is gated;
+downloads without a gate. A 6B single-stream DiT distilled to 8 steps without guidance, Qwen3-4B as its text
+encoder, the 16-channel FLUX VAE; 20.5 GB in bfloat16 (12.3 + 8.0 + 0.2), so on a 16 GB GPU the engine runs it with
+model CPU offload (one component on the GPU at a time; the transformer is the largest). The alternatives: SANA-Sprint
+0.6B (one step) is under NVIDIA's non-commercial NSCL v2 license plus Gemma's terms; FLUX.1-schnell (Apache-2.0) has
+a 12B transformer (23.8 GB in bf16) that no whole-component offload fits into 16 GB, and its repository is gated;
 SD3.5 Medium is under Stability's Community License and gated.
 
 This file builds the pipelines (architecture-true random weights for `--weights random`, a diffusers folder), the
