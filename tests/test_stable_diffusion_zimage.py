@@ -147,8 +147,8 @@ def test_offload_plan_puts_what_fits_on_the_gpu():
         parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_OFFLOAD": "cpu"})
 
 
-def test_tab_api_and_v1_images_generate_with_it(serve):
-    """Through the tab's /generate_image (gradio_client) and /v1/images/generations, with the model's defaults."""
+def test_tab_api_and_v1_images_generate_and_edit_with_it(serve):
+    """Through the tab's /generate_image (gradio_client), /v1/images/generations and /v1/images/edits."""
     import httpx
 
     # an SD model is the tab's default (the scheduler list starts with SD's); the hidden test model is allowed the
@@ -173,6 +173,17 @@ def test_tab_api_and_v1_images_generate_with_it(serve):
     r = httpx.post(client.src + "v1/images/generations", timeout=120,
                    json={"prompt": "a red cube", "model": MODEL, "steps": 0})
     assert r.status_code == 400 and "steps" in r.json()["error"]["message"]
+    # edits: the transparent right half of the picture is repainted by Z-Image's inpaint pipeline
+    picture = Image.new("RGBA", (64, 64), (200, 30, 30, 255))
+    picture.paste((0, 0, 0, 0), (32, 0, 64, 64))
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    r = httpx.post(client.src + "v1/images/edits", timeout=120, files={"image": ("p.png", buf.getvalue(), "image/png")},
+                   data={"prompt": "a blue sky", "model": MODEL, "steps": "2", "response_format": "b64_json"})
+    assert r.status_code == 200, r.text
+    assert r.json()["demohub"]["mode"] == "inpaint" and r.json()["demohub"]["model"] == MODEL
+    edited = np.asarray(Image.open(io.BytesIO(base64.b64decode(r.json()["data"][0]["b64_json"]))).convert("RGB"))
+    assert (edited[:, :16] == (200, 30, 30)).all()  # far from the transparent part: unchanged
 
 
 def test_a_local_z_image_folder_loads_as_z_image_and_other_folders_are_refused(engine, tmp_path):
