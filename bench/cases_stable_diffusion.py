@@ -78,6 +78,31 @@ def _hub(size, steps, guidance, scheduler):
     return run
 
 
+def _zimage_setup(model_id: str, arch: str):
+    """Z-Image: the hub engine and a naive ZImagePipeline on the same modules (random weights of `arch`)."""
+    def setup():
+        import torch
+        from diffusers import ZImagePipeline
+
+        from demos.stable_diffusion import engine as sd
+        from hub.device import detect
+        from hub.settings import Settings
+        from hub.weights import Weights
+
+        cuda = torch.cuda.is_available()
+        base = sd.SPEC.choice(model_id)
+        choice = replace(base, source="random", options={**base.options, "zimage_arch": arch})
+        device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.options.get(
+            "cpu_dtype")).dtype)
+        cache = Path(tempfile.mkdtemp(prefix="bench-zimage-"))
+        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype,
+                         settings=replace(Settings.load({}), compile=False))
+        naive = ZImagePipeline(**engine.pipe.components)  # what a user writes, on the same weights
+        naive.set_progress_bar_config(disable=True)
+        return {"sd": sd, "engine": engine, "naive": naive, "device": device}
+    return setup
+
+
 def _teardown(ctx):
     ctx.clear()
     from hub import memory
@@ -97,6 +122,12 @@ def cases() -> list[Case]:
             naive=_naive(size, steps, guidance), hub=_hub(size, steps, guidance, "Euler"),
             teardown=_teardown, goal="<= 0.35 s per image (naive 1.05 s on H100)",
             notes=f"SD1.5 arch random fp16; hub: {'compiled UNet (CUDA graphs)' if compile_unet else 'eager'}",
+        ), Case(
+            name="zimage_turbo_arch_1024px_8steps", unit="image", repeat=5, warmup=1,
+            setup=_zimage_setup("Tongyi-MAI/Z-Image-Turbo", "turbo"),
+            naive=_naive(1024, 8, 0.0), hub=_hub(1024, 8, 0.0, "FlowMatch Euler"), teardown=_teardown,
+            notes="Z-Image-Turbo architecture (6B DiT + Qwen3-4B), random bf16 weights, whole model on the GPU; "
+                  "with model CPU offload (16 GB GPUs) add the transfers",
         )]
     return [
         Case(name="sd_tiny_256px_4steps_cpu", unit="image", repeat=5, warmup=1,
@@ -109,4 +140,10 @@ def cases() -> list[Case]:
              notes="SD-Turbo architecture, random weights: CPU seconds per image of the default CPU model; hub: "
                    "bf16 if the CPU has it + tiny decoder; naive: fp32 + full VAE",
              goal=">= 4x naive, <= 7 s"),
+        # Z-Image-Turbo at full size is a GPU model (6B + 4B parameters: minutes per image on a 2-vCPU CPU); on a CPU
+        # only the tiny build runs, to show the hub's overhead on this pipeline family.
+        Case(name="zimage_tiny_256px_4steps_cpu", unit="image", repeat=5, warmup=1,
+             setup=_zimage_setup("tiny-random-zimage", "tiny"),
+             naive=_naive(256, 4, 0.0), hub=_hub(256, 4, 0.0, "FlowMatch Euler"), teardown=_teardown,
+             notes="tiny random Z-Image: the hub's own overhead on the flow-matching pipeline"),
     ]

@@ -58,7 +58,7 @@ def test_random_seed_is_reported_and_reusable(engine):
 
 
 def test_every_scheduler_runs_and_changes_the_result(engine):
-    outs = {name: px(sd.generate(engine, "a red fox", seed=5, steps=4, scheduler=name).images[0]) for name in sd.SCHEDULERS}
+    outs = {name: px(sd.generate(engine, "a red fox", seed=5, steps=4, scheduler=name).images[0]) for name in engine.schedulers}
     assert not np.array_equal(outs["Euler a"], outs["DDIM"])
     assert not np.array_equal(outs["DPM++ 2M"], outs["DPM++ 2M Karras"])
     with pytest.raises(UserError, match="scheduler 'PLMS-ish' is not one of the choices"):
@@ -495,6 +495,6 @@ def test_operator_options_and_model_sizes():
     opts = parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER": "0",
                                 "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes"})
     assert (opts.safety_checker, opts.compile) == (False, True)
-    assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "compile": False}
+    assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "offload": "auto", "compile": False}
     turbo = package.SPEC.choice("stabilityai/sd-turbo")  # fp16 sizes: twice the room as float32 on a CPU
     assert turbo.bytes_at("float16") == 2_600_000_000 and turbo.bytes_at("float32") == 5_200_000_000

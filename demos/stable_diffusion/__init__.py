@@ -25,6 +25,10 @@ DEMO = Demo(
     options=(
         Option("safety_checker", True, "Run the model's own safety checker on every image (models that ship one); "
                                        "flagged images are blacked out. 0 turns it off."),
+        Option("offload", "auto", "On a CUDA GPU: auto puts the whole model on the GPU when it fits, else uses model "
+                                  "CPU offload (one component at a time; Z-Image-Turbo on a 16 GB GPU), else "
+                                  "sequential offload (layer by layer, slow). model, sequential or none force one.",
+               choices=("auto", "model", "sequential", "none")),
         Option("compile", False, "On CUDA, torch.compile the UNet at load (CUDA graphs, warmed up at the default "
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),

@@ -18,7 +18,6 @@ valid sizes): nothing is clamped or rounded behind the user's back.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import secrets
@@ -27,33 +26,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from demos.stable_diffusion import masks, zimage
 from demos.stable_diffusion.decoder import check_decoder, decode_tiny, load_tiny
 from demos.stable_diffusion.formats import WritePNG
 from demos.stable_diffusion.pipelines import build_pipeline
 from demos.stable_diffusion.spec import (  # noqa: F401  (re-exported: the limits belong to the engine's API)
-    DEFAULTS, MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS, SPEC)
+    DEFAULTS, FAMILY_SCHEDULERS, MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS, SPEC)
 from hub import validate
 from hub.device import cpu_channels_last
 from hub.errors import UserError
-from hub.media.image import open_image, to_uint8
+from hub.media.image import open_image
 
 log = logging.getLogger("demohub")
+
+# The masks live in masks.py; the UI, /v1/images/edits and the tests reach them here, as before.
+mask_from, editor_mask, alpha_channel = masks.mask_from, masks.editor_mask, masks.alpha_channel
 
 # ---- loading ------------------------------------------------------------------------------------------------------
 
 
 class Engine:
-    """A loaded model: the text-to-image pipeline and the img2img / inpaint pipelines that share its modules."""
+    """A loaded model: the text-to-image pipeline and the img2img / inpaint pipelines that share its modules.
+
+    family: "sd" (Stable Diffusion 1.x/2.x: UNet, CLIP, TAESD available) or "zimage" (zimage.py: a flow-matching
+    transformer, Qwen3 text encoder, 16-channel VAE, sides multiples of 16, no safety checker, no tiny decoder).
+    """
 
     def __init__(self, pipe, model_id: str, revision: str | None, source: str, device: str, dtype: str,
-                 defaults: dict, offloaded: bool = False, compiled: bool = False):
-        from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
-
-        self.pipe = pipe
-        # Built from the same module objects (not `from_pipe`, which casts the shared modules to float32 by default).
-        shared = {**pipe.components, "requires_safety_checker": pipe.safety_checker is not None}
-        self.img2img_pipe = StableDiffusionImg2ImgPipeline(**shared)
-        self.inpaint_pipe = StableDiffusionInpaintPipeline(**shared)
+                 defaults: dict, offloaded: bool | str = False, compiled: bool = False, family: str = "sd"):
+        self.pipe, self.family = pipe, family
+        self.img2img_pipe, self.inpaint_pipe = _companions(pipe, family)
         for p in (self.pipe, self.img2img_pipe, self.inpaint_pipe):
             p.set_progress_bar_config(disable=True)
         self.scheduler_config = dict(pipe.scheduler.config)
@@ -63,22 +65,39 @@ class Engine:
         self.defaults = {**DEFAULTS, **{k: v for k, v in defaults.items() if k in DEFAULTS}}
         self.offloaded, self.compiled = offloaded, compiled
         self.tiny, self.tiny_missing = None, ""  # the tiny decoder (TAESD), or why there is none
+        self.schedulers = FAMILY_SCHEDULERS[family]
+        self.multiple = zimage.MULTIPLE if family == zimage.FAMILY else 8  # sides: a multiple of this
+        # prompt tokens the text encoder reads (CLIP: 77 less start and end; Z-Image: 512 less its chat template)
+        self.prompt_limit = (zimage.prompt_limit(pipe.tokenizer) if family == zimage.FAMILY
+                             else pipe.tokenizer.model_max_length - 2)
         self.lock = threading.Lock()  # one request at a time per pipeline (schedulers and `_interrupt` are state)
 
     @property
     def has_safety_checker(self) -> bool:
-        return self.pipe.safety_checker is not None
+        return getattr(self.pipe, "safety_checker", None) is not None
 
     @property
     def is_inpainting_model(self) -> bool:
-        return self.pipe.unet.config.in_channels == 9
+        return self.family == "sd" and self.pipe.unet.config.in_channels == 9
 
     def close(self) -> None:
         self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = None
 
 
+def _companions(pipe, family: str):
+    """(img2img, inpaint) pipelines built from the same module objects (not `from_pipe`, which casts the shared
+    modules to float32 by default)."""
+    if family == zimage.FAMILY:
+        return zimage.companions(pipe)
+    from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
+
+    shared = {**pipe.components, "requires_safety_checker": pipe.safety_checker is not None}
+    return StableDiffusionImg2ImgPipeline(**shared), StableDiffusionInpaintPipeline(**shared)
+
+
 def load(weights, device: str, dtype: str, options=None, settings=None) -> Engine:
-    """Load a Stable Diffusion 1.x/2.x pipeline (diffusers folder, single .safetensors file, or random weights).
+    """Load a Stable Diffusion 1.x/2.x pipeline (diffusers folder, single .safetensors file, or random weights), or a
+    Z-Image pipeline (zimage.py) for the models whose spec says `family: zimage` and for Z-Image folders.
 
     options: the demo's options (hub.options.DemoOptions; None: the declared defaults). settings: the hub's
     Settings (None: no VRAM budget, no compile); `settings.compile or options.compile` compiles the UNet at load.
@@ -90,42 +109,81 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
         from hub.options import defaults
 
         options = defaults(DEMO)
-    pipe = build_pipeline(weights, device, getattr(torch, dtype))
+    family = _family(weights)
+    if family == zimage.FAMILY:
+        pipe = zimage.build_pipeline(weights, device, getattr(torch, dtype))
+    else:
+        pipe = build_pipeline(weights, device, getattr(torch, dtype))
     pipe.set_progress_bar_config(disable=True)
-    offloaded = _place(pipe, device, getattr(settings, "vram_budget", None))
-    choice = weights.choice.options
-    defaults = {**choice, "size": choice.get("size", pipe.vae_scale_factor * pipe.unet.config.sample_size)}
-    cpu_channels_last(device, pipe.unet, pipe.vae)
-    engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype, defaults,
-                    offloaded=offloaded)
-    engine.tiny, engine.tiny_missing = load_tiny(weights, device, getattr(torch, dtype), settings)
-    if device.startswith("cuda") and not offloaded and (getattr(settings, "compile", False) or options.compile):
+    offloaded = _place(pipe, device, getattr(settings, "vram_budget", None), getattr(options, "offload", "auto"))
+    # the spec's settings; a local Z-Image folder (no spec entry) gets Z-Image-Turbo's
+    choice = {**(zimage.DEFAULTS if family == zimage.FAMILY else {}), **weights.choice.options}
+    size = choice.get("size") or pipe.vae_scale_factor * pipe.unet.config.sample_size
+    cpu_channels_last(device, *([pipe.unet] if family == "sd" else []), pipe.vae)
+    engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype,
+                    {**choice, "size": size}, offloaded=offloaded, family=family)
+    if family == zimage.FAMILY:
+        engine.tiny_missing = zimage.NO_TINY
+    else:
+        engine.tiny, engine.tiny_missing = load_tiny(weights, device, getattr(torch, dtype), settings)
+    if (family == "sd" and device.startswith("cuda") and not offloaded
+            and (getattr(settings, "compile", False) or options.compile)):
         from demos.stable_diffusion.fast import compile_and_warm_up
 
         compile_and_warm_up(engine, weights.cache_dir)
     return engine
 
 
-def _place(pipe, device: str, vram_budget: int | None) -> bool:
-    """Move the pipeline to `device`; on a GPU with too little room use model CPU offload. Returns whether offloaded."""
+def _family(weights) -> str:
+    """The model's family: its spec's `family` option, else "zimage" for a Z-Image diffusers folder, else "sd"."""
+    named = weights.choice.options.get("family")
+    if named:
+        return named
+    path = Path(weights.path) if weights.source != "random" and weights.path is not None else None
+    return zimage.FAMILY if path is not None and path.is_dir() and zimage.is_zimage_folder(path) else "sd"
+
+
+OFFLOADS = ("auto", "model", "sequential", "none")
+
+
+def offload_plan(sizes: list[int], room: int, setting: str = "auto") -> str:
+    """How to place a pipeline on a GPU: "none" (all of it on the GPU), "model" (diffusers' model CPU offload: one
+    component on the GPU at a time) or "sequential" (layer by layer: fits almost any GPU, much slower). "auto" picks
+    the fastest that fits `room` free bytes, from the components' weight bytes `sizes`: all of them need 1.6x their
+    weights (activations, the VAE decode); one at a time, the largest needs 1.1x its weights plus 1 GiB (Z-Image-Turbo's
+    12.3 GB transformer: 14.6 GB, inside a 16 GB GPU)."""
+    if setting != "auto":
+        return setting
+    if room >= int(1.6 * sum(sizes)):
+        return "none"
+    return "model" if room >= int(1.1 * max(sizes)) + 2**30 else "sequential"
+
+
+def _place(pipe, device: str, vram_budget: int | None, setting: str = "auto") -> bool | str:
+    """Move the pipeline to `device`; on a GPU with too little room offload (offload_plan). Returns False, or the
+    kind of offload ("model" or "sequential"), which the record shows."""
     import torch
 
     if not device.startswith("cuda"):
         pipe.to(device)
         return False
     torch.backends.cudnn.benchmark = True
-    need = int(1.6 * sum(p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder)
-                         for p in m.parameters()))
+    sizes = [sum(p.numel() * p.element_size() for p in m.parameters())
+             for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
     room = torch.cuda.mem_get_info(torch.device(device))[0]
     if vram_budget is not None:
         room = min(room, vram_budget)
-    if room >= need:
+    plan = offload_plan(sizes, room, setting)
+    if plan == "none":
         pipe.to(device)
         return False
-    log.warning("Stable Diffusion: %.1f GB free on %s, %.1f GB needed; using model CPU offload (slower).",
-                room / 1e9, device, need / 1e9)
-    pipe.enable_model_cpu_offload(device=device)
-    return True
+    log.warning("Stable Diffusion: %.1f GB free on %s, %.1f GB needed; using %s CPU offload (slower).",
+                room / 1e9, device, 1.6 * sum(sizes) / 1e9, plan)
+    if plan == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.enable_sequential_cpu_offload(device=device)
+    return plan
 
 
 # ---- the work ---------------------------------------------------------------------------------------------------
@@ -172,8 +230,8 @@ def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: in
     notes: list[str] = []
     check_text_model(engine)
     size = engine.defaults["size"]
-    w = check_side(width, "width", size)
-    h = check_side(height, "height", size)
+    w = check_side(width, "width", size, engine.multiple)
+    h = check_side(height, "height", size, engine.multiple)
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="txt2img", width=w, height=h)
     return _run(engine, engine.pipe, p, dict(height=h, width=w), notes, safety_checker, on_step, should_stop)
@@ -261,12 +319,13 @@ def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str
         return _checked(engine, pipe, decode_tiny(engine.tiny, latents), latents, safety_checker)
     vae = pipe.vae
     scale = vae.config.scaling_factor
+    shift = vae.config.get("shift_factor") or 0.0  # the FLUX-style VAE (Z-Image) has one; SD's has none
     own_dtype = vae.dtype
-    image = vae.decode(latents.to(own_dtype) / scale, return_dict=False)[0]
+    image = vae.decode(latents.to(own_dtype) / scale + shift, return_dict=False)[0]
     if own_dtype != torch.float32 and _bad(image):
         vae.to(torch.float32)
         try:
-            image = vae.decode(latents.float() / scale, return_dict=False)[0]
+            image = vae.decode(latents.float() / scale + shift, return_dict=False)[0]
         finally:
             vae.to(own_dtype)
         notes.append("The half-precision VAE produced a broken (NaN/black) image; it was decoded again in float32.")
@@ -276,7 +335,7 @@ def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str
 def _checked(engine: Engine, pipe, image, latents, safety_checker: bool):
     """PIL images from decoded pixels, after the model's safety checker (when on): (images, flagged)."""
     nsfw = [False] * image.shape[0]
-    if safety_checker and pipe.safety_checker is not None:
+    if safety_checker and getattr(pipe, "safety_checker", None) is not None:
         image, flags = pipe.run_safety_checker(image, image.device, latents.dtype)
         nsfw = [bool(f) for f in flags]
     pil = pipe.image_processor.postprocess(image.float(), output_type="pil", do_denormalize=[not f for f in nsfw])
@@ -297,7 +356,7 @@ def make_scheduler(name: str, config: dict, own_class: str):
              "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
              "DPM++ 2M Karras": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2,
                                                                  "use_karras_sigmas": True}),
-             "DDIM": ("DDIMScheduler", {})}
+             "DDIM": ("DDIMScheduler", {}), "FlowMatch Euler": ("FlowMatchEulerDiscreteScheduler", {})}
     cls, kw = kinds[name]
     return getattr(diffusers, cls).from_config(config, **kw)
 
@@ -317,6 +376,11 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
     steps = validate.number(steps, "steps", 1, MAX_STEPS, integer=True, default=d["steps"])
     guidance = validate.number(guidance, "guidance scale", 0, MAX_GUIDANCE, default=d["guidance"])
     scheduler = validate.choice(scheduler, "the scheduler", SCHEDULERS, default=d["scheduler"])
+    if scheduler not in engine.schedulers:
+        *rest, last = engine.schedulers
+        which = f"{', '.join(rest)} or {last} schedulers" if rest else f"{last} scheduler"
+        raise UserError(f"{engine.model_id} runs only the {which}, not {scheduler}; pick one of them (or leave the "
+                        "scheduler out for the model's own).")
     n = validate.number(num_images, "number of images", 1, MAX_IMAGES, integer=True, default=1)
     seed = validate.number(seed, "seed", -1, MAX_SEED, integer=True, default=-1)
     if seed == -1:
@@ -325,21 +389,22 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
     negative_prompt = "" if negative_prompt is None else str(negative_prompt)
     if not prompt.strip():
         notes.append("The prompt is empty, so the model draws without a subject (an unconditioned image).")
-    _check_length(engine.pipe.tokenizer, prompt, "prompt", notes)
-    _check_length(engine.pipe.tokenizer, negative_prompt, "negative prompt", notes)
+    _check_length(engine.pipe.tokenizer, engine.prompt_limit, prompt, "prompt", notes)
+    _check_length(engine.pipe.tokenizer, engine.prompt_limit, negative_prompt, "negative prompt", notes)
     return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "steps": steps,
             "guidance": float(guidance), "scheduler": scheduler, "num_images": n,
             "decoder": check_decoder(decoder, engine, notes), "model": engine.model_id, "revision": engine.revision}
 
 
-def check_side(value, name: str, default: int) -> int:
-    """A width or height: a whole number from MIN_SIDE to MAX_SIDE and a multiple of 8 (the VAE's scale). Anything
-    else is refused with a sentence; one that is not a multiple of 8 names the two nearest valid sizes."""
+def check_side(value, name: str, default: int, multiple: int = 8) -> int:
+    """A width or height: a whole number from MIN_SIDE to MAX_SIDE and a multiple of `multiple` (8: the VAE's
+    scale; 16 for Z-Image, whose transformer also packs 2x2 latents). Anything else is refused with a sentence; one
+    that is not a multiple names the two nearest valid sizes."""
     side = validate.number(value, name, MIN_SIDE, MAX_SIDE, integer=True, default=default)
-    if side % 8:
-        below = side // 8 * 8  # both neighbours are in range: MIN_SIDE and MAX_SIDE are multiples of 8
-        raise UserError(f"{name.capitalize()} is {side}, which is not a multiple of 8; use {below} or {below + 8} "
-                        f"(a multiple of 8 from {MIN_SIDE} to {MAX_SIDE}).")
+    if side % multiple:
+        below = side // multiple * multiple  # both neighbours are in range: MIN_SIDE and MAX_SIDE are multiples of 16
+        raise UserError(f"{name.capitalize()} is {side}, which is not a multiple of {multiple}; use {below} or "
+                        f"{below + multiple} (a multiple of {multiple} from {MIN_SIDE} to {MAX_SIDE}).")
     return side
 
 
@@ -359,8 +424,7 @@ def check_steps_for_strength(steps: int, strength: float, notes: list[str]) -> i
     return need
 
 
-def _check_length(tokenizer, text: str, what: str, notes: list[str]) -> None:
-    limit = tokenizer.model_max_length - 2  # start and end tokens
+def _check_length(tokenizer, limit: int, text: str, what: str, notes: list[str]) -> None:
     enc = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False)
     ids = enc.input_ids
     if len(ids) > limit:
@@ -374,16 +438,16 @@ def check_fit(im, width, height, engine: Engine, notes: list[str]):
     shape, sides multiples of 8."""
     from PIL import Image
 
-    size = engine.defaults["size"]
-    box_w = check_side(width, "width", size)
-    box_h = check_side(height, "height", size)
+    size, k = engine.defaults["size"], engine.multiple
+    box_w = check_side(width, "width", size, k)
+    box_h = check_side(height, "height", size, k)
     scale = min(box_w / im.width, box_h / im.height)
     # A very long, thin picture cannot keep its shape inside the size limits: its short side becomes MIN_SIDE.
-    w = max(MIN_SIDE, min(MAX_SIDE, int(round(im.width * scale / 8)) * 8))
-    h = max(MIN_SIDE, min(MAX_SIDE, int(round(im.height * scale / 8)) * 8))
+    w = max(MIN_SIDE, min(MAX_SIDE, int(round(im.width * scale / k)) * k))
+    h = max(MIN_SIDE, min(MAX_SIDE, int(round(im.height * scale / k)) * k))
     if (w, h) != im.size:
         notes.append(f"The image was resized from {im.width}x{im.height} to {w}x{h} to fit {box_w}x{box_h} "
-                     "(sides are multiples of 8).")
+                     f"(sides are multiples of {k}).")
         im = im.resize((w, h), Image.Resampling.LANCZOS)
     return im
 
@@ -396,61 +460,3 @@ def check_mask(mask):
     if mask.getbbox() is None:
         raise UserError(EMPTY_MASK)
     return mask
-
-
-# ---- masks: what counts as painted --------------------------------------------------------------------------------
-
-
-def mask_from(x):
-    """A mask (any mode) -> "L", white = repaint; transparent pixels count as not painted."""
-    from PIL import ImageChops
-
-    gray = open_image(x, "the mask").convert("L")  # the hub decoder: sentences, pixel cap, EXIF, 16-bit
-    alpha = alpha_channel(x)
-    if alpha is not None:
-        gray = ImageChops.multiply(gray, alpha)
-    return gray.point(lambda v: 255 if v > 127 else 0)
-
-
-def editor_mask(layers):
-    """The mask drawn in gr.ImageEditor: every painted (non-transparent) pixel of its layers; None without layers."""
-    from PIL import Image, ImageChops
-
-    mask = None
-    for layer in (x for x in layers or [] if x is not None):
-        size = open_image(layer, "a mask layer").size
-        alpha = alpha_channel(layer)
-        alpha = Image.new("L", size, 255) if alpha is None else alpha  # a layer without alpha is painted all over
-        mask = alpha if mask is None else ImageChops.lighter(mask, alpha.resize(mask.size))
-    return None if mask is None else mask.point(lambda v: 255 if v > 0 else 0)
-
-
-def alpha_channel(x):
-    """The alpha channel of an upload the hub decoder already accepted, or None when it has none.
-
-    Read with PIL directly: the hub decoder drops alpha (its policy for pictures), but in a mask transparency is
-    meaning (not painted), so masks need it.
-    """
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(x, dict):  # gradio FileData
-        x = x.get("path")
-    if isinstance(x, np.ndarray):
-        return Image.fromarray(to_uint8(x[..., 3])) if x.ndim == 3 and x.shape[2] == 4 else None
-    if isinstance(x, Image.Image):
-        return _alpha_of(x)
-    with Image.open(io.BytesIO(x) if isinstance(x, (bytes, bytearray)) else x) as im:
-        return _alpha_of(im)
-
-
-def _alpha_of(im):
-    from PIL import ImageOps
-
-    if im.mode not in ("RGBA", "LA", "PA", "La", "RGBa") and not (im.mode == "P" and "transparency" in im.info):
-        return None
-    try:
-        im = ImageOps.exif_transpose(im)  # as the hub decoder turned the colour
-    except Exception:  # a broken EXIF block must not block the mask (the decoder ignores it too)
-        pass
-    return im.convert("RGBA").getchannel("A")

@@ -34,8 +34,8 @@ OPENAI_MODELS = ("dall-e-2", "dall-e-3")  # OpenAI's names (tools send them by d
 MAX_PROMPT_CHARS = 32_000  # OpenAI's own longest prompt; the text encoder reads 75 tokens, the rest gets a note
 KEEP_S = 3600.0  # url images live an hour, as OpenAI's urls do (hub.outputs.request_folder removes them after)
 FILES_PATH = f"/v1/files/{SPEC.name}"
-SIZES = (f"WIDTHxHEIGHT with each side a multiple of 8 from {MIN_SIDE} to {MAX_SIDE} (for example 512x512 or "
-         "768x512), or leave it out for the model's own size")
+SIZES = (f"WIDTHxHEIGHT with each side a multiple of 8 from {MIN_SIDE} to {MAX_SIDE} (of 16 for Z-Image-Turbo; for "
+         "example 512x512 or 768x512), or leave it out for the model's own size")
 
 # ---- request bodies -----------------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hub.spec import DemoSpec, ModelChoice
 
 _SD_FILES = ("model_index.json", "*.json", "*.txt", "*/*.fp16.safetensors")
+_ZIMAGE_FILES = ("model_index.json", "*.json", "*.txt", "*.jinja", "*/*.safetensors")  # bf16, sharded; chat template
 
 # TAESD, the tiny decoder for SD 1.x/2.x latents (MIT): ~10x faster than the VAE's decoder, slightly softer details.
 # Pinned by revision and by the file's sha256.
@@ -39,9 +40,19 @@ SPEC = DemoSpec(
                     approx_bytes=2_600_000_000, size_dtype="float16", license="CreativeML Open RAIL++-M",
                     options={"arch": "sd21", "steps": 25, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "size": 512,
                              "cpu_dtype": "bfloat16"}),
+        # Z-Image-Turbo (zimage.py says why this one): 8 steps without guidance at 1024 px; ~20.5 GB in bf16 (6.2B
+        # transformer, Qwen3-4B text encoder, VAE), so a 16 GB GPU runs it with model CPU offload. No safety checker.
+        ModelChoice("Tongyi-MAI/Z-Image-Turbo", "hf", label="Z-Image-Turbo (8 steps, 1024 px; for GPUs)",
+                    revision="f332072aa78be7aecdf3ee76d5c247082da564a6", files=_ZIMAGE_FILES,
+                    approx_bytes=20_500_000_000, size_dtype="bfloat16", license="Apache-2.0",
+                    options={"family": "zimage", "steps": 8, "guidance": 0.0, "scheduler": "FlowMatch Euler",
+                             "size": 1024, "dtype": "bfloat16", "cpu_dtype": "bfloat16"}),
         ModelChoice("tiny-random", "random", label="tiny random (tests)",
                     options={"hidden": True, "arch": "tiny", "steps": 4, "guidance": 7.5, "scheduler": "Euler a",
                              "size": 64}),
+        ModelChoice("tiny-random-zimage", "random", label="tiny random Z-Image (tests)",
+                    options={"hidden": True, "family": "zimage", "zimage_arch": "tiny", "steps": 4, "guidance": 0.0,
+                             "scheduler": "FlowMatch Euler", "size": 64}),
     ),
     default_model={"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": "stabilityai/sd-turbo"},
     api_names=("generate_image", "img2img", "inpaint", "read_parameters"),
@@ -50,13 +61,22 @@ SPEC = DemoSpec(
     zero_gpu_seconds=120,
 )
 
-SCHEDULERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM")
+SCHEDULERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "FlowMatch Euler")
+# Which schedulers each family's models can run: SD's epsilon/v-prediction UNets take the first five; flow-matching
+# transformers (Z-Image) only the flow-matching Euler they were distilled with.
+FAMILY_SCHEDULERS = {"sd": SCHEDULERS[:5], "zimage": ("FlowMatch Euler",)}
 MIN_SIDE, MAX_SIDE = 64, 1024
 MAX_STEPS = 150
 MAX_GUIDANCE = 30.0
 MAX_IMAGES = 4
 MAX_SEED = 2**32 - 1
 DEFAULTS = {"steps": 25, "guidance": 7.5, "scheduler": "DPM++ 2M Karras", "size": 512}
+
+
+def family(model_id: str | None) -> str:
+    """"sd" (Stable Diffusion 1.x/2.x) or "zimage" for a listed model; unlisted ids are SD."""
+    c = SPEC.choice(model_id) if model_id else None
+    return (c.options.get("family") if c else None) or "sd"
 
 
 def model_defaults(model_id: str | None) -> dict:

@@ -15,7 +15,7 @@ from demos.stable_diffusion import engine as sd
 from demos.stable_diffusion.formats import NO_PARAMETERS
 from demos.stable_diffusion.formats import read_parameters as read_parameters_from
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
-from demos.stable_diffusion.spec import SPEC, model_defaults
+from demos.stable_diffusion.spec import FAMILY_SCHEDULERS, SPEC, family, model_defaults
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.outputs import request_folder
@@ -29,7 +29,8 @@ EXAMPLE_PROMPTS = [["a watercolor fox in a snowy forest, soft morning light", "b
 def build(ctx) -> None:
     """The tab, inside the current gr.Blocks. It reads top to bottom like AUTOMATIC1111's: the model, the mode (with
     its picture inputs), the prompt, the settings, the one main button, the status line, then the results."""
-    c = _components(ctx, model_defaults(ctx.choice().id))
+    model_id = ctx.choice().id
+    c = _components(ctx, {**model_defaults(model_id), "family": family(model_id)})
     _wire(ctx, c)
 
 
@@ -102,11 +103,15 @@ def _settings(c: SimpleNamespace, d: dict, kind: str) -> None:
         with gr.Row():
             c.steps = fields.slider("Steps", 1, MAX_STEPS, d["steps"], 1)
             c.guidance = fields.slider("Guidance scale", 0, MAX_GUIDANCE, d["guidance"], 0.5, info="0 to 1 = off")
+            # every scheduler, so an API call (a fresh session) may name any model's; picking a model narrows the
+            # list to those its family runs (_defaults_for), and the engine refuses a mismatch with a sentence
             c.scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
         with gr.Row():
-            # Numbers, not sliders: any multiple of 8 in range; anything else is refused with one sentence
-            c.width = fields.number("Width", MIN_SIDE, MAX_SIDE, d["size"], info="A multiple of 8", step=8)
-            c.height = fields.number("Height", MIN_SIDE, MAX_SIDE, d["size"], info="A multiple of 8", step=8)
+            # Numbers, not sliders: any multiple of 8 (16 for Z-Image) in range; anything else is refused with one
+            # sentence
+            k = 16 if d["family"] == "zimage" else 8
+            c.width = fields.number("Width", MIN_SIDE, MAX_SIDE, d["size"], info=f"A multiple of {k}", step=k)
+            c.height = fields.number("Height", MIN_SIDE, MAX_SIDE, d["size"], info=f"A multiple of {k}", step=k)
             c.count = fields.slider("Images", 1, MAX_IMAGES, 1, 1)
             c.seed = fields.number("Seed", -1, MAX_SEED, -1, info="-1 = random")
             c.decoder = gr.Radio([("full", "full"), ("tiny (fast)", "tiny")], value=decoder.default_for(kind),
@@ -166,8 +171,15 @@ def _after_run(seed, said):
 
 
 def _defaults_for(model_id):
+    """The model's own steps, guidance, scheduler (among those its family runs) and size, sides stepping by 8 or 16."""
+    import gradio as gr
+
     o = model_defaults(model_id)
-    return o["steps"], o["guidance"], o["scheduler"], o["size"], o["size"]
+    k = 16 if family(model_id) == "zimage" else 8
+    info = f"A multiple of {k} (a whole number from {MIN_SIDE} to {MAX_SIDE})"  # as hub.fields.number words it
+    side = [gr.update(value=o["size"], step=k, info=info) for _ in range(2)]
+    return (o["steps"], o["guidance"], gr.update(choices=list(FAMILY_SCHEDULERS[family(model_id)]),
+                                                 value=o["scheduler"]), *side)
 
 
 def _kw(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder) -> dict:
@@ -195,9 +207,9 @@ def _generate_handler(ctx):
             seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
             steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
             guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
-            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
-            width: image width in pixels, a multiple of 8 from 64 to 1024 (None: the model's size).
-            height: image height in pixels, a multiple of 8 from 64 to 1024 (None: the model's size).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM"; "FlowMatch Euler" for Z-Image.
+            width: image width in pixels, a multiple of 8 (16 for Z-Image), 64 to 1024.
+            height: image height in pixels, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
@@ -225,9 +237,9 @@ def _img2img_handler(ctx):
             seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
             steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
             guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
-            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
-            width: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
-            height: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM"; "FlowMatch Euler" for Z-Image.
+            width: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
+            height: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
@@ -258,9 +270,9 @@ def _inpaint_handler(ctx):
             seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
             steps: denoising steps, a whole number from 1 to 150 (None: the model's default).
             guidance_scale: how closely to follow the prompt, 0 to 30; 0 to 1 turns guidance off (None: default).
-            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM" (None: the model's default).
-            width: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
-            height: the box the picture is fitted into, a multiple of 8 from 64 to 1024 (None: the model's size).
+            scheduler: "Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras" or "DDIM"; "FlowMatch Euler" for Z-Image.
+            width: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
+            height: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
