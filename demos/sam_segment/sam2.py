@@ -153,7 +153,7 @@ class Sam2Engine:
 
         with self._lock:
             self.encoder_calls += 1
-        inputs = self.image_processor(images=picture.rgb, return_tensors="pt")
+        inputs = self.image_processor(images=np.array(picture.rgb), return_tensors="pt")  # a writable copy for torch
         with torch.inference_mode():
             pixels = inputs["pixel_values"].to(self.device, self.torch_dtype)
             features = self.image_model.get_image_embeddings(pixels)
