@@ -22,6 +22,8 @@ _FB = "https://dl.fbaipublicfiles.com/segment_anything/"
 _MOBILE_SAM_URL = ("https://github.com/ChaoningZhang/MobileSAM/raw/f706ad9c4eb7f219c00d9050e46328518ffb65d2/"
                    "weights/mobile_sam.pt")
 
+_SAM2_FILES = ("config.json", "model.safetensors", "*.json")  # transformers' files only, not the .pt checkpoints
+
 # approx_bytes are the float32 checkpoints; on a GPU the image encoder (nearly all of it) runs in fp16/bf16.
 SPEC = DemoSpec(
     name="sam_segment",
@@ -46,11 +48,31 @@ SPEC = DemoSpec(
                     sha256="a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
                     approx_bytes=2_565_000_000, license="Apache-2.0", size_dtype="float32",
                     options={"arch": "vit_h", "url": _FB + "sam_vit_h_4b8939.pth", "dtype": "bfloat16"}),
+        # SAM 2.1 (Hiera image encoder + a memory for video tracking) through transformers' Sam2 classes. Pinned
+        # commits carry the transformers files (config.json, model.safetensors, processor configs).
+        ModelChoice("facebook/sam2.1-hiera-tiny", "hf", label="SAM 2.1 Hiera-T (images + video)",
+                    revision="de431c4043854a71d8101e17995dfe596bf101a5", files=_SAM2_FILES,
+                    approx_bytes=156_000_000, license="Apache-2.0", size_dtype="float32",
+                    options={"family": "sam2", "arch": "hiera_t", "dtype": "bfloat16"}),
+        ModelChoice("facebook/sam2.1-hiera-small", "hf", label="SAM 2.1 Hiera-S (images + video)",
+                    revision="ee5bba1d82bb8749febdf90f45e84b687142ba03", files=_SAM2_FILES,
+                    approx_bytes=184_000_000, license="Apache-2.0", size_dtype="float32",
+                    options={"family": "sam2", "arch": "hiera_s", "dtype": "bfloat16"}),
+        ModelChoice("facebook/sam2.1-hiera-base-plus", "hf", label="SAM 2.1 Hiera-B+ (images + video)",
+                    revision="b7320756a13354e7530a63935656d35b2f91a290", files=_SAM2_FILES,
+                    approx_bytes=324_000_000, license="Apache-2.0", size_dtype="float32",
+                    options={"family": "sam2", "arch": "hiera_b+", "dtype": "bfloat16"}),
+        ModelChoice("facebook/sam2.1-hiera-large", "hf", label="SAM 2.1 Hiera-L (images + video, best)",
+                    revision="665f8e2ad61cf5f53d65644ff27c8ee525124610", files=_SAM2_FILES,
+                    approx_bytes=898_000_000, license="Apache-2.0", size_dtype="float32",
+                    options={"family": "sam2", "arch": "hiera_l", "dtype": "bfloat16"}),
         ModelChoice("tiny-random", "random", label="tiny random SAM (tests)",
                     options={"hidden": True, "arch": "tiny"}),
+        ModelChoice("tiny-random-sam2", "random", label="tiny random SAM 2.1 (tests)",
+                    options={"hidden": True, "arch": "tiny", "family": "sam2"}),
     ),
     default_model={"cuda": "vit_b", "mps": "mobile_sam", "cpu": "mobile_sam"},
-    api_names=("segment", "segment_everything"),
+    api_names=("segment", "segment_everything", "track_video"),
     gpu_concurrency=2,  # a click (decoder only) should not wait behind another session's image encoding
     zero_gpu_seconds=60,
 )
@@ -67,5 +89,8 @@ DEMO = Demo(
         Example("segment_everything", {"image": Sample("image"), "points_per_side": 4, "iou_threshold": 0.0,
                                        "stability_threshold": 0.0, "min_area": 0, "model_id": "tiny-random"},
                 bad={"points_per_side": 0}),
+        Example("track_video", {"video": Sample("video"), "points": [[40, 30]], "labels": [1], "box": None,
+                                "max_frames": 24, "model_id": "tiny-random"},
+                bad={"points": [[100000, 5]]}),
     ),
 )

@@ -58,13 +58,18 @@ def _checkpoint(weights) -> Path:
     return path
 
 
-def load(weights, device: str, dtype: str, options=None) -> "SamEngine":
-    """Build the model: a cached checkpoint (hash-checked, `weights_only` load), a local file, or random weights.
+def load(weights, device: str, dtype: str, options=None):
+    """Build the model: a cached checkpoint (hash-checked, `weights_only` load), a local file, or random weights;
+    a SAM 2.1 choice (options family="sam2") loads through transformers instead (sam2.py).
 
     options: unused (SAM declares no operator options).
     """
     import torch
 
+    if weights.choice.options.get("family") == "sam2":  # SAM 2.1: transformers' classes, images and video
+        from demos.sam_segment import sam2
+
+        return sam2.load(weights, device, dtype)
     arch = weights.choice.options.get("arch")
     state = None
     if weights.source == "random":

@@ -58,6 +58,13 @@ def check_settings(points_per_side=32, pred_iou_thresh=0.88, stability_score_thr
         validate.number(min_area, "minimum mask area", *MIN_AREA, integer=True, default=0))
 
 
+def check_everything_model(engine) -> None:
+    """Segment everything runs segment-anything's automatic generator: SAM and MobileSAM, not SAM 2.1."""
+    if getattr(engine, "family", None) == "sam2":
+        raise UserError("Segment everything runs with the SAM and MobileSAM models; pick one of them in the Model "
+                        "list (SAM 2.1 segments by clicks and tracks video).")
+
+
 def segment_everything(engine: SamEngine, embedding: Embedding, picture: Picture, points_per_side: int = 32,
                        pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95, min_area: int = 0,
                        points_per_batch: int = 64, progress: Callable[[int, int], None] | None = None,
@@ -72,6 +79,7 @@ def segment_everything(engine: SamEngine, embedding: Embedding, picture: Picture
     """
     from segment_anything import SamAutomaticMaskGenerator, SamPredictor
 
+    check_everything_model(engine)
     if embedding.key != picture.key or embedding.engine_uid != engine.uid:
         raise UserError("The image changed while segmenting; press Segment everything again.")
     s = check_settings(points_per_side, pred_iou_thresh, stability_score_thresh, min_area)

@@ -1,5 +1,5 @@
 """The Segment Anything tab: click points, a box by two corner clicks, undo, clear, candidate masks, warm-up on
-upload, and segment everything with Stop. Handlers that need the model go through `ctx.run`; the click
+upload, segment everything with Stop, and (ui_video.py) video tracking with SAM 2.1. Handlers that need the model go through `ctx.run`; the click
 bookkeeping (no model) runs without a GPU slot.
 
 The image the user clicks shows the clicks drawn on it, so the picture the model sees is kept unchanged beside it in
@@ -14,9 +14,10 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 
-from demos.sam_segment import SPEC
+from demos.sam_segment import SPEC, ui_video
 from demos.sam_segment.engine import NEGATIVE, POSITIVE, check_segment, prepare_image, segment
-from demos.sam_segment.everything import MIN_AREA, POINTS_PER_SIDE, THRESHOLD, check_settings, segment_everything
+from demos.sam_segment.everything import (MIN_AREA, POINTS_PER_SIDE, THRESHOLD, check_everything_model, check_settings,
+                                          segment_everything)
 from demos.sam_segment.formats import as_pil, cutout, draw_prompts, mask_png, save_for_display, thumbnail
 from demos.sam_segment.store import EmbeddingStore
 from hub import fields
@@ -250,6 +251,7 @@ class SamTab:
         embed = self.cached(picture, request)
 
         def work(lease):
+            check_everything_model(lease.engine)
             progress(0, desc="Encoding the image")
             emb, hit, _ = embed(lease)
             found = segment_everything(
@@ -285,6 +287,7 @@ def build(ctx):
     c = _components(ctx)
     _wire_clicks(ctx, tab, c)
     _wire_everything(ctx, tab, c)
+    ui_video.wire(ctx, c, light)
 
 
 def _sample_photos():
@@ -332,6 +335,8 @@ def _components(ctx) -> SimpleNamespace:
             c.record = gr.JSON(label="Details")
     with gr.Accordion("Segment everything", open=False):
         _everything_components(c)
+    with gr.Accordion("Video: click an object, track it through the clip (SAM 2.1)", open=False):
+        ui_video.components(c)
     c.clicks = gr.State(fresh())
     c.candidates = gr.State(None)
     return c
