@@ -72,7 +72,7 @@ def normalized(value):
     """A result with what may differ between two runs of the same request taken out: timings, file names."""
     if isinstance(value, dict):
         return {k: normalized(v) for k, v in value.items()
-                if k not in VOLATILE and k not in ("path", "url") and not re.search(r"_(ms|s)$", k)}
+                if k not in VOLATILE and k not in ("path", "url") and not re.search(r"_(ms|s|fps)$", k)}
     if isinstance(value, (list, tuple)):
         return [normalized(v) for v in value]
     if isinstance(value, str):
