@@ -161,3 +161,21 @@ def test_siglip_through_the_tab_api_scores_each_label_on_its_own(serve, tmp_path
     assert chart_one["data"][0][1] == pytest.approx(scores["dog"], abs=1e-4)
     ranked, ranking, _ = client.predict("tiny-random-siglip2", gallery, "a cat", api_name="/search_images")
     assert len(ranked) == 2 and [r[0] for r in ranking["data"]] == [1, 2]
+
+
+def test_mobileclip2_reparameterized_image_tower_gives_the_same_embeddings():
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model, _, pp = open_clip.create_model_and_transforms("MobileCLIP2-S0", pretrained=None)
+    model.eval()
+    x = pp(photos(1)[0])[None]
+    with torch.no_grad():
+        before = model.encode_image(x, normalize=True)
+        fusable = [m for m in model.visual.trunk.modules() if hasattr(m, "reparam_conv")]
+        assert fusable and all(m.reparam_conv is None for m in fusable)
+        checkpoints.reparameterize(model)
+        after = model.encode_image(x, normalize=True)
+    assert all(m.reparam_conv is not None for m in fusable)  # every MobileOne branch set is one conv now
+    torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-4)

@@ -58,7 +58,7 @@ SPEC = DemoSpec(
                     revision="095906d28bf54d7584dc411e8ffe448f34289e05",
                     files=("open_clip_config.json", "open_clip_model.safetensors"),
                     approx_bytes=300_000_000, size_dtype="float32", license="apple-amlr (research only)",
-                    options={"arch": "MobileCLIP2-S0", "tag": "dfndr2b"}),
+                    options={"arch": "MobileCLIP2-S0", "tag": "dfndr2b", "cpu_dtype": "bfloat16"}),
         ModelChoice("tiny-random", "random", label="tiny random (tests)", approx_bytes=10_000_000,
                     size_dtype="float32", license="MIT", options={"hidden": True, "tiny": True}),
         ModelChoice("tiny-random-siglip2", "random", label="tiny random SigLIP 2 (tests)", approx_bytes=10_000_000,

@@ -46,7 +46,18 @@ def build_model(weights, device: str, dtype: str, tiny_config: dict):
         else:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 arch, pretrained=pretrained, force_quick_gelu=quick_gelu, **pp, **common)
+    reparameterize(model)
     return model, preprocess, tokenizer_for(arch, weights)
+
+
+def reparameterize(model) -> None:
+    """Fuse a timm image tower's train-time branches for inference (MobileCLIP2's FastViT: its MobileOne blocks become
+    one conv each, ~10% faster on a CPU, same outputs); towers without such blocks are left as they are."""
+    trunk = getattr(model.visual, "trunk", None)
+    if trunk is not None and any(hasattr(m, "reparameterize") for m in trunk.modules()):
+        from timm.utils import reparameterize_model
+
+        reparameterize_model(trunk, inplace=True)
 
 
 def tokenizer_for(arch: str, weights):
