@@ -129,7 +129,8 @@ def tiny_siglip2_config() -> dict:
         def demohub_tiny_vit_siglip(pretrained=False, **kwargs):
             args = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, class_token=False,
                         global_pool="map")
-            kwargs = {k: v for k, v in kwargs.items() if k not in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir")}
+            # timm's factory passes its own bookkeeping (pretrained_cfg, ...); the network takes only its arguments
+            kwargs = {k: v for k, v in kwargs.items() if k in ("num_classes", "global_pool", "drop_path_rate")}
             return VisionTransformer(**{**args, **kwargs})
 
         register_model(demohub_tiny_vit_siglip)
