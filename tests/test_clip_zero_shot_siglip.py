@@ -179,3 +179,15 @@ def test_mobileclip2_reparameterized_image_tower_gives_the_same_embeddings():
         after = model.encode_image(x, normalize=True)
     assert all(m.reparam_conv is not None for m in fusable)  # every MobileOne branch set is one conv now
     torch.testing.assert_close(after, before, rtol=1e-3, atol=1e-4)
+
+
+def test_embeddings_route_with_siglip_gives_unit_vectors_of_its_width_and_counts_its_tokens(siglip):
+    from demos.clip_zero_shot import openai as route
+    from hub.api import ApiError
+
+    out = route.embed(siglip, ["a photo of a cat", "dog"])
+    assert out.vectors.shape == (2, 32) and route.width(siglip) == 32
+    np.testing.assert_allclose(np.linalg.norm(out.vectors, axis=1), 1.0, atol=1e-5)
+    assert out.tokens == len("a photo of a cat") + len("dog")  # the byte stand-in: one token per byte
+    with pytest.raises(ApiError, match="64-token"):
+        route.embed(siglip, ["x" * 80], truncate=False)
