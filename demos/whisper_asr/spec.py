@@ -57,7 +57,7 @@ SPEC = DemoSpec(
         ModelChoice("tiny-random", "random", label="tiny random (tests)",
                     options={"hidden": True, "engine": "openai", "size": "tiny-random", "sample_len": 24}),
         # large-v3's front end (128 mel bins, 100 languages' vocabulary) and distil's 2-layer decoder, at toy widths
-        ModelChoice("tiny-random-distil", "random", label="tiny random distil-large-v3.5 shape (tests)",
+        ModelChoice("tiny-random-distil", "random", label="tiny random distil-large-v3.5 shape (tests)", license="MIT",
                     options={"hidden": True, "engine": "openai", "size": "tiny-random-distil", "sample_len": 24,
                              "english_only": True}),
     ),
