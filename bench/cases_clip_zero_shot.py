@@ -5,6 +5,8 @@
 - classify-batch: many preprocessed images at once (256 on a GPU, 32 on the CPU) against 10 labels:
   naive = fp32 encode_image + encode_text every call; hub = `encode_pixels` (fp16 on a GPU) + cached labels.
 - search-gallery: re-querying the same 32-image gallery: naive re-encodes every image; hub reuses their embeddings.
+- classify-1img-10labels-{SigLIP2,MobileCLIP2}: the first case with SigLIP 2 ViT-B-16 (naive: open_clip's sigmoid
+  with its logit bias, fp32) and MobileCLIP2-S0 (naive: without the FastViT reparameterisation the hub does at load).
 Random weights: speed does not depend on weight values (shared/GPU.md).
 """
 
@@ -14,6 +16,7 @@ import tempfile
 from dataclasses import replace
 
 from bench.harness import Case
+from demos.clip_zero_shot import SPEC
 
 LABELS = ["cat", "dog", "car", "tree", "house", "person", "bicycle", "boat", "bird", "flower"]
 ARCH_ID = "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"
@@ -25,7 +28,7 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _setup(n_images: int = 1):
+def _setup(n_images: int = 1, model_id: str = ARCH_ID):
     import numpy as np
     import open_clip
     import torch
@@ -39,20 +42,25 @@ def _setup(n_images: int = 1):
     device = "cuda" if cuda else "cpu"
     torch.manual_seed(0)
     s = Settings.load({}, cache_dir=tempfile.mkdtemp(prefix="clip-bench-"), offline=True, device=device)
-    choice = replace(SPEC.choice(ARCH_ID), source="random")
+    choice = replace(SPEC.choice(model_id), source="random")
+    arch = choice.options["arch"]
     from hub.device import detect
 
     # the hub's placement: fp16 on CUDA; on a CPU bf16 where it computes bf16 natively (the model prefers it)
     dtype = "float16" if cuda else detect("cpu", cpu_prefers=choice.options.get("cpu_dtype")).dtype
     engine = clip.load(resolve(SPEC, choice, s), device, dtype)
     # the naive side: the same architecture, fp32, as a user would create it (weights copied: same numbers)
-    naive, _, preprocess = open_clip.create_model_and_transforms("ViT-B-32", pretrained=None, device=device)
-    naive.load_state_dict({k: v.float() for k, v in engine.model.state_dict().items()})
+    naive, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device=device)
+    hub_sd = engine.model.state_dict()
+    if set(hub_sd) == set(naive.state_dict()):
+        naive.load_state_dict({k: v.float() for k, v in hub_sd.items()})
+    # else MobileCLIP2: the hub fused FastViT's branches at load (other tensors); both sides stay random weights of
+    # the same architecture, and speed does not depend on the values
     naive.eval()
     rng = np.random.default_rng(0)
     images = [Image.fromarray(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) for _ in range(n_images)]
     return {"clip": clip, "engine": engine, "naive": naive, "preprocess": preprocess,
-            "tokenizer": open_clip.get_tokenizer("ViT-B-32"), "images": images, "device": device, "torch": torch}
+            "tokenizer": engine.tokenizer, "images": images, "device": device, "torch": torch}
 
 
 def _naive_classify(c, pixels):
@@ -61,12 +69,14 @@ def _naive_classify(c, pixels):
         img = c["naive"].encode_image(pixels, normalize=True)
         text = c["naive"].encode_text(c["tokenizer"]([f"a photo of a {x}." for x in LABELS]).to(c["device"]),
                                       normalize=True)
+        if getattr(c["naive"], "logit_bias", None) is not None:  # SigLIP: sigmoid with its own scale and bias
+            return torch.sigmoid(img @ text.T * c["naive"].logit_scale.exp() + c["naive"].logit_bias).cpu()
         return (100.0 * img @ text.T).softmax(dim=-1).cpu()
 
 
-def _classify_case() -> Case:
+def _classify_case(model_id: str = ARCH_ID, suffix: str = "") -> Case:
     def setup():
-        c = _setup(1)
+        c = _setup(1, model_id)
         c["clip"].classify(c["engine"], c["images"], LABELS)  # fills the label cache (and warms up)
         return c
 
@@ -77,8 +87,8 @@ def _classify_case() -> Case:
     def hub(c):
         return c["clip"].classify(c["engine"], c["images"], LABELS)
 
-    return Case("clip_zero_shot/classify-1img-10labels", setup, naive, hub, unit="image", warmup=3, repeat=20,
-                notes="ViT-B-32 random weights; 640x480 input incl. open_clip preprocessing; hub: labels cached, "
+    return Case(f"clip_zero_shot/classify-1img-10labels{suffix}", setup, naive, hub, unit="image", warmup=3,
+                repeat=20, notes=f"{SPEC.choice(model_id).options['arch']} random weights; 640x480 input incl. open_clip preprocessing; hub: labels cached, "
                       "fp16 + CUDA graph on GPU, bf16 on a CPU with native bf16",
                 goal="GPU: hub <= 3 ms/image (naive fp32 13.9 ms on H100)")
 
@@ -133,4 +143,5 @@ def _search_case() -> Case:
 
 
 def cases() -> list[Case]:
-    return [_classify_case(), _batch_case(), _search_case()]
+    return [_classify_case(), _classify_case("timm/ViT-B-16-SigLIP2", "-SigLIP2"),
+            _classify_case("timm/MobileCLIP2-S0-OpenCLIP", "-MobileCLIP2"), _batch_case(), _search_case()]

@@ -12,6 +12,9 @@
   fp16 weights on CUDA) vs `model.transcribe` one window after another. CUDA: small.en architecture on 10 minutes of
   speech, 96 tokens per window; CPU: tiny.en architecture on 90 s, 32 tokens per window. Random weights, forced
   equal decode lengths on both sides (see shared/GPU.md).
+- whisper_batched_windows_vs_transcribe_{distil-large-v3.5,turbo}: the same comparison at the 128-mel large-v3
+  shapes the tab now offers (32-layer encoder; 2 and 4 decoder layers). CUDA: 10 minutes, 96 tokens per window;
+  CPU: 60 s, 16 tokens per window (minutes per run on 2 vCPUs: run it on a bigger machine or a GPU).
 Audio: gradio's bundled speech clips, concatenated with short pauses and repeated to the length needed.
 """
 
@@ -131,12 +134,16 @@ def _encoder_hub(c):
 
 
 def _batch_setup():
+    cuda = _cuda()
+    return _batch_setup_for(*(("small.en", 600, 96) if cuda else ("tiny.en", 90, 32)))
+
+
+def _batch_setup_for(size: str, seconds: int, tokens: int):
     import torch
 
     from demos.whisper_asr import engine as W
 
     cuda = _cuda()
-    size, seconds, tokens = ("small.en", 600, 96) if cuda else ("tiny.en", 90, 32)
     device = "cuda" if cuda else "cpu"
     naive_model = W.build_random(size, device, "float32").model  # what `whisper.load_model` gives: fp32 weights
     hub = W.build_random(size, device, "float16" if cuda else "float32")  # the hub's load: fp16 weights, fp32 LN
@@ -156,10 +163,21 @@ def _batch_hub(c):
     return W.transcribe(c["hub"], (SR, c["audio"]), opts)
 
 
+def _large_case(size: str) -> Case:
+    """Batched windows vs `transcribe` at a 128-mel large-v3 shape (distil-large-v3.5 or turbo), random weights."""
+    cuda = _cuda()
+    seconds, tokens = (600, 96) if cuda else (60, 16)
+    return Case(f"whisper_batched_windows_vs_transcribe_{size}", lambda: _batch_setup_for(size, seconds, tokens),
+                _batch_naive, _batch_hub, items=seconds, unit="audio-s", warmup=1, repeat=3,
+                notes=f"{'CUDA fp16' if cuda else 'CPU fp32'} {size} arch (128 mels), {seconds} s, {tokens} tok/window;"
+                      " random weights, EOT suppressed both sides; naive: `model.transcribe`; hub: batched `decode`.",
+                goal=">= 5x on GPU")
+
+
 def cases() -> list[Case]:
     cuda = _cuda()
     batch_seconds = 600 if cuda else 90
-    return [
+    return [*(_large_case(size) for size in ("distil-large-v3.5", "turbo")),
         Case("whisper_cpu_faster_int8_vs_openai_fp32", _cpu_setup, _cpu_naive, _cpu_hub, items=64, unit="audio-s",
              warmup=1, repeat=3,
              notes="CPU; naive: openai-whisper tiny.en architecture fp32 `transcribe` (random weights, windows forced "

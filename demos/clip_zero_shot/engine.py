@@ -1,11 +1,15 @@
 """CLIP zero-shot engine: load an open_clip model, `classify` images against labels, `search_images` by a text query.
 
 How a score is computed (the image and text embeddings are L2-normalised, so `cos` is their cosine similarity):
-- single-label mode: `softmax(logit_scale * cos)` over the labels, exactly as CLIP was trained; the scores sum to 1,
-  so they say which label fits best, not whether any fits.
-- multi-label mode: every label is scored on its own, so adding or removing another label never changes it.
-  Models trained with a sigmoid loss carry a `logit_bias` and score `sigmoid(logit_scale * cos + logit_bias)`.
-  CLIP models have no bias; they score `sigmoid(logit_scale * (cos - cos_ref))`, where `cos_ref` is the image's
+- Models trained with a sigmoid loss (SigLIP 2: they carry a `logit_bias`) score every label on its own in both
+  modes: `sigmoid(logit_scale * cos + logit_bias)`, the probability the model was trained to give that the label
+  matches the image. Single-label mode ranks these and names the best; the scores do not sum to 1 (a softmax over
+  SigLIP's logits, at its scale of ~100, is all but one-hot and would hide how sure the model is that any label
+  fits; Hugging Face's zero-shot pipeline shows sigmoid scores for SigLIP too). Its one-label request is allowed.
+- CLIP models (trained with a softmax loss), single-label mode: `softmax(logit_scale * cos)` over the labels,
+  exactly as CLIP was trained; the scores sum to 1, so they say which label fits best, not whether any fits.
+- CLIP models, multi-label mode: every label is scored on its own, so adding or removing another label never
+  changes it: `sigmoid(logit_scale * (cos - cos_ref))`, where `cos_ref` is the image's
   similarity to the same template(s) filled with a generic word ("thing"): the two-way CLIP softmax between
   "a photo of a <label>" and "a photo of a thing". Above the threshold (default 0.5: the label fits better than
   the generic word) a label counts as present.
@@ -66,6 +70,7 @@ class Classification:
     mode: str
     threshold: float | None = None
     notes: list[str] = field(default_factory=list)
+    scoring: str = "softmax"  # "sigmoid": each label scored on its own (SigLIP, or any model in multi-label mode)
 
     def top(self, image: int = 0, k: int | None = None) -> dict[str, float]:
         """{label: score} of one image, best first, at most k."""
@@ -139,9 +144,11 @@ class ClipEngine:
         convs = [m for m in model.visual.modules() if isinstance(m, torch.nn.Conv2d)]
         self.input_dtype = convs[0].weight.dtype if convs else next(model.visual.parameters()).dtype
         self.context_length = int(getattr(tokenizer, "context_length", 77) or 77)
-        self.logit_scale = float(model.logit_scale.detach().float().exp().clamp(max=100).item())
         bias = getattr(model, "logit_bias", None)
         self.logit_bias = None if bias is None else float(bias.detach().float().reshape(-1)[0].item())
+        scale = model.logit_scale.detach().float().exp()
+        # CLIP's forward clamps its scale at 100; a sigmoid model's trained scale is used as it is (SigLIP's is ~110)
+        self.logit_scale = float((scale if self.logit_bias is not None else scale.clamp(max=100)).item())
         self.batch_size = 256 if device.startswith("cuda") else 32
         self.label_cache = _LRU(label_cache_size)
         self.image_cache = _LRU(image_cache_size)
@@ -171,12 +178,15 @@ class ClipEngine:
                 self.texts_encoded += len(tokens)
         return torch.cat(out)
 
+    @property
+    def sigmoid(self) -> bool:
+        """Whether the model was trained with a sigmoid loss (it has a logit bias): every label scored on its own."""
+        return self.logit_bias is not None
+
     def _too_long(self, text: str) -> bool:
         """Whether `text` exceeds the text context (start and end tokens included) and will be truncated."""
-        encode = getattr(self.tokenizer, "encode", None)
-        if encode is None:
-            return False
-        return len(encode(text)) + 2 > self.context_length
+        n = token_length(self.tokenizer, text)
+        return n is not None and n > self.context_length
 
     def label_embeddings(self, labels: list[str], templates: tuple[str, ...]):
         """(n_labels, D) float32: each label's template-averaged, renormalised text embedding, from the LRU cache
@@ -373,13 +383,14 @@ class ClassifyRequest:
 
 
 def check_classify(images, labels, template, ensemble, mode, threshold, max_labels: int = MAX_LABELS,
-                   max_images: int = MAX_IMAGES) -> ClassifyRequest:
-    """Check a whole classify request (cheapest checks first) before any model work; UserError otherwise."""
+                   max_images: int = MAX_IMAGES, sigmoid: bool = False) -> ClassifyRequest:
+    """Check a whole classify request (cheapest checks first) before any model work; UserError otherwise.
+    sigmoid: the model scores each label on its own, so one label in single-label mode is a fair question."""
     mode = validate.choice(mode, "the mode", MODES)
     if mode == "multi" or threshold is not None:  # single-label mode has no threshold, but it must not be nonsense
         threshold = validate.number(threshold, "the multi-label threshold", 0, 1)
     labels = parse_labels(labels, max_labels)
-    if mode == "single" and len(labels) == 1:
+    if mode == "single" and len(labels) == 1 and not sigmoid:
         raise UserError(f"With one label ({labels[0]!r}) single-label mode always gives 1.0 (softmax over one "
                         "label); add more labels or switch to multi-label mode to score it on its own.")
     templates = templates_for(template, ensemble)
@@ -421,22 +432,24 @@ def classify(engine: ClipEngine, images, labels, template: str = DEFAULT_TEMPLAT
     images: one or several (paths, PIL images, arrays); labels: text (commas or one per line) or a list.
     max_labels / max_images: per-request caps (None: the engine's, from the operator's options).
     """
-    req = check_classify(images, labels, template, ensemble, mode, threshold, *_caps(engine, max_labels, max_images))
+    req = check_classify(images, labels, template, ensemble, mode, threshold, *_caps(engine, max_labels, max_images),
+                         sigmoid=getattr(engine, "sigmoid", False))
     notes = _truncation_notes(engine, {lab: max((fill(t, lab) for t in req.templates), key=len)
                                        for lab in req.labels})
     text = engine.label_embeddings(req.labels, req.templates)
     scores = label_scores(engine, engine.encode_images(req.images), text, req.mode, req.templates)
-    return Classification(req.labels, scores.cpu().numpy(), req.mode, req.threshold, notes)
+    scoring = "sigmoid" if req.mode == "multi" or getattr(engine, "sigmoid", False) else "softmax"
+    return Classification(req.labels, scores.cpu().numpy(), req.mode, req.threshold, notes, scoring)
 
 
 def label_scores(engine: ClipEngine, img, text, mode: str, templates: tuple[str, ...] = (DEFAULT_TEMPLATE,)):
     """(n_images, n_labels) scores from normalised image (n, D) and label (m, D) embeddings; see the module doc."""
     torch = engine._torch
     cos = img @ text.T
+    if engine.logit_bias is not None:  # sigmoid-trained (SigLIP): each label on its own in both modes
+        return torch.sigmoid(engine.logit_scale * cos + engine.logit_bias)
     if mode == "single":
         return torch.softmax(engine.logit_scale * cos, dim=-1)
-    if engine.logit_bias is not None:
-        return torch.sigmoid(engine.logit_scale * cos + engine.logit_bias)
     ref = engine.label_embeddings([REFERENCE_LABEL], templates)
     return torch.sigmoid(engine.logit_scale * (cos - img @ ref.T))
 
@@ -451,6 +464,16 @@ def search_images(engine: ClipEngine, images, query: str, max_images: int | None
     sims = (emb @ q.T)[:, 0].cpu().numpy()
     order = sorted(range(len(pil)), key=lambda i: -float(sims[i]))
     return SearchResult(query, order, sims, notes)
+
+
+def token_length(tokenizer, text: str) -> int | None:
+    """Tokens `text` takes with its start/end tokens, before truncation: open_clip's BPE tokenizer (`encode`, +2), or
+    the HF tokenizer SigLIP 2 wraps (its `encode` adds the special tokens itself); None if the tokenizer cannot say."""
+    encode = getattr(tokenizer, "encode", None)
+    if encode is not None:
+        return len(encode(text)) + 2
+    inner = getattr(getattr(tokenizer, "tokenizer", None), "encode", None)
+    return len(inner(text)) if inner is not None else None
 
 
 def image_key(img) -> str:

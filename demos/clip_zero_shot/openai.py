@@ -168,9 +168,11 @@ def width(engine) -> int:
 
 def token_count(engine, text: str) -> int:
     """Tokens of `text` with the start and end tokens, by the model's own tokenizer, before truncation."""
-    encode = getattr(engine.tokenizer, "encode", None)
-    if encode is not None:
-        return len(encode(text)) + 2
+    from demos.clip_zero_shot.engine import token_length
+
+    n = token_length(engine.tokenizer, text)
+    if n is not None:
+        return n
     ids = engine.tokenizer([text])  # a tokenizer without encode: count what it kept (already truncated)
     return int((ids != 0).sum())
 

@@ -59,8 +59,9 @@ def _classify_tab(ctx) -> tuple:
             ensemble = gr.Radio([("My template", "none"), ("open_clip's 7 templates", "simple"),
                                  ("OpenAI's 80 ImageNet templates", "openai")], value="none",
                                 label="Average a template ensemble")
-            mode = gr.Radio([("Single label (softmax, sums to 1)", "single"),
-                             ("Multi-label (each label on its own)", "multi")], value="single", label="Mode")
+            mode = gr.Radio([("Single label (the best one; CLIP's scores sum to 1)", "single"),
+                             ("Multi-label (each label on its own)", "multi")], value="single", label="Mode",
+                            info="SigLIP 2 scores every label on its own in both modes (sigmoid: no sum to 1)")
             threshold = fields.slider("Multi-label threshold", 0, 1, 0.5, 0.01,
                                       info="multi-label mode: a label scoring at least this is present")
             top_k = fields.slider("Top-k labels shown", *TOP_K, 5, 1, info="how many labels the top list shows")
@@ -96,7 +97,8 @@ def _classify_handler(ctx):
             labels: the candidate labels, separated by commas or one per line.
             template: the prompt each label is put into; {} stands for the label.
             ensemble: "none" (the template above), "simple" (open_clip's 7) or "openai" (OpenAI's 80), averaged.
-            mode: "single" (one label per image: scores sum to 1) or "multi" (each label scored on its own).
+            mode: "single" (the best label per image; CLIP's scores sum to 1, SigLIP 2's are each label's own
+                sigmoid probability) or "multi" (each label scored on its own).
             threshold: in multi-label mode, a label scoring at least this (0 to 1) is present.
             top_k: how many labels the top list shows (1 to 20).
         """
@@ -106,7 +108,7 @@ def _classify_handler(ctx):
             res = classify(lease.engine, images, labels, template, ensemble, mode, threshold,
                            max_labels=max_labels, max_images=max_images)
             return res, lease.record(labels=res.labels, template=template, ensemble=ensemble, mode=mode,
-                                     threshold=res.threshold, notes=res.notes)
+                                     scoring=res.scoring, threshold=res.threshold, notes=res.notes)
 
         res, rec = ctx.run(work, model_id, progress=progress)
         _warn(res.notes)

@@ -39,7 +39,8 @@ _DIMS = {  # name: (n_mels, n_vocab, audio state/heads/layers, text state/heads/
     "small.en": (80, 51864, 768, 12, 12, 768, 12, 12), "small": (80, 51865, 768, 12, 12, 768, 12, 12),
     "medium.en": (80, 51864, 1024, 16, 24, 1024, 16, 24), "medium": (80, 51865, 1024, 16, 24, 1024, 16, 24),
     "large-v3": (128, 51866, 1280, 20, 32, 1280, 20, 32), "turbo": (128, 51866, 1280, 20, 32, 1280, 20, 4),
-    "tiny-random": (80, 51865, 64, 2, 2, 64, 2, 2),
+    "distil-large-v3.5": (128, 51866, 1280, 20, 32, 1280, 20, 2),
+    "tiny-random": (80, 51865, 64, 2, 2, 64, 2, 2), "tiny-random-distil": (128, 51866, 64, 2, 4, 64, 2, 2),
 }
 
 
@@ -141,17 +142,18 @@ def check_options(options: Options | None = None, **kw) -> Options:
 
 def check_model_fits(engine, opts: Options) -> None:
     """English-only models neither translate nor take another language; "auto" on them simply means English
-    (they have no language tokens to detect with)."""
-    if engine.multilingual:
+    (the '.en' ones have no language tokens to detect with; distil-large-v3.5 has them but was trained on English
+    only, so detecting would only pick a language it cannot transcribe)."""
+    if not getattr(engine, "english_only", not engine.multilingual):
         return
     if opts.language is None:
         opts.language = "en"
     if opts.task == "translate":
         raise UserError(f"{engine.name} is an English-only model and cannot translate; pick a multilingual "
-                        "model (one without '.en') to translate to English.")
+                        "model (not '.en' or distil) to translate to English.")
     if opts.language not in (None, "en"):
-        raise UserError(f"{engine.name} only understands English; pick a multilingual model (one without "
-                        f"'.en') for {languages()[opts.language].title()}.")
+        raise UserError(f"{engine.name} only understands English; pick a multilingual model (not '.en' or "
+                        f"distil) for {languages()[opts.language].title()}.")
 
 
 # ---- engines ------------------------------------------------------------------------------------------------
@@ -167,6 +169,7 @@ class OpenAIWhisperEngine:
 
         self.model, self.name, self.device, self.dtype = model, name, device, dtype
         self.multilingual = model.is_multilingual
+        self.english_only = not self.multilingual  # load() also sets it for English-trained multilingual vocabularies
         self.sample_len = sample_len
         self.random = False
         self.max_seconds = MAX_MINUTES * 60
@@ -186,6 +189,7 @@ class FasterWhisperEngine:
     def __init__(self, model, name: str, device: str, compute_type: str, nbytes: int):
         self.model, self.name, self.device, self.compute_type, self.nbytes = model, name, device, compute_type, nbytes
         self.multilingual = model.model.is_multilingual
+        self.english_only = not self.multilingual
         self.max_seconds = MAX_MINUTES * 60
 
     def close(self):
@@ -212,6 +216,7 @@ def load(weights, device: str, dtype: str, options=None):
     else:
         engine = _load_openai(weights, device, dtype)
     engine.max_seconds = float(options.max_minutes) * 60
+    engine.english_only = engine.english_only or bool(opts.get("english_only"))
     return engine
 
 

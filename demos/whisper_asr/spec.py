@@ -22,6 +22,8 @@ NATIVE = {  # name: (file, sha256, approx bytes loaded fp32)
 
 # faster-whisper (CTranslate2) conversions on the Hub, pinned to a commit: (repo, revision, size, approx bytes int8).
 # The turbo conversion moved from mobiuslabsgmbh/ to dropbox-dash/ with the same revision.
+# distil-large-v3.5 (Hugging Face's own conversion): large-v3's 32-layer encoder with 2 decoder layers, trained on
+# English only (it keeps large-v3's multilingual vocabulary, so the flag below, not the vocabulary, says English).
 FASTER = (
     ("Systran/faster-whisper-tiny.en", "0d3d19a32d3338f10357c0889762bd8d64bbdeba", "tiny.en", 80_000_000),
     ("Systran/faster-whisper-tiny", "d90ca5fe260221311c53c58e660288d3deb8d356", "tiny", 80_000_000),
@@ -32,7 +34,10 @@ FASTER = (
     ("Systran/faster-whisper-medium", "08e178d48790749d25932bbc082711ddcfdfbc4f", "medium", 1_530_000_000),
     ("Systran/faster-whisper-large-v3", "edaa852ec7e145841d8ffdb056a99866b5f0a478", "large-v3", 3_090_000_000),
     ("dropbox-dash/faster-whisper-large-v3-turbo", "0a363e9161cbc7ed1431c9597a8ceaf0c4f78fcf", "turbo", 1_620_000_000),
+    ("distil-whisper/distil-large-v3.5-ct2", "9793ccc07920e0f830e1dba0343efcdf0ef8c903", "distil-large-v3.5",
+     1_513_000_000),
 )
+ENGLISH_ONLY = {"distil-large-v3.5"}  # sizes trained on English only, whatever their vocabulary
 CT2_FILES = ("config.json", "model.bin", "tokenizer.json", "vocabulary.*", "preprocessor_config.json")
 
 SPEC = DemoSpec(
@@ -43,13 +48,18 @@ SPEC = DemoSpec(
     models=(
         # int8 CTranslate2 files: the size does not depend on the run dtype (size_dtype None)
         *(ModelChoice(repo, "hf", label=f"faster-whisper {size} (int8 on CPU)", revision=rev, files=CT2_FILES,
-                      approx_bytes=nbytes, license="MIT", options={"engine": "faster", "size": size})
+                      approx_bytes=nbytes, license="MIT",
+                      options={"engine": "faster", "size": size, "english_only": size in ENGLISH_ONLY})
           for repo, rev, size, nbytes in FASTER),
         *(ModelChoice(name, "native", label=f"openai-whisper {name}", sha256=sha, files=(file,), approx_bytes=nbytes,
                       license="MIT", size_dtype="float32", options={"engine": "openai", "size": name})
           for name, (file, sha, nbytes) in NATIVE.items()),
         ModelChoice("tiny-random", "random", label="tiny random (tests)",
                     options={"hidden": True, "engine": "openai", "size": "tiny-random", "sample_len": 24}),
+        # large-v3's front end (128 mel bins, 100 languages' vocabulary) and distil's 2-layer decoder, at toy widths
+        ModelChoice("tiny-random-distil", "random", label="tiny random distil-large-v3.5 shape (tests)", license="MIT",
+                    options={"hidden": True, "engine": "openai", "size": "tiny-random-distil", "sample_len": 24,
+                             "english_only": True}),
     ),
     default_model={"cuda": "turbo", "cpu": "Systran/faster-whisper-base"},
     api_names=("transcribe",),

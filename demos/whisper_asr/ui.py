@@ -72,7 +72,8 @@ def _components(ctx) -> SimpleNamespace:
     from hub import fields
 
     c = SimpleNamespace()
-    c.model, c.notice = ctx.model_picker(info="faster-whisper is fastest on CPU; '.en' models are English-only.")
+    c.model, c.notice = ctx.model_picker(
+        info="faster-whisper is fastest on CPU; '.en' and distil models are English-only.")
     with gr.Row():
         with gr.Column():
             c.audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None,
