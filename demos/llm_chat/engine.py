@@ -19,6 +19,7 @@ from hub.errors import UserError
 from demos.llm_chat.configs import CHATML, guess_config, random_model
 from demos.llm_chat.gguf_file import gguf_format
 from demos.llm_chat.prompt import prepare
+from demos.llm_chat.thinking import check_thinking, split
 
 log = logging.getLogger("demohub")
 
@@ -37,6 +38,7 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_new_tokens: int = 0  # benchmarks force equal work with this
+    thinking: bool | None = None  # the template's thinking switch; None: on for a GPU, off for a CPU (thinking.py)
 
 
 def _number(value, name: str, lo: float, hi: float | None, **kw):
@@ -75,7 +77,7 @@ def check_param(key: str, value):
 
 
 def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, repetition_penalty=None,
-                 seed=None, stop=None, min_new_tokens=0) -> GenParams:
+                 seed=None, stop=None, min_new_tokens=0, thinking=None) -> GenParams:
     """Validate sampling settings from the UI or an API (None = the default); out of range is refused with a
     sentence giving the accepted range (hub.validate's one policy).
 
@@ -85,7 +87,7 @@ def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, 
                  repetition_penalty=repetition_penalty, seed=seed)
     checked = {k: check_param(k, v) for k, v in given.items()}
     return GenParams(**{k: v for k, v in checked.items() if v is not None}, stop=check_stop(stop),
-                     min_new_tokens=int(min_new_tokens or 0))
+                     min_new_tokens=int(min_new_tokens or 0), thinking=check_thinking(thinking))
 
 
 # ---- engine -------------------------------------------------------------------------------------------------------
@@ -230,6 +232,8 @@ class Chunk:
     finish_reason: str | None = None  # stop | length | cancelled
     notes: list[str] = field(default_factory=list)
     fast_path: bool = False
+    thinking: str = ""  # the model's reasoning (<think>...</think>), apart from the answer in `text`
+    thinking_done: bool = True  # False while the reasoning is still being written
 
     @property
     def tokens_per_s(self) -> float:
@@ -353,18 +357,21 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
             engine.fast.submit(ids, params, prep.max_new_tokens, streamer, run)
         else:
             _start_eager(engine, ids, params, prep.max_new_tokens, streamer, run)
-        text, reason = "", None
+        raw, text, reason, part = "", "", None, split("", prep.opened)
         try:
             for piece in streamer:
                 if not piece:
                     continue
-                text += piece
+                raw += piece
+                part = split(raw, prep.opened)  # stop sequences apply to the answer, not to the reasoning
+                text = part.answer
                 for s in params.stop:
                     if s in text:
                         text, reason = text[: text.index(s)], "stop"
                         stop.set()
                 chunk = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                              (run.t_first - since) if run.t_first else None, notes=notes, fast_path=fast)
+                              (run.t_first - since) if run.t_first else None, notes=notes, fast_path=fast,
+                              thinking=part.thinking, thinking_done=part.thinking_done)
                 if reason:
                     break
                 yield chunk
@@ -372,7 +379,7 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
             user_stopped = stop.is_set()
             stop.set()  # the reader went away (Stop, disconnect, error): end generation at the next token
             run.finished.wait()
-            engine.last_run = {"prompt": prep.prompt, "new_tokens": run.new_tokens,
+            engine.last_run = {"prompt": prep.prompt, "new_tokens": run.new_tokens, "thinking": prep.thinking,
                                "max_new_tokens": prep.max_new_tokens, "fast_path": fast,
                                "ended_early": not run.hit_eos and run.new_tokens < prep.max_new_tokens}
         if run.error is not None:
@@ -380,8 +387,11 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
         if reason is None:
             reason = ("stop" if run.hit_eos else "length" if run.new_tokens >= prep.max_new_tokens
                       else "cancelled" if user_stopped else "stop")
+        if not part.thinking_done and part.thinking:
+            notes = notes + ["The model was still thinking when the answer ended; raise Max new tokens, or turn "
+                             "Thinking off for a direct answer."]
         final = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                      (run.t_first - since) if run.t_first else None, True, reason, notes, fast)
+                      (run.t_first - since) if run.t_first else None, True, reason, notes, fast, part.thinking, True)
     yield final
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from hub.errors import UserError
 
+from demos.llm_chat import thinking
+
 if TYPE_CHECKING:
     from demos.llm_chat.engine import Engine, GenParams
 
@@ -20,10 +22,14 @@ class Prepared:
     input_ids: list[int]
     max_new_tokens: int
     notes: list[str]
+    thinking: bool = False  # the template's thinking switch was on
+    opened: bool = False  # the prompt itself opened the think block: the answer starts inside it
 
 
-def _render(engine: Engine, msgs: list[dict]) -> str:
-    return engine.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+def _render(engine: Engine, think: bool | None, msgs: list[dict]) -> str:
+    """The chat template's text; `think`: its `enable_thinking` (None: a template without the switch)."""
+    kw = {} if think is None else {"enable_thinking": think}
+    return engine.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, **kw)
 
 
 def _count(engine: Engine, text: str) -> list[int]:
@@ -31,12 +37,16 @@ def _count(engine: Engine, text: str) -> list[int]:
 
 
 def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
-    """Render `msgs` with the chat template and fit them into the context.
+    """Render `msgs` with the chat template (its thinking switch, if it has one, as `params.thinking` asks; not
+    given: on for a GPU, off for a CPU) and fit them into the context.
 
     Keeps room for the answer; drops the oldest turns first, then cuts an over-long last message (keeping its
     start); lowers max_new_tokens when it cannot fit. Each change is described in `notes`.
     """
     notes: list[str] = []
+    think = thinking.resolve(params.thinking, engine.device) if thinking.has_switch(engine.tokenizer) else None
+    if params.thinking and think is None:
+        notes.append("This model's chat template has no thinking switch, so Thinking was left as the model does it.")
     ctx = engine.context
     max_new = params.max_new_tokens
     if max_new > ctx // 2:
@@ -55,23 +65,23 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
     if len(last["content"]) > budget * 16:
         last["content"] = last["content"][: budget * 16]
     turns, dropped = _newest_within(turns, budget * 16 - len(last["content"]))
-    ids = _count(engine, _render(engine, system + turns + [last]))
+    ids = _count(engine, _render(engine, think, system + turns + [last]))
     if len(ids) > budget and turns:
         turns, more = _drop_oldest(engine, turns, len(ids) - budget)
         dropped += more
-        ids = _count(engine, _render(engine, system + turns + [last]))
+        ids = _count(engine, _render(engine, think, system + turns + [last]))
     while len(ids) > budget and turns:  # the template's own tokens can leave it a little over: a turn more
         k = 2 if len(turns) >= 2 and turns[0]["role"] == "user" else 1
         turns, dropped = turns[k:], dropped + k
-        ids = _count(engine, _render(engine, system + turns + [last]))
+        ids = _count(engine, _render(engine, think, system + turns + [last]))
     if dropped:
         notes.append(f"The {dropped} oldest message(s) were left out: the conversation is longer than the "
                      f"model's context of {ctx} tokens.")
     if len(ids) > budget:
-        _cut_last(engine, system + turns, last, len(ids), budget, max_new, notes)
-    prompt = _render(engine, system + turns + [last])
+        _cut_last(engine, think, system + turns, last, len(ids), budget, max_new, notes)
+    prompt = _render(engine, think, system + turns + [last])
     ids = _count(engine, prompt)
-    return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes)
+    return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes, bool(think), thinking.opens_thinking(prompt))
 
 
 def _newest_within(turns: list[dict], chars: int) -> tuple[list[dict], int]:
@@ -97,8 +107,8 @@ def _drop_oldest(engine: Engine, turns: list[dict], excess: int) -> tuple[list[d
     return turns[k:], k
 
 
-def _cut_last(engine: Engine, before: list[dict], last: dict, n_ids: int, budget: int, max_new: int,
-              notes: list[str]) -> None:
+def _cut_last(engine: Engine, think: bool | None, before: list[dict], last: dict, n_ids: int, budget: int,
+              max_new: int, notes: list[str]) -> None:
     """Cut `last["content"]` (in place) to its first tokens so the rendered prompt fits `budget`."""
     msg_ids = _count(engine, last["content"])
     keep = budget - (n_ids - len(msg_ids))
@@ -107,7 +117,7 @@ def _cut_last(engine: Engine, before: list[dict], last: dict, n_ids: int, budget
                         f"(with {max_new} new tokens); shorten it or lower Max new tokens.")
     while True:
         last["content"] = engine.tokenizer.decode(msg_ids[:keep])
-        ids = _count(engine, _render(engine, before + [last]))
+        ids = _count(engine, _render(engine, think, before + [last]))
         if len(ids) <= budget or keep <= 1:
             break
         keep -= max(1, len(ids) - budget)
