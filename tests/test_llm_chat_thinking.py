@@ -199,3 +199,26 @@ def test_tab_api_and_openai_route_return_the_reasoning_apart(serve, monkeypatch)
     assert "".join(d.get("content", "") for d in deltas) == ANSWER
     first_answer = next(i for i, d in enumerate(deltas) if d.get("content"))
     assert not any(d.get("reasoning_content") for d in deltas[first_answer:])  # reasoning first, then the answer
+
+
+@pytest.mark.parametrize("model_id, kind, params", [("Qwen/Qwen3-0.6B", "Qwen3ForCausalLM", 596_049_920),
+                                                    ("Qwen/Qwen3-1.7B", "Qwen3ForCausalLM", 1_720_574_976),
+                                                    ("HuggingFaceTB/SmolLM3-3B", "SmolLM3ForCausalLM", 3_075_098_624)])
+def test_random_builds_are_the_real_architectures_and_the_listed_sizes_are_theirs(model_id, kind, params):
+    """Built on the meta device (no memory): the class, the parameter count the Models tab's size comes from, the
+    thinking switch of the random build's template, and SmolLM3's layers without RoPE (every fourth)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from demos.llm_chat.configs import model_config
+    from demos.llm_chat.thinking import has_switch
+
+    choice = llm_chat.SPEC.choice(model_id)
+    config, tok = model_config(choice.options["config"])
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    assert type(model).__name__ == kind and sum(p.numel() for p in model.parameters()) == params
+    assert abs(choice.bytes_at("bfloat16") - 2 * params) < 0.02 * 2 * params and choice.license == "Apache-2.0"
+    assert choice.options["thinking"] and has_switch(tok) and len(choice.revision) == 40
+    if kind == "SmolLM3ForCausalLM":
+        assert [i for i, rope in enumerate(config.no_rope_layers) if not rope] == list(range(3, 36, 4))

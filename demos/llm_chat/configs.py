@@ -90,10 +90,9 @@ def offline_tokenizer(vocab_size: int = 512, thinking: bool = False):
     return fast
 
 
-def random_model(config_key: str, torch_dtype):
-    """(model, tokenizer): the architecture of `config_key` with random weights (seed 0), and the offline tokenizer."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config, Qwen3Config, SmolLM3Config
+def model_config(config_key: str):
+    """(transformers config, offline tokenizer) of `config_key`: the architecture with the tokenizer's special ids."""
+    from transformers import LlamaConfig, Qwen2Config, Qwen3Config, SmolLM3Config
 
     cfg = dict(CONFIGS[config_key])
     kind = cfg.pop("model_type")
@@ -103,7 +102,15 @@ def random_model(config_key: str, torch_dtype):
     im_end = tok.convert_tokens_to_ids("<|im_end|>")
     pad = tok.convert_tokens_to_ids("<|endoftext|>")
     cls = {LLAMA: LlamaConfig, QWEN2: Qwen2Config, QWEN3: Qwen3Config, SMOLLM3: SmolLM3Config}[kind]
-    config = cls(**cfg, eos_token_id=im_end, pad_token_id=pad, bos_token_id=None)
+    return cls(**cfg, eos_token_id=im_end, pad_token_id=pad, bos_token_id=None), tok
+
+
+def random_model(config_key: str, torch_dtype):
+    """(model, tokenizer): the architecture of `config_key` with random weights (seed 0), and the offline tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    config, tok = model_config(config_key)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
     return model, tok
