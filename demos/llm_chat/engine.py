@@ -18,6 +18,8 @@ from hub.errors import UserError
 
 from demos.llm_chat.configs import CHATML, guess_config, random_model
 from demos.llm_chat.gguf_file import gguf_format
+from demos.llm_chat.prompt import prepare
+from demos.llm_chat.thinking import check_thinking, split
 
 log = logging.getLogger("demohub")
 
@@ -36,6 +38,7 @@ class GenParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     min_new_tokens: int = 0  # benchmarks force equal work with this
+    thinking: bool | None = None  # the template's thinking switch; None: on for a GPU, off for a CPU (thinking.py)
 
 
 def _number(value, name: str, lo: float, hi: float | None, **kw):
@@ -74,7 +77,7 @@ def check_param(key: str, value):
 
 
 def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, repetition_penalty=None,
-                 seed=None, stop=None, min_new_tokens=0) -> GenParams:
+                 seed=None, stop=None, min_new_tokens=0, thinking=None) -> GenParams:
     """Validate sampling settings from the UI or an API (None = the default); out of range is refused with a
     sentence giving the accepted range (hub.validate's one policy).
 
@@ -84,7 +87,7 @@ def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, 
                  repetition_penalty=repetition_penalty, seed=seed)
     checked = {k: check_param(k, v) for k, v in given.items()}
     return GenParams(**{k: v for k, v in checked.items() if v is not None}, stop=check_stop(stop),
-                     min_new_tokens=int(min_new_tokens or 0))
+                     min_new_tokens=int(min_new_tokens or 0), thinking=check_thinking(thinking))
 
 
 # ---- engine -------------------------------------------------------------------------------------------------------
@@ -213,112 +216,6 @@ def eos_ids(generation_config, config, tok) -> tuple[int, ...]:
     return eos_ids
 
 
-# ---- prompt -------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Prepared:
-    """A rendered prompt ready to generate from."""
-
-    prompt: str
-    input_ids: list[int]
-    max_new_tokens: int
-    notes: list[str]
-
-
-def _render(engine: Engine, msgs: list[dict]) -> str:
-    return engine.tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-
-
-def _count(engine: Engine, text: str) -> list[int]:
-    return engine.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
-    """Render `msgs` with the chat template and fit them into the context.
-
-    Keeps room for the answer; drops the oldest turns first, then cuts an over-long last message (keeping its
-    start); lowers max_new_tokens when it cannot fit. Each change is described in `notes`.
-    """
-    notes: list[str] = []
-    ctx = engine.context
-    max_new = params.max_new_tokens
-    if max_new > ctx // 2:
-        lowered = max(1, ctx // 2)
-        notes.append(f"Max new tokens lowered from {max_new} to {lowered}: the model's context is {ctx} tokens.")
-        max_new = lowered
-    budget = ctx - max_new
-    system = [m for m in msgs[:1] if m["role"] == "system"]
-    turns = msgs[len(system):-1]
-    last = dict(msgs[-1])
-    # No tokenizer makes fewer than one token per 16 characters: text beyond budget * 16 characters can never fit, so
-    # it is cut or refused before anything is tokenised (a huge paste or conversation costs no tokenizer time).
-    if system and len(system[0]["content"]) > budget * 16:
-        raise UserError(f"The system prompt ({len(system[0]['content'])} characters) can never fit this model's "
-                        f"context of {ctx} tokens; shorten it.")
-    if len(last["content"]) > budget * 16:
-        last["content"] = last["content"][: budget * 16]
-    turns, dropped = _newest_within(turns, budget * 16 - len(last["content"]))
-    ids = _count(engine, _render(engine, system + turns + [last]))
-    if len(ids) > budget and turns:
-        turns, more = _drop_oldest(engine, turns, len(ids) - budget)
-        dropped += more
-        ids = _count(engine, _render(engine, system + turns + [last]))
-    while len(ids) > budget and turns:  # the template's own tokens can leave it a little over: a turn more
-        k = 2 if len(turns) >= 2 and turns[0]["role"] == "user" else 1
-        turns, dropped = turns[k:], dropped + k
-        ids = _count(engine, _render(engine, system + turns + [last]))
-    if dropped:
-        notes.append(f"The {dropped} oldest message(s) were left out: the conversation is longer than the "
-                     f"model's context of {ctx} tokens.")
-    if len(ids) > budget:
-        _cut_last(engine, system + turns, last, len(ids), budget, max_new, notes)
-    prompt = _render(engine, system + turns + [last])
-    ids = _count(engine, prompt)
-    return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes)
-
-
-def _newest_within(turns: list[dict], chars: int) -> tuple[list[dict], int]:
-    """The newest turns whose text totals at most `chars` characters (whole user/assistant pairs), and how many
-    older ones were left out. No tokenizer call."""
-    total, keep = 0, len(turns)
-    while keep > 0 and total + len(turns[keep - 1]["content"]) <= chars:
-        keep -= 1
-        total += len(turns[keep]["content"])
-    if keep < len(turns) and turns[keep]["role"] == "assistant":
-        keep += 1  # start at a user message
-    return turns[keep:], keep
-
-
-def _drop_oldest(engine: Engine, turns: list[dict], excess: int) -> tuple[list[dict], int]:
-    """Leave out the oldest turns (in user/assistant pairs) until about `excess` tokens are gone: each turn is
-    tokenised once, so trimming a long conversation is linear, not quadratic."""
-    removed = k = 0
-    while k < len(turns) and removed < excess:
-        step = 2 if k + 1 < len(turns) and turns[k]["role"] == "user" else 1
-        removed += sum(len(_count(engine, t["content"])) for t in turns[k:k + step])
-        k += step
-    return turns[k:], k
-
-
-def _cut_last(engine: Engine, before: list[dict], last: dict, n_ids: int, budget: int, max_new: int,
-              notes: list[str]) -> None:
-    """Cut `last["content"]` (in place) to its first tokens so the rendered prompt fits `budget`."""
-    msg_ids = _count(engine, last["content"])
-    keep = budget - (n_ids - len(msg_ids))
-    if keep < 8:
-        raise UserError(f"The system prompt is too long for this model's context of {engine.context} tokens "
-                        f"(with {max_new} new tokens); shorten it or lower Max new tokens.")
-    while True:
-        last["content"] = engine.tokenizer.decode(msg_ids[:keep])
-        ids = _count(engine, _render(engine, before + [last]))
-        if len(ids) <= budget or keep <= 1:
-            break
-        keep -= max(1, len(ids) - budget)
-    notes.append(f"Your message was cut to its first {keep} tokens (about {len(last['content'])} characters) "
-                 f"to fit the model's context of {engine.context} tokens.")
-
-
 # ---- generation ---------------------------------------------------------------------------------------------------
 
 
@@ -335,6 +232,8 @@ class Chunk:
     finish_reason: str | None = None  # stop | length | cancelled
     notes: list[str] = field(default_factory=list)
     fast_path: bool = False
+    thinking: str = ""  # the model's reasoning (<think>...</think>), apart from the answer in `text`
+    thinking_done: bool = True  # False while the reasoning is still being written
 
     @property
     def tokens_per_s(self) -> float:
@@ -458,18 +357,21 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
             engine.fast.submit(ids, params, prep.max_new_tokens, streamer, run)
         else:
             _start_eager(engine, ids, params, prep.max_new_tokens, streamer, run)
-        text, reason = "", None
+        raw, text, reason, part = "", "", None, split("", prep.opened)
         try:
             for piece in streamer:
                 if not piece:
                     continue
-                text += piece
+                raw += piece
+                part = split(raw, prep.opened)  # stop sequences apply to the answer, not to the reasoning
+                text = part.answer
                 for s in params.stop:
                     if s in text:
                         text, reason = text[: text.index(s)], "stop"
                         stop.set()
                 chunk = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                              (run.t_first - since) if run.t_first else None, notes=notes, fast_path=fast)
+                              (run.t_first - since) if run.t_first else None, notes=notes, fast_path=fast,
+                              thinking=part.thinking, thinking_done=part.thinking_done)
                 if reason:
                     break
                 yield chunk
@@ -477,7 +379,7 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
             user_stopped = stop.is_set()
             stop.set()  # the reader went away (Stop, disconnect, error): end generation at the next token
             run.finished.wait()
-            engine.last_run = {"prompt": prep.prompt, "new_tokens": run.new_tokens,
+            engine.last_run = {"prompt": prep.prompt, "new_tokens": run.new_tokens, "thinking": prep.thinking,
                                "max_new_tokens": prep.max_new_tokens, "fast_path": fast,
                                "ended_early": not run.hit_eos and run.new_tokens < prep.max_new_tokens}
         if run.error is not None:
@@ -485,8 +387,11 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
         if reason is None:
             reason = ("stop" if run.hit_eos else "length" if run.new_tokens >= prep.max_new_tokens
                       else "cancelled" if user_stopped else "stop")
+        if not part.thinking_done and part.thinking:
+            notes = notes + ["The model was still thinking when the answer ended; raise Max new tokens, or turn "
+                             "Thinking off for a direct answer."]
         final = Chunk(text, run.new_tokens, len(prep.input_ids), time.perf_counter() - run.t0,
-                      (run.t_first - since) if run.t_first else None, True, reason, notes, fast)
+                      (run.t_first - since) if run.t_first else None, True, reason, notes, fast, part.thinking, True)
     yield final
 
 

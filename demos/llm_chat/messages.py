@@ -6,6 +6,8 @@ import re
 
 from hub.errors import UserError
 
+from demos.llm_chat.thinking import without_thinking
+
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 EMPTY = "Type a message first."  # the one sentence for an empty message (the tab's validator says it too)
 _FOOTER = re.compile(r"(\s*<sub>(?:⏱|ℹ️)[^\n]*</sub>)+\s*$")  # stats and notes this tab appends to answers
@@ -39,7 +41,8 @@ def content_text(content) -> str | None:
 def build_messages(system: str | None, history: list | None, message) -> list[dict]:
     """System prompt + earlier turns (Gradio or OpenAI message dicts) + the new user message, as plain text dicts.
 
-    Stats footers this tab adds to answers and non-text parts are left out of what the model sees.
+    Stats footers this tab adds to answers, the reasoning of earlier answers (the tab's collapsible "Thinking"
+    messages, a leading <think> block) and non-text parts are left out of what the model sees.
     """
     message = clean_text(message if message is not None else "")
     if not message.strip():
@@ -57,7 +60,7 @@ def build_messages(system: str | None, history: list | None, message) -> list[di
             continue
         text = clean_text(text)
         if m["role"] == "assistant":
-            text = _FOOTER.sub("", text)
+            text = without_thinking(_FOOTER.sub("", text))  # earlier reasoning is not sent back (Qwen3's advice)
         msgs.append({"role": m["role"], "content": text})
     msgs.append({"role": "user", "content": message})
     return msgs

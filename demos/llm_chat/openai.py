@@ -24,6 +24,7 @@ from hub.errors import UserError
 
 from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
 from demos.llm_chat.messages import build_messages, content_text
+from demos.llm_chat.thinking import check_thinking
 
 # ---- request bodies -----------------------------------------------------------------------------------------------
 
@@ -75,6 +76,12 @@ class ChatCompletionRequest(BaseModel):
     stop: tuple[str, ...] = Field((), description="A string or up to 4 strings that end the answer.")
     stream: bool = Field(False, description="Send the answer as server-sent events while it is generated.")
     stream_options: StreamOptions | None = Field(None, description="With stream: {\"include_usage\": true}.")
+    enable_thinking: bool | None = Field(None, description="Models with a thinking switch (Qwen3, SmolLM3): true "
+                                                           "to reason first, false to answer at once; default off "
+                                                           "on a CPU, on on a GPU. The reasoning comes back in "
+                                                           "`reasoning_content`, apart from `content`.")
+    chat_template_kwargs: dict | None = Field(None, description="vLLM's spelling: {\"enable_thinking\": false}; "
+                                                                "other keys are ignored.")
 
     @field_validator("n", mode="before")
     @classmethod
@@ -97,6 +104,18 @@ class ChatCompletionRequest(BaseModel):
     @classmethod
     def _stop(cls, value):
         return check_stop(value)
+
+    @field_validator("enable_thinking", mode="before")
+    @classmethod
+    def _thinking(cls, value):
+        return check_thinking(value)
+
+    @field_validator("chat_template_kwargs", mode="before")
+    @classmethod
+    def _template_kwargs(cls, value):
+        if value is not None and not isinstance(value, dict):
+            raise UserError("'chat_template_kwargs' must be an object, like {\"enable_thinking\": false}.")
+        return {"enable_thinking": check_thinking(value.get("enable_thinking"))} if value else None
 
     @field_validator("stream", mode="before")
     @classmethod
@@ -158,8 +177,11 @@ def parse_openai_request(body: bytes) -> tuple[str | None, list[dict], GenParams
     history = [m for m in msgs[:-1] if m["role"] != "system"]
     messages = build_messages(system, history, msgs[-1]["content"])
     max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+    thinking = req.enable_thinking
+    if thinking is None and req.chat_template_kwargs:
+        thinking = req.chat_template_kwargs["enable_thinking"]
     params = check_params(req.temperature, req.top_p, req.top_k, max_tokens, req.repetition_penalty, req.seed,
-                          req.stop)
+                          req.stop, thinking=thinking)
     include_usage = bool(req.stream_options and req.stream_options.include_usage)
     return req.model, messages, params, req.stream, include_usage
 
@@ -194,7 +216,7 @@ async def _complete(request, ctx, model: str | None, msgs: list[dict], params: G
     final, name = await call_until_gone(
         request, ctx, lambda lease, gone: (chat(lease.engine, msgs, params, gone), _name(lease)), model)
     return {"id": cid, "object": "chat.completion", "created": created, "model": name,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": final.text},
+            "choices": [{"index": 0, "message": _message(final),
                          "finish_reason": "length" if final.finish_reason == "length" else "stop"}],
             "usage": _usage(final), "demohub": _extra(final)}
 
@@ -240,11 +262,14 @@ class _Events:
     async def run(self, gen, item, stop: threading.Event, include_usage: bool, release=lambda: None):
         import anyio
 
-        sent = 0
+        sent = thought = 0
         try:
             yield self.piece({"role": "assistant", "content": ""})
             while item is not None:
                 chunk, self.name = item
+                if len(chunk.thinking) > thought:  # the reasoning grows first, then the answer
+                    yield self.piece({"reasoning_content": chunk.thinking[thought:]})
+                    thought = len(chunk.thinking)
                 if len(chunk.text) > sent:
                     yield self.piece({"content": chunk.text[sent:]})
                     sent = len(chunk.text)
@@ -283,6 +308,11 @@ def _name(lease) -> str:
     """The answer's `model`: the id a client can send again; a local file or folder by its readable name, never its
     path (the same name GET /v1/models lists)."""
     return lease.weights.record()["model"]
+
+
+def _message(c: Chunk) -> dict:
+    """The answer's message; a thinking model's reasoning in `reasoning_content` (as vLLM and DeepSeek send it)."""
+    return {"role": "assistant", "content": c.text, **({"reasoning_content": c.thinking} if c.thinking else {})}
 
 
 def _usage(c: Chunk) -> dict:

@@ -20,6 +20,8 @@ import gradio as gr
 from demos.llm_chat.engine import check_params, stream_chat
 from demos.llm_chat.messages import EMPTY, build_messages
 from hub import fields
+from hub.device import probe_kind
+from hub.errors import UserError
 
 EXAMPLES = [["Explain what a neural network is in two sentences."],
             ["Write a haiku about a GPU running out of memory."],
@@ -27,13 +29,26 @@ EXAMPLES = [["Explain what a neural network is in two sentences."],
             ["Translate 'Where is the train station?' into French and German."]]
 
 
+THOUGHT = "💭 Thinking"  # the title of the collapsible message that holds a thinking model's reasoning
+
+
+def reply(chunk, text: str):
+    """What the chat shows for `chunk`: the answer `text`, after the model's reasoning (if any) as a collapsible
+    message, open with a spinner while the model thinks and closed once the answer starts."""
+    if not chunk.thinking:
+        return text
+    status = "done" if chunk.thinking_done else "pending"
+    return [{"role": "assistant", "content": chunk.thinking, "metadata": {"title": THOUGHT, "status": status}},
+            {"role": "assistant", "content": text}]
+
+
 def answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-           repetition_penalty):
-    """(answer so far, details) pairs for the chat: a loading line while the model loads, the growing text, then the
-    text with notes, the stats footer (first token timed from the click) and the reproducibility record. Inputs are
-    checked before anything loads."""
+           repetition_penalty, thinking=None):
+    """(answer so far, details) pairs for the chat: a loading line while the model loads, the growing text (after
+    the reasoning of a thinking model, collapsible), then the text with notes, the stats footer (first token timed
+    from the click) and the reproducibility record. Inputs are checked before anything loads."""
     clicked = time.perf_counter()
-    params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty)
+    params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty, thinking=thinking)
     msgs = build_messages(system_prompt, history, message)
     ctx.choice(model)  # the allow-list: an unknown model is named before anything loads
     loading = ctx.loading_text(model)
@@ -45,18 +60,30 @@ def answer(ctx, message, history, model, system_prompt, temperature, top_p, top_
         loading_s = round(started - clicked, 2) if loading else None
         for chunk in stream_chat(lease.engine, msgs, params, since=clicked):
             if not chunk.done:
-                yield chunk.text, gr.skip()
+                yield reply(chunk, chunk.text), gr.skip()
                 continue
             notes = "".join(f"\n\n<sub>ℹ️ {n}</sub>" for n in chunk.notes)
-            stats = {k: v for k, v in asdict(chunk).items() if k != "text"}
+            stats = {k: v for k, v in asdict(chunk).items() if k not in ("text", "thinking", "thinking_done")}
+            stats["thinking"] = lease.engine.last_run.get("thinking", False)
             stats["tokens_per_s"] = round(chunk.tokens_per_s, 2)
             stats["first_token_s"] = chunk.first_token_s and round(chunk.first_token_s, 3)
             if loading_s is not None:
                 stats["loading_s"] = loading_s
-            yield (chunk.text + notes + "\n\n" + chunk.footer(loading_s),
-                   lease.record(**asdict(params), **stats))
+            record = {k: v for k, v in asdict(params).items() if k != "thinking"}
+            yield (reply(chunk, chunk.text + notes + "\n\n" + chunk.footer(loading_s)),
+                   lease.record(**record, **stats))
 
     yield from ctx.stream(generate, model)
+
+
+def has_thinking(ctx, model) -> bool:
+    """Whether the Thinking switch is shown for `model`: a listed model with a thinking template, or a model this
+    hub does not list (its template is known only once it loads; without the switch the setting is ignored)."""
+    try:
+        choice = ctx.choice(model)
+    except UserError:
+        return False
+    return bool(choice.options.get("thinking")) or choice not in ctx.spec.models
 
 
 def refuse_empty(message):
@@ -109,10 +136,16 @@ def build(ctx) -> None:
     max_new = fields.slider("Max new tokens", 1, 4096, 512, 1, render=False)
     rep = fields.slider("Repetition penalty", 1.0, 2.0, 1.05, 0.01, info="1 = none", render=False)
     record = gr.JSON(label="Details of the last answer", render=False)
+    thinking = gr.Checkbox(probe_kind(ctx.settings.device) != "cpu", label="Thinking",
+                           info="The model reasons first (shown collapsed above its answer): better answers, many more "
+                                "tokens. Off by default on a CPU. For models with a thinking switch (Qwen3, SmolLM3).",
+                           visible=has_thinking(ctx, None), render=False)
+    model.change(lambda m: gr.Checkbox(visible=has_thinking(ctx, m)), model, thinking, show_progress="hidden",
+                 api_visibility="private", queue=False)
 
     @ctx.handler
     def respond(message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-                repetition_penalty):
+                repetition_penalty, thinking):
         """Chat with a small instruction-tuned model; the answer streams, ending with a stats footer.
 
         Args:
@@ -125,9 +158,12 @@ def build(ctx) -> None:
             top_k: optional, 0 to 200 (default 50); sample from this many likeliest tokens; 0 = off.
             max_new_tokens: optional, 1 to 4096 (default 512); the longest answer in tokens (less for a short model).
             repetition_penalty: optional, 1 to 2 (default 1.05); above 1 makes repeating earlier tokens less likely.
+            thinking: optional, true or false (default: off on a CPU, on on a GPU); models with a thinking switch
+                (Qwen3, SmolLM3) reason first; the answer is then a list of two messages, the reasoning (metadata
+                title "💭 Thinking") and the answer; other models ignore it.
         """
         yield from answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-                          repetition_penalty)
+                          repetition_penalty, thinking)
 
     message = gr.Textbox(label="Message", placeholder="Type a message…", scale=7, autofocus=True, submit_btn=True,
                          stop_btn=True, render=False)
@@ -136,7 +172,7 @@ def build(ctx) -> None:
     # reach a listener after it.
     message.submit(say_if_empty, message, None, show_progress="hidden", api_visibility="private")
     ChatTab(
-        respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep],
+        respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep, thinking],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
         textbox=message,
