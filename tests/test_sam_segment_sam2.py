@@ -150,10 +150,17 @@ def test_the_overlay_tints_only_the_mask():
     assert (out[~mask] == 100).all() and (out[1, 2] != 100).any()
 
 
-def test_a_too_long_video_is_refused_and_leaves_no_files(engine, clip, tmp_path):
-    with pytest.raises(UserError, match="has 12 frames; tracking takes at most 5"):
-        list(V.track_video(engine, clip, tmp_path, [[40, 30]], [1], None, max_frames=5))
-    assert list(tmp_path.iterdir()) == []
+def test_a_longer_video_is_tracked_for_its_first_max_frames_and_says_so(engine, clip, tmp_path):
+    import zipfile
+
+    items = list(V.track_video(engine, clip, tmp_path, [[40, 30]], [1], None, max_frames=5))
+    result = items[-1]
+    assert result.frames == 5 and len(items) == 6, "five frames tracked, one progress item each"
+    assert [p.total for p in items[:-1]] == [5] * 5, "progress counts to the frames that will be tracked"
+    assert "first 5 frames" in result.record()["note"]
+    assert len(zipfile.ZipFile(result.masks).namelist()) == 5
+    full = list(V.track_video(engine, clip, tmp_path / "all", [[40, 30]], [1], None, max_frames=24))[-1]
+    assert full.frames == 12 and "note" not in full.record()
 
 
 def test_a_bad_click_or_file_is_refused_with_a_sentence(engine, clip, tmp_path):

@@ -73,7 +73,8 @@ def track_events(ctx, video, points, labels, box, max_frames, model_id, progress
         result, rec = item
         seen = rec["frames_with_object"]
         yield (str(result.video), str(result.masks), rec,
-               f"Tracked {result.frames} frames; the object has a mask on {seen} of them.")
+               f"Tracked {result.frames} frames; the object has a mask on {seen} of them."
+               + (f" {rec['note']}" if rec.get("note") else ""))
 
 
 def components(c: SimpleNamespace) -> None:
@@ -117,7 +118,7 @@ def wire(ctx, c: SimpleNamespace, light) -> None:
                 longest side (a smaller video keeps its size); [] for none (then give a box).
             labels: one label per point: 1 on the object (positive), 0 not on it (negative).
             box: optional box [x0, y0, x1, y1] around the object on the first frame; None for no box.
-            max_frames: the most frames to track (1 to 300); a longer video is refused with a sentence.
+            max_frames: the most frames to track (1 to 300); a longer video is tracked for its first max_frames frames.
             model_id: a SAM 2.1 model from the list; the hub's default if left out (it must be a SAM 2.1 model).
         """
         yield from track_events(ctx, video, points, labels, box, max_frames, model_id, progress)

@@ -47,11 +47,16 @@ class TrackResult:
     height: int
     seconds: float
     areas: list[int] = field(default_factory=list)  # mask pixels per frame
+    untracked: bool = False  # the video went on past max_frames: only its first `frames` were tracked
 
     def record(self) -> dict:
-        return {"frames": self.frames, "fps": round(self.fps, 3), "size": f"{self.width}x{self.height}",
-                "tracking_fps": round(self.frames / max(self.seconds, 1e-9), 2),
-                "frames_with_object": sum(1 for a in self.areas if a > 0)}
+        rec = {"frames": self.frames, "fps": round(self.fps, 3), "size": f"{self.width}x{self.height}",
+               "tracking_fps": round(self.frames / max(self.seconds, 1e-9), 2),
+               "frames_with_object": sum(1 for a in self.areas if a > 0)}
+        if self.untracked:
+            rec["note"] = (f"Only the first {self.frames} frames were tracked (max frames); raise max frames "
+                           f"(up to {MAX_FRAMES}) to track more.")
+        return rec
 
 
 _TRACKER_LOCK = threading.Lock()
@@ -120,16 +125,14 @@ def track_video(engine, video, out_dir, points=None, labels=None, box=None, max_
     writer, finished = None, False
     try:
         rate, total = frame_rate(stream), frame_count(stream)
-        if total and total > max_frames:
-            raise UserError(f"The video has {total} frames; tracking takes at most {max_frames} "
-                            f"({max_frames / float(rate):.1f} s here). Trim the video or raise max frames "
-                            f"(up to {MAX_FRAMES}).")
+        total = min(total, max_frames) if total else total  # the first max_frames frames are tracked
         writer = _Writer(paths[0], paths[1], rate)
         result = yield from _track(engine, container, stream, writer, points, labels, box, max_frames, max_side,
                                    total, should_stop)
         writer.close()
         finished = True
-        yield TrackResult(paths[0], paths[1], result[0], float(rate), result[1], result[2], result[3], result[4])
+        yield TrackResult(paths[0], paths[1], result[0], float(rate), result[1], result[2], result[3], result[4],
+                          result[5])
     finally:
         container.close()
         if writer is not None and not finished:
@@ -152,9 +155,8 @@ def _track(engine, container, stream, writer, points, labels, box, max_frames, m
             raise damaged(e, len(areas)) from None
         if frame is None:
             break
-        if len(areas) >= max_frames:
-            raise UserError(f"The video has more than {max_frames} frames; trim it or raise max frames "
-                            f"(up to {MAX_FRAMES}).")
+        if len(areas) >= max_frames:  # the rest of the video is not tracked; the record says so
+            return len(areas), size[0], size[1], time.perf_counter() - t0, areas, True
         if should_stop and should_stop():
             raise UserError("Stopped. Press Track to start again.")
         rgb = fit(frame.to_ndarray(format="rgb24"), max_side)
@@ -173,7 +175,7 @@ def _track(engine, container, stream, writer, points, labels, box, max_frames, m
         yield TrackProgress(len(areas), total, len(areas) / max(time.perf_counter() - t0, 1e-9))
     if not areas:
         raise UserError("The video has no frames that can be decoded; upload a video that plays in a player.")
-    return len(areas), size[0], size[1], time.perf_counter() - t0, areas
+    return len(areas), size[0], size[1], time.perf_counter() - t0, areas, False
 
 
 def _prompt(engine, session, size, original_size, points, labels, box) -> None:
