@@ -110,7 +110,8 @@ OPTIONS = (
 
 EXAMPLES = (
     Example("chat", {"message": "hello", "model": "tiny-random", "system_prompt": "You are a helpful assistant.",
-                     "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05},
+                     "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05,
+                     "thinking": False},
             bad={"max_new_tokens": 0}, model_arg="model"),
 )
 
