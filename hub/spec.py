@@ -71,6 +71,7 @@ class DemoSpec:
     api_names: tuple[str, ...]
     gpu_concurrency: int = 1
     zero_gpu_seconds: int = 60
+    gpu_share: float = 0.1  # on the Ray backend, the GPU fraction a replica takes by default (`num_gpus = auto`)
     components: tuple[ModelChoice, ...] = ()  # weights the demo uses besides a model's own (fetched with them)
 
     def __post_init__(self):

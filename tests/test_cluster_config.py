@@ -7,21 +7,23 @@ import pytest
 
 from hub.cluster import config
 from hub.errors import SettingsError
-from hub.registry import DEMOS
+from hub.registry import DEMOS, load_demos
+
+SHARE = {h.name: h.spec.gpu_share for h in load_demos()}  # each demo's declared GPU share
 
 
 def test_defaults_one_replica_each_and_every_demo_fits_on_one_gpu():
     c = config.ClusterConfig()
     total = 0.0
     for demo in DEMOS:
-        opts = c.deployment(demo).serve_options(demo, concurrency=2, cluster_gpus=1)
+        opts = c.deployment(demo).serve_options(SHARE[demo], concurrency=2, cluster_gpus=1)
         assert opts["num_replicas"] == 1 and "autoscaling_config" not in opts
         assert opts["ray_actor_options"]["num_cpus"] == 0
         total += opts["ray_actor_options"]["num_gpus"]
     assert 0 < total <= 1.0
-    assert c.deployment("stable_diffusion").gpus("stable_diffusion", 1) == max(
-        c.deployment(d).gpus(d, 1) for d in DEMOS), "Stable Diffusion gets the largest share"
-    no_gpu = c.deployment("llm_chat").serve_options("llm_chat", 1, cluster_gpus=0)
+    assert c.deployment("stable_diffusion").gpus(SHARE["stable_diffusion"], 1) == max(
+        c.deployment(d).gpus(SHARE[d], 1) for d in DEMOS), "Stable Diffusion gets the largest share"
+    no_gpu = c.deployment("llm_chat").serve_options(SHARE["llm_chat"], 1, cluster_gpus=0)
     assert no_gpu["ray_actor_options"]["num_gpus"] == 0, "a cluster without GPUs asks for none"
 
 
@@ -32,12 +34,12 @@ def test_a_toml_file_sets_autoscaling_and_gpus_per_demo(tmp_path):
                  'target_ongoing_requests = 1.5\n')
     c = config.load(f)
     c.check_names(DEMOS)
-    sd = c.deployment("stable_diffusion").serve_options("stable_diffusion", 1, cluster_gpus=8)
+    sd = c.deployment("stable_diffusion").serve_options(SHARE["stable_diffusion"], 1, cluster_gpus=8)
     assert c.queue_timeout_s == 60
     assert sd["autoscaling_config"]["min_replicas"] == 1 and sd["autoscaling_config"]["max_replicas"] == 4
     assert sd["autoscaling_config"]["target_ongoing_requests"] == 1.5
     assert sd["ray_actor_options"]["num_gpus"] == 1.0 and sd["max_queued_requests"] == 4
-    other = c.deployment("yolo_detect").serve_options("yolo_detect", 2, cluster_gpus=8)
+    other = c.deployment("yolo_detect").serve_options(SHARE["yolo_detect"], 2, cluster_gpus=8)
     assert other["max_queued_requests"] == 4 and other["num_replicas"] == 1, "[default] applies to every demo"
 
 
@@ -75,4 +77,4 @@ def test_the_example_config_in_the_repository_is_valid():
 
     c = config.load(Path(__file__).resolve().parents[1] / "deploy" / "ray.toml")
     c.check_names(DEMOS)
-    assert c.deployment("stable_diffusion").gpus("stable_diffusion", 2) == 1.0
+    assert c.deployment("stable_diffusion").gpus(SHARE["stable_diffusion"], 2) == 1.0

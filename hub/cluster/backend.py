@@ -87,7 +87,7 @@ class RayManager:
         apps = []
         for name, spec in self._specs.items():
             dep = self.config.deployment(name)
-            opts = dep.serve_options(name, spec.gpu_concurrency, gpus)
+            opts = dep.serve_options(spec.gpu_share, spec.gpu_concurrency, gpus)
             share = opts["ray_actor_options"]["num_gpus"]
             app = deployment.options(name=f"{APP_PREFIX}{name}", **opts).bind(name, shipped, share)
             apps.append((name, app))

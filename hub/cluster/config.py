@@ -22,10 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from hub.errors import SettingsError
 
-# GPU share per replica when the cluster has GPUs and the file says `num_gpus = "auto"`: one replica of every demo
-# fits on one GPU (they add up to 1.0), Stable Diffusion gets the largest share.
-AUTO_GPU_SHARE = {"stable_diffusion": 0.4, "llm_chat": 0.2}
-AUTO_GPU_SHARE_OTHERS = 0.1
+# GPU share per replica when the cluster has GPUs and the file says `num_gpus = "auto"`: each demo declares its own
+# (DemoSpec.gpu_share; they add up to 1.0, so one replica of every demo fits one GPU).
 
 
 class Deployment(BaseModel):
@@ -54,12 +52,12 @@ class Deployment(BaseModel):
             raise ValueError("num_gpus must be 0 or more, or 'auto'")
         return self
 
-    def gpus(self, demo: str, cluster_gpus: float) -> float:
+    def gpus(self, auto_share: float, cluster_gpus: float) -> float:
         if self.num_gpus != "auto":
             return float(self.num_gpus)
-        return AUTO_GPU_SHARE.get(demo, AUTO_GPU_SHARE_OTHERS) if cluster_gpus > 0 else 0.0
+        return auto_share if cluster_gpus > 0 else 0.0
 
-    def serve_options(self, demo: str, concurrency: int, cluster_gpus: float) -> dict:
+    def serve_options(self, auto_share: float, concurrency: int, cluster_gpus: float) -> dict:
         """Keyword arguments for `Deployment.options(...)`."""
         ongoing = self.max_ongoing_requests or concurrency
         scaling = {"min_replicas": self.min_replicas, "max_replicas": self.max_replicas,
@@ -67,7 +65,7 @@ class Deployment(BaseModel):
                    "upscale_delay_s": 5.0, "downscale_delay_s": 300.0}
         if self.min_replicas == self.max_replicas:
             scaling = None
-        opts = {"ray_actor_options": {"num_gpus": self.gpus(demo, cluster_gpus), "num_cpus": self.num_cpus},
+        opts = {"ray_actor_options": {"num_gpus": self.gpus(auto_share, cluster_gpus), "num_cpus": self.num_cpus},
                 "max_ongoing_requests": ongoing, "max_queued_requests": self.max_queued_requests,
                 "health_check_period_s": 2.0, "health_check_timeout_s": 30.0,
                 "graceful_shutdown_timeout_s": 5.0}
