@@ -151,7 +151,7 @@ class RayManager:
             started = False
             watcher = _Watcher(channel, response, deadline)
             try:
-                for kind, data in _messages(response, demo, self, deadline):
+                for kind, data in _messages(response, demo, self):
                     if kind == "started":
                         started = True
                         watcher.started = True
@@ -269,7 +269,7 @@ class _Died(Exception):
     pass
 
 
-def _messages(response, demo: str, manager: RayManager, deadline: float) -> Iterator[tuple]:
+def _messages(response, demo: str, manager: RayManager) -> Iterator[tuple]:
     """The replica's messages; a dead replica becomes `_Died`, a full queue a sentence."""
     from ray import exceptions as rex
     from ray.serve.exceptions import BackPressureError, RequestCancelledError

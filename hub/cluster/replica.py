@@ -130,10 +130,6 @@ class DemoReplica:
                 board = None
             time.sleep(REPORT_EVERY_S)
 
-    def check_health(self) -> None:
-        """Serve's health check: a replica whose manager lock is stuck for good would fail requests; this one is
-        alive as long as its process answers."""
-
 
 def _send_files(call: Call) -> None:
     for front, data in call.written_files():

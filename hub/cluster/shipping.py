@@ -84,9 +84,6 @@ class Channel:
             self.remote_set.add(tid)
         getattr(target, method)(*args, **kwargs)
 
-    def loads_result(self, data: bytes):
-        return pickle.loads(data)
-
 
 class _CallPickler(cloudpickle.Pickler):
     def __init__(self, file, channel: Channel):
