@@ -69,7 +69,7 @@ def _manager_case(n_models: int = 6, mb_each: int = 64, budget_models: int = 3, 
 
         numel = mb_each * 2**20 // 4
 
-        def load(weights, device, dtype):
+        def load(weights, device, dtype, settings=None):
             return torch.nn.ParameterList([torch.nn.Parameter(torch.randn(numel))])
 
         names = [f"fake{i}" for i in range(n_models)]

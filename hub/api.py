@@ -4,8 +4,8 @@ request bodies, and the one way a route calls a model.
 A demo's `openai.py` declares its routes with `add_route`, which checks hub login (401), turns `ApiError` /
 `UserError` / `WeightsUnavailable` into OpenAI-style JSON errors (4xx/503) with a sentence, logs anything else as a
 bug (500 with a sentence, no class names), and counts the request in the hub's metrics. Work goes through
-`await call(ctx, fn, model)` (ctx.run in a worker thread) or `ctx.stream`, so the allow-list, leases and
-out-of-memory recovery are the UI's.
+`await call(ctx, method, request, model, http)` or `ctx.stream(method, request, model)` (iterated with `async for`),
+so the allow-list, leases, out-of-memory recovery and the stop on disconnect are the UI's (hub.streams).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def error(status: int, message: str, kind: str = "invalid_request_error", param:
 
 
 class Admission:
-    """The /v1 queue of one demo: at most `gpu_concurrency` requests at work (as the tab's events), the others wait
-    without holding a server thread, and beyond `queue_size` waiting ones a request gets 429 with Retry-After, so
-    API traffic never starves the page."""
+    """The /v1 queue of one demo: at most `ctx.concurrency` requests at work (the same number as the tab's events,
+    from the backend: replicas x ongoing on Ray), the others wait without holding a server thread, and beyond
+    `queue_size` waiting ones a request gets 429 with Retry-After, so API traffic never starves the page."""
 
     def __init__(self, limit: int, backlog: int, title: str):
         self.limit, self.backlog, self.title = limit, backlog, title
@@ -87,10 +87,10 @@ class Admission:
 
 
 def admission(ctx) -> Admission:
-    """The demo's one Admission (made on first use, kept on its context)."""
+    """The demo's one Admission (made on first use, kept on its context), sized by `ctx.concurrency`."""
     adm = getattr(ctx, "_admission", None)
     if adm is None:
-        adm = ctx._admission = Admission(ctx.spec.gpu_concurrency, ctx.settings.queue_size, ctx.spec.title)
+        adm = ctx._admission = Admission(ctx.concurrency, ctx.settings.queue_size, ctx.spec.title)
     return adm
 
 
@@ -108,35 +108,40 @@ def model_id(ctx, model) -> str | None:
     return model
 
 
-async def call(ctx, fn: Callable, model: str | None):
-    """`ctx.run(fn, model)` in a worker thread once the demo's /v1 queue (`admission`) lets it in."""
-    import anyio
-
+async def call(ctx, method: str, request, model: str | None, http=None):
+    """The result of `ctx.call(method, request, model)` once the demo's /v1 queue (`admission`) lets it in, awaited
+    without holding a server thread. `http`: the route's Request; a client that hangs up stops the work at its next
+    step (token, window, denoising step) and frees the model (hub.streams)."""
     release = await admission(ctx).acquire()
     try:
-        return await anyio.to_thread.run_sync(ctx.run, fn, model)
+        work = ctx.stream(method, request, model)
+        return await result_until_gone(work, http)
     finally:
         release()
 
 
-async def call_until_gone(request, ctx, work: Callable, model: str | None):
-    """`call(ctx, lease -> work(lease, gone), model)`, `gone` a threading.Event set when the client hangs up, so a
-    long answer nobody waits for stops at its next step (token, window, denoising step) and frees the model."""
+async def result_until_gone(work, http=None):
+    """The one result of a running `ctx.stream(...)`; closed (its `stop` set) when `http`'s client disconnects."""
     import asyncio
-    import threading
 
-    gone = threading.Event()
+    from hub.streams import Stopped
 
     async def watch():
-        while not await request.is_disconnected():
+        while not await http.is_disconnected():
             await asyncio.sleep(0.25)
-        gone.set()
+        work.close()
 
-    watcher = asyncio.ensure_future(watch())  # not an anyio task group: it would wrap the route's ApiErrors
+    watcher = asyncio.ensure_future(watch()) if http is not None else None  # not a task group: it wraps ApiErrors
     try:
-        return await call(ctx, lambda lease: work(lease, gone), model)
+        async for value in work:
+            async for _ in work:  # a plain method has one item; this reads its end (the lease released)
+                pass
+            return value
+        raise Stopped()
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        work.close()
 
 
 async def json_bytes(request, max_bytes: int = MAX_JSON_BYTES) -> bytes:

@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
 
         manager = RayManager(settings, {h.name: h.spec for h in ok}, cluster_config.load(settings.ray_config),
                              settings.ray_address)
-    manager = manager or ModelManager(settings, {h.name: (h.spec, h.demo.loader(opts[h.name])) for h in ok})
+    manager = manager or ModelManager(settings, {h.name: (h.spec, h.demo.loader(opts[h.name]), h.demo.work)
+                                                 for h in ok})
     from hub.blocks import HubBlocks
     from hub.metrics import Metrics
 

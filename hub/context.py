@@ -1,8 +1,9 @@
-"""What a demo's `ui(ctx)` gets. `ctx.run` and `ctx.stream` are the ONLY ways a handler reaches a model.
+"""What a demo's `ui(ctx)` and routes get. `ctx.call` and `ctx.stream` are the ONLY ways to a model.
 
-Both check the model against the allow-list, hold a lease on the loaded engine for the whole call, recover from
+Both take a work method's name and a typed request (plain data: what crosses to a Ray replica), check the model
+against the allow-list, run the method in a worker under a lease on the loaded engine (hub.streams), recover from
 out-of-memory (evict idle models and retry once, then the CPU; for a stream only before its first item) and show
-the manager's fallback warning to the user. `ctx.handler(fn)` wraps an event function for the UI edge: UserError
+the backend's fallback warning to the user. `ctx.handler(fn)` wraps an event function for the UI edge: UserError
 -> gr.Error with the same sentence, anything else logged as a bug and answered with a sentence.
 """
 
@@ -11,13 +12,15 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from typing import Callable, Iterator
+import threading
+from typing import Callable
 
 from hub.errors import UserError
 from hub.metrics import Timer
-from hub.models import Lease, ModelManager
+from hub.contract import Backend
 from hub.options import DemoOptions
 from hub.settings import Settings
+from hub.streams import Stopped, WorkStream
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import is_cached, is_local, public_id, unreachable_reason
 
@@ -25,9 +28,9 @@ log = logging.getLogger("demohub")
 
 
 class DemoContext:
-    """One demo's view of the hub. The manager itself stays private: handlers go through run/stream."""
+    """One demo's view of the hub. The backend itself stays private: handlers go through call/stream."""
 
-    def __init__(self, manager: ModelManager, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None,
+    def __init__(self, manager: Backend, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None,
                  metrics=None):
         self._manager = manager
         self.settings = settings
@@ -42,8 +45,7 @@ class DemoContext:
     @property
     def events(self) -> dict:
         """Keyword arguments for events that run the model: one shared concurrency limit per demo's model."""
-        limit = getattr(self._manager, "concurrency", {}).get(self.spec.name, self.spec.gpu_concurrency)
-        return {"concurrency_limit": limit, "concurrency_id": f"model-{self.spec.name}"}
+        return {"concurrency_limit": self.concurrency, "concurrency_id": f"model-{self.spec.name}"}
 
     @property
     def local_only(self) -> bool:
@@ -77,26 +79,21 @@ class DemoContext:
         the default)."""
         return [model_id for _, model_id in self.model_choices()]
 
-    def run(self, fn: Callable[[Lease], object], model: str | None = None, api: str | None = None, progress=None):
-        """`fn(lease)` under a lease of this demo's model, with the allow-list, OOM recovery and warnings.
-        `api`: the name the request is counted under in /metrics (default: the gradio event's api_name).
-        `progress`: the handler's gr.Progress; while the model loads it says so (downloads show their bytes when the
-        handler's Progress tracks tqdm)."""
-        timer = Timer(self.metrics, self.spec.name, api)
-        try:
-            self.check_model(model)
-            self._show_loading(progress, model)
-            result = self._manager.run(self.spec.name, fn, self._real_id(model) or None, warn=_warn)
-        except BaseException as e:
-            timer.done(e)
-            raise
-        timer.done()
-        return result
+    def call(self, method: str, request, model: str | None = None, *, api: str | None = None, progress=None,
+             stop: threading.Event | None = None):
+        """The result of the engine's work method `method` on `request` (a typed request: plain data), under a lease
+        of this demo's model, with the allow-list, OOM recovery and warnings. `api`: the name the request is counted
+        under in /metrics (default: the gradio event's api_name). `progress`: the handler's gr.Progress (or any
+        `progress(fraction, desc=text)`): the loading notice and the method's progress show there. `stop`: an Event
+        the caller sets to stop the work (a Cancel button); a run stopped before its result raises `Stopped`."""
+        items = self.stream(method, request, model, api=api, progress=progress, stop=stop)
+        return items.result()
 
-    def stream(self, gen_fn: Callable[[Lease], Iterator], model: str | None = None, api: str | None = None,
-               progress=None) -> Iterator:
-        """The items of `gen_fn(lease)`, the lease held until the stream ends or is closed (a client that goes away
-        closes it). Same checks and `progress` as `run`; OOM recovery applies before the first item."""
+    def stream(self, method: str, request, model: str | None = None, *, api: str | None = None, progress=None,
+               stop: threading.Event | None = None) -> WorkStream:
+        """The items of the streaming work method `method` on `request`, run in a worker (hub.streams): the lease is
+        held until the method returns; closing the stream (a client that goes away) sets the method's `stop`. Same
+        checks, `progress` and `stop` as `call`; OOM recovery applies before the first item."""
         timer = Timer(self.metrics, self.spec.name, api)
         try:
             self.check_model(model)
@@ -104,7 +101,17 @@ class DemoContext:
         except UserError as e:
             timer.done(e)
             raise
-        return _timed(self._manager.stream(self.spec.name, gen_fn, self._real_id(model) or None, warn=_warn), timer)
+        real = self._real_id(model) or None
+        demo = self.spec.name
+        backend = self._manager
+        work = WorkStream(lambda job: backend.stream(demo, method, request, real, job), stop=stop,
+                          on_progress=_progress_to(progress), on_warning=_warn, name=f"demohub-{demo}-{method}")
+        return _Timed(work, timer)
+
+    @property
+    def concurrency(self) -> int:
+        """How many requests of this demo run at once (the backend's one answer: replicas on Ray)."""
+        return self._manager.concurrency(self.spec.name)
 
     def _show_loading(self, progress, model: str | None) -> None:
         if progress is not None and (text := self.loading_text(model)):
@@ -136,7 +143,7 @@ class DemoContext:
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, value) for the picker. The operator's local file or folder is listed under its readable name,
         never its path: visitors (and the API page) do not see the server's file system."""
-        choices = [(m.display, public_id(m)) for m in self.spec.models if not m.options.get("hidden")]
+        choices = [(m.display, public_id(m)) for m in self.spec.models if not m.hidden]
         current = self._manager.choice(self.spec.name)
         if public_id(current) not in [c[1] for c in choices]:
             choices.insert(0, (current.display, public_id(current)))
@@ -251,14 +258,75 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e6 else f"{max(1, round(nbytes / 1e3))} kB"
 
 
-def _timed(items: Iterator, timer: Timer) -> Iterator:
-    """The stream, counted in the metrics when it ends (a stream the client closed early counts as ok)."""
-    try:
-        yield from items
-    except BaseException as e:
-        timer.done(None if isinstance(e, GeneratorExit) else e)
-        raise
-    timer.done()
+class _Timed:
+    """A WorkStream counted in the metrics when it ends (a stream the client closed early counts as ok)."""
+
+    def __init__(self, work: WorkStream, timer: Timer):
+        self.work, self._timer, self.job = work, timer, work.job
+
+    def _end(self, error=None):
+        if self._timer is not None:
+            self._timer.done(error)
+            self._timer = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self.work)
+        except StopIteration:
+            self._end()
+            raise
+        except BaseException as e:
+            self._end(e)
+            raise
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self.work.__anext__()
+        except StopAsyncIteration:
+            self._end()
+            raise
+        except BaseException as e:
+            self._end(e)
+            raise
+
+    def result(self):
+        try:
+            value = self.work.result()
+        except BaseException as e:
+            self._end(None if isinstance(e, Stopped) else e)
+            raise
+        self._end()
+        return value
+
+    def close(self) -> None:
+        self.work.close()
+        self._end()
+
+    @property
+    def finished(self) -> threading.Event:
+        return self.work.finished
+
+    def __del__(self):
+        self.work.close()
+
+
+def _progress_to(progress) -> Callable | None:
+    """A method's `progress(fraction, text)` shown on the handler's gr.Progress."""
+    if progress is None:
+        return None
+
+    def show(fraction, text=""):
+        try:
+            progress(0 if fraction is None else max(0.0, min(1.0, float(fraction))), desc=text or None)
+        except Exception as e:  # a progress bar that cannot be drawn never fails the request
+            log.debug("progress not shown: %s", e)
+    return show
 
 
 def to_gr_error(e: Exception, title: str):

@@ -9,7 +9,6 @@ that fails too the model runs on the CPU and the lease carries a warning for the
 
 from __future__ import annotations
 
-import inspect
 import logging
 import threading
 import time
@@ -24,10 +23,11 @@ from hub.keep_alive import KeepAlive
 from hub.settings import Settings
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import Weights, resolve, select
+from hub.work import Job, dispatch
 
 log = logging.getLogger("demohub")
 
-Loader = Callable[[Weights, str, str], object]  # load(weights, device, dtype) -> engine
+Loader = Callable[..., object]  # load(weights, device, dtype, settings=None) -> engine (Demo.loader)
 CPU = Placement("cpu", "float32")
 
 
@@ -79,9 +79,10 @@ class _Entry:
 
 
 class ModelManager:
-    """Shares devices between demos. `demos` maps a demo name to (spec, load function)."""
+    """Shares devices between demos: the in-process Backend (hub.contract). `demos` maps a demo name to
+    (spec, load function, work table); the work table may be left out where only `use`/`leased` are called."""
 
-    def __init__(self, settings: Settings, demos: Mapping[str, tuple[DemoSpec, Loader]], *,
+    def __init__(self, settings: Settings, demos: Mapping[str, tuple], *,
                  budgets: Mapping[str, int] | None = None, placement: Callable[..., Placement] | None = None,
                  free_bytes: Callable[[str], int | None] = memory.free_bytes):
         self.settings = settings
@@ -139,20 +140,45 @@ class ModelManager:
             # every 10 s while it stays busy
             memory.trim_heap(1.0 if idle else 10.0)
 
-    def run(self, demo: str, fn: Callable[[Lease], object], model: str | None = None,
-            warn: Callable[[str], None] | None = None):
-        """`fn(lease)` with OOM recovery: evict idle models and retry once, then retry on the CPU.
-        `warn(text)` is called with the lease's fallback warning (CPU after out-of-memory) before `fn` runs."""
-        items = self.stream(demo, lambda lease: iter((fn(lease),)), model, warn)
+    def work(self, demo: str):
+        """`demo`'s table of work methods (hub.work.Work)."""
+        entry = self._demos[self.spec(demo).name]
+        if len(entry) < 3 or entry[2] is None:
+            raise LookupError(f"the {demo} demo declares no work methods")
+        if isinstance(entry[2], str):  # "package.module:WORK", imported on first use (the app starts without torch)
+            from hub.contract import resolve
+
+            entry = self._demos[demo] = (*entry[:2], resolve(entry[2]))
+        return entry[2]
+
+    def call(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None):
+        """Run the work method `method` of `demo` on `request` and return its result (Backend protocol)."""
+        items = self.stream(demo, method, request, model, job)
         try:
             return next(items)
         finally:
             items.close()
 
-    def stream(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None,
+    def stream(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None) -> Iterator:
+        """The items of the work method `method` of `demo` on `request` (Backend protocol). `job`: stop, progress and
+        warn (the lease's CPU-fallback warning goes to `job.warn`)."""
+        job = job or Job()
+        m = self.work(demo).get(method)
+        return self.leased(demo, lambda lease: dispatch(m, lease, request, job), model, warn=job.warn)
+
+    def concurrency(self, demo: str) -> int:
+        """How many requests of `demo` may run at once: the one source for gradio events, /v1 admission and tabs."""
+        return self.spec(demo).gpu_concurrency
+
+    def replicas(self) -> dict | None:
+        """Per-demo replica facts on a cluster backend; None in-process."""
+        return None
+
+    def leased(self, demo: str, gen_fn: Callable[[Lease], Iterator], model: str | None = None,
                warn: Callable[[str], None] | None = None) -> Iterator:
         """Items of `gen_fn(lease)`, with the lease held until the consumer finishes or closes the iterator.
-        `warn` as for `run`.
+        `warn(text)` is called with the lease's fallback warning (CPU after out-of-memory) before the work runs.
+        In-process only: what crosses a process is a method name and a request (`call`, `stream`).
 
         Out of memory before the first item: evict idle models and retry once, then retry on the CPU.
         After the first item the answer is partly out, so an out-of-memory error ends the stream with a sentence.
@@ -279,9 +305,8 @@ class ModelManager:
             return entry
 
     def _load(self, key, entry: _Entry, placement: Placement | None = None) -> None:
-        spec, loader = self._demos[entry.demo]
-        options = entry.choice.options
-        placement = placement or self._placement(options.get("dtype"), cpu_prefers=options.get("cpu_dtype"))
+        spec, loader = self._demos[entry.demo][:2]
+        placement = placement or self._placement(entry.choice.dtype, cpu_prefers=entry.choice.cpu_dtype)
         entry.state, entry.error = "loading", ""
         try:
             weights = resolve(spec, entry.choice, self.settings)
@@ -321,10 +346,10 @@ class ModelManager:
                  placement.dtype, entry.load_seconds, entry.nbytes / 1e6)
 
     def _call(self, loader: Loader, weights: Weights, device: str, dtype: str):
-        """A demo's `load` may take the settings (operator options such as compile) as a keyword. Random weights
+        """`loader(weights, device, dtype, settings=)` (Demo.loader adapts a demo's load to it). Random weights
         are drawn from a fixed seed (torch's global generator is left as it was): the same random model in every
         process, so a Ray replica and this process answer alike."""
-        kw = {"settings": self.settings} if "settings" in inspect.signature(loader).parameters else {}
+        kw = {"settings": self.settings}
         if not weights.is_random:
             return loader(weights, device, dtype, **kw)
         import torch

@@ -17,7 +17,7 @@ from hub.errors import SettingsError
 HUB_VARS = frozenset({
     "CACHE_DIR", "DEVICE", "DTYPE", "WEIGHTS", "VRAM_BUDGET", "OFFLINE", "HOST", "PORT", "SHARE", "AUTH",
     "AUTH_FILE", "INSECURE_SHARE", "MAX_UPLOAD_MB", "QUEUE_SIZE", "DEMOS", "COMPILE", "VENV", "KEEP_ALIVE",
-    "PINNED", "API_KEYS", "ALLOWED_ORIGINS", "ALLOW_ANY_MODEL", "OPERATORS",
+    "PINNED", "API_KEYS", "ALLOWED_ORIGINS", "ALLOW_ANY_MODEL", "OPERATORS", "BACKEND", "RAY_ADDRESS", "RAY_CONFIG",
 })
 PER_DEMO = frozenset({"MODEL", "KEEP_ALIVE"})  # every demo's hub-level settings: DEMOHUB_<DEMO>_MODEL, ..._KEEP_ALIVE
 OTHER_PREFIXES = ("BENCH_", "TEST_", "CHROMIUM")  # read by the benchmarks and the browser tests
@@ -107,7 +107,7 @@ def check_names(env: Mapping[str, str], registered: Iterable[str], demos: Iterab
         unknown = [n for n in names if n not in registered and "." not in n]
         if unknown:
             raise SettingsError(f"{var}: {unknown[0]!r} is not a demo; use names from: {', '.join(sorted(registered))}.")
-    registered = sorted(registered, key=len, reverse=True)  # longest first: "llm_chat" before a shorter prefix
+    registered = sorted(set(registered), key=len, reverse=True)  # longest first: "llm_chat" before a shorter prefix
     keys = {d.name: {o.key.upper() for o in d.options} | PER_DEMO for d in demos}
     for var in sorted(env):
         if not var.startswith("DEMOHUB_"):

@@ -22,7 +22,11 @@ class ModelChoice:
     size_dtype: the dtype `approx_bytes` was measured at ("float16", "float32", ...), so the budget scales it to the
         dtype the model will run in (fp16 weights loaded as fp32 on a CPU take twice the room); None when the size
         does not depend on it (a quantized file, an int8 CTranslate2 model).
-    options: demo-specific settings (a config name, a dtype preference, ...), read only by that demo.
+    hidden: a test model (tiny random weights): not in the picker, refused to visitors unless the operator chose it.
+    dtype / cpu_dtype: the dtype the model prefers on a GPU / a CPU (None: the hub's choice; hub.device).
+    local: a random stand-in for the operator's local model (named by its readable name, never its path).
+    options: demo-specific settings (a config name, an architecture, ...), read only by that demo's code; the keys
+        above are fields, not options, and are refused here.
     """
 
     id: str
@@ -34,9 +38,16 @@ class ModelChoice:
     approx_bytes: int = 0
     license: str = ""
     size_dtype: str | None = None
+    hidden: bool = False
+    dtype: str | None = None
+    cpu_dtype: str | None = None
+    local: bool = False
     options: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self):
+        typed = sorted(set(self.options) & {"hidden", "dtype", "cpu_dtype", "local"})
+        if typed:
+            raise ValueError(f"ModelChoice {self.id!r}: {typed} are fields of ModelChoice, not options")
         if self.source not in SOURCES:
             raise ValueError(f"ModelChoice {self.id!r}: source must be one of {SOURCES}, not {self.source!r}")
 

@@ -101,15 +101,14 @@ def select(spec: DemoSpec, settings: Settings, device: str, requested: str | Non
     text = requested or settings.models.get(spec.name)
     choice = choice_for(spec, text) if text else spec.default_for(device)
     if settings.weights == "random" and choice.source != "random":
-        local = {"local": True} if is_local(choice) else {}  # still named by its readable name, never its path
-        choice = replace(choice, source="random", label=f"{choice.display} (random weights)",
-                         options={**choice.options, **local})
+        # still named by its readable name, never its path
+        choice = replace(choice, source="random", label=f"{choice.display} (random weights)", local=is_local(choice))
     return choice
 
 
 def is_local(choice: ModelChoice) -> bool:
     """A model the operator gave as a file or folder (its id is a server path), random weights included."""
-    return choice.source == "path" or bool(choice.options.get("local"))
+    return choice.source == "path" or choice.local
 
 
 def public_id(choice: ModelChoice) -> str:

@@ -3,10 +3,13 @@
 Its "model" is a tiny engine; loading records calls so tests can count them.
 """
 
+from dataclasses import dataclass
+
 from hub import validate
-from hub.contract import Demo, Example, Option
+from hub.contract import Demo, EngineBase, Example, Option
 from hub.errors import UserError
 from hub.spec import DemoSpec, ModelChoice
+from hub.work import Work
 
 SPEC = DemoSpec(
     name="fake_echo",
@@ -23,7 +26,21 @@ SPEC = DemoSpec(
 LOADS: list[str] = []
 
 
-class Engine:
+@dataclass(frozen=True)
+class EchoRequest:
+    """What /echo asks of the engine: plain data, so it crosses to a Ray replica as it is."""
+
+    text: str
+    times: int | float | None = 2
+
+
+@dataclass(frozen=True)
+class EchoResult:
+    text: str
+    record: dict
+
+
+class Engine(EngineBase):
     def __init__(self, model_id: str, device: str, dtype: str, prefix: str = ""):
         self.model_id, self.device, self.dtype, self.prefix = model_id, device, dtype, prefix
         self.nbytes = SPEC.choice(model_id).approx_bytes if SPEC.choice(model_id) else 10
@@ -34,12 +51,20 @@ def load(weights, device, dtype, options=None):
     return Engine(weights.choice.id, device, dtype, options.prefix if options is not None else "")
 
 
-def echo(engine: Engine, text: str, times) -> str:
-    """Repeat `text` `times` times."""
-    if not isinstance(text, str) or not text.strip():
+WORK = Work()
+
+
+def check(req: EchoRequest) -> int:
+    if not isinstance(req.text, str) or not req.text.strip():
         raise UserError("Type some text to echo.")
-    times = validate.number(times, "times", 1, 10, integer=True)
-    return engine.prefix + " ".join([text.strip()] * times)
+    return validate.number(req.times, "times", 1, 10, integer=True)
+
+
+@WORK.method(EchoRequest)
+def echo(lease, req: EchoRequest, job) -> EchoResult:
+    """Repeat the text `times` times."""
+    times = check(req)
+    return EchoResult(lease.engine.prefix + " ".join([req.text.strip()] * times), lease.record(times=times))
 
 
 def ui(ctx):
@@ -56,22 +81,22 @@ def ui(ctx):
     record = gr.JSON(label="Record")
 
     @ctx.handler
-    def run(model_id, text, times, progress=gr.Progress()):
+    def run(model, text, times, progress=gr.Progress()):
         """Echo text through the model.
 
         Args:
-            model_id: a listed model.
+            model: a listed model.
             text: what to repeat.
             times: how many times, 1 to 10.
         """
-        return ctx.run(lambda lease: (echo(lease.engine, text, times), lease.record(times=times)), model_id,
-                       progress=progress)
+        out = ctx.call("echo", EchoRequest(text, times), model, progress=progress)
+        return out.text, out.record
 
     go.click(run, [model, text, times], [out, record], api_name="echo", **ctx.events_on(status))
 
 
 DEMO = Demo(
-    spec=SPEC, load=load, ui=ui,
+    spec=SPEC, load=load, ui=ui, work=WORK,
     options=(Option("prefix", "", "Text put before every answer."),),
-    examples=(Example("echo", {"model_id": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
+    examples=(Example("echo", {"model": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
 )

@@ -108,7 +108,7 @@ def test_cpu_fallback_warning_is_in_the_api_record(settings):
     from hub.models import ModelManager
     from tests import fake_demo
 
-    def load(weights, device, dtype):
+    def load(weights, device, dtype, settings=None):
         if device == "cuda":
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return fake_demo.Engine(weights.choice.id, device, dtype)

@@ -28,7 +28,7 @@ class Engine:
 
 
 def loader(nbytes=100, calls=None, delay=0.0, fail_on=None):
-    def load(weights, device, dtype):
+    def load(weights, device, dtype, settings=None):
         if calls is not None:
             calls.append((weights.demo, device))
         time.sleep(delay)
@@ -36,6 +36,15 @@ def loader(nbytes=100, calls=None, delay=0.0, fail_on=None):
             raise fail_on[device]
         return Engine(nbytes, device)
     return load
+
+
+def run(m, demo, fn, model=None):
+    """`fn(lease)` under the manager's lease and OOM recovery (the in-process core of call/stream)."""
+    items = m.leased(demo, lambda lease: iter((fn(lease),)), model)
+    try:
+        return next(items)
+    finally:
+        items.close()
 
 
 def manager(settings, demos, budget=None, placement=GPU):
@@ -83,7 +92,7 @@ class GraphEngine:
 
 
 def test_memory_kept_by_recorded_cuda_graphs_counts_towards_the_budget(settings):
-    demos = {n: (spec(n), lambda weights, device, dtype: GraphEngine(device)) for n in "ab"}
+    demos = {n: (spec(n), lambda weights, device, dtype, settings=None: GraphEngine(device)) for n in "ab"}
     m = manager(settings, demos, budget=1000)
     with m.use("a"):
         pass
@@ -121,7 +130,7 @@ def test_oom_in_inference_evicts_retries_then_falls_back_to_cpu(settings):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
         return "done"
 
-    assert m.run("a", infer) == "done"
+    assert run(m, "a", infer) == "done"
     assert devices == ["cuda", "cuda", "cpu"]
     rows = {r["demo"]: r for r in m.status()}
     assert "b" not in rows  # evicted on the first OOM
@@ -142,7 +151,7 @@ def test_oom_retry_succeeds_without_cpu_when_eviction_was_enough(settings):
             raise RuntimeError("CUDA error: out of memory")
         return lease.device
 
-    assert m.run("a", infer) == "cuda" and attempts == ["cuda", "cuda"]
+    assert run(m, "a", infer) == "cuda" and attempts == ["cuda", "cuda"]
 
 
 def test_oom_while_loading_falls_back_to_cpu_with_warning(settings):
@@ -164,11 +173,11 @@ def test_other_errors_are_not_swallowed_and_show_as_failed(settings):
     assert row["state"] == "failed" and "Failed to load" in row["note"]
     assert "ValueError" not in row["note"] and "bad config" not in row["note"]
     with pytest.raises(RuntimeError, match="boom"):
-        m.run("b", lambda lease: (_ for _ in ()).throw(RuntimeError("boom")))
+        run(m, "b", lambda lease: (_ for _ in ()).throw(RuntimeError("boom")))
 
 
 def test_unload_really_frees_the_engine(settings):
-    m = manager(settings, {"a": (spec("a"), lambda w, d, t: torch.nn.Linear(256, 256))}, placement=Placement("cpu", "float32"))
+    m = manager(settings, {"a": (spec("a"), lambda w, d, t, settings=None: torch.nn.Linear(256, 256))}, placement=Placement("cpu", "float32"))
     with m.use("a") as lease:
         ref = weakref.ref(lease.engine)
         assert m.status()[0]["bytes"] == (256 * 256 + 256) * 4  # measured from the module
@@ -182,7 +191,7 @@ def test_unload_really_frees_the_engine(settings):
 def test_switching_models_frees_the_previous_one_and_a_failed_switch_keeps_it(settings):
     calls = []
 
-    def load(weights, device, dtype):
+    def load(weights, device, dtype, settings=None):
         calls.append(weights.choice.id)
         if weights.choice.id == "m2" and len(calls) == 2:
             raise ValueError("broken download")
@@ -212,7 +221,7 @@ def test_first_loads_of_different_demos_run_one_at_a_time(settings):
     active, peak = [0], [0]
     lock = threading.Lock()
 
-    def load(weights, device, dtype):
+    def load(weights, device, dtype, settings=None):
         with lock:
             active[0] += 1
             peak[0] = max(peak[0], active[0])
@@ -222,7 +231,7 @@ def test_first_loads_of_different_demos_run_one_at_a_time(settings):
         return Engine(1, device)
 
     m = manager(settings, {n: (spec(n), load) for n in "abcd"})
-    threads = [threading.Thread(target=lambda n=n: m.run(n, lambda lease: None)) for n in "abcd"]
+    threads = [threading.Thread(target=lambda n=n: run(m, n, lambda lease: None)) for n in "abcd"]
     for t in threads:
         t.start()
     for t in threads:
@@ -251,16 +260,16 @@ def test_the_heap_is_trimmed_when_idle_every_second_when_busy_every_ten_and_on_u
     monkeypatch.setitem(memory._trim, "last", -1e9)
     m = manager(settings, {"a": (spec("a"), loader()), "b": (spec("b"), loader())})
     for _ in range(3):
-        m.run("a", lambda lease: None)
+        run(m, "a", lambda lease: None)
     assert trims == [0], "one trim after the first request, none again within a second"
     memory._trim["last"] -= 2
     with m.use("b"):  # another request still running: the hub is busy
-        m.run("a", lambda lease: None)
+        run(m, "a", lambda lease: None)
         assert trims == [0], "while busy, at most every 10 s"
     assert trims == [0, 0], "the hub fell idle: trimmed"
     memory._trim["last"] -= 11
     with m.use("b"):
-        m.run("a", lambda lease: None)
+        run(m, "a", lambda lease: None)
         assert trims == [0, 0, 0]
     m.unload("a")
     assert trims == [0, 0, 0, 0], "unloading a model trims at once"

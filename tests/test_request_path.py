@@ -1,10 +1,12 @@
-"""The one request path: ctx.run and ctx.stream check the allow-list, hold the lease, recover from out-of-memory
-(a stream only before its first item) and show the CPU-fallback warning; demos reach models no other way."""
+"""The one request path: ctx.call and ctx.stream run a named work method on a typed request, check the allow-list,
+hold the lease, recover from out-of-memory (a stream only before its first item), show the CPU-fallback warning and
+stop the work when the consumer goes away; demos reach models no other way."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+import threading
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -12,64 +14,107 @@ import torch
 
 from hub.context import DemoContext
 from hub.errors import UserError
+from hub.work import Work
 from tests.test_models import manager, spec, loader
 
 ROOT = Path(__file__).resolve().parents[1]
 OOM = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")
 
 
+WORK = Work()
+
+
+@dataclass(frozen=True)
+class Count:
+    n: int = 3
+    oom_on: tuple = ()  # devices where the work runs out of memory before its first item
+    oom_after_first: bool = False
+    bug: bool = False
+
+
+SEEN: list = []
+
+
+@WORK.method(Count)
+def count(lease, req: Count, job):
+    SEEN.append(lease.device)
+    if req.bug:
+        raise RuntimeError("a bug")
+    if lease.device in req.oom_on:
+        raise OOM
+    for i in range(req.n):
+        if job.stop.is_set():
+            return
+        yield i
+        if req.oom_after_first:
+            raise OOM
+
+
+@WORK.method(Count)
+def total(lease, req: Count, job):
+    return sum(range(req.n))
+
+
 def ctx_for(settings, budget=10_000, **kw):
-    demos = {"a": (spec("a"), loader(100)), "b": (spec("b"), loader(100))}
+    demos = {"a": (spec("a"), loader(100), WORK), "b": (spec("b"), loader(100), WORK)}
     m = manager(settings, demos, budget=budget)
+    SEEN.clear()
     return DemoContext(m, replace(settings, **kw), spec("a")), m
 
 
-def test_stream_holds_the_lease_until_the_consumer_finishes_or_closes(settings):
+def test_stream_holds_the_lease_until_the_method_returns_or_the_consumer_closes(settings):
     ctx, m = ctx_for(settings)
-
-    def gen(lease):
-        for i in range(3):
-            yield i
-
-    items = ctx.stream(gen)
+    items = ctx.stream("count", Count(3))
     assert next(items) == 0
     assert m.status()[0]["in_use"] == 1
     assert list(items) == [1, 2]
-    assert m.status()[0]["in_use"] == 0
-    items = ctx.stream(gen)
+    assert m.status()[0]["in_use"] == 0  # the end is read after the lease is released
+    items = ctx.stream("count", Count(10_000))
     next(items)
-    items.close()  # a client that goes away
+    items.close()  # a client that goes away: the method's stop is set, it returns, the lease goes
+    assert items.finished.wait(10)
     assert m.status()[0]["in_use"] == 0
+
+
+def test_a_dropped_stream_stops_its_work(settings):
+    """A gradio handler's generator closed on Stop drops the stream without closing it: the work stops all the same."""
+    ctx, m = ctx_for(settings)
+    items = ctx.stream("count", Count(10**9))
+    next(items)
+    finished = items.finished
+    del items
+    assert finished.wait(10)
+    assert m.status()[0]["in_use"] == 0
+
+
+def test_call_returns_a_plain_methods_result_after_the_lease_is_released(settings):
+    ctx, m = ctx_for(settings)
+    assert ctx.call("total", Count(4)) == 6
+    assert m.status()[0]["in_use"] == 0
+
+
+def test_a_stop_event_set_before_the_result_stops_the_call_with_a_sentence(settings):
+    ctx, _ = ctx_for(settings)
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(UserError, match="stopped before it finished"):
+        ctx.call("count", Count(10**9), stop=stop)
 
 
 def test_stream_out_of_memory_before_the_first_item_evicts_retries_then_runs_on_cpu(settings):
     ctx, m = ctx_for(settings)
     with m.use("b"):
         pass
-    devices = []
-
-    def gen(lease):
-        devices.append(lease.device)
-        if lease.device == "cuda":
-            raise OOM
-        yield "first"
-        yield "second"
-
     with pytest.warns(UserWarning, match="CPU"):  # the fallback warning reaches the user (gr.Warning)
-        assert list(ctx.stream(gen)) == ["first", "second"]
-    assert devices == ["cuda", "cuda", "cpu"]
+        assert list(ctx.stream("count", Count(2, oom_on=("cuda",)))) == [0, 1]
+    assert SEEN == ["cuda", "cuda", "cpu"]
     assert "b" not in {r["demo"] for r in m.status()}  # evicted on the first out-of-memory
 
 
 def test_stream_out_of_memory_after_the_first_item_ends_with_a_sentence_and_frees_the_lease(settings):
     ctx, m = ctx_for(settings)
-
-    def gen(lease):
-        yield "partial"
-        raise OOM
-
-    items = ctx.stream(gen)
-    assert next(items) == "partial"
+    items = ctx.stream("count", Count(3, oom_after_first=True))
+    assert next(items) == 0
     with pytest.raises(UserError, match="ran out of memory part-way"):
         next(items)
     assert m.status()[0]["in_use"] == 0
@@ -77,34 +122,33 @@ def test_stream_out_of_memory_after_the_first_item_ends_with_a_sentence_and_free
 
 def test_other_errors_in_a_stream_are_not_turned_into_retries(settings):
     ctx, m = ctx_for(settings)
-    calls = []
-
-    def gen(lease):
-        calls.append(1)
-        raise RuntimeError("a bug")
-        yield
-
     with pytest.raises(RuntimeError, match="a bug"):
-        list(ctx.stream(gen))
-    assert calls == [1]
+        list(ctx.stream("count", Count(bug=True)))
+    assert SEEN == ["cuda"]
 
 
-@pytest.mark.parametrize("how", ["run", "stream"])
-def test_a_public_hub_refuses_unlisted_models_on_run_and_stream(settings, how):
-    calls = []
+def test_a_request_of_the_wrong_type_or_an_unknown_method_is_refused(settings):
+    ctx, _ = ctx_for(settings)
+    with pytest.raises(TypeError, match="takes a Count"):
+        ctx.call("total", {"n": 3})
+    with pytest.raises(LookupError, match="no work method 'nope'"):
+        ctx.call("nope", Count())
+
+
+@pytest.mark.parametrize("how", ["call", "stream"])
+def test_a_public_hub_refuses_unlisted_models_on_call_and_stream(settings, how):
     for public in (dict(share=True, auth=(("u", "p"),)), dict(host="0.0.0.0")):
         ctx, m = ctx_for(settings, **public)
-        call = (lambda model: ctx.run(lambda lease: calls.append(lease), model)) if how == "run" else \
-            (lambda model: list(ctx.stream(lambda lease: iter([calls.append(lease)]), model)))
+        run = (lambda model: ctx.call("total", Count(2), model)) if how == "call" else \
+            (lambda model: list(ctx.stream("count", Count(2), model)))
         for bad in ("evil/repo", "/etc/passwd", "../../x"):
             with pytest.raises(UserError, match="not one of this hub's"):
-                call(bad)
+                run(bad)
         with pytest.raises(UserError, match="by its name"):
-            call(["m"])
-        assert calls == [] and m.status() == []  # refused before anything loaded
-        call("m2")
-        assert len(calls) == 1
-        calls.clear()
+            run(["m"])
+        assert SEEN == [] and m.status() == []  # refused before anything loaded
+        run("m2")
+        assert len(SEEN) == (1 if how == "stream" else 0) and m.status()[0]["model"] == "m2"
 
 
 def test_any_model_only_when_the_operator_opts_in_on_a_hub_only_this_machine_reaches(settings):
@@ -120,12 +164,13 @@ def test_any_model_only_when_the_operator_opts_in_on_a_hub_only_this_machine_rea
         public.check_model("some/other-repo")
 
 
-def test_demos_reach_models_only_through_ctx_run_and_ctx_stream():
+def test_demos_reach_models_only_through_ctx_call_and_ctx_stream():
     """No demo touches the manager: the allow-list, leases and OOM recovery hold on every path."""
     offenders = []
     for path in sorted((ROOT / "demos").rglob("*.py")):
         text = path.read_text()
-        for pattern in (r"\bctx\._?manager\b", r"\bModelManager\b", r"\.manager\.(use|run|stream)\(",
+        for pattern in (r"\bctx\._?manager\b", r"\bModelManager\b", r"\.manager\.(use|run|stream|leased)\(",
+                        r"\bctx\.run\(", r"call_until_gone",
                         r"(os\.environ|getenv)[^\n]*DEMOHUB_", r"demo_option|demo_flag"):
             if re.search(pattern, text):
                 offenders.append(f"{path.relative_to(ROOT)}: {pattern}")
@@ -158,7 +203,7 @@ def test_hidden_test_models_are_not_for_visitors_of_a_public_hub(settings):
     from hub.spec import DemoSpec, ModelChoice
 
     hidden = DemoSpec(name="a", title="A", description="", api_names=("a",), default_model={"cpu": "m"},
-                      models=(ModelChoice("m", "random"), ModelChoice("tiny-random", "random", options={"hidden": True})))
+                      models=(ModelChoice("m", "random"), ModelChoice("tiny-random", "random", hidden=True)))
     m = manager(settings, {"a": (hidden, loader(100))})
     ctx = DemoContext(m, replace(settings, host="0.0.0.0"), hidden)
     with pytest.raises(UserError, match="not one of this hub's"):

@@ -36,7 +36,7 @@ def test_the_real_model_is_pinned_licensed_sized_and_defaults_to_8_steps_without
     c = SPEC.choice("Tongyi-MAI/Z-Image-Turbo")
     assert c.source == "hf" and len(c.revision) == 40 and int(c.revision, 16) >= 0
     assert c.license == "Apache-2.0" and c.approx_bytes > 16e9 and c.size_dtype == "bfloat16"
-    assert "GPU" in c.label and family(c.id) == "zimage" and c.options["dtype"] == "bfloat16"
+    assert "GPU" in c.label and family(c.id) == "zimage" and c.dtype == "bfloat16"
     d = model_defaults(c.id)
     assert (d["steps"], d["guidance"], d["scheduler"], d["size"]) == (8, 0.0, "FlowMatch Euler", 1024)
     assert SPEC.default_model["cpu"] == "stabilityai/sd-turbo"  # on a CPU it is just slow: SD-Turbo stays

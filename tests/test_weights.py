@@ -12,7 +12,7 @@ SPEC = DemoSpec(
     name="thing", title="Thing", description="",
     models=(ModelChoice("org/model", "hf", revision="0123456789abcdef0123456789abcdef01234567", approx_bytes=1, license="MIT"),
             ModelChoice("small", "native", files=("small.pt",), approx_bytes=1, license="MIT"),
-            ModelChoice("tiny-random", "random", options={"hidden": True})),
+            ModelChoice("tiny-random", "random", hidden=True)),
     default_model={"cpu": "small", "cuda": "org/model"}, api_names=("x",),
 )
 

@@ -57,7 +57,7 @@ def test_yolo26n_is_the_default_and_yolo11_stays_listed():
         m = SPEC.choice(mid)
         assert m.source == "native" and m.files == (f"{mid}.pt",) and len(m.sha256) == 64
         assert m.license.startswith("AGPL-3.0") and m.approx_bytes > 0
-    assert SPEC.choice("tiny-random-yolo26").options.get("hidden")
+    assert SPEC.choice("tiny-random-yolo26").hidden
 
 
 def test_the_yolo26_build_runs_its_one_to_one_head_with_no_nms(y26, no_nms):

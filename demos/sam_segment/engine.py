@@ -45,7 +45,7 @@ def _checkpoint(weights) -> Path:
     name = (choice.files or (None,))[0]
     if not url or not name:
         raise UserError(f"Unknown SAM model {choice.id!r}: pick one of "
-                        f"{', '.join(m.id for m in SPEC.models if not m.options.get('hidden'))}, or give a local "
+                        f"{', '.join(m.id for m in SPEC.models if not m.hidden)}, or give a local "
                         f"checkpoint path in {SPEC.env_var}.")
     path = Path(weights.path) / name
     if not path.exists():

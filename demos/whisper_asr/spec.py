@@ -55,11 +55,10 @@ SPEC = DemoSpec(
                       license="MIT", size_dtype="float32", options={"engine": "openai", "size": name})
           for name, (file, sha, nbytes) in NATIVE.items()),
         ModelChoice("tiny-random", "random", label="tiny random (tests)",
-                    options={"hidden": True, "engine": "openai", "size": "tiny-random", "sample_len": 24}),
+                    options={"engine": "openai", "size": "tiny-random", "sample_len": 24}, hidden=True),
         # large-v3's front end (128 mel bins, 100 languages' vocabulary) and distil's 2-layer decoder, at toy widths
         ModelChoice("tiny-random-distil", "random", label="tiny random distil-large-v3.5 shape (tests)", license="MIT",
-                    options={"hidden": True, "engine": "openai", "size": "tiny-random-distil", "sample_len": 24,
-                             "english_only": True}),
+                    options={"engine": "openai", "size": "tiny-random-distil", "sample_len": 24, "english_only": True}, hidden=True),
     ),
     default_model={"cuda": "turbo", "cpu": "Systran/faster-whisper-base"},
     api_names=("transcribe",),

@@ -40,10 +40,10 @@ SPEC = DemoSpec(
                     approx_bytes=14_000_000, size_dtype="float32", license=_AGPL, options={"config": "yolov8n.yaml"}),
         # YOLO11n's architecture with random weights: builds offline in well under a second (tests, smoke runs).
         ModelChoice("tiny-random", "random", label="YOLO11n, random weights (tests)", approx_bytes=12_000_000,
-                    size_dtype="float32", license=_AGPL, options={"hidden": True, "config": "yolo11n.yaml"}),
+                    size_dtype="float32", license=_AGPL, options={"config": "yolo11n.yaml"}, hidden=True),
         # YOLO26n's architecture (both heads, the NMS-free one used) with random weights (tests, smoke runs).
         ModelChoice("tiny-random-yolo26", "random", label="YOLO26n, random weights (tests)", approx_bytes=11_000_000,
-                    size_dtype="float32", license=_AGPL, options={"hidden": True, "config": "yolo26n.yaml"}),
+                    size_dtype="float32", license=_AGPL, options={"config": "yolo26n.yaml"}, hidden=True),
     ),
     default_model={"cuda": "yolo26n", "cpu": "yolo26n"},
     api_names=("detect", "detect_video"),

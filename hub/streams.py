@@ -1,0 +1,147 @@
+"""The one stream implementation: a method's work runs in a worker thread; the consumer reads its items.
+
+`WorkStream(produce, ...)` starts `produce(job)` (an iterator of items; the backend's `stream`) in a worker thread.
+The consumer iterates it (or `async for`s it, or asks for `result()`), and everything the worker reports comes back
+to the consumer's thread in order: items, `job.progress(fraction, text)`, `job.warn(text)`, the error. A consumer
+that goes away — gradio closing the handler's generator on Cancel or Stop, a closed page, a `/v1` client that
+disconnects — calls `close()`, which sets `job.stop`; the method ends at its next step and the lease is released
+when the worker returns (the backend holds it inside `produce`). The consumer never waits for that step to end.
+
+The UI, `/v1` streaming, `/v1` non-streaming calls with disconnect detection and the Ray replica all use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from typing import Callable, Iterator
+
+from hub.errors import UserError
+from hub.work import Job
+
+log = logging.getLogger("demohub")
+
+_ITEM, _PROGRESS, _WARN, _ERROR, _END = range(5)
+AHEAD = 1  # items the worker may produce before the consumer has read them
+
+
+class Stopped(UserError):
+    """A run whose consumer stopped it before it had a result (a Cancel, a client that went away)."""
+
+    def __init__(self, message: str = "The request was stopped before it finished; run it again for a result."):
+        super().__init__(message)
+
+
+def _work(produce, job: Job, q: queue.Queue, finished: threading.Event, room: threading.Semaphore) -> None:
+    try:
+        items = produce(job)
+        try:
+            for item in items:
+                # at most AHEAD items wait for the consumer: a slow reader slows the work (and keeps its lease)
+                # instead of piling frames up in memory; a reader that goes away sets stop
+                while not room.acquire(timeout=0.1):
+                    if job.stop.is_set():
+                        break
+                if job.stop.is_set():
+                    break
+                q.put((_ITEM, item))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+        q.put((_END, None))
+    except BaseException as e:  # every error goes to the consumer, who raises it where the request waits
+        q.put((_ERROR, e))
+    finally:
+        finished.set()
+
+
+class WorkStream:
+    """Iterator (sync and async) over the items of `produce(job)` run in a worker thread."""
+
+    def __init__(self, produce: Callable[[Job], Iterator], *, on_progress: Callable | None = None,
+                 on_warning: Callable[[str], None] | None = None, stop: threading.Event | None = None,
+                 name: str = "demohub-work"):
+        q: queue.Queue = queue.Queue()
+        self._q = q
+        self.job = Job(stop=stop or threading.Event(), progress=lambda f, text="": q.put((_PROGRESS, (f, text))),
+                       warn=lambda text: q.put((_WARN, text)))
+        self._on_progress, self._on_warning = on_progress, on_warning
+        self._done = False
+        self.finished = threading.Event()  # set when the worker returned (the lease is released by then)
+        # the worker holds the queue and the job, never this object: a consumer dropped without close() (a handler's
+        # generator closed by gradio) is collected at once, and __del__ stops the work
+        self._room = threading.Semaphore(AHEAD)
+        threading.Thread(target=_work, args=(produce, self.job, q, self.finished, self._room), daemon=True,
+                         name=name).start()
+
+    # ---- the consumer side ---------------------------------------------------------------------------------------
+
+    def _deliver(self, kind, data):
+        """One message from the worker: an item to return, None to keep reading; raises the end or the error."""
+        if kind == _ITEM:
+            self._room.release()
+            return (data,)
+        if kind == _PROGRESS:
+            if self._on_progress is not None:
+                self._on_progress(*data)
+            return None
+        if kind == _WARN:
+            if self._on_warning is not None:
+                self._on_warning(data)
+            return None
+        self._done = True
+        if kind == _ERROR:
+            raise data
+        raise StopIteration
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        while True:
+            got = self._deliver(*self._q.get())
+            if got is not None:
+                return got[0]
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        import anyio
+
+        if self._done:
+            raise StopAsyncIteration
+        while True:
+            try:
+                message = self._q.get_nowait()
+            except queue.Empty:
+                message = await anyio.to_thread.run_sync(self._q.get, abandon_on_cancel=True)
+            try:
+                got = self._deliver(*message)
+            except StopIteration:
+                raise StopAsyncIteration from None
+            if got is not None:
+                return got[0]
+
+    def result(self):
+        """The one result of a plain method (its only item), once the worker has returned (the lease released).
+        A run stopped before its result raises `Stopped`."""
+        try:
+            value = next(self)
+        except StopIteration:
+            raise Stopped() from None
+        for _ in self:  # a plain method has one item: this reads the end, after the lease is released
+            pass
+        return value
+
+    def close(self) -> None:
+        """The consumer goes away: the method stops at its next step (its lease is released when it returns)."""
+        self._done = True
+        self.job.stop.set()
+
+    def __del__(self):
+        self.job.stop.set()
