@@ -37,7 +37,8 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
     if operator is None:
         operator = not settings.share and settings.host in ("127.0.0.1", "localhost", "::1")
     torch = loaded_torch()
-    lines = _versions(torch, remote=hasattr(manager, "replicas")) if operator else []
+    replicas = manager.replicas()  # None in-process
+    lines = _versions(torch, remote=replicas is not None) if operator else []
     if torch is not None:
         if torch.cuda.is_available():
             free, total = torch.cuda.mem_get_info()
@@ -60,8 +61,8 @@ def system_info(manager: ModelManager, settings: Settings, operator: bool | None
             lines.append(f"- Models resident on {kind}: {used / 1e6:.0f} MB")
     where = f"`{settings.cache_dir.resolve()}` " if operator else ""
     lines.append(f"- Cache folder: {where}({folder_bytes(settings.cache_dir) / 1e6:.0f} MB)")
-    if hasattr(manager, "replicas"):
-        lines += cluster_lines(manager.replicas())
+    if replicas is not None:
+        lines += cluster_lines(replicas)
     return "\n".join(lines)
 
 

@@ -62,12 +62,13 @@ class WorkStream:
 
     def __init__(self, produce: Callable[[Job], Iterator], *, on_progress: Callable | None = None,
                  on_warning: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-                 name: str = "demohub-work"):
+                 name: str = "demohub-work", raw: bool = False):
         q: queue.Queue = queue.Queue()
         self._q = q
         self.job = Job(stop=stop or threading.Event(), progress=lambda f, text="": q.put((_PROGRESS, (f, text))),
                        warn=lambda text: q.put((_WARN, text)))
         self._on_progress, self._on_warning = on_progress, on_warning
+        self._raw = raw  # yield ("item", x), ("progress", (fraction, text)), ("warning", text): a Ray replica relays them
         self._done = False
         self.finished = threading.Event()  # set when the worker returned (the lease is released by then)
         # the worker holds the queue and the job, never this object: a consumer dropped without close() (a handler's
@@ -82,7 +83,9 @@ class WorkStream:
         """One message from the worker: an item to return, None to keep reading; raises the end or the error."""
         if kind == _ITEM:
             self._room.release()
-            return (data,)
+            return (("item", data),) if self._raw else (data,)
+        if self._raw and kind in (_PROGRESS, _WARN):
+            return (("progress" if kind == _PROGRESS else "warning", data),)
         if kind == _PROGRESS:
             if self._on_progress is not None:
                 self._on_progress(*data)

@@ -2,8 +2,9 @@
 
 For each demo: the registry lists exactly the packages in demos/; importing a demo imports no torch, gradio or model
 library; every engine module imports with gradio blocked; the spec is complete; the tiny model loads through the
-manager; the tab builds and serves its API names; and, on a live public hub through gradio_client, every API's
-example answers, its bad variant gets a sentence, and an unlisted model is refused on every API that takes one.
+manager and its engine has what the hub reads; the tab builds and serves exactly its declared API names; and, on a
+live public hub through gradio_client, every API's example answers with work that crossed pickle (as to a Ray
+replica), its bad variant gets a sentence, and an unlisted model is refused on every API that takes one.
 """
 
 from __future__ import annotations
@@ -87,9 +88,13 @@ def test_tiny_model_loads_on_cpu_through_the_manager(name, settings):
     from hub.models import ModelManager
 
     d = demo(name)
-    manager = ModelManager(settings, {name: (d.spec, d.loader())})
+    from hub.contract import Backend, Engine
+
+    manager = ModelManager(settings, {name: (d.spec, d.loader(), d.work)})
+    assert isinstance(manager, Backend)
+    assert manager.work(name).methods, f"{name} declares no work methods"
     with manager.use(name, "tiny-random") as lease:
-        assert lease.engine is not None
+        assert isinstance(lease.engine, Engine), "the engine has what the hub reads (hub.contract.Engine)"
         assert lease.device == "cpu" and lease.dtype == "float32"
     assert manager.status()[0]["state"] == "CPU"
     manager.unload(name)
@@ -101,10 +106,14 @@ def test_ui_builds_and_serves_its_api_names(name, settings):
     from hub.app import create_app
 
     blocks = create_app(replace(settings, models={name: "tiny-random"}), (name,))
-    served = {fn.api_name for fn in blocks.fns.values() if fn.api_name}
-    missing = set(blocks.hub_demos[0].spec.api_names) - served
-    assert not missing, f"{name} declares api_names it does not serve: {missing}"
+    served = public_apis(blocks) - public_apis(create_app(settings, ()))  # the Models tab's are the hub's
+    declared = set(blocks.hub_demos[0].spec.api_names)
+    assert served == declared, f"{name}: served {sorted(served)} != declared {sorted(declared)} (each needs an Example)"
     assert not re.search(r"failed", str([h.error for h in blocks.hub_demos]))
+
+
+def public_apis(blocks) -> set[str]:
+    return {fn.api_name for fn in blocks.fns.values() if fn.api_name and fn.api_visibility == "public"}
 
 
 # ---- on a live public hub, through gradio_client ----------------------------------------------------------------
@@ -116,17 +125,22 @@ def public_hub(tmp_path_factory):
     from gradio_client import Client, handle_file
 
     from hub.app import create_app, launch
+    from hub.models import ModelManager
+    from hub.options import parse
     from hub.samples import fill, make_samples
     from hub.settings import Settings
+    from tests.roundtrip_backend import RoundTripBackend
 
     tmp = tmp_path_factory.mktemp("contract")
     s = replace(Settings.load({}), host="0.0.0.0", port=free_port(), device="cpu", offline=True,
                 cache_dir=tmp / "cache", models={d: "tiny-random" for d in DEMOS})
-    blocks = create_app(s)
+    backend = RoundTripBackend(ModelManager(s, {n: (d.spec, d.loader(parse(d, s.env)), d.work)
+                                                for n, d in ((n, demo(n)) for n in DEMOS)}))
+    blocks = create_app(s, manager=backend)
     launch(blocks, s, prevent_thread_lock=True, quiet=True, server_name="127.0.0.1")
     client = Client(f"http://127.0.0.1:{s.port}/", verbose=False)
     paths = make_samples(tmp / "media")
-    yield client, (lambda args: fill(args, paths, handle_file))
+    yield client, (lambda args: fill(args, paths, handle_file)), backend
     blocks.close()
 
 
@@ -137,15 +151,20 @@ def is_sentence(message: str) -> bool:
 
 
 @pytest.mark.parametrize("name, ex", EXAMPLES, ids=EXAMPLE_IDS)
-def test_every_api_answers_its_example(public_hub, name, ex):
-    client, fill = public_hub
+def test_every_api_answers_its_example_with_work_that_crosses_a_process_as_data(public_hub, name, ex):
+    """The hub's backend here sends every request, result and error through pickle, as a Ray replica's does: a
+    handler that handed the hub a closure, or a result that holds a lock or a gradio object, fails here."""
+    client, fill, backend = public_hub
+    before = len(backend.requests)
     result = client.predict(*fill(ex.values()), api_name=f"/{ex.api_name}")
     assert result is not None
+    crossed = [(d, m) for d, m, _ in backend.requests[before:]]
+    assert crossed and all(d == name for d, _ in crossed), f"/{ex.api_name} reached no work method: {crossed}"
 
 
 @pytest.mark.parametrize("name, ex", EXAMPLES, ids=EXAMPLE_IDS)
 def test_every_api_answers_bad_input_with_a_sentence_and_keeps_serving(public_hub, name, ex):
-    client, fill = public_hub
+    client, fill, _ = public_hub
     with pytest.raises(Exception) as e:
         client.predict(*fill(ex.values(**ex.bad)), api_name=f"/{ex.api_name}")
     assert is_sentence(str(e.value)), f"not a sentence: {e.value!r}"
@@ -155,7 +174,7 @@ def test_every_api_answers_bad_input_with_a_sentence_and_keeps_serving(public_hu
 
 @pytest.mark.parametrize("name, ex", WITH_MODEL, ids=[f"{n}{ex.api_name}" for n, ex in WITH_MODEL])
 def test_a_public_hub_refuses_an_unlisted_model_on_every_api(public_hub, name, ex):
-    client, fill = public_hub
+    client, fill, _ = public_hub
     for model in ("attacker/any-repo", "/etc/passwd"):
         with pytest.raises(Exception, match="not one of this hub's"):
             client.predict(*fill(ex.values(**{ex.model_arg: model})), api_name=f"/{ex.api_name}")
@@ -163,7 +182,7 @@ def test_a_public_hub_refuses_an_unlisted_model_on_every_api(public_hub, name, e
 
 def test_example_parameters_are_the_apis_own_names(public_hub):
     """An example is a real call: its keys are the parameter names gradio_client shows and accepts as keywords."""
-    client, _ = public_hub
+    client, _, _ = public_hub
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name, ex in EXAMPLES:
         names = [p["parameter_name"] for p in api[f"/{ex.api_name}"]["parameters"]]

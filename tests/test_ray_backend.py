@@ -1,17 +1,18 @@
 """The Ray Serve backend end to end, on a local Ray started by the test (num_cpus=2): every demo's example answered
-through Ray as through the local backend, two replicas sharing a demo's requests, chat streaming and Stop, a replica
-killed mid-request, a full queue refused, files carried as bytes, and the Models tab listing replicas."""
+through Ray as through the local backend, two replicas sharing a demo's requests, webcam track ids carried over,
+chat streaming, Stop and Cancel reaching the work, a replica killed mid-request, a full queue refused, files carried
+as bytes, the manager's events in /metrics, and the Models tab listing replicas. Only (method, request) crosses."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -19,16 +20,17 @@ ray = pytest.importorskip("ray", reason="the Ray backend's extra: pip install 'd
 
 from hub.registry import DEMOS, load_demos  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.slow_demo import Steps  # noqa: E402
 from tests.test_contract import EXAMPLE_IDS, EXAMPLES, is_sentence  # noqa: E402
 
 pytestmark = pytest.mark.timeout(600)
-CONFIG = {"yolo_detect": {"min_replicas": 2, "max_replicas": 2}, "clip_zero_shot": {"max_ongoing_requests": 1}}
+CONFIG = {"yolo_detect": {"min_replicas": 2, "max_replicas": 2}, "fake_slow": {"max_ongoing_requests": 1}}
+SLOW = "fake_slow"
 
 
 @pytest.fixture(scope="module")
 def hubs(tmp_path_factory):
     """The same tiny-random hub twice: engines in Ray Serve replicas, and in this process."""
-    import cloudpickle
     from gradio_client import Client, handle_file
 
     from hub.app import create_app, launch
@@ -37,14 +39,17 @@ def hubs(tmp_path_factory):
     from hub.samples import fill, make_samples
     from hub.settings import Settings
 
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's own closures travel by value
+    from tests import slow_demo
+
     tmp = tmp_path_factory.mktemp("ray")
+    root = str(Path(__file__).resolve().parents[1])  # replicas import tests.slow_demo by its module path
     ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20, namespace="demohub",
-             log_to_driver=False)
+             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
     s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
                 models={d: "tiny-random" for d in DEMOS}, backend="ray")
     t0 = time.perf_counter()
-    manager = RayManager(s, {h.name: h.spec for h in load_demos()}, ClusterConfig(demos=CONFIG))
+    specs = {**{h.name: h.spec for h in load_demos()}, slow_demo.SPEC.name: slow_demo.SPEC}
+    manager = RayManager(s, specs, ClusterConfig(demos=CONFIG), sources={slow_demo.SPEC.name: "tests.slow_demo"})
     print(f"Ray backend up in {time.perf_counter() - t0:.1f} s")
     remote = create_app(s, manager=manager)
     launch(remote, s, prevent_thread_lock=True, quiet=True)
@@ -116,75 +121,76 @@ def test_chat_streams_token_by_token_through_ray(hubs):
     assert "tokens" in str(final)
 
 
-def slow_counter(lease):
-    """A stream that would run for a minute: one item every 0.05 s, with the replica's pid."""
-    for i in range(1200):
-        time.sleep(0.05)
-        yield os.getpid(), i
-
-
 def ongoing(manager, demo: str) -> int:
     return sum(r["ongoing"] for r in manager._reports() if r["demo"] == demo)
 
 
+def wait_for(condition, timeout_s: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return condition()
+
+
 def test_stop_ends_the_work_in_the_replica(hubs):
+    from hub.streams import WorkStream
+
     manager = hubs["manager"]
-    items = manager.stream("whisper_asr", slow_counter)
+    items = WorkStream(lambda job: manager.stream(SLOW, "count", Steps(), None, job))
     got = [next(items) for _ in range(3)]
     assert [i for _, i in got] == [0, 1, 2]
-    assert ongoing(manager, "whisper_asr") == 1 or time.sleep(1.5) or ongoing(manager, "whisper_asr") == 1
+    assert wait_for(lambda: ongoing(manager, SLOW) == 1)
     items.close()  # what Stop / a closed page does to the handler's stream
-    deadline = time.monotonic() + 10
-    while ongoing(manager, "whisper_asr") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert ongoing(manager, "whisper_asr") == 0, "the replica stopped generating and released the model"
+    assert wait_for(lambda: ongoing(manager, SLOW) == 0), "the replica stopped generating and released the model"
 
 
-def test_cancel_reaches_a_run_that_checks_a_stop_flag_as_stable_diffusion_does(hubs):
-    """SD's Cancel sets an Event its pipeline reads between steps; through Ray the replica's copy reads as set."""
-    import queue as queues
-
-    from hub.errors import UserError
+def test_cancel_reaches_a_run_that_reads_its_stop_between_steps_and_progress_comes_back(hubs):
+    """A Cancel sets the caller's Event; the replica's method reads job.stop between steps (as SD's does)."""
+    from hub.streams import Stopped, WorkStream
 
     manager = hubs["manager"]
-    stop, steps = threading.Event(), queues.Queue()
-
-    def denoise(lease):
-        for i in range(600):
-            if stop.is_set():
-                return f"stopped after {i} steps"
-            steps.put(i)  # the tab's "Step i of n" updates
-            time.sleep(0.05)
-        return "ran to the end"
-
+    stop, seen = threading.Event(), []
+    work = WorkStream(lambda job: manager.stream(SLOW, "denoise", Steps(600), None, job), stop=stop,
+                      on_progress=lambda fraction, text: seen.append(text))
     outcome = []
-    worker = threading.Thread(target=lambda: outcome.append(_run_or_error(manager, denoise)))
+    worker = threading.Thread(target=lambda: outcome.append(_result_or_error(work)))
     worker.start()
-    assert [steps.get(timeout=60) for _ in range(3)] == [0, 1, 2], "steps arrive while the run goes"
+    assert wait_for(lambda: len(seen) >= 3, 60), "steps arrive while the run goes"
+    assert seen[:3] == ["Step 0", "Step 1", "Step 2"]
     stop.set()  # Cancel
     worker.join(15)
     assert not worker.is_alive(), "the run ended soon after Cancel"
-    assert outcome and (isinstance(outcome[0], UserError) or outcome[0].startswith("stopped")), outcome
-    deadline = time.monotonic() + 10
-    while ongoing(manager, "stable_diffusion") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert ongoing(manager, "stable_diffusion") == 0, "the replica's work stopped and released the model"
+    assert outcome and (isinstance(outcome[0], Stopped) or outcome[0].startswith("stopped")), outcome
+    assert wait_for(lambda: ongoing(manager, SLOW) == 0), "the replica's work stopped and released the model"
 
 
-def _run_or_error(manager, fn):
+def _result_or_error(work):
     from hub.errors import UserError
 
     try:
-        return manager.run("stable_diffusion", fn)
+        return work.result()
     except UserError as e:
         return e
+
+
+def test_webcam_track_ids_carry_over_between_frames_through_ray(hubs):
+    """The tracker lives in the replica's engine, keyed by the session the request carries: the same object keeps
+    its track id from one frame to the next (a copied closure would start a new tracker every frame)."""
+    ex = next(ex for n, ex in EXAMPLES if n == "yolo_detect" and ex.api_name == "track_stream")
+    client = hubs["ray"]
+    args = hubs["fill"](ex.values())
+    first = client.predict(*args, api_name="/track_stream")
+    second = client.predict(*args, api_name="/track_stream")
+    assert first[-1] == second[-1] or "In view" in str(second), (first, second)
 
 
 def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_works(hubs):
     from hub.errors import UserError
 
     manager = hubs["manager"]
-    items = manager.stream("sam_segment", slow_counter)
+    items = manager.stream(SLOW, "count", Steps())
     pid, _ = next(items)
     os.kill(pid, signal.SIGKILL)
     with pytest.raises(UserError) as e:
@@ -192,33 +198,60 @@ def test_a_replica_killed_mid_request_gives_a_sentence_and_the_next_request_work
             pass
     assert is_sentence(str(e.value)) and "stopped while answering" in str(e.value)
     ex = next(ex for n, ex in EXAMPLES if n == "sam_segment" and ex.api_name == "segment")
-    result = hubs["ray"].predict(*hubs["fill"](ex.values()), api_name="/segment")
-    assert result[-1]["replica"] != f"pid {pid}", "a new replica answered"
-    assert str(pid) not in result[-1]["replica"]
+    hubs["ray"].predict(*hubs["fill"](ex.values()), api_name="/segment")
+    again = manager.stream(SLOW, "count", Steps(2, 0.0))
+    assert [p for p, _ in again] != [pid, pid], "a new replica answered"
 
 
 def test_a_request_no_replica_takes_in_time_is_refused_with_a_sentence_and_the_queue_moves_on(hubs):
-    """clip_zero_shot runs one request at a time: while one runs, the next waits for a replica (counted as
-    waiting in the Models tab) and is refused with a sentence once it waited `queue_timeout_s`."""
+    """The slow demo runs one request at a time: while one runs, the next waits for a replica (counted as waiting
+    in the Models tab) and is refused with a sentence once it waited `queue_timeout_s`."""
     from hub.errors import UserError
 
     manager = hubs["manager"]
     saved = manager.config.queue_timeout_s
     manager.config.queue_timeout_s = 3.0
-    first = manager.stream("clip_zero_shot", slow_counter)
+    first = manager.stream(SLOW, "count", Steps())
     try:
         next(first)
         seen_waiting = []
-        threading.Timer(1.0, lambda: seen_waiting.append(manager.replicas()["clip_zero_shot"]["queued"])).start()
+        threading.Timer(1.0, lambda: seen_waiting.append(manager.replicas()[SLOW]["queued"])).start()
         t0 = time.monotonic()
         with pytest.raises(UserError, match="was free within 3 s") as e:
-            manager.run("clip_zero_shot", lambda lease: "served")
+            manager.call(SLOW, "denoise", Steps(1, 0.0))
         assert 2.5 < time.monotonic() - t0 < 10 and is_sentence(str(e.value))
         assert seen_waiting == [1], "the Models tab counts the request waiting for a replica"
     finally:
         first.close()
         manager.config.queue_timeout_s = saved
-    assert manager.run("clip_zero_shot", lambda lease: 2) == 2, "once the replica is free, requests are served"
+    assert wait_for(lambda: ongoing(manager, SLOW) == 0)
+    assert manager.call(SLOW, "denoise", Steps(1, 0.0)) == "ran to the end", "once the replica is free, it serves"
+
+
+def test_the_replicas_evictions_reach_the_front_ends_metrics(hubs):
+    manager, metrics = hubs["manager"], hubs["blocks"].hub_metrics
+    manager.call(SLOW, "denoise", Steps(1, 0.0))
+    assert wait_for(lambda: any(r["demo"] == SLOW for r in manager.status()))
+    before = metrics.evictions.labels("unload")._value.get()
+    manager.unload(SLOW)
+    assert wait_for(lambda: manager.status() is not None and metrics.evictions.labels("unload")._value.get() > before)
+
+
+def test_ray_manager_is_a_backend_and_the_one_source_of_concurrency(hubs):
+    """Two YOLO replicas take twice the demo's requests; the tab's events and /v1 admission use that number."""
+    from hub.api import admission
+    from hub.context import DemoContext
+    from hub.contract import Backend
+
+    manager, blocks = hubs["manager"], hubs["blocks"]
+    assert isinstance(manager, Backend)
+    yolo = manager.spec("yolo_detect")
+    assert manager.concurrency("yolo_detect") == 2 * yolo.gpu_concurrency
+    limits = {fn.api_name: fn.concurrency_limit for fn in blocks.fns.values() if fn.api_name}
+    assert limits["detect"] == manager.concurrency("yolo_detect")
+    assert limits["chat"] == manager.concurrency("llm_chat")
+    ctx = DemoContext(manager, manager.settings, manager.spec("llm_chat"))
+    assert admission(ctx).limit == manager.concurrency("llm_chat")
 
 
 def test_serve_refusing_a_request_for_a_full_queue_gives_a_sentence():

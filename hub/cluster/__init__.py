@@ -2,7 +2,7 @@
 
 Imported only when that backend is switched on: `ray[serve]` is an optional extra (`pip install 'demohub[ray]'`).
 - `config.py`: per-demo replicas, GPUs, autoscaling and queue bounds (TOML/YAML, pydantic).
-- `shipping.py`: how a handler's `fn(lease)` travels to a replica, with callbacks and files (no Ray import).
-- `replica.py`: the deployment class: a ModelManager of its own, the calls, reports to the front end.
-- `backend.py`: `RayManager`, the front end's side: the ModelManager's API over deployment handles.
+- `files.py`: files named in requests and results, as bytes between nodes (no Ray import).
+- `replica.py`: the deployment class: a ModelManager of its own; (method, request) in, items out; reports.
+- `backend.py`: `RayManager`, the front end's side: the Backend protocol (hub.contract) over deployment handles.
 """

@@ -1,10 +1,12 @@
 """The Ray backend of the hub's one request path: `RayManager` stands where the in-process ModelManager stands.
 
-The front end (the Gradio app, the /v1 routes, the Models tab) keeps one DemoContext per demo; its `run` and
-`stream` reach this class, which ships the handler's `fn(lease)` to the demo's Ray Serve deployment
-(hub.cluster.shipping, hub.cluster.replica) and plays back what the replica sends: callbacks on the front end's
-objects, files, the fallback warning, the items or the result, the error. Everything else the hub asks of a manager
-(choice, status, unload) is answered here from the specs and from the replicas' reports on a small board actor.
+The front end (the Gradio app, the /v1 routes, the Models tab) keeps one DemoContext per demo; its `call` and
+`stream` reach this class (the Backend protocol, hub.contract), which sends `(method name, request)` — plain data,
+pickled with the standard pickle — to the demo's Ray Serve deployment (hub.cluster.replica) and plays back what the
+replica sends: progress, warnings, the items or the result, the error. Files named in requests and results travel as
+bytes when the replica runs on another node (hub.cluster.files). Everything else the hub asks of a backend (choice,
+status, unload, concurrency, the manager's events for /metrics) is answered here from the specs and from the
+replicas' reports on a small board actor.
 
 Faults: a call that dies before a replica took it is retried on another (Serve replaces dead replicas); one that
 dies part-way ends with a sentence and the next request goes to a live replica. A demo without free capacity queues
@@ -16,18 +18,20 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import threading
 import time
 from typing import Callable, Iterator, Mapping
 
 from hub.cluster import config as cluster_config
+from hub.cluster import files
 from hub.cluster.replica import BOARD, NAMESPACE, DemoReplica
-from hub.cluster.shipping import Channel, file_roots, loads_result
 from hub.device import Placement
 from hub.errors import UserError
 from hub.settings import Settings
 from hub.spec import DemoSpec
 from hub.weights import select
+from hub.work import Job
 
 log = logging.getLogger("demohub")
 
@@ -59,10 +63,10 @@ class Board:
 
 
 class RayManager:
-    """The ModelManager's public API over Ray Serve deployments, one per demo."""
+    """The Backend protocol (hub.contract) over Ray Serve deployments, one per demo."""
 
     def __init__(self, settings: Settings, specs: Mapping[str, DemoSpec], config=None, address: str | None = None,
-                 share_files: bool | None = None):
+                 share_files: bool | None = None, sources: Mapping[str, str] | None = None):
         import ray
         from ray import serve
 
@@ -83,17 +87,17 @@ class RayManager:
         deployment = serve.deployment(DemoReplica)
         # model files live in the cache folder on every node: an absolute path, the same everywhere
         shipped = _replace_cache(settings)
-        self._handles, self.concurrency = {}, {}
+        self._handles, self._concurrency = {}, {}
         apps = []
         for name, spec in self._specs.items():
             dep = self.config.deployment(name)
             opts = dep.serve_options(spec.gpu_share, spec.gpu_concurrency, gpus)
             share = opts["ray_actor_options"]["num_gpus"]
-            app = deployment.options(name=f"{APP_PREFIX}{name}", **opts).bind(name, shipped, share)
+            app = deployment.options(name=f"{APP_PREFIX}{name}", **opts).bind(name, shipped, share, (sources or {}).get(name))
             apps.append((name, app))
             # the UI's events run as many at once as the replicas can take; more wait in gradio's queue, which
             # shows each visitor their position (and is bounded by --queue-size)
-            self.concurrency[name] = dep.max_replicas * opts["max_ongoing_requests"]
+            self._concurrency[name] = dep.max_replicas * opts["max_ongoing_requests"]
         for name, app in apps:  # deploy all, then wait for all: replicas start in parallel
             serve._run(app, name=f"{APP_PREFIX}{name}", route_prefix=None, _blocking=False)
         for name, _ in apps:
@@ -101,6 +105,7 @@ class RayManager:
         self._queued: dict[str, int] = {n: 0 for n in self._specs}
         self._qlock = threading.Lock()
         self.on_event: Callable[..., None] | None = None
+        self._seen_events: dict[str, dict] = {}  # per replica: its event counts already passed to on_event
         log.info("Ray Serve backend: %d demo deployment(s) on %s", len(apps), ray.get_runtime_context().gcs_address)
 
     # ---- what DemoContext uses ---------------------------------------------------------------------------------
@@ -125,8 +130,13 @@ class RayManager:
         return any(r["model"] == want and r["state"] not in ("loading", "failed")
                    for rep in self._reports() if rep["demo"] == demo for r in rep["rows"])
 
-    def run(self, demo: str, fn: Callable, model: str | None = None, warn: Callable[[str], None] | None = None):
-        items = self._call(demo, fn, model, "run", warn)
+    def concurrency(self, demo: str) -> int:
+        """Requests of `demo` that may run at once: its replicas times the requests each takes."""
+        self.spec(demo)
+        return self._concurrency[demo]
+
+    def call(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None):
+        items = self.stream(demo, method, request, model, job)
         try:
             for result in items:
                 return result
@@ -134,38 +144,35 @@ class RayManager:
             items.close()
         raise UserError(f"The {self.spec(demo).title} request was stopped before it finished.")
 
-    def stream(self, demo: str, gen_fn: Callable, model: str | None = None,
-               warn: Callable[[str], None] | None = None) -> Iterator:
-        return self._call(demo, gen_fn, model, "stream", warn)
+    def stream(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None) -> Iterator:
+        """The items of `method` on `request`, run in one of `demo`'s replicas; `job.stop` cancels the call there."""
+        job = job or Job()
+        share = self._files_shared()
+        payload = pickle.dumps((method, request if share else files.pack(request)), protocol=pickle.HIGHEST_PROTOCOL)
+        return self._call(demo, payload, model, share, job)
 
     # ---- one call ----------------------------------------------------------------------------------------------
 
-    def _call(self, demo: str, fn: Callable, model: str | None, mode: str, warn) -> Iterator:
+    def _call(self, demo: str, payload: bytes, model: str | None, share: bool, job: Job) -> Iterator:
         spec = self.spec(demo)
         deadline = time.monotonic() + self.config.queue_timeout_s
         for attempt in range(5):
-            channel = Channel(self._files_shared())
-            payload = channel.dumps(fn)
-            response = self._handles[demo].options(stream=True, method_name="call").remote(
-                payload, model, mode, channel.share_files)
+            response = self._handles[demo].options(stream=True, method_name="call").remote(payload, model, share)
             started = False
-            watcher = _Watcher(channel, response, deadline)
+            watcher = _Watcher(job, response, deadline)
             try:
                 for kind, data in _messages(response, demo, self):
                     if kind == "started":
-                        started = True
-                        watcher.started = True
-                    elif kind == "callback":
-                        channel.deliver(data)
-                    elif kind == "file":
-                        _write_back(*data)
+                        started = watcher.started = True
+                    elif kind == "progress":
+                        job.progress(*data)
                     elif kind == "warning":
-                        if warn is not None:
-                            warn(data)
-                    elif kind in ("item", "result"):
-                        yield loads_result(data)
+                        job.warn(data)
+                    elif kind == "item":
+                        item = pickle.loads(data)
+                        yield item if share else files.unpack(item, _inbox(demo))
                     elif kind == "error":
-                        raise loads_result(data)
+                        raise pickle.loads(data)
                     elif kind == "end":
                         return
                 if watcher.timed_out:
@@ -205,10 +212,25 @@ class RayManager:
 
         now = time.time()
         try:
-            return [r for r in ray.get(self._board.snapshot.remote(), timeout=5) if now - r["time"] < STALE_S]
+            reports = [r for r in ray.get(self._board.snapshot.remote(), timeout=5) if now - r["time"] < STALE_S]
         except Exception as e:
             log.warning("Could not read the replicas' reports: %s", e)
             return []
+        self._pass_events(reports)
+        return reports
+
+    def _pass_events(self, reports: list[dict]) -> None:
+        """The replicas' manager events (evictions, out-of-memory fallbacks) since the last report, to on_event:
+        /metrics counts them as it does in-process."""
+        for rep in reports:
+            seen = self._seen_events.setdefault(rep["id"], {})
+            for key, count in (rep.get("events") or {}).items():
+                new = count - seen.get(key, 0)
+                seen[key] = count
+                if new > 0 and self.on_event is not None:
+                    kind, _, reason = key.partition(":")
+                    for _ in range(new):
+                        self.on_event(kind, **({"reason": reason} if reason else {}))
 
     def status(self) -> list[dict]:
         rows = []
@@ -287,7 +309,10 @@ def _messages(response, demo: str, manager: RayManager) -> Iterator[tuple]:
                         "full. Try again in a minute.") from None
     except RequestCancelledError:
         return
-    except (rex.ActorDiedError, rex.ActorUnavailableError, rex.RayActorError, rex.WorkerCrashedError) as e:
+    except rex.OutOfMemoryError:  # Ray's memory monitor killed the worker: not a bug in demohub
+        raise _Died("the machine ran out of memory") from None
+    except (rex.ActorDiedError, rex.ActorUnavailableError, rex.RayActorError, rex.WorkerCrashedError,
+            rex.NodeDiedError) as e:
         raise _Died("its process ended" if isinstance(e, (rex.ActorDiedError, rex.RayActorError)) else
                     "it became unreachable") from None
     finally:
@@ -296,23 +321,22 @@ def _messages(response, demo: str, manager: RayManager) -> Iterator[tuple]:
 
 
 class _Watcher:
-    """Cancels the replica's call when the front end sets one of the call's Events (a Cancel pressed), or when no
-    replica took the call before the deadline."""
+    """Cancels the replica's call when the job's stop is set (Cancel, Stop, a closed page, a client gone), or when
+    no replica took the call before the deadline."""
 
-    def __init__(self, channel: Channel, response, deadline: float):
+    def __init__(self, job: Job, response, deadline: float):
         self.started = False
         self.timed_out = False
         self._done = threading.Event()
-        threading.Thread(target=self._run, args=(channel, response, deadline), daemon=True,
-                         name="demohub-watch").start()
+        threading.Thread(target=self._run, args=(job, response, deadline), daemon=True, name="demohub-watch").start()
 
-    def _run(self, channel: Channel, response, deadline: float) -> None:
+    def _run(self, job: Job, response, deadline: float) -> None:
         while not self._done.wait(0.05):
             if not self.started and time.monotonic() > deadline:
                 self.timed_out = True
                 response.cancel()
                 return
-            if any(e.is_set() for e in channel.watched_events()):
+            if job.stop.is_set():
                 response.cancel()
                 return
 
@@ -320,15 +344,11 @@ class _Watcher:
         self._done.set()
 
 
-def _write_back(front: str, data: bytes) -> None:
-    """A file the replica wrote, at its front-end path: only inside the request folders (file_roots)."""
-    real = os.path.realpath(front)
-    if not any(real.startswith(r + os.sep) for r in file_roots()):
-        log.warning("A replica sent a file outside the request folders; ignored: %s", front)
-        return
-    os.makedirs(os.path.dirname(real), exist_ok=True)
-    with open(real, "wb") as f:
-        f.write(data)
+def _inbox(demo: str) -> str:
+    """Where files a replica on another node sent back are written (a request folder gradio may serve)."""
+    from hub.outputs import request_folder
+
+    return str(request_folder(demo, "from-replica"))
 
 
 def _address(address: str | None) -> str | None:

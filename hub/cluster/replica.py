@@ -1,31 +1,32 @@
-"""One demo's Ray Serve replica: its own ModelManager (and byte budget), the calls it runs, its reports.
+"""One demo's Ray Serve replica: its own ModelManager (and byte budget), the work it runs, its reports.
 
-`call` is an async generator Ray Serve streams back to the front end. It runs the shipped `fn(lease)` (see
-hub.cluster.shipping) in a worker thread under this replica's ModelManager and yields messages:
+`call` is an async generator Ray Serve streams back to the front end. It receives `(method name, request)` as
+standard-pickle bytes — plain data, never code — and runs the method on this replica's ModelManager through the hub's
+one stream implementation (hub.streams), yielding messages:
 
     ("started", where)              the call reached a replica (the front end stops counting it as queued)
-    ("callback", (tid, method, args, kwargs))   a call on a front-end object (progress, a queue, an Event)
-    ("file", (front-end path, bytes))           a file the call wrote (only when files do not share a disk)
-    ("warning", text)               the lease's fallback warning (CPU after out-of-memory)
-    ("item", pickled) / ("result", pickled)     a stream's item / run's result
+    ("progress", (fraction, text))  the method's job.progress
+    ("warning", text)               job.warn, and the lease's fallback warning (CPU after out-of-memory)
+    ("item", pickled)               a stream's item or a plain method's result
     ("error", pickled exception)    a user error with its sentence, or a bug
     ("end", None)
 
-When the front end stops the call (Cancel, Stop, a closed page) Ray Serve cancels this generator: the call's stop
-flag is set, the shipped Events read as set, a stream ends after its current item and the lease is released when
-the worker thread returns.
+Files: when the front end is on another node, request files arrive as bytes (hub.cluster.files) and are written to
+a scratch folder; files named in the results go back as bytes. When the front end stops the call (Cancel, Stop, a
+closed page, a /v1 client gone) Ray Serve cancels this generator: the method's `job.stop` is set, it ends at its
+next step, and the lease is released when it returns.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import pickle
+import shutil
+import tempfile
 import threading
 import time
-
-from hub.cluster.shipping import Call
+from collections import Counter
 
 log = logging.getLogger("demohub")
 
@@ -37,73 +38,61 @@ REPORT_EVERY_S = 1.0
 class DemoReplica:
     """Serve deployment class (wrapped by `serve.deployment` in hub.cluster.backend)."""
 
-    def __init__(self, demo: str, settings, gpu_share: float = 0.0):
+    def __init__(self, demo: str, settings, gpu_share: float = 0.0, source: str | None = None):
         from hub import options as demo_options
         from hub.models import ModelManager
         from hub.registry import load_demos
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        (handle,) = load_demos((demo,))
+        (handle,) = load_demos((source or demo,))  # source: a module path for a demo outside the registry (tests)
         if handle.demo is None:
             raise RuntimeError(f"the {demo} demo failed to import on this node: {handle.error}")
         self.demo = demo
         opts = demo_options.parse(handle.demo, settings.env)
-        self.manager = ModelManager(settings, {demo: (handle.spec, handle.demo.loader(opts))},
+        self.manager = ModelManager(settings, {demo: (handle.spec, handle.demo.loader(opts), handle.demo.work)},
                                     budgets=_gpu_budget(gpu_share))
         self.where = _where()
         self.manager.where = {"replica": self.where["label"]}
+        self.events: Counter = Counter()  # the manager's events, reported to the front end's metrics
+        self.manager.on_event = lambda kind, **labels: self.events.update([f"{kind}:{labels.get('reason', '')}"])
         self.ongoing = 0
         self._lock = threading.Lock()
         self._seen_unload = 0
         threading.Thread(target=self._report_loop, daemon=True, name="demohub-report").start()
 
-    async def call(self, payload: bytes, model: str | None, mode: str, share_files: bool):
-        loop = asyncio.get_running_loop()
-        messages: asyncio.Queue = asyncio.Queue()
-        call = Call(lambda m: loop.call_soon_threadsafe(messages.put_nowait, m), share_files)
+    async def call(self, payload: bytes, model: str | None, share_files: bool):
+        from hub.cluster import files
+        from hub.streams import WorkStream
+
         with self._lock:
             self.ongoing += 1
-        threading.Thread(target=self._work, args=(call, payload, model, mode), daemon=True,
-                         name=f"demohub-{self.demo}").start()
-        yield ("started", self.where["label"])
+        scratch = None
+        work = None
         try:
-            while True:
-                message = await messages.get()
-                yield message
-                if message[0] in ("end", "error"):
-                    return
-        except (asyncio.CancelledError, GeneratorExit):
-            call.stopped.set()
-            raise
-
-    def _work(self, call: Call, payload: bytes, model: str | None, mode: str) -> None:
-        send = call.send
-        try:
-            fn = call.loads(payload)
-            warn = lambda text: send(("warning", text))  # noqa: E731
-            if mode == "run":
-                result = self.manager.run(self.demo, fn, model, warn=warn)
-                _send_files(call)
-                send(("result", call.dumps_result(result)))
-            else:
-                items = self.manager.stream(self.demo, fn, model, warn=warn)
-                try:
-                    for item in items:
-                        _send_files(call)
-                        send(("item", call.dumps_result(item)))
-                        if call.stopped.is_set():
-                            break
-                finally:
-                    items.close()
-            send(("end", None))
-        except BaseException as e:  # everything goes back: the front end raises it where the request waits
+            method, request = pickle.loads(payload)
+            if not share_files:
+                scratch = tempfile.mkdtemp(prefix=f"demohub-{self.demo}-", dir=_scratch_root())
+                request = files.unpack(request, scratch)
+            demo, manager = self.demo, self.manager
+            work = WorkStream(lambda job: manager.stream(demo, method, request, model, job), raw=True,
+                              name=f"demohub-{demo}-{method}")
+            yield ("started", self.where["label"])
+            async for kind, data in work:
+                if kind == "item":
+                    data = pickle.dumps(data if share_files else files.pack(data), protocol=pickle.HIGHEST_PROTOCOL)
+                yield (kind, data)
+            yield ("end", None)
+        except Exception as e:  # everything goes back: the front end raises it where the request waits
             from hub.errors import UserError
 
             if not isinstance(e, UserError):
                 log.error("%s failed in its replica", self.demo, exc_info=e)
-            send(("error", _pickle_error(e)))
-        finally:
-            call.close()
+            yield ("error", _pickle_error(e))
+        finally:  # also on cancel (GeneratorExit / CancelledError): stop the work, its lease goes when it returns
+            if work is not None:
+                work.close()
+            if scratch is not None:
+                threading.Thread(target=_remove_when, args=(work, scratch), daemon=True).start()
             with self._lock:
                 self.ongoing -= 1
 
@@ -118,7 +107,8 @@ class DemoReplica:
                 board = board or ray.get_actor(BOARD, namespace=NAMESPACE)
                 rows = self.manager.status()
                 unload = ray.get(board.report.remote(self.where["id"], {
-                    **self.where, "demo": self.demo, "rows": rows, "ongoing": self.ongoing, "time": time.time()}))
+                    **self.where, "demo": self.demo, "rows": rows, "ongoing": self.ongoing, "time": time.time(),
+                    "events": dict(self.events)}))
                 if unload and unload[0] > self._seen_unload:
                     self._seen_unload = unload[0]
                     try:
@@ -131,20 +121,28 @@ class DemoReplica:
             time.sleep(REPORT_EVERY_S)
 
 
-def _send_files(call: Call) -> None:
-    for front, data in call.written_files():
-        call.send(("file", (front, data)))
+def _scratch_root() -> str:
+    from hub.cluster.files import file_roots
+
+    root = file_roots()[1]  # the hub's request folders: files written here travel back with the results
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def _remove_when(work, folder: str) -> None:
+    """Remove a call's scratch folder once its method has returned (it may still read its inputs)."""
+    if work is not None:
+        work.finished.wait(3600)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _pickle_error(e: BaseException) -> bytes:
-    import cloudpickle
-
     try:
-        data = cloudpickle.dumps(e)
+        data = pickle.dumps(e)
         pickle.loads(data)
         return data
     except Exception:
-        return cloudpickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
+        return pickle.dumps(RuntimeError(f"{type(e).__name__}: {e}"))
 
 
 def _where() -> dict:
