@@ -1,4 +1,5 @@
-"""Foundation benchmarks: app start time vs a bare Gradio app, and the manager cycling models under a budget."""
+"""Foundation benchmarks: app start time vs a bare Gradio app, the manager cycling models under a budget, and the
+cost of the one request path (a typed request through ctx.call and hub.streams vs calling the function)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.harness import Case
+from hub.work import Work
 
 ROOT = Path(__file__).resolve().parents[1]
 BARE_APP = ("import gradio as gr\nwith gr.Blocks() as demo:\n    gr.Markdown('bare')\n"
@@ -100,5 +103,48 @@ def _manager_case(n_models: int = 6, mb_each: int = 64, budget_models: int = 3, 
                 notes=f"{n_models} models x {mb_each} MB, budget {budget_models} models, {requests} skewed requests")
 
 
+@dataclass(frozen=True)
+class _Ping:
+    n: int = 1
+
+
+_WORK = Work()
+
+
+@_WORK.method(_Ping)
+def _ping(lease, req: _Ping, job) -> int:
+    return req.n
+
+
+def _call_case(calls: int = 200) -> Case:
+    """ctx.call of a method that does nothing: the allow-list, the lease, the worker thread of hub.streams, the
+    metrics timer; naive = the same function called directly."""
+
+    def setup():
+        from hub.context import DemoContext
+        from hub.device import Placement
+        from hub.models import ModelManager
+        from hub.settings import Settings
+        from hub.spec import DemoSpec, ModelChoice
+
+        spec = DemoSpec("ping", "Ping", "", (ModelChoice("m", "random", approx_bytes=1),), {"cpu": "m"}, ("ping",))
+        s = Settings.load({})
+        manager = ModelManager(s, {"ping": (spec, lambda *a, **k: object(), _WORK)},
+                               placement=lambda prefers=None, **kw: Placement("cpu", "float32"))
+        return {"ctx": DemoContext(manager, s, spec), "request": _Ping()}
+
+    def naive(ctx):
+        for _ in range(calls):
+            _ping(None, ctx["request"], None)
+
+    def hub(ctx):
+        for _ in range(calls):
+            ctx["ctx"].call("ping", ctx["request"])
+
+    return Case("hub/call-overhead", setup, naive, hub, items=calls, unit="call", repeat=5,
+                notes=f"{calls} empty work-method calls through ctx.call (in-process backend)",
+                goal="well under a millisecond per call")
+
+
 def cases() -> list[Case]:
-    return [_manager_case(), _start_case()]
+    return [_manager_case(), _start_case(), _call_case()]

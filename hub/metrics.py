@@ -1,6 +1,6 @@
 """Prometheus metrics of one hub (`GET /metrics`, protected like `/v1`), with prometheus_client.
 
-Counted as they happen: requests by demo, API and outcome, and their seconds (every ctx.run / ctx.stream, from the
+Counted as they happen: requests by demo, API and outcome, and their seconds (every ctx.call / ctx.stream, from the
 UI and from /v1 routes); evictions by reason; out-of-memory fallbacks to the CPU. Read at each scrape: which models
 are loaded where and how large, their load time and keep-alive, the queue, and GPU memory where there is a GPU.
 """

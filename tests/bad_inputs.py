@@ -117,7 +117,7 @@ def corpus(F):
         ("sd-width-absurd", *sd(width=100000), E), ("sd-width-not-multiple-of-8", *sd(width=70), E),
         ("sd-height-nan", *sd(height=NAN), E), ("sd-count-zero", *sd(num_images=0), E), ("sd-count-absurd", *sd(num_images=1000), E),
         ("sd-seed-text", *sd(seed="abc"), E), ("sd-scheduler-unknown", *sd(scheduler="Quantum"), E),
-        ("sd-model-path", *sd(model_id="../../etc/passwd"), E),
+        ("sd-model-path", *sd(model="../../etc/passwd"), E),
         ("sd-prompt-control-chars", *sd(prompt="cube \x00\x1b[31m\u0301\ufeff"), OK),
         ("sd-prompt-huge", *sd(prompt="a cube " * 20000), OK),
         ("i2i-zero", *i2i(F("zero.png")), E), ("i2i-truncated", *i2i(F("truncated.png")), E),

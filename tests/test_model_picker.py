@@ -18,7 +18,7 @@ def _ctx(settings, module: str) -> DemoContext:
     import importlib
 
     demo = importlib.import_module(module).DEMO
-    manager = ModelManager(settings, {demo.spec.name: (demo.spec, demo.loader(None))})
+    manager = ModelManager(settings, {demo.spec.name: (demo.spec, demo.loader(None), demo.work)})
     return DemoContext(manager, settings, demo.spec)
 
 
@@ -53,7 +53,9 @@ def test_loading_text_until_the_model_is_loaded_then_nothing(settings):
     ctx = _ctx(settings, "tests.fake_demo")
     assert ctx.model_note() == ""  # random weights: always at hand, nothing to announce
     assert ctx.loading_text() == "Loading echo-small (1 kB): the first request waits for it, later ones don't…"
-    ctx.run(lambda lease: None)
+    from tests.fake_demo import EchoRequest
+
+    assert ctx.call("echo", EchoRequest("hi", 1)).text == "hi"
     assert ctx.loading_text() is None and ctx.is_loaded()
 
 
@@ -89,7 +91,7 @@ def test_unload_names_only_models_that_were_loaded_and_refreshes_the_memory_figu
     assert message == "Unloaded 1 model(s) of fake_echo." and "Models resident on cpu" not in system
 
     monkeypatch.setattr(fake, "load", _broken_load)
-    client.blocks.hub_manager._demos["fake_echo"] = (fake.SPEC, _broken_load)
+    client.blocks.hub_manager._demos["fake_echo"] = (fake.SPEC, _broken_load, fake.WORK)
     with pytest.raises(Exception, match="cannot load"):
         client.predict("echo-small", "hi", 1, api_name="/echo")
     assert [r["state"] for r in client.blocks.hub_manager.status()] == ["failed"]
@@ -97,7 +99,7 @@ def test_unload_names_only_models_that_were_loaded_and_refreshes_the_memory_figu
     assert message == "Nothing was loaded." and rows["data"] == []
 
 
-def _broken_load(weights, device, dtype):
+def _broken_load(weights, device, dtype, settings=None):
     from hub.errors import UserError
 
     raise UserError("The echo model cannot load here.")

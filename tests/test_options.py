@@ -78,12 +78,12 @@ def test_the_cli_says_the_sentence_and_exits_2(tmp_path, capsys, monkeypatch):
 
 def test_demo_declarations_are_checked():
     with pytest.raises(ValueError, match="not in api_names"):
-        Demo(SPEC, load="x:y", ui="x:z", examples=(Example("nope", {"model_id": "m"}, bad={}),))
+        Demo(SPEC, load="x:y", ui="x:z", examples=(Example("nope", {"model": "m"}, bad={}),))
     with pytest.raises(ValueError, match="model_arg"):
         Demo(SPEC, load="x:y", ui="x:z", examples=(Example("detect", {"image": 1}, bad={}),))
     with pytest.raises(ValueError, match="unique"):
         Demo(SPEC, load="x:y", ui="x:z", options=(Option("a", 1, ""), Option("a", 2, "")))
-    ex = Example("detect", {"model_id": "m", "conf": 0.25}, bad={"conf": 5})
+    ex = Example("detect", {"model": "m", "conf": 0.25}, bad={"conf": 5})
     assert ex.values() == ("m", 0.25) and ex.values(**ex.bad) == ("m", 5)
     with pytest.raises(KeyError):
         ex.values(nope=1)
@@ -103,3 +103,24 @@ def test_readme_lists_every_declared_option_with_its_default():
         for o in h.demo.options:
             default = ("1" if o.default else "0") if isinstance(o.default, bool) else str(o.default)
             assert f"| `{o.env_var(h.name)}` | `{default}` |" in readme, f"README misses {o.env_var(h.name)}"
+
+
+def test_every_hub_variable_the_settings_read_and_the_readme_documents_is_accepted_at_start():
+    """DEMOHUB_BACKEND=ray, DEMOHUB_RAY_ADDRESS and DEMOHUB_RAY_CONFIG once stopped the start as "names no demo"."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    read = set(re.findall(r'"DEMOHUB_([A-Z_]+)"', (root / "hub" / "settings.py").read_text()))
+    table = (root / "README.md").read_text().split("## Configuration", 1)[1].split("### Demo options", 1)[0]
+    documented = set(re.findall(r"`DEMOHUB_([A-Z][A-Z_]+)`", table))
+    assert {"BACKEND", "RAY_ADDRESS", "RAY_CONFIG"} <= read & documented
+    for var in sorted(read | documented):
+        value = "yolo_detect" if var in ("DEMOS", "PINNED") else "1"
+        check_names({f"DEMOHUB_{var}": value}, REGISTERED, [DEMO])  # no SettingsError
+
+
+def test_the_error_lists_each_demo_once_when_the_registry_and_loaded_demos_overlap():
+    with pytest.raises(SettingsError) as e:
+        check_names({"DEMOHUB_NOPE": "1"}, REGISTERED + ("yolo_detect",), [DEMO])
+    assert str(e.value).count("YOLO_DETECT") == 1

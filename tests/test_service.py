@@ -186,15 +186,16 @@ def test_v1_requests_wait_without_threads_and_a_full_backlog_gets_429(settings):
 
     from hub.api import add_route, call
     from hub.context import DemoContext
-    from tests import fake_demo
+    from tests import slow_demo
 
     s = replace(settings, queue_size=3)
-    ctx = DemoContext(ModelManager(s, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), s, fake_demo.SPEC)
+    ctx = DemoContext(ModelManager(s, {"fake_slow": (slow_demo.SPEC, slow_demo.DEMO.loader(), slow_demo.WORK)}), s,
+                      slow_demo.SPEC)
     router, app = APIRouter(), FastAPI()
 
     @add_route(router, ctx, "/v1/slow")
     async def slow(request):
-        return {"text": await call(ctx, lambda lease: (time.sleep(0.3), "done")[1], None)}
+        return {"text": await call(ctx, "denoise", slow_demo.Steps(6, 0.05), None)}
 
     @app.get("/ping")
     async def ping():
