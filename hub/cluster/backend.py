@@ -149,15 +149,19 @@ class RayManager:
         job = job or Job()
         share = self._files_shared()
         payload = pickle.dumps((method, request if share else files.pack(request)), protocol=pickle.HIGHEST_PROTOCOL)
-        return self._call(demo, payload, model, share, job)
+        # a request that carries a session (state kept in the engine) goes to the replica that holds it
+        session = getattr(request, "session", None)
+        return self._call(demo, payload, model, share, job, str(session)[:200] if session else "")
 
     # ---- one call ----------------------------------------------------------------------------------------------
 
-    def _call(self, demo: str, payload: bytes, model: str | None, share: bool, job: Job) -> Iterator:
+    def _call(self, demo: str, payload: bytes, model: str | None, share: bool, job: Job, session: str) -> Iterator:
         spec = self.spec(demo)
         deadline = time.monotonic() + self.config.queue_timeout_s
+        routing = {"multiplexed_model_id": f"session-{session}"} if session else {}
         for attempt in range(5):
-            response = self._handles[demo].options(stream=True, method_name="call").remote(payload, model, share)
+            response = self._handles[demo].options(stream=True, method_name="call", **routing).remote(
+                payload, model, share)
             started = False
             watcher = _Watcher(job, response, deadline)
             try:

@@ -28,11 +28,14 @@ import threading
 import time
 from collections import Counter
 
+from ray import serve
+
 log = logging.getLogger("demohub")
 
 BOARD = "demohub-board"
 NAMESPACE = "demohub"
 REPORT_EVERY_S = 1.0
+SESSIONS_PER_REPLICA = 1024  # sessions a replica advertises to Serve's router (least recently used forgotten first)
 
 
 class DemoReplica:
@@ -60,10 +63,20 @@ class DemoReplica:
         self._seen_unload = 0
         threading.Thread(target=self._report_loop, daemon=True, name="demohub-report").start()
 
+    @serve.multiplexed(max_num_models_per_replica=SESSIONS_PER_REPLICA)
+    async def _session(self, session: str) -> str:
+        """Session affinity through Serve's model multiplexing: a request that carries a session (the front end sets
+        it as the multiplexed id) marks it as held here, and Serve's router sends that session's next requests to
+        this replica while it can take them, so state kept in the engine per session (a webcam's tracker, SAM's
+        embeddings) is found again. Best effort: a busy or lost replica means a fresh state elsewhere."""
+        return session
+
     async def call(self, payload: bytes, model: str | None, share_files: bool):
         from hub.cluster import files
         from hub.streams import WorkStream
 
+        if session := serve.get_multiplexed_model_id():
+            await self._session(session)
         with self._lock:
             self.ongoing += 1
         scratch = None
