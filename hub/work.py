@@ -22,7 +22,8 @@ What crosses a backend is `(demo, method name, request, model id)`: plain data t
 A closure, a lock, a gradio object or a request header cannot be a request: `roundtrip` refuses them, and the
 contract test runs every example through it. The method runs where the model is (this process, or a Ray replica)
 with a `Lease` of the loaded engine and a `Job`: the `stop` Event and the `progress(fraction, text)` callback.
-State that outlives a request lives in the engine, keyed by a session key the request carries (hub.sessions).
+State that outlives a request lives in the engine, keyed by a session key the request carries in a field named
+`session` (hub.sessions); the Ray backend routes a session's requests to the replica that holds its state.
 """
 
 from __future__ import annotations
