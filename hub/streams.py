@@ -57,14 +57,30 @@ def _work(produce, job: Job, q: queue.Queue, finished: threading.Event, room: th
         finished.set()
 
 
+class _Mailbox(queue.Queue):
+    """The worker's messages; an async consumer is woken on its event loop (no thread waits for it)."""
+
+    waker: Callable[[], None] | None = None
+
+    def put(self, item, block=True, timeout=None):
+        super().put(item, block, timeout)
+        waker = self.waker
+        if waker is not None:
+            try:
+                waker()
+            except RuntimeError:  # the consumer's event loop is closed: nobody is waiting any more
+                pass
+
+
 class WorkStream:
     """Iterator (sync and async) over the items of `produce(job)` run in a worker thread."""
 
     def __init__(self, produce: Callable[[Job], Iterator], *, on_progress: Callable | None = None,
                  on_warning: Callable[[str], None] | None = None, stop: threading.Event | None = None,
                  name: str = "demohub-work", raw: bool = False):
-        q: queue.Queue = queue.Queue()
+        q = _Mailbox()
         self._q = q
+        self._wake = None  # an asyncio.Event, made by the first `async for` step
         self.job = Job(stop=stop or threading.Event(), progress=lambda f, text="": q.put((_PROGRESS, (f, text))),
                        warn=lambda text: q.put((_WARN, text)))
         self._on_progress, self._on_warning = on_progress, on_warning
@@ -114,21 +130,34 @@ class WorkStream:
         return self
 
     async def __anext__(self):
-        import anyio
-
         if self._done:
             raise StopAsyncIteration
         while True:
-            try:
-                message = self._q.get_nowait()
-            except queue.Empty:
-                message = await anyio.to_thread.run_sync(self._q.get, abandon_on_cancel=True)
+            message = await self._aget()
             try:
                 got = self._deliver(*message)
             except StopIteration:
                 raise StopAsyncIteration from None
             if got is not None:
                 return got[0]
+
+    async def _aget(self):
+        """The next message, awaited on the event loop: the worker's put wakes it (call_soon_threadsafe)."""
+        import asyncio
+
+        if self._wake is None:
+            loop, wake = asyncio.get_running_loop(), asyncio.Event()
+            self._wake = wake
+            self._q.waker = lambda: loop.call_soon_threadsafe(wake.set)  # the event, not this object (see __init__)
+        while True:
+            try:
+                return self._q.get_nowait()
+            except queue.Empty:
+                self._wake.clear()
+            try:  # a message put between the first look and clear() would not wake us: look again
+                return self._q.get_nowait()
+            except queue.Empty:
+                await self._wake.wait()
 
     def result(self):
         """The one result of a plain method (its only item), once the worker has returned (the lease released).

@@ -211,3 +211,28 @@ def test_hidden_test_models_are_not_for_visitors_of_a_public_hub(settings):
     operator_chose_it = DemoContext(manager(replace(settings, models={"a": "tiny-random"}), {"a": (hidden, loader(100))}),
                                     replace(settings, host="0.0.0.0", models={"a": "tiny-random"}), hidden)
     operator_chose_it.check_model("tiny-random")
+
+
+def test_an_async_consumer_reads_a_stream_without_holding_a_thread_and_closing_it_stops_the_work(settings):
+    """/v1 routes `async for` over a stream: the event loop is woken by the worker, no thread pool thread waits."""
+    import asyncio
+
+    import anyio.to_thread
+
+    ctx, m = ctx_for(settings)
+
+    async def main():
+        waiting_threads = anyio.to_thread.current_default_thread_limiter().borrowed_tokens
+        items = ctx.stream("count", Count(10**9, ))
+        got = []
+        async for i in items:
+            got.append(i)
+            assert anyio.to_thread.current_default_thread_limiter().borrowed_tokens == waiting_threads
+            if len(got) == 5:
+                break
+        items.close()
+        return got, items.finished
+
+    got, finished = asyncio.run(main())
+    assert got == [0, 1, 2, 3, 4]
+    assert finished.wait(10) and m.status()[0]["in_use"] == 0
