@@ -23,7 +23,7 @@ from hub.keep_alive import KeepAlive
 from hub.settings import Settings
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import Weights, resolve, select
-from hub.work import Job, dispatch
+from hub.work import Job, Progress, dispatch
 
 log = logging.getLogger("demohub")
 
@@ -180,8 +180,9 @@ class ModelManager:
         `warn(text)` is called with the lease's fallback warning (CPU after out-of-memory) before the work runs.
         In-process only: what crosses a process is a method name and a request (`call`, `stream`).
 
-        Out of memory before the first item: evict idle models and retry once, then retry on the CPU.
-        After the first item the answer is partly out, so an out-of-memory error ends the stream with a sentence.
+        Out of memory before the first item (progress items, hub.work.Progress, do not count): evict idle models and
+        retry once, then retry on the CPU. After the first item the answer is partly out, so an out-of-memory error
+        ends the stream with a sentence.
         """
         for attempt in range(3):
             with self.use(demo, model) as lease:
@@ -191,6 +192,10 @@ class ModelManager:
                         warn(lease.warning)
                     items = iter(gen_fn(lease))
                     first = next(items)
+                    # progress items (hub.work.Progress) before the first real one: still retried on OOM
+                    while isinstance(first, Progress):
+                        yield first
+                        first = next(items)
                 except StopIteration:
                     return
                 except Exception as e:

@@ -57,6 +57,38 @@ def _work(produce, job: Job, q: queue.Queue, finished: threading.Event, room: th
         finished.set()
 
 
+def callback_items(run: Callable[[Callable[[object], None]], object], job: Job, name: str = "demohub-callback"):
+    """Items of a library loop that reports through a callback (diffusers' `callback_on_step_end`) as they happen.
+
+    `run(emit)` runs in a helper thread and calls `emit(item)` for each step; this generator yields those items and
+    returns `run`'s return value (`res = yield from callback_items(...)`). `run` reads `job.stop` between steps.
+    Closed early (the consumer went away) it sets `job.stop` and waits for `run` to return, so the lease is held
+    until the library has let go of the model."""
+    q: queue.Queue = queue.Queue()
+
+    def target():
+        try:
+            q.put((_END, run(lambda item: q.put((_ITEM, item)))))
+        except BaseException as e:
+            q.put((_ERROR, e))
+
+    worker = threading.Thread(target=target, daemon=True, name=name)
+    worker.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == _ITEM:
+                yield value
+            elif kind == _ERROR:
+                raise value
+            else:
+                return value
+    finally:
+        if worker.is_alive():
+            job.stop.set()
+            worker.join()
+
+
 class _Mailbox(queue.Queue):
     """The worker's messages; an async consumer is woken on its event loop (no thread waits for it)."""
 

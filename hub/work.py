@@ -51,6 +51,11 @@ class Job:
         return self.stop.is_set()
 
 
+class Progress:
+    """Base of stream items that only report progress (a denoising step, "model loaded"): out of memory before the
+    first item that is not one is still retried from the start, since nothing but progress was shown."""
+
+
 @dataclass(frozen=True)
 class Method:
     name: str

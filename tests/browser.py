@@ -52,7 +52,8 @@ def in_use(app, demo: str) -> int:
 
 def engine(app, demo: str):
     """The demo's loaded tiny-random engine (loads it if needed), as its handlers get it."""
-    return app.hub_manager.run(demo, lambda lease: lease.engine, "tiny-random")
+    with app.hub_manager.use(demo, "tiny-random") as lease:
+        return lease.engine
 
 
 @contextmanager
@@ -151,14 +152,14 @@ def slow_load(app, demo: str, seconds: float):
     """Loading the demo's model takes `seconds` longer (a real checkpoint takes that long), from unloaded."""
     manager = app.hub_manager
     manager.unload(demo)
-    spec, load = manager._demos[demo]
+    spec, load, *work = manager._demos[demo]  # (spec, load, work table)
 
     def slow(*args, **kwargs):
         time.sleep(seconds)
         return load(*args, **kwargs)
 
-    manager._demos[demo] = (spec, slow)
+    manager._demos[demo] = (spec, slow, *work)
     try:
         yield
     finally:
-        manager._demos[demo] = (spec, load)
+        manager._demos[demo] = (spec, load, *work)

@@ -274,9 +274,9 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
     client = Client(app.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
     common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder"]
-    expected = {"/generate_image": ["model_id", "prompt", "negative_prompt", *common],
-                "/img2img": ["model_id", "image", "prompt", "negative_prompt", "strength", *common],
-                "/inpaint": ["model_id", "image", "mask", "prompt", "negative_prompt", "strength", *common]}
+    expected = {"/generate_image": ["model", "prompt", "negative_prompt", *common],
+                "/img2img": ["model", "image", "prompt", "negative_prompt", "strength", *common],
+                "/inpaint": ["model", "image", "mask", "prompt", "negative_prompt", "strength", *common]}
     for name, params in expected.items():
         got = api[name]["parameters"]
         assert [p["parameter_name"] for p in got] == params, name
@@ -285,10 +285,10 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
         assert api[name]["description"], name  # the handler's docstring
         assert all(p["label"] for p in got), name
     gallery, seed, notes, record = client.predict(
-        model_id="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64, height=64,
+        model="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64, height=64,
         api_name="/generate_image")
     assert seed == 7 and record["prompt"] == "a teal cube" and len(gallery) == 1
     assert record["decoder"] == "tiny"  # the CPU default
-    _, _, _, record = client.predict(model_id="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64,
+    _, _, _, record = client.predict(model="tiny-random", prompt="a teal cube", seed=7, steps=2, width=64,
                                      height=64, decoder="full", api_name="/generate_image")
     assert record["decoder"] == "full"

@@ -159,7 +159,8 @@ def test_every_api_answers_its_example_with_work_that_crosses_a_process_as_data(
     result = client.predict(*fill(ex.values()), api_name=f"/{ex.api_name}")
     assert result is not None
     crossed = [(d, m) for d, m, _ in backend.requests[before:]]
-    assert crossed and all(d == name for d, _ in crossed), f"/{ex.api_name} reached no work method: {crossed}"
+    if ex.model_arg is not None:  # an API without a model (reading a PNG's parameters) needs no work method
+        assert crossed and all(d == name for d, _ in crossed), f"/{ex.api_name} reached no work method: {crossed}"
 
 
 @pytest.mark.parametrize("name, ex", EXAMPLES, ids=EXAMPLE_IDS)

@@ -14,7 +14,7 @@ import torch
 
 from hub.context import DemoContext
 from hub.errors import UserError
-from hub.work import Work
+from hub.work import Progress, Work
 from tests.test_models import manager, spec, loader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,6 +48,21 @@ def count(lease, req: Count, job):
         yield i
         if req.oom_after_first:
             raise OOM
+
+
+class Tick(Progress):
+    pass
+
+
+@WORK.method(Count)
+def ticks_then_count(lease, req: Count, job):
+    """Two progress items, then (out of memory on `oom_on` devices) the work."""
+    SEEN.append(lease.device)
+    yield Tick()
+    yield Tick()
+    if lease.device in req.oom_on:
+        raise OOM
+    yield req.n
 
 
 @WORK.method(Count)
@@ -109,6 +124,14 @@ def test_stream_out_of_memory_before_the_first_item_evicts_retries_then_runs_on_
         assert list(ctx.stream("count", Count(2, oom_on=("cuda",)))) == [0, 1]
     assert SEEN == ["cuda", "cuda", "cpu"]
     assert "b" not in {r["demo"] for r in m.status()}  # evicted on the first out-of-memory
+
+
+def test_out_of_memory_after_only_progress_items_is_still_retried(settings):
+    """A denoising run that said "Step 0" and then ran out of memory is retried, as a run that said nothing."""
+    ctx, m = ctx_for(settings)
+    with pytest.warns(UserWarning, match="CPU"):
+        items = list(ctx.stream("ticks_then_count", Count(7, oom_on=("cuda",))))
+    assert SEEN == ["cuda", "cuda", "cpu"] and items[-1] == 7 and all(isinstance(i, Tick) for i in items[:-1])
 
 
 def test_stream_out_of_memory_after_the_first_item_ends_with_a_sentence_and_frees_the_lease(settings):

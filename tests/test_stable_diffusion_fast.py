@@ -95,6 +95,6 @@ def test_the_tiny_decoder_is_pinned_and_fetched_with_the_models(monkeypatch, tmp
 def test_a_cpu_with_native_bf16_runs_the_listed_sd_models_in_bf16():
     for m in SPEC.models:
         if m.source != "random":
-            p = choose("cpu", cpu_bf16=True, cpu_prefers=m.options.get("cpu_dtype"))
+            p = choose("cpu", cpu_bf16=True, cpu_prefers=m.cpu_dtype)
             assert p.dtype == "bfloat16", m.id
-            assert choose("cpu", cpu_bf16=False, cpu_prefers=m.options.get("cpu_dtype")).dtype == "float32"
+            assert choose("cpu", cpu_bf16=False, cpu_prefers=m.cpu_dtype).dtype == "float32"

@@ -271,7 +271,7 @@ def test_public_hub_refuses_an_unlisted_model_with_a_404(settings):
     from fastapi.testclient import TestClient
 
     from demos.stable_diffusion import DEMO, SPEC
-    from demos.stable_diffusion.engine import load
+    from demos.stable_diffusion.engine import WORK, load
     from demos.stable_diffusion.openai import routes
     from hub.context import DemoContext
     from hub.models import ModelManager
@@ -279,7 +279,7 @@ def test_public_hub_refuses_an_unlisted_model_with_a_404(settings):
 
     s = replace(settings, host="0.0.0.0", models={"stable_diffusion": "tiny-random"})
     app = FastAPI()
-    ctx = DemoContext(ModelManager(s, {"stable_diffusion": (SPEC, load)}), s, SPEC, defaults(DEMO))
+    ctx = DemoContext(ModelManager(s, {"stable_diffusion": (SPEC, load, WORK)}), s, SPEC, defaults(DEMO))
     app.include_router(routes(ctx))
     client = TestClient(app)
     r = client.post("/v1/images/generations", json={"prompt": "x", "model": "someone/else"})

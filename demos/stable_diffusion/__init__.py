@@ -1,9 +1,10 @@
 """Stable Diffusion: text-to-image, image-to-image and inpainting (diffusers); PNGs that carry their parameters.
 
-engine.py loads and runs the pipelines (and checks every input), decoder.py the tiny decoder (TAESD, the
-default on a CPU), pipelines.py builds them (embedded architecture
-configs, folders, single files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA,
-ui.py builds the tab, openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
+types.py holds the work's requests and results, engine.py loads and runs the pipelines (its WORK: the txt2img,
+img2img and inpaint methods, streaming a Step per denoising step), checks.py checks every input, decoder.py the tiny
+decoder (TAESD, the default on a CPU), pipelines.py builds them (embedded architecture configs, folders, single
+files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA, ui.py builds the tab,
+openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
 DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
 DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load.
 """
@@ -21,6 +22,7 @@ DEMO = Demo(
     spec=SPEC,
     load="demos.stable_diffusion.engine:load",
     ui="demos.stable_diffusion.ui:build",
+    work="demos.stable_diffusion.engine:WORK",
     routes="demos.stable_diffusion.openai:routes",
     options=(
         Option("safety_checker", True, "Run the model's own safety checker on every image (models that ship one); "
@@ -33,14 +35,14 @@ DEMO = Demo(
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),
     examples=(
-        Example("generate_image", {"model_id": "tiny-random", "prompt": "a red cube", "negative_prompt": "",
+        Example("generate_image", {"model": "tiny-random", "prompt": "a red cube", "negative_prompt": "",
                                    **_COMMON},
                 bad={"width": 20}),
-        Example("img2img", {"model_id": "tiny-random", "image": Sample("image"), "prompt": "a red cube",
+        Example("img2img", {"model": "tiny-random", "image": Sample("image"), "prompt": "a red cube",
                             "negative_prompt": "", "strength": 0.5, **_COMMON},
                 bad={"image": None}),
         # The one layer of an uploaded picture has no transparency: it counts as painted all over (repaint all).
-        Example("inpaint", {"model_id": "tiny-random",
+        Example("inpaint", {"model": "tiny-random",
                             "image": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
                             "mask": None, "prompt": "a red cube", "negative_prompt": "", "strength": 1.0, **_COMMON},
                 bad={"image": {"background": Sample("image"), "layers": [], "composite": None}}),

@@ -11,31 +11,36 @@ optional `torch.compile(mode="reduce-overhead")` of the UNet with its warm-up do
 request; fast.py), and model CPU offload when the GPU has too little room. channels_last is deliberately not used:
 on the H100 it made the eager SD 1.5 UNet slower (54 vs 42 ms per step, see shared/GPU.md).
 
-Every work function checks all its inputs (`check_*`) before any work: out-of-range numbers are refused with
+Every work method checks all its inputs first (`plan_*`, checks.py): out-of-range numbers are refused with
 hub.validate's sentence, and so is a width or height that is not a multiple of 8 (the sentence names the nearest
-valid sizes): nothing is clamped or rounded behind the user's back.
+valid sizes): nothing is clamped or rounded behind the user's back. The work methods (`WORK`, at the end) take the
+typed requests of types.py and stream a Step per denoising step, then the Result with its record.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import secrets
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from demos.stable_diffusion import masks, zimage
-from demos.stable_diffusion.decoder import check_decoder, decode_tiny, load_tiny
-from demos.stable_diffusion.formats import WritePNG
+from demos.stable_diffusion.checks import (  # noqa: F401  (re-exported: the UI and the tests reach them here)
+    EMPTY_MASK, check_common, check_fit, check_mask, check_side, check_steps_for_strength, check_strength,
+    check_text_model)
+from demos.stable_diffusion.decoder import decode_tiny, load_tiny
 from demos.stable_diffusion.pipelines import build_pipeline
 from demos.stable_diffusion.spec import (  # noqa: F401  (re-exported: the limits belong to the engine's API)
     DEFAULTS, FAMILY_SCHEDULERS, MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS, SPEC)
-from hub import validate
+from demos.stable_diffusion.types import (
+    GenerateRequest, Img2ImgRequest, InpaintRequest, Result, Settings, Step)
+from hub.contract import EngineBase
 from hub.device import cpu_channels_last
 from hub.errors import UserError
 from hub.media.image import open_image
+from hub.streams import callback_items
+from hub.work import Work
 
 log = logging.getLogger("demohub")
 
@@ -45,7 +50,7 @@ mask_from, editor_mask, alpha_channel = masks.mask_from, masks.editor_mask, mask
 # ---- loading ------------------------------------------------------------------------------------------------------
 
 
-class Engine:
+class Engine(EngineBase):
     """A loaded model: the text-to-image pipeline and the img2img / inpaint pipelines that share its modules.
 
     family: "sd" (Stable Diffusion 1.x/2.x: UNet, CLIP, TAESD available) or "zimage" (zimage.py: a flow-matching
@@ -71,6 +76,7 @@ class Engine:
         self.prompt_limit = (zimage.prompt_limit(pipe.tokenizer) if family == zimage.FAMILY
                              else pipe.tokenizer.model_max_length - 2)
         self.lock = threading.Lock()  # one request at a time per pipeline (schedulers and `_interrupt` are state)
+        self.safety_checker = True  # the operator's DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER (load sets it)
 
     @property
     def has_safety_checker(self) -> bool:
@@ -122,6 +128,7 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
     cpu_channels_last(device, *([pipe.unet] if family == "sd" else []), pipe.vae)
     engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype,
                     {**choice, "size": size}, offloaded=offloaded, family=family)
+    engine.safety_checker = bool(options.safety_checker)
     if family == zimage.FAMILY:
         engine.tiny_missing = zimage.NO_TINY
     else:
@@ -187,45 +194,29 @@ def _place(pipe, device: str, vram_budget: int | None, setting: str = "auto") ->
 
 
 # ---- the work ---------------------------------------------------------------------------------------------------
+# plan_*: the check step (every input, before any work) -> a Plan; run(): the denoising and decoding of a plan.
+# generate/img2img/inpaint do both (tests and the bench call them); the work methods (work.py) stream them.
 
 
 @dataclass
-class Result:
-    """Images and the parameters that made them (one seed per image: seed, seed+1, ...)."""
+class Plan:
+    """A checked request: the pipeline to run, the parameters (the PNGs' and the record's), the pipeline's extra
+    arguments, the notes so far, and for inpainting the picture and mask whose unmasked pixels are kept."""
 
-    images: list
-    seeds: list[int]
+    pipe: object
     params: dict
-    notes: list[str] = field(default_factory=list)
-    nsfw: list[bool] = field(default_factory=list)
-    cancelled: bool = False
-
-    def image_params(self, i: int) -> dict:
-        return {**self.params, "seed": self.seeds[i]}
-
-    def save(self, folder: str | Path, stem: str = "sd") -> list[Path]:
-        """Write each image as a PNG with its parameters in text chunks; returns the paths."""
-        writer = WritePNG(folder, stem)
-        return [writer.write(im, self.image_params(i)) for i, im in enumerate(self.images)]
-
-
-def record(lease, res: Result, safety_checker: bool) -> dict:
-    """The reproducibility record of one request (the tab and /v1/images answer the same one)."""
-    return lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
-                        seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
-                        safety_checker=safety_checker and lease.engine.has_safety_checker,
-                        offloaded=lease.engine.offloaded)
+    extra: dict
+    notes: list[str]
+    keep: tuple | None = None
 
 
 OnStep = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
+OnLatents = Callable[[int, int, object], None]
 
 
-def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: int | None = None,
-             steps: int | None = None, guidance: float | None = None, width: int | None = None,
-             height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-             decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
-             should_stop: ShouldStop | None = None) -> Result:
+def plan_txt2img(engine: Engine, prompt: str, negative_prompt: str = "", *, seed=None, steps=None, guidance=None,
+                 width=None, height=None, scheduler=None, num_images=1, decoder=None) -> Plan:
     """Text to image. Bad values (a size not a multiple of 8 included) raise UserError; a long prompt gets a note."""
     notes: list[str] = []
     check_text_model(engine)
@@ -234,14 +225,12 @@ def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, seed: in
     h = check_side(height, "height", size, engine.multiple)
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="txt2img", width=w, height=h)
-    return _run(engine, engine.pipe, p, dict(height=h, width=w), notes, safety_checker, on_step, should_stop)
+    return Plan(engine.pipe, p, dict(height=h, width=w), notes)
 
 
-def img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, strength: float = 0.75,
-            seed: int | None = None, steps: int | None = None, guidance: float | None = None,
-            width: int | None = None, height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-            decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
-            should_stop: ShouldStop | None = None) -> Result:
+def plan_img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, strength=0.75, seed=None,
+                 steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
+                 decoder=None) -> Plan:
     """Image to image: `image` (any upload the hub decoder takes) is fitted into width x height keeping its shape."""
     notes: list[str] = []
     check_text_model(engine)
@@ -249,17 +238,14 @@ def img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, st
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="img2img", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
-    return _run(engine, engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes, safety_checker,
-                on_step, should_stop)
+    return Plan(engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes)
 
 
-def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, strength: float = 1.0,
-            seed: int | None = None, steps: int | None = None, guidance: float | None = None,
-            width: int | None = None, height: int | None = None, scheduler: str | None = None, num_images: int = 1,
-            decoder: str | None = None, safety_checker: bool = True, on_step: OnStep | None = None,
-            should_stop: ShouldStop | None = None) -> Result:
+def plan_inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, strength=1.0, seed=None,
+                 steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
+                 decoder=None) -> Plan:
     """Repaint the white part of `mask` (any mode; alpha counts as coverage). Pixels far from it stay unchanged."""
-    from PIL import Image, ImageFilter
+    from PIL import Image
 
     notes: list[str] = []
     init = check_fit(open_image(image, "the image to inpaint"), width, height, engine, notes)
@@ -267,27 +253,62 @@ def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "",
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
     p.update(mode="inpaint", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
-    result = _run(engine, engine.inpaint_pipe, p, dict(image=init, mask_image=m, height=init.height,
-                                                        width=init.width, strength=p["strength"]),
-                  notes, safety_checker, on_step, should_stop)
-    # Keep the unmasked pixels exactly (the VAE round trip blurs them), with a soft edge like AUTOMATIC1111's mask blur.
-    soft = m.filter(ImageFilter.GaussianBlur(4))
-    result.images = [im if flagged else Image.composite(im, init, soft)
-                     for im, flagged in zip(result.images, result.nsfw or [False] * len(result.images))]
+    extra = dict(image=init, mask_image=m, height=init.height, width=init.width, strength=p["strength"])
+    return Plan(engine.inpaint_pipe, p, extra, notes, keep=(init, m))
+
+
+def run(engine: Engine, plan: Plan, safety_checker: bool = True, on_step: OnStep | None = None,
+        should_stop: ShouldStop | None = None, on_latents: OnLatents | None = None) -> Result:
+    """Denoise and decode a checked plan. `on_step(i, n)` after each step; `should_stop()` is read after each step
+    and stops the loop (a cancelled Result); `on_latents(i, n, latents)` gets the step's latents (previews)."""
+    result = _run(engine, plan.pipe, plan.params, plan.extra, plan.notes, safety_checker, on_step, should_stop,
+                  on_latents)
+    if plan.keep is not None and result.images:
+        from PIL import Image, ImageFilter
+
+        # Keep the unmasked pixels exactly (the VAE round trip blurs them), with a soft edge like AUTOMATIC1111's
+        # mask blur.
+        init, m = plan.keep
+        soft = m.filter(ImageFilter.GaussianBlur(4))
+        result.images = [im if flagged else Image.composite(im, init, soft)
+                         for im, flagged in zip(result.images, result.nsfw or [False] * len(result.images))]
     return result
 
 
+def generate(engine: Engine, prompt: str, negative_prompt: str = "", *, safety_checker: bool = True,
+             on_step: OnStep | None = None, should_stop: ShouldStop | None = None, **settings) -> Result:
+    """Text to image (plan_txt2img's settings), checked and run."""
+    return run(engine, plan_txt2img(engine, prompt, negative_prompt, **settings), safety_checker, on_step,
+               should_stop)
+
+
+def img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, safety_checker: bool = True,
+            on_step: OnStep | None = None, should_stop: ShouldStop | None = None, **settings) -> Result:
+    """Image to image (plan_img2img's settings), checked and run."""
+    return run(engine, plan_img2img(engine, image, prompt, negative_prompt, **settings), safety_checker, on_step,
+               should_stop)
+
+
+def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, safety_checker: bool = True,
+            on_step: OnStep | None = None, should_stop: ShouldStop | None = None, **settings) -> Result:
+    """Inpainting (plan_inpaint's settings), checked and run."""
+    return run(engine, plan_inpaint(engine, image, mask, prompt, negative_prompt, **settings), safety_checker,
+               on_step, should_stop)
+
+
 def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_checker: bool,
-         on_step: OnStep | None, should_stop: ShouldStop | None) -> Result:
+         on_step: OnStep | None, should_stop: ShouldStop | None, on_latents: OnLatents | None = None) -> Result:
     import torch
 
     seeds = [(p["seed"] + i) % (MAX_SEED + 1) for i in range(p["num_images"])]
     if should_stop and should_stop():
         return Result([], seeds, p, notes, cancelled=True)
 
-    def step_end(pl, i, t, kwargs):
+    def step_end(pl, i, t, kwargs):  # the one hook per step: report it, and stop the loop when asked
         if on_step:
             on_step(i + 1, pl.num_timesteps)
+        if on_latents:
+            on_latents(i + 1, pl.num_timesteps, kwargs["latents"])
         if should_stop and should_stop():
             pl._interrupt = True  # diffusers skips the remaining steps
         return kwargs
@@ -305,6 +326,17 @@ def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_ch
     if any(nsfw):
         notes.append(f"{sum(nsfw)} of {len(nsfw)} image(s) were blacked out by the model's safety checker.")
     return Result(images, seeds, p, notes, nsfw)
+
+
+def preview(engine: Engine, pipe, latents):
+    """The first image of `latents` through the tiny decoder, small and quick (None without one: Z-Image)."""
+    import torch
+
+    if engine.tiny is None or engine.family != "sd":
+        return None
+    with torch.inference_mode():
+        image = decode_tiny(engine.tiny, latents[:1])
+    return pipe.image_processor.postprocess(image.float(), output_type="pil")[0]
 
 
 def _decode(engine: Engine, pipe, latents, safety_checker: bool, notes: list[str], decoder: str = "full"):
@@ -361,102 +393,73 @@ def make_scheduler(name: str, config: dict, own_class: str):
     return getattr(diffusers, cls).from_config(config, **kw)
 
 
-# ---- input checks (all run before any work) -----------------------------------------------------------------------
 
 
-def check_text_model(engine: Engine) -> None:
-    if engine.is_inpainting_model:
-        raise UserError("This is an inpainting model: use the Inpaint tab, or pick a text-to-image model.")
+def record(lease, res: Result, safety_checker: bool) -> dict:
+    """The reproducibility record of one request (the tab and /v1/images answer the same one)."""
+    return lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
+                        seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
+                        safety_checker=safety_checker and lease.engine.has_safety_checker,
+                        offloaded=lease.engine.offloaded)
 
 
-def check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes,
-                 decoder=None) -> dict:
-    """The parameters every mode shares, checked; notes for an empty or over-long prompt."""
-    d = engine.defaults
-    steps = validate.number(steps, "steps", 1, MAX_STEPS, integer=True, default=d["steps"])
-    guidance = validate.number(guidance, "guidance scale", 0, MAX_GUIDANCE, default=d["guidance"])
-    scheduler = validate.choice(scheduler, "the scheduler", SCHEDULERS, default=d["scheduler"])
-    if scheduler not in engine.schedulers:
-        *rest, last = engine.schedulers
-        which = f"{', '.join(rest)} or {last} schedulers" if rest else f"{last} scheduler"
-        raise UserError(f"{engine.model_id} runs only the {which}, not {scheduler}; pick one of them (or leave the "
-                        "scheduler out for the model's own).")
-    n = validate.number(num_images, "number of images", 1, MAX_IMAGES, integer=True, default=1)
-    seed = validate.number(seed, "seed", -1, MAX_SEED, integer=True, default=-1)
-    if seed == -1:
-        seed = secrets.randbelow(MAX_SEED - MAX_IMAGES)
-    prompt = "" if prompt is None else str(prompt)
-    negative_prompt = "" if negative_prompt is None else str(negative_prompt)
-    if not prompt.strip():
-        notes.append("The prompt is empty, so the model draws without a subject (an unconditioned image).")
-    _check_length(engine.pipe.tokenizer, engine.prompt_limit, prompt, "prompt", notes)
-    _check_length(engine.pipe.tokenizer, engine.prompt_limit, negative_prompt, "negative prompt", notes)
-    return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "steps": steps,
-            "guidance": float(guidance), "scheduler": scheduler, "num_images": n,
-            "decoder": check_decoder(decoder, engine, notes), "model": engine.model_id, "revision": engine.revision}
+# ---- the work methods: typed requests in, Step items and the Result out (types.py) --------------------------------
+
+WORK = Work()
 
 
-def check_side(value, name: str, default: int, multiple: int = 8) -> int:
-    """A width or height: a whole number from MIN_SIDE to MAX_SIDE and a multiple of `multiple` (8: the VAE's
-    scale; 16 for Z-Image, whose transformer also packs 2x2 latents). Anything else is refused with a sentence; one
-    that is not a multiple names the two nearest valid sizes."""
-    side = validate.number(value, name, MIN_SIDE, MAX_SIDE, integer=True, default=default)
-    if side % multiple:
-        below = side // multiple * multiple  # both neighbours are in range: MIN_SIDE and MAX_SIDE are multiples of 16
-        raise UserError(f"{name.capitalize()} is {side}, which is not a multiple of {multiple}; use {below} or "
-                        f"{below + multiple} (a multiple of {multiple} from {MIN_SIDE} to {MAX_SIDE}).")
-    return side
+@WORK.method(GenerateRequest, name="txt2img")
+def stream_txt2img(lease, req: GenerateRequest, job):
+    """Text to image."""
+    plan = plan_txt2img(lease.engine, req.prompt, req.negative_prompt, **_settings(req.settings))
+    yield from _stream(lease, plan, req.settings, job)
 
 
-def check_strength(value) -> float:
-    return validate.number(value, "strength", 0, 1, lo_open=True)
+@WORK.method(Img2ImgRequest, name="img2img")
+def stream_img2img(lease, req: Img2ImgRequest, job):
+    """Image to image."""
+    plan = plan_img2img(lease.engine, req.image, req.prompt, req.negative_prompt, strength=req.strength,
+                        **_settings(req.settings))
+    yield from _stream(lease, plan, req.settings, job)
 
 
-def check_steps_for_strength(steps: int, strength: float, notes: list[str]) -> int:
-    """img2img runs only steps x strength steps; make sure at least one runs."""
-    if int(steps * strength) >= 1:
-        return steps
-    need = next((n for n in range(steps, MAX_STEPS + 1) if int(n * strength) >= 1), None)
-    if need is None:  # also keeps 1 / strength (denormal strengths: inf) out of the step count
-        raise UserError(f"Strength {strength:g} is too small: even {MAX_STEPS} steps would run no denoising step; "
-                        f"use a strength of at least {math.ceil(1000 / MAX_STEPS) / 1000:g}.")
-    notes.append(f"With strength {strength:g}, {steps} step(s) would run no denoising step at all; using {need} steps.")
-    return need
+@WORK.method(InpaintRequest, name="inpaint")
+def stream_inpaint(lease, req: InpaintRequest, job):
+    """Inpainting."""
+    plan = plan_inpaint(lease.engine, req.image, req.mask, req.prompt, req.negative_prompt, strength=req.strength,
+                        **_settings(req.settings))
+    yield from _stream(lease, plan, req.settings, job)
 
 
-def _check_length(tokenizer, limit: int, text: str, what: str, notes: list[str]) -> None:
-    enc = tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True, verbose=False)
-    ids = enc.input_ids
-    if len(ids) > limit:
-        dropped = text[enc.offset_mapping[limit][0]:].strip()
-        notes.append(f"The {what} is {len(ids)} tokens long; the text encoder reads only {limit}, so this part was "
-                     f"ignored: \u201c{dropped if len(dropped) <= 200 else dropped[:200] + ' ...'}\u201d.")
+def _settings(s: Settings) -> dict:
+    return dict(seed=s.seed, steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, width=s.width,
+                height=s.height, num_images=s.num_images, decoder=s.decoder)
 
 
-def check_fit(im, width, height, engine: Engine, notes: list[str]):
-    """Fit `im` inside width x height (default: the model's size; the same checks as text to image) keeping its
-    shape, sides multiples of 8."""
-    from PIL import Image
-
-    size, k = engine.defaults["size"], engine.multiple
-    box_w = check_side(width, "width", size, k)
-    box_h = check_side(height, "height", size, k)
-    scale = min(box_w / im.width, box_h / im.height)
-    # A very long, thin picture cannot keep its shape inside the size limits: its short side becomes MIN_SIDE.
-    w = max(MIN_SIDE, min(MAX_SIDE, int(round(im.width * scale / k)) * k))
-    h = max(MIN_SIDE, min(MAX_SIDE, int(round(im.height * scale / k)) * k))
-    if (w, h) != im.size:
-        notes.append(f"The image was resized from {im.width}x{im.height} to {w}x{h} to fit {box_w}x{box_h} "
-                     f"(sides are multiples of {k}).")
-        im = im.resize((w, h), Image.Resampling.LANCZOS)
-    return im
+def _stream(lease, plan: Plan, s: Settings, job):
+    """Step(0) (the model is loaded), a Step per denoising step, then the Result with its record; only the Result
+    without `step_items`. A stopped run yields no Result."""
+    engine = lease.engine
+    if s.step_items:
+        yield Step(0, None)
+        res = yield from _steps(engine, plan, s.preview, job)
+    else:
+        res = run(engine, plan, engine.safety_checker, should_stop=job.stop.is_set)
+    if res is not None and not res.cancelled:
+        res.record = record(lease, res, engine.safety_checker)
+        yield res
 
 
-EMPTY_MASK = ("The mask is empty: paint over the part of the image to repaint (white = repaint), "
-              "or upload a black-and-white mask.")
+def _steps(engine: Engine, plan: Plan, previews: bool, job):
+    """Step items while `plan` runs, then (as the generator's return value) its Result.
 
+    diffusers reports a step through a callback (callback_on_step_end), not by yielding: hub.streams.callback_items
+    runs the pipeline beside this generator and hands each step over as it happens. The pipeline reads `job.stop`
+    every step; this generator closed (the consumer went away) stops it and waits for it (at most one step), so the
+    lease stays held until the pipeline has let go of the model."""
+    def denoise(emit):
+        def step(i, n, latents):
+            emit(Step(i, n, preview(engine, plan.pipe, latents) if previews else None))
+        return run(engine, plan, engine.safety_checker, should_stop=job.stop.is_set, on_latents=step)
 
-def check_mask(mask):
-    if mask.getbbox() is None:
-        raise UserError(EMPTY_MASK)
-    return mask
+    return (yield from callback_items(denoise, job, name="stable-diffusion-steps"))

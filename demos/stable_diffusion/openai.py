@@ -5,9 +5,10 @@
 Every image is the PNG the tab makes (formats.WritePNG, with its "parameters" and "demohub" text chunks), so the
 tab's *Read parameters from a PNG* reads it back. Bodies are pydantic models (fields, defaults, checks and docs in one
 place); numbers go through hub.validate (refused out of range, never clamped). Work reaches the model only through
-`hub.api.call` (ctx.run: allow-list, lease, out-of-memory recovery), and a client that goes away stops the denoising
-loop after its current step. Errors are OpenAI-shaped (hub/api.py): 400 with a sentence for anything the client can
-fix, 404 `model_not_found`, 413 for an upload over the hub's cap, 401 without hub login.
+`hub.api.call` (the engine's txt2img and inpaint methods, asked for their Result alone: allow-list, /v1 queue,
+lease, out-of-memory recovery), and a client that goes away stops the denoising loop after its current step.
+Errors are OpenAI-shaped (hub/api.py): 400 with a sentence for anything the client can fix, 404
+`model_not_found`, 413 for an upload over the hub's cap, 401 without hub login.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from demos.stable_diffusion import engine as sd
+from demos.stable_diffusion import masks
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import SPEC
-from hub import validate
-from hub.api import ApiError, add_route, call_until_gone, form_body, json_body, model_id, sentence
+from demos.stable_diffusion.types import GenerateRequest, InpaintRequest, Settings
+from hub import api, validate
+from hub.api import ApiError, add_route, form_body, json_body, model_id, sentence
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.outputs import request_folder
@@ -152,6 +154,12 @@ class ImageRequest(BaseModel):
         w, h = self.size.split("x")
         return int(w), int(h)
 
+    def settings(self) -> Settings:
+        """The engine's settings: its Result alone (no Step items), the tab's defaults for what is left out."""
+        width, height = self.box()
+        return Settings(seed=self.seed, steps=self.steps, guidance=self.guidance_scale, scheduler=self.scheduler,
+                        width=width, height=height, num_images=self.n, decoder=self.decoder, step_items=False)
+
 
 def _text(value: str, name: str) -> str:
     if len(value) > MAX_PROMPT_CHARS:
@@ -230,13 +238,13 @@ def image_and_mask(image_bytes: bytes, mask_bytes: bytes | None):
     """
     image = open_image(image_bytes, "the image")
     if mask_bytes is None:
-        alpha = sd.alpha_channel(image_bytes)
+        alpha = masks.alpha_channel(image_bytes)
         if alpha is None:
             raise UserError("The image has no transparency, and no mask was sent: send a 'mask' PNG whose "
                             "transparent part is repainted, or make that part of the image transparent.")
     else:
         open_image(mask_bytes, "the mask")
-        alpha = sd.alpha_channel(mask_bytes)
+        alpha = masks.alpha_channel(mask_bytes)
         if alpha is None:
             raise UserError("The mask has no transparency: as in OpenAI's API, the transparent part of the mask "
                             "(alpha 0) is repainted; send a PNG with an alpha channel.")
@@ -251,11 +259,6 @@ def image_and_mask(image_bytes: bytes, mask_bytes: bytes | None):
 
 
 # ---- the work -----------------------------------------------------------------------------------------------------
-
-
-async def _until_disconnect(request, ctx, work, model):
-    """hub.api.call_until_gone with `work(lease, should_stop)`: the denoising loop stops after its current step."""
-    return await call_until_gone(request, ctx, lambda lease, gone: work(lease, gone.is_set), model)
 
 
 class _Files:
@@ -292,11 +295,9 @@ def _write(res, response_format: str) -> tuple[Path, list]:
     return folder, texts
 
 
-async def _answer(request, files: _Files, res, rec: dict, response_format: str) -> dict:
+async def _answer(request, files: _Files, res, response_format: str) -> dict:
     import anyio
 
-    if res.cancelled:  # the client went away: nobody reads this answer
-        raise ApiError(499, "The request was cancelled: the client closed the connection.")
     _, items = await anyio.to_thread.run_sync(_write, res, response_format)
     if response_format == "url":
         base = str(request.base_url)
@@ -304,7 +305,7 @@ async def _answer(request, files: _Files, res, rec: dict, response_format: str) 
                 for p in items]
     else:
         data = [{"b64_json": text, "revised_prompt": None} for text in items]
-    return {"created": int(time.time()), "data": data, "demohub": rec}
+    return {"created": int(time.time()), "data": data, "demohub": res.record}
 
 
 # ---- routes -------------------------------------------------------------------------------------------------------
@@ -323,17 +324,9 @@ def routes(ctx):
     async def generations(request):
         req = await json_body(request, ImageRequest)
         model = _model(ctx, req.model)
-        width, height = req.box()
-        safety = ctx.options.safety_checker
-
-        def work(lease, should_stop):
-            res = sd.generate(lease.engine, req.prompt, req.negative_prompt, seed=req.seed, steps=req.steps,
-                              guidance=req.guidance_scale, width=width, height=height, scheduler=req.scheduler,
-                              num_images=req.n, decoder=req.decoder, safety_checker=safety, should_stop=should_stop)
-            return res, sd.record(lease, res, safety)
-
-        res, rec = await _until_disconnect(request, ctx, work, model)
-        return await _answer(request, files, res, rec, req.response_format)
+        work = GenerateRequest(req.prompt, req.negative_prompt, req.settings())
+        res = await api.call(ctx, "txt2img", work, model, http=request)
+        return await _answer(request, files, res, req.response_format)
 
     @add_route(router, ctx, "/v1/images/edits", "POST", api="images_edits")
     async def edits(request):
@@ -344,18 +337,9 @@ def routes(ctx):
         image_bytes = await _upload(form, ("image", "image[]"), "the image", cap, required=True)
         mask_bytes = await _upload(form, ("mask",), "the mask", cap, required=False)
         image, mask = await anyio.to_thread.run_sync(image_and_mask, image_bytes, mask_bytes)  # before any load
-        width, height = req.box()
-        safety = ctx.options.safety_checker
-
-        def work(lease, should_stop):
-            res = sd.inpaint(lease.engine, image, mask, req.prompt, req.negative_prompt, strength=1.0,
-                             seed=req.seed, steps=req.steps, guidance=req.guidance_scale, width=width,
-                             height=height, scheduler=req.scheduler, num_images=req.n, decoder=req.decoder,
-                             safety_checker=safety, should_stop=should_stop)
-            return res, sd.record(lease, res, safety)
-
-        res, rec = await _until_disconnect(request, ctx, work, model)
-        return await _answer(request, files, res, rec, req.response_format)
+        work = InpaintRequest(image, mask, req.prompt, req.negative_prompt, 1.0, req.settings())
+        res = await api.call(ctx, "inpaint", work, model, http=request)
+        return await _answer(request, files, res, req.response_format)
 
     @add_route(router, ctx, FILES_PATH + "/{name}", "GET", api="files")
     async def image_file(request):

@@ -1,21 +1,20 @@
 """The Stable Diffusion tab, top to bottom: the model picker and its notice, the three modes (text, image, inpaint)
 with what each adds, the prompt, the shared settings, the one main button (Cancel beside it only while a run goes),
 the status line (the tab's only progress and error pill), a gallery of PNGs with their parameters, the seed used and
-the record, and *Read parameters from a PNG*. Handlers only parse values; the engine checks and runs."""
+the record, and *Read parameters from a PNG*. Handlers only build the engine's typed requests (types.py) from the
+components' values and render its Step items and Result; the engine checks and runs."""
 
 from __future__ import annotations
 
-import contextvars
-import queue
-import threading
 from types import SimpleNamespace
 
-from demos.stable_diffusion import decoder
-from demos.stable_diffusion import engine as sd
+from demos.stable_diffusion import decoder, masks
+from demos.stable_diffusion.checks import EMPTY_MASK
 from demos.stable_diffusion.formats import NO_PARAMETERS
 from demos.stable_diffusion.formats import read_parameters as read_parameters_from
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import FAMILY_SCHEDULERS, SPEC, family, model_defaults
+from demos.stable_diffusion.types import GenerateRequest, Img2ImgRequest, InpaintRequest, Settings, Step
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.outputs import request_folder
@@ -182,9 +181,9 @@ def _defaults_for(model_id):
                                                  value=o["scheduler"]), *side)
 
 
-def _kw(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder) -> dict:
-    return dict(seed=seed, steps=steps, guidance=guidance_scale, scheduler=scheduler, width=width, height=height,
-                num_images=num_images, decoder=decoder)
+def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder) -> Settings:
+    return Settings(seed=seed, steps=steps, guidance=guidance_scale, scheduler=scheduler, width=width, height=height,
+                    num_images=num_images, decoder=decoder)
 
 
 # ---- handlers: the positional order is the API's (gradio_client); the names and Args are the API page's -----------
@@ -195,13 +194,13 @@ def _generate_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def generate_image(model_id, prompt, negative_prompt="", seed=-1, steps=None, guidance_scale=None,
+    def generate_image(model, prompt, negative_prompt="", seed=-1, steps=None, guidance_scale=None,
                        scheduler=None, width=None, height=None, num_images=1, decoder=None,
                        progress=gr.Progress(track_tqdm=True)):
         """Text to image: PNGs that carry their parameters, the seed used, notes and the reproducibility record.
 
         Args:
-            model_id: one of the models the tab's Model dropdown lists.
+            model: one of the models the tab's Model dropdown lists.
             prompt: what to draw.
             negative_prompt: what the picture should not show ("" for nothing).
             seed: the first image's seed, a whole number from -1 to 4294967295 (-1 = random); image i uses seed + i.
@@ -213,9 +212,8 @@ def _generate_handler(ctx):
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
-        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
-        yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.generate(
-            e, prompt, negative_prompt, **args, safety_checker=safety, on_step=on_step, should_stop=stop))
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        yield from stream(ctx, "txt2img", GenerateRequest(prompt, negative_prompt, settings), model)
     return generate_image
 
 
@@ -223,13 +221,13 @@ def _img2img_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def img2img(model_id, image, prompt, negative_prompt="", strength=0.75, seed=-1, steps=None,
+    def img2img(model, image, prompt, negative_prompt="", strength=0.75, seed=-1, steps=None,
                 guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None,
                 progress=gr.Progress(track_tqdm=True)):
         """Image to image: the picture redrawn after the prompt, as PNGs with their parameters.
 
         Args:
-            model_id: one of the models the tab's Model dropdown lists.
+            model: one of the models the tab's Model dropdown lists.
             image: the picture to start from (PNG, JPEG or WebP), fitted into width x height keeping its shape.
             prompt: what the picture should become.
             negative_prompt: what the picture should not show ("" for nothing).
@@ -243,11 +241,9 @@ def _img2img_handler(ctx):
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
-        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
         picture = open_image(image, "the init image")  # fail fast, before waiting for the model
-        yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.img2img(
-            e, picture, prompt, negative_prompt, strength=strength, **args, safety_checker=safety, on_step=on_step,
-            should_stop=stop))
+        yield from stream(ctx, "img2img", Img2ImgRequest(picture, prompt, negative_prompt, strength, settings), model)
     return img2img
 
 
@@ -255,13 +251,13 @@ def _inpaint_handler(ctx):
     import gradio as gr
 
     @ctx.handler
-    def inpaint(model_id, image, mask=None, prompt="", negative_prompt="", strength=1.0, seed=-1, steps=None,
+    def inpaint(model, image, mask=None, prompt="", negative_prompt="", strength=1.0, seed=-1, steps=None,
                 guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None,
                 progress=gr.Progress(track_tqdm=True)):
         """Inpaint: repaint part of a picture after the prompt; pixels far from the mask stay as they were.
 
         Args:
-            model_id: one of the models the tab's Model dropdown lists.
+            model: one of the models the tab's Model dropdown lists.
             image: the image editor's value {"background": picture, "layers": [painted layers], "composite": None}.
             mask: a mask instead of painted layers (white = repaint), or None to repaint what the layers paint.
             prompt: what to paint there.
@@ -276,17 +272,16 @@ def _inpaint_handler(ctx):
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
         """
-        args = _kw(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
         background = (image or {}).get("background")
         if background is None:
             raise UserError("Upload the image to inpaint into the editor first.")
         picture = open_image(background, "the image to inpaint")
-        mask_image = sd.mask_from(mask) if mask is not None else sd.editor_mask((image or {}).get("layers"))
+        mask_image = masks.mask_from(mask) if mask is not None else masks.editor_mask((image or {}).get("layers"))
         if mask_image is None:
-            raise UserError(sd.EMPTY_MASK)
-        yield from stream(ctx, model_id, lambda e, on_step, stop, safety: sd.inpaint(
-            e, picture, mask_image, prompt, negative_prompt, strength=strength, **args, safety_checker=safety,
-            on_step=on_step, should_stop=stop))
+            raise UserError(EMPTY_MASK)
+        request = InpaintRequest(picture, mask_image, prompt, negative_prompt, strength, settings)
+        yield from stream(ctx, "inpaint", request, model)
     return inpaint
 
 
@@ -313,68 +308,49 @@ def _fill_handler(ctx):
     return read_parameters
 
 
-# ---- the request path: one worker per request, under ctx.run ------------------------------------------------------
+# ---- the request path: the engine's streaming work method, through ctx.stream ---------------------------------------
 
 
-def stream(ctx, model_id, work):
-    """Run `work(engine, on_step, should_stop, safety_checker)` under `ctx.run` in a worker; yield once per step.
+def stream(ctx, method: str, request, model):
+    """The status line and results of one run of the work method `method`: yield once per step.
 
     What the status line says, in order (the one progress of the tab, issue #16 point 2): "Loading <model> (<size>)…"
     while the model loads (a download shows its bytes there too: the handler's gr.Progress tracks tqdm), "Encoding the
-    prompt…", "Step i of n…" per denoising step, then the notes. Yielding every step also lets Cancel (or a closed
-    page) close this generator between steps; closing sets the stop flag, the pipeline stops after its current step,
-    and `ctx.run` releases the lease when the worker returns. Not `ctx.stream`: gradio closes a cancelled generator on
-    its event loop, and the lease must stay held until the pipeline's current step has ended without blocking that
-    loop for the rest of the step. `ctx.run` gives the same allow-list check, OOM recovery (the whole run is retried:
-    nothing but progress has been shown) and warnings. The handlers' gr.Progress is not handed to `ctx.run`: the
-    status line already says the model is loading, in words (gradio 6 shows a progress description only beside a
-    percentage); it is there so that a download's tqdm bars show their bytes.
+    prompt…" (the method's Step 0: the model is loaded), "Step i of n…" per denoising step, then the notes. Yielding
+    every step also lets Cancel (or a closed page) close this generator between steps: closing the stream sets the
+    method's `job.stop`, the pipeline stops after its current step, and the lease is released when the method
+    returns, without this generator (gradio's event loop) waiting for that step. The handlers' gr.Progress is not
+    handed to `ctx.stream`: the status line already says the model is loading, in words (gradio 6 shows a progress
+    description only beside a percentage); it is there so that a download's tqdm bars show their bytes.
     """
     import gradio as gr
 
-    events: queue.Queue = queue.Queue()
-    stop = threading.Event()
-    safety = ctx.options.safety_checker
-    loading = ctx.loading_text(model_id)  # refuses an unlisted model with the allow-list's sentence, as ctx.run would
-
-    def call(lease):
-        events.put(("loaded", None))
-        res = work(lease.engine, lambda i, n: events.put(("step", (i, n))), stop.is_set, safety)
-        return res, sd.record(lease, res, safety)
-
-    def worker():
-        try:
-            events.put(("done", ctx.run(call, model_id)))
-        except BaseException as e:  # re-raised in the request's thread, where the UI edge turns it into gr.Error
-            events.put(("error", e))
-
+    loading = ctx.loading_text(model)  # refuses an unlisted model with the allow-list's sentence, as ctx.stream does
     if loading:
         yield gr.skip(), gr.skip(), loading, gr.skip()
-    # The copied context carries gradio's request (event id), so the lease's warnings reach this user's page.
-    threading.Thread(target=contextvars.copy_context().run, args=(worker,), daemon=True,
-                     name="stable-diffusion").start()
+    work = ctx.stream(method, request, model)
     try:
-        while True:
-            kind, payload = events.get()
-            if kind == "loaded":
-                yield gr.skip(), gr.skip(), "Encoding the prompt\u2026", gr.skip()
-            elif kind == "step":
-                yield gr.skip(), gr.skip(), "Step {} of {}\u2026".format(*payload), gr.skip()
-            elif kind == "error":  # the toast says it; the line must not go on saying "Loading…" beside the pill
-                yield gr.skip(), gr.skip(), "", gr.skip()
-                raise payload
+        for item in work:
+            if isinstance(item, Step):
+                yield gr.skip(), gr.skip(), _said(item), gr.skip()
             else:
-                yield _finish(*payload)
+                yield _finish(item)
                 return
+    except Exception:  # the toast says it; the line must not go on saying "Loading…" beside the pill
+        yield gr.skip(), gr.skip(), "", gr.skip()
+        raise
     finally:
-        stop.set()
+        work.close()
+    yield gr.skip(), gr.skip(), "Cancelled.", gr.skip()  # stopped before its result
 
 
-def _finish(res, rec) -> tuple:
-    import gradio as gr
+def _said(step: Step) -> str:
+    if step.step == 0:
+        return "Encoding the prompt\u2026"
+    return f"Step {step.step} of {step.total}\u2026"
 
-    if res.cancelled:
-        return gr.skip(), gr.skip(), "Cancelled.", gr.skip()
+
+def _finish(res) -> tuple:
     paths = [str(p) for p in res.save(request_folder(SPEC.name, "images"))]
     notes = "\n".join(f"- {n}" for n in res.notes) or "Done."
-    return paths, res.seeds[0], notes, rec
+    return paths, res.seeds[0], notes, res.record

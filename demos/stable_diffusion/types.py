@@ -1,0 +1,101 @@
+"""The Stable Diffusion work's requests, items and result: plain data (numbers, text, PIL images), so they cross to a
+Ray replica as they are. The engine checks every field (hub.validate's sentences): the values are whatever the tab
+or /v1 body held, and a bad one is refused there, before any work.
+
+Each generation method streams: `Step(0, None)` once the model is loaded (the prompt is being encoded), one
+`Step(i, n)` per denoising step (with a small preview picture when the request asks for one), then the `Result`. A
+request with `step_items=False` (what /v1 asks) yields the `Result` only. A run stopped before its end yields no
+`Result`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hub.work import Progress
+
+Number = Any  # int | float | str | None as it came: the engine checks it and refuses a bad one with a sentence
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every mode shares. None: the model's own default; seed -1: a random one (the result says which)."""
+
+    seed: Number = -1
+    steps: Number = None
+    guidance: Number = None
+    scheduler: str | None = None
+    width: Number = None
+    height: Number = None
+    num_images: Number = 1
+    decoder: str | None = None  # "full" (the VAE) or "tiny" (TAESD); None: tiny on a CPU, full on a GPU
+    step_items: bool = True  # yield a Step per denoising step (False: only the Result)
+    preview: bool = False  # Step items carry a preview of the first image (the tiny decoder; SD models only)
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """Text to image."""
+
+    prompt: str
+    negative_prompt: str = ""
+    settings: Settings = Settings()
+
+
+@dataclass(frozen=True)
+class Img2ImgRequest:
+    """Image to image: `image` (a PIL image or a file path) is fitted into width x height keeping its shape."""
+
+    image: Any
+    prompt: str
+    negative_prompt: str = ""
+    strength: Number = 0.75
+    settings: Settings = Settings()
+
+
+@dataclass(frozen=True)
+class InpaintRequest:
+    """Repaint the white part of `mask` (a PIL image or a file path; alpha counts as coverage) in `image`."""
+
+    image: Any
+    mask: Any
+    prompt: str
+    negative_prompt: str = ""
+    strength: Number = 1.0
+    settings: Settings = Settings()
+
+
+@dataclass(frozen=True)
+class Step(Progress):
+    """Denoising step `step` of `total` done (step 0, total None: the model is loaded, the prompt is being encoded);
+    `preview`: the first image so far, when the request asked for previews."""
+
+    step: int
+    total: int | None
+    preview: Any = None  # PIL.Image.Image | None
+
+
+@dataclass
+class Result:
+    """Images and the parameters that made them (one seed per image: seed, seed+1, ...); `record`: the
+    reproducibility record (the tab and /v1/images answer the same one)."""
+
+    images: list
+    seeds: list[int]
+    params: dict
+    notes: list[str] = field(default_factory=list)
+    nsfw: list[bool] = field(default_factory=list)
+    cancelled: bool = False
+    record: dict = field(default_factory=dict)
+
+    def image_params(self, i: int) -> dict:
+        return {**self.params, "seed": self.seeds[i]}
+
+    def save(self, folder: str | Path, stem: str = "sd") -> list[Path]:
+        """Write each image as a PNG with its parameters in text chunks; returns the paths."""
+        from demos.stable_diffusion.formats import WritePNG
+
+        writer = WritePNG(folder, stem)
+        return [writer.write(im, self.image_params(i)) for i, im in enumerate(self.images)]
