@@ -53,7 +53,7 @@ def load_demos(names: tuple[str, ...] | None = None) -> list[DemoHandle]:
         if unknown:
             raise SettingsError(f"--demos / DEMOHUB_DEMOS: unknown demo {unknown[0]!r}; use names from: {', '.join(DEMOS)}.")
     handles = []
-    for name in names or DEMOS:
+    for name in DEMOS if names is None else names:
         module_name = name if "." in name else f"demos.{name}"
         try:
             demo = getattr(importlib.import_module(module_name), "DEMO", None)

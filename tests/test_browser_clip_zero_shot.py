@@ -129,9 +129,9 @@ def test_the_api_names_and_describes_every_parameter(app):
 
     api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     classify, search = api["/classify"], api["/search_images"]
-    assert [p["parameter_name"] for p in classify["parameters"]] == ["model_id", "images", "labels", "template",
+    assert [p["parameter_name"] for p in classify["parameters"]] == ["model", "images", "labels", "template",
                                                                       "ensemble", "mode", "threshold", "top_k"]
-    assert [p["parameter_name"] for p in search["parameters"]] == ["model_id", "gallery", "query"]
+    assert [p["parameter_name"] for p in search["parameters"]] == ["model", "gallery", "query"]
     assert classify["description"].startswith("Score every image") and search["description"].startswith("Rank")
     optional = {p["parameter_name"] for p in classify["parameters"] if p["parameter_has_default"]}
-    assert {"model_id", "template", "ensemble", "mode", "threshold", "top_k"} <= optional, optional
+    assert {"model", "template", "ensemble", "mode", "threshold", "top_k"} <= optional, optional

@@ -170,9 +170,10 @@ def test_the_api_names_and_describes_every_parameter(app):
 
     api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     settings = ["conf", "iou", "classes", "max_det", "imgsz"]
-    assert [p["parameter_name"] for p in api["/detect"]["parameters"]] == ["model_id", "image", *settings]
-    assert [p["parameter_name"] for p in api["/detect_video"]["parameters"]] == ["model_id", "video", *settings,
+    assert [p["parameter_name"] for p in api["/detect"]["parameters"]] == ["model", "image", *settings]
+    assert [p["parameter_name"] for p in api["/detect_video"]["parameters"]] == ["model", "video", *settings,
                                                                                "tracking"]
+    assert [p["parameter_name"] for p in api["/track_stream"]["parameters"]] == ["model", "frame", *settings]
     for name in ("/detect", "/detect_video"):
         assert api[name]["description"].startswith("Detect"), api[name]
         assert all(not r["label"].startswith("value_") for r in api[name]["returns"]), api[name]["returns"]

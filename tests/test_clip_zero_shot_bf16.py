@@ -43,5 +43,5 @@ def test_bf16_image_and_text_embeddings_match_fp32(fp32_and_bf16):
 def test_the_listed_clip_models_run_bf16_only_on_cpus_that_compute_it():
     for m in clip.SPEC.models:
         if m.source != "random":
-            assert choose("cpu", cpu_bf16=True, cpu_prefers=m.options.get("cpu_dtype")).dtype == "bfloat16", m.id
-            assert choose("cpu", cpu_bf16=False, cpu_prefers=m.options.get("cpu_dtype")).dtype == "float32"
+            assert choose("cpu", cpu_bf16=True, cpu_prefers=m.cpu_dtype).dtype == "bfloat16", m.id
+            assert choose("cpu", cpu_bf16=False, cpu_prefers=m.cpu_dtype).dtype == "float32"

@@ -455,6 +455,13 @@ def test_tab_serves_detect_and_detect_video_through_gradio_client(serve, tmp_pat
         (tmp_path / "junk.mp4").write_bytes(b"\x00" * 2000)
         client.predict("tiny-random", handle_file(str(tmp_path / "junk.mp4")), 0.2, 0.7, [], 300, 320,
                        False, api_name="/detect_video")
+    if importlib.util.find_spec("lap") is not None:  # the webcam stream's API: a frame in, the tracked frame out
+        frame, said = client.predict("tiny-random", handle_file(str(BUS)), 0.0, 0.7, [], 2, 320,
+                                     api_name="/track_stream")
+        assert Image.open(frame).size == (810, 1080)
+        assert said.startswith(("In view:", "Nothing found at confidence 0 in this frame.")), said
+        with pytest.raises(Exception, match="Max detections.* is 0, which is out of range"):
+            client.predict("tiny-random", handle_file(str(BUS)), 0.0, 0.7, [], 0, 320, api_name="/track_stream")
     # the server keeps serving after the errors
     again = client.predict("tiny-random", handle_file(str(BUS)), 0.0, 0.7, [], 1, 320, api_name="/detect")
     assert len(again[1]["data"]) == 1

@@ -1,8 +1,9 @@
 """CLIP zero-shot: classify images against labels you type, and rank a gallery by a text query (open_clip).
 
-The package: `engine.py` (load, the engine, `classify` / `search_images` and their input checks), `fast.py` (GPU
-preprocessing and the CUDA-graphed image encoder), `formats.py` (the tables the tab shows), `ui.py` (the tab),
-`openai.py` (the OpenAI-compatible `POST /v1/embeddings`).
+The package: `types.py` (the work methods' requests and results: plain data), `engine.py` (load, the engine,
+`classify` / `search_images`, and `WORK`: the methods classify, search_images and embed), `checks.py` (the input
+checks), `fast.py` (GPU preprocessing and the CUDA-graphed image encoder), `formats.py` (the tables the tab shows),
+`ui.py` (the tab), `embeddings.py` (the work of /v1/embeddings) and `openai.py` (its OpenAI-compatible route).
 This file imports neither torch nor gradio nor open_clip.
 """
 
@@ -77,6 +78,7 @@ DEMO = Demo(
     spec=SPEC,
     load="demos.clip_zero_shot.engine:load",
     ui="demos.clip_zero_shot.ui:build",
+    work="demos.clip_zero_shot.engine:WORK",
     routes="demos.clip_zero_shot.openai:routes",
     options=(
         Option("max_labels", MAX_LABELS, "Most candidate labels in one classify request.", lo=1),
@@ -84,11 +86,11 @@ DEMO = Demo(
         Option("max_inputs", MAX_INPUTS, "Most inputs (texts and images) in one /v1/embeddings request.", lo=1),
     ),
     examples=(
-        Example("classify", {"model_id": "tiny-random", "images": _GALLERY, "labels": "cat, dog",
+        Example("classify", {"model": "tiny-random", "images": _GALLERY, "labels": "cat, dog",
                              "template": "a photo of a {}.", "ensemble": "none", "mode": "single",
                              "threshold": 0.5, "top_k": 2},
                 bad={"labels": ""}),
-        Example("search_images", {"model_id": "tiny-random", "gallery": _GALLERY, "query": "a cat on a sofa"},
+        Example("search_images", {"model": "tiny-random", "gallery": _GALLERY, "query": "a cat on a sofa"},
                 bad={"query": ""}),
     ),
 )

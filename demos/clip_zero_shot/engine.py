@@ -19,8 +19,9 @@ with the same labels encodes only the image. Search keeps a bounded LRU of image
 bytes, so re-querying a gallery encodes only the query. On CUDA the model runs in fp16 (open_clip's mixed
 precision: LayerNorm in fp32) and the image encoder is captured as CUDA graphs for small batches at load time.
 
-Every work function checks its whole request first (`check_classify`, `check_search`: labels, template, numbers,
-and the images decoded by the hub's one decoder) and raises UserError with a sentence before any model work.
+Every work function checks its whole request first (checks.py: `check_classify`, `check_search`: labels, template,
+numbers, and the images decoded by the hub's one decoder) and raises UserError with a sentence before any model work.
+`WORK` holds the work methods the tab and /v1/embeddings call (classify, search_images, embed; types.py).
 This module never imports gradio; torch and open_clip are imported inside the functions that need them.
 """
 
@@ -32,16 +33,18 @@ import logging
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from demos.clip_zero_shot import DEMO, MAX_IMAGES, MAX_LABELS
 from demos.clip_zero_shot.checkpoints import build_model
+from demos.clip_zero_shot.checks import (DEFAULT_TEMPLATE, ENSEMBLES, MODES, CheckedClassify,  # noqa: F401
+                                         check_classify, check_search, fill, load_image, load_images, parse_labels,
+                                         templates_for)
 from demos.clip_zero_shot.fast import GRAPH_BATCHES, GraphedEncoder, apply_tensor_transforms, tensor_transforms
-from hub import validate
-from hub.errors import UserError
-from hub.media.image import open_image
+from demos.clip_zero_shot.types import (Classification, ClassifyRequest, EmbedRequest, Embeddings, SearchRequest,
+                                        SearchResult)
+from hub.contract import EngineBase
 from hub.options import defaults
+from hub.work import Work
 
 log = logging.getLogger("demohub")
 
@@ -52,46 +55,7 @@ TINY_CONFIG = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
-DEFAULT_TEMPLATE = "a photo of a {}."
-ENSEMBLES = ("none", "simple", "openai")  # user template only | open_clip's 7 SIMPLE_ | its 80 OPENAI_ templates
-MODES = ("single", "multi")
 REFERENCE_LABEL = "thing"  # the generic word CLIP labels are compared with in multi-label mode
-
-
-# ---- results ---------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Classification:
-    """Scores of every image (rows) against every label (columns)."""
-
-    labels: list[str]
-    scores: "object"  # numpy float32 array (n_images, n_labels)
-    mode: str
-    threshold: float | None = None
-    notes: list[str] = field(default_factory=list)
-    scoring: str = "softmax"  # "sigmoid": each label scored on its own (SigLIP, or any model in multi-label mode)
-
-    def top(self, image: int = 0, k: int | None = None) -> dict[str, float]:
-        """{label: score} of one image, best first, at most k."""
-        pairs = sorted(zip(self.labels, self.scores[image].tolist()), key=lambda p: -p[1])
-        return dict(pairs[:k] if k else pairs)
-
-    def present(self, image: int = 0) -> list[str]:
-        """Multi-label mode: the labels at or above the threshold, best first."""
-        if self.threshold is None:
-            return [max(self.top(image), key=self.top(image).get)]
-        return [lab for lab, s in self.top(image).items() if s >= self.threshold]
-
-
-@dataclass
-class SearchResult:
-    """Gallery ranking for a text query: `order` lists image indices best first; `similarities` is per input."""
-
-    query: str
-    order: list[int]
-    similarities: "object"  # numpy float32 (n_images,), cosine similarity
-    notes: list[str] = field(default_factory=list)
 
 
 # ---- the engine ------------------------------------------------------------------------------------------------
@@ -125,7 +89,7 @@ class _LRU:
         return len(self._d)
 
 
-class ClipEngine:
+class ClipEngine(EngineBase):
     """An open_clip model with its own preprocess transform and tokenizer, plus the label and image caches.
 
     `text_encoder_calls` / `texts_encoded` and `image_encoder_calls` / `images_encoded` count work done, so tests
@@ -285,129 +249,6 @@ def load(weights, device: str, dtype: str, options=None) -> ClipEngine:
     return engine
 
 
-# ---- input checks --------------------------------------------------------------------------------------------
-
-
-def fill(template: str, label: str) -> str:
-    return template.replace("{}", label)
-
-
-def parse_labels(text, max_labels: int = MAX_LABELS) -> list[str]:
-    """Labels from text: one per line if there are several lines, else comma separated (or an already-split list).
-
-    Raises UserError for no labels, blank or duplicate labels, and more than `max_labels`.
-    """
-    if isinstance(text, (list, tuple)):
-        parts = [str(p) for p in text]
-    elif text is not None and not isinstance(text, str):
-        raise UserError("Labels must be text: type them separated by commas or one per line (e.g. cat, dog, car).")
-    else:
-        text = (text or "").strip().strip(",").strip()
-        if not text:
-            raise UserError("Type some candidate labels, separated by commas or one per line (e.g. cat, dog, car).")
-        parts = text.splitlines() if "\n" in text else text.split(",")
-    labels = [" ".join(p.split()) for p in parts]
-    if not labels:
-        raise UserError("Type some candidate labels, separated by commas or one per line (e.g. cat, dog, car).")
-    blanks = [i + 1 for i, lab in enumerate(labels) if not lab]
-    if blanks:
-        raise UserError(f"Label {blanks[0]} is blank: remove the extra comma or empty line between labels.")
-    seen: dict[str, str] = {}
-    for lab in labels:
-        if lab.lower() in seen:
-            raise UserError(f"The label {lab!r} is listed twice; remove the duplicate (labels are case-insensitive).")
-        seen[lab.lower()] = lab
-    if len(labels) > max_labels:
-        raise UserError(f"{len(labels)} labels is more than this hub allows ({max_labels}); use fewer labels "
-                        "(operators raise the cap with DEMOHUB_CLIP_ZERO_SHOT_MAX_LABELS).")
-    return labels
-
-
-def templates_for(template: str, ensemble: str = "none") -> tuple[str, ...]:
-    """The prompt templates to average: the user's template, or open_clip's own zero-shot ensemble."""
-    ensemble = validate.choice(ensemble, "the template ensemble", ENSEMBLES)
-    if ensemble != "none":
-        import open_clip  # light: its templates are plain lambdas, but this module imports torch
-
-        table = open_clip.SIMPLE_IMAGENET_TEMPLATES if ensemble == "simple" else open_clip.OPENAI_IMAGENET_TEMPLATES
-        return tuple(t("{}") for t in table)
-    if template is not None and not isinstance(template, str):
-        raise UserError("The prompt template must be text with {} where the label goes, e.g. 'a photo of a {}.'")
-    template = (template or "").strip()
-    if not template:
-        template = "{}"
-    if "{}" not in template:
-        raise UserError(f"The prompt template {template!r} needs {{}} where the label goes, e.g. 'a photo of a {{}}.'")
-    return (template,)
-
-
-def load_image(item):
-    """A PIL RGB image from a path, PIL image, numpy array, bytes, or a gallery item ((path, caption) pair or
-    {"image": ..., "caption": ...}), decoded by the hub's one decoder (hub.media.image: EXIF rotation, 16-bit
-    divided by 257, alpha dropped, the hub's pixel cap checked before decoding)."""
-    import numpy as np
-    from PIL import Image
-
-    if isinstance(item, (tuple, list)) and item:
-        item = item[0]
-    if isinstance(item, dict) and "image" in item:  # a gradio gallery item passed through as a dict
-        item = item["image"]
-    if isinstance(item, dict):  # gradio FileData
-        item = item.get("path") or item.get("url")
-    if not isinstance(item, (str, Path, bytes, bytearray, np.ndarray, Image.Image)):
-        raise UserError("Upload an image file (PNG, JPEG, WebP, BMP, GIF or TIFF).")
-    name = Path(str(item)).name if isinstance(item, (str, Path)) else ""
-    return open_image(item, f"the image {name!r}" if name else "the image")
-
-
-def load_images(images, max_images: int, what: str = "images") -> list:
-    """Every image of a request (one or a list) decoded; at least one, at most `max_images`."""
-    if images is None or (hasattr(images, "__len__") and len(images) == 0):
-        raise UserError(f"Upload at least one image ({what}).")
-    if not isinstance(images, (list, tuple)):
-        images = [images]
-    if len(images) > max_images:
-        raise UserError(f"{len(images)} images is more than one request may hold ({max_images}); upload fewer.")
-    return [load_image(im) for im in images]
-
-
-@dataclass
-class ClassifyRequest:
-    """A checked classify request: decoded images, parsed labels, the templates to average, mode and threshold."""
-
-    images: list
-    labels: list[str]
-    templates: tuple[str, ...]
-    mode: str
-    threshold: float | None  # None in single-label mode
-
-
-def check_classify(images, labels, template, ensemble, mode, threshold, max_labels: int = MAX_LABELS,
-                   max_images: int = MAX_IMAGES, sigmoid: bool = False) -> ClassifyRequest:
-    """Check a whole classify request (cheapest checks first) before any model work; UserError otherwise.
-    sigmoid: the model scores each label on its own, so one label in single-label mode is a fair question."""
-    mode = validate.choice(mode, "the mode", MODES)
-    if mode == "multi" or threshold is not None:  # single-label mode has no threshold, but it must not be nonsense
-        threshold = validate.number(threshold, "the multi-label threshold", 0, 1)
-    labels = parse_labels(labels, max_labels)
-    if mode == "single" and len(labels) == 1 and not sigmoid:
-        raise UserError(f"With one label ({labels[0]!r}) single-label mode always gives 1.0 (softmax over one "
-                        "label); add more labels or switch to multi-label mode to score it on its own.")
-    templates = templates_for(template, ensemble)
-    pil = load_images(images, max_images)
-    return ClassifyRequest(pil, labels, templates, mode, threshold if mode == "multi" else None)
-
-
-def check_search(images, query, max_images: int = MAX_IMAGES) -> tuple[str, list]:
-    """(query with its whitespace collapsed, decoded images) of a search request; UserError otherwise."""
-    if query is not None and not isinstance(query, str):
-        raise UserError("The query must be text describing the picture you are looking for.")
-    query = " ".join((query or "").split())
-    if not query:
-        raise UserError("Type a text query describing the picture you are looking for.")
-    return query, load_images(images, max_images, "a gallery to search")
-
-
 def _truncation_notes(engine: ClipEngine, texts_by_label: dict[str, str]) -> list[str]:
     return [f"The label {lab[:40]!r}{'...' if len(lab) > 40 else ''} is longer than the model's "
             f"{engine.context_length}-token text context; only its beginning was used."
@@ -480,3 +321,37 @@ def image_key(img) -> str:
     h = hashlib.sha1(img.tobytes())
     h.update(f"{img.size}{img.mode}".encode())
     return h.hexdigest()
+
+
+# ---- the work methods (what the tab and /v1/embeddings call: requests and results in types.py) ------------------
+
+WORK = Work()
+
+
+@WORK.method(ClassifyRequest, name="classify")
+def classify_request(lease, req: ClassifyRequest, job) -> Classification:
+    """Classify: every image against every label, with the reproducibility record."""
+    res = classify(lease.engine, req.images, req.labels, req.template, req.ensemble, req.mode, req.threshold)
+    res.record = lease.record(labels=res.labels, template=req.template, ensemble=req.ensemble, mode=req.mode,
+                              scoring=res.scoring, threshold=res.threshold, notes=res.notes)
+    return res
+
+
+@WORK.method(SearchRequest, name="search_images")
+def search_request(lease, req: SearchRequest, job) -> SearchResult:
+    """Search images: the gallery ranked by the text query, with the reproducibility record."""
+    res = search_images(lease.engine, req.images, req.query)
+    res.record = lease.record(query=res.query, images=len(res.order), notes=res.notes)
+    return res
+
+
+@WORK.method(EmbedRequest, name="embed")
+def embed_request(lease, req: EmbedRequest, job) -> Embeddings:
+    """/v1/embeddings: texts and images in one space, with the model's id and the lease's warnings."""
+    from demos.clip_zero_shot.embeddings import embed
+
+    out = embed(lease.engine, req.items, req.dimensions, req.truncate)
+    out.model = lease.weights.choice.id
+    out.warnings = [w for w in (lease.warning, lease.weights.is_random and "random weights: outputs are meaningless")
+                    if w]
+    return out

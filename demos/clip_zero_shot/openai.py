@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -26,15 +25,13 @@ from hub.api import ApiError, add_route, call, json_body, model_id
 from hub.errors import UserError
 
 from demos.clip_zero_shot import MAX_IMAGES, MAX_INPUTS
+from demos.clip_zero_shot.embeddings import embed, width  # noqa: F401 (the work of this route, embeddings.py)
+from demos.clip_zero_shot.types import EmbedRequest, Embeddings, ImageInput
 
 # OpenAI's own embedding model names: clients configured for OpenAI send these; they mean this hub's default model.
 DEFAULT_ALIASES = ("text-embedding-ada-002", "text-embedding-3-small")
 IMAGE_TYPES = {"png": "PNG", "jpeg": "JPEG", "jpg": "JPEG", "webp": "WebP"}
 DATA_URL = re.compile(r"data:image/([A-Za-z0-9.+-]+)((?:;[^,;]*)*),", re.IGNORECASE)
-# A text is cut to this many characters (whitespace collapsed) before tokenising: far beyond the 77-token context
-# (a CLIP token spans at most 28 characters), and it keeps a huge text from filling the tokenizer's and the
-# embedding caches.
-MAX_TEXT_CHARS = 8192
 
 
 # ---- the request body ---------------------------------------------------------------------------------------------
@@ -102,14 +99,6 @@ def check_input(value) -> list[str]:
 # ---- inputs: texts and image data URLs ----------------------------------------------------------------------------
 
 
-@dataclass
-class ImageInput:
-    """An image data URL's decoded bytes (the pixels are decoded in the worker, by the hub's decoder)."""
-
-    data: bytes
-    what: str
-
-
 def parse_inputs(texts: list[str], max_inputs: int = MAX_INPUTS, max_images: int = MAX_IMAGES) -> list:
     """Each input as a text (str) or an ImageInput; ApiError 400 for too many inputs or a bad image data URL."""
     if len(texts) > max_inputs:
@@ -146,87 +135,6 @@ def _image(url: str, i: int) -> ImageInput:
     return ImageInput(data, f"{what} (an image data URL)")
 
 
-# ---- the work (in the worker thread, under the lease) -------------------------------------------------------------
-
-
-@dataclass
-class Embeddings:
-    """One request's vectors, the tokens read, and which inputs were cut (texts) or embedded as images."""
-
-    vectors: object  # numpy float32 (n, D), rows L2-normalised
-    tokens: int
-    truncated: list[int] = field(default_factory=list)
-    images: list[int] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def width(engine) -> int:
-    """The model's embedding width (text and image embeddings share it)."""
-    dim = getattr(engine.model.visual, "output_dim", None)
-    return int(dim) if dim else int(engine.encode_texts(["a"]).shape[-1])
-
-
-def token_count(engine, text: str) -> int:
-    """Tokens of `text` with the start and end tokens, by the model's own tokenizer, before truncation."""
-    from demos.clip_zero_shot.engine import token_length
-
-    n = token_length(engine.tokenizer, text)
-    if n is not None:
-        return n
-    ids = engine.tokenizer([text])  # a tokenizer without encode: count what it kept (already truncated)
-    return int((ids != 0).sum())
-
-
-def embed(engine, items: list, dimensions: int | None = None, truncate: bool = True) -> Embeddings:
-    """Embed texts (str) with the text encoder and ImageInputs with the image encoder; rows keep the input order."""
-    import numpy as np
-
-    from demos.clip_zero_shot.engine import image_key
-
-    dim = width(engine)
-    if dimensions is not None and dimensions != dim:
-        raise ApiError(400, f"This model's embeddings have {dim} dimensions and CLIP embeddings cannot be "
-                            f"shortened; send 'dimensions': {dim} or leave it out.", param="dimensions")
-    ctx_len = engine.context_length
-    text_at = [i for i, it in enumerate(items) if isinstance(it, str)]
-    image_at = [i for i, it in enumerate(items) if not isinstance(it, str)]
-    texts = {i: " ".join(items[i].split())[:MAX_TEXT_CHARS] for i in text_at}  # the tokenizer collapses it too
-    counts = {i: token_count(engine, t) for i, t in texts.items()}
-    too_long = [i for i in text_at if counts[i] > ctx_len]
-    if too_long and not truncate:
-        i = too_long[0]
-        raise ApiError(400, f"input[{i}] is {counts[i]} tokens long, more than the model's {ctx_len}-token text "
-                            "context (start and end tokens included); shorten it, or send 'truncate': true to "
-                            "embed its beginning.", param="input")
-    pictures = [_decode(items[i]) for i in image_at]  # all decoded before any model work
-    out = np.zeros((len(items), dim), dtype=np.float32)
-    if text_at:
-        out[text_at] = engine.label_embeddings([texts[i] for i in text_at], ("{}",)).cpu().numpy()
-    if image_at:
-        out[image_at] = engine.encode_images_cached(pictures, [image_key(p) for p in pictures]).cpu().numpy()
-    out /= np.linalg.norm(out, axis=1, keepdims=True)  # exactly unit-norm in float32, also after fp16 on CUDA
-    notes = []
-    if too_long:
-        shown = ", ".join(f"input[{i}]" for i in too_long[:5]) + (f" and {len(too_long) - 5} more"
-                                                                  if len(too_long) > 5 else "")
-        notes.append(f"{shown} {'is' if len(too_long) == 1 else 'are'} longer than the model's {ctx_len}-token "
-                     f"text context; only the first {ctx_len} tokens were embedded.")
-    return Embeddings(out, sum(min(c, ctx_len) for c in counts.values()), too_long, image_at, notes)
-
-
-def _decode(item: ImageInput):
-    """The hub's one decoder (pixel cap, EXIF rotation, RGB); its sentence names the input."""
-    from hub.media.image import open_image
-
-    try:
-        return open_image(item.data, item.what)
-    except UserError as e:
-        text = str(e).replace("the uploaded data", item.what)
-        if text.lower().startswith(item.what.lower()):  # "input[2] ...", as the other input sentences
-            text = item.what + text[len(item.what):]
-        raise ApiError(400, text, param="input") from None
-
-
 # ---- the answer ---------------------------------------------------------------------------------------------------
 
 
@@ -247,10 +155,6 @@ def answer(result: Embeddings, model: str, encoding_format: str, warnings: list[
                         "images": result.images}}
 
 
-def _lease_warnings(lease) -> list[str]:
-    return [w for w in (lease.warning, lease.weights.is_random and "random weights: outputs are meaningless") if w]
-
-
 def routes(ctx):
     """`POST /v1/embeddings` on the hub's server (hub login, OpenAI-shaped errors, metrics: hub/api.py)."""
     from fastapi import APIRouter
@@ -264,13 +168,8 @@ def routes(ctx):
         req = await json_body(request, EmbeddingRequest)
         model = model_id(ctx, None if req.model in DEFAULT_ALIASES else req.model)
         items = parse_inputs(req.input, options.get("max_inputs", MAX_INPUTS), options.get("max_images", MAX_IMAGES))
-
-        def work(lease):
-            return (embed(lease.engine, items, req.dimensions, req.truncate), lease.weights.choice.id,
-                    _lease_warnings(lease))
-
-        result, name, warnings = await call(ctx, work, model)
+        result = await call(ctx, "embed", EmbedRequest(items, req.dimensions, req.truncate), model, http=request)
         # JSONResponse: json.dumps directly (FastAPI's encoder would walk every one of the floats)
-        return JSONResponse(answer(result, name, req.encoding_format, warnings))
+        return JSONResponse(answer(result, result.model, req.encoding_format, result.warnings))
 
     return router

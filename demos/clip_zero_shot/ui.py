@@ -1,15 +1,17 @@
 """The CLIP zero-shot tab: "Classify" (images x labels) and "Search images" (rank a gallery by a text query).
 
-Handlers only parse UI values, call the engine through `ctx.run`, and turn results into component values
-(formats.py). The caps come from the operator's options (`ctx.options.max_labels` / `max_images`).
+Handlers only build a typed request (types.py) from the UI values, call the engine's work method through `ctx.call`,
+and turn its result into component values (formats.py). The caps are the operator's options, which the engine was
+loaded with (the labels' field shows `ctx.options.max_labels`).
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from demos.clip_zero_shot.engine import DEFAULT_TEMPLATE, classify, search_images
+from demos.clip_zero_shot.checks import DEFAULT_TEMPLATE
 from demos.clip_zero_shot.formats import RankingTable, ScoreTable, display_name
+from demos.clip_zero_shot.types import ClassifyRequest, SearchRequest
 from hub import fields, validate
 
 SAMPLES_LABEL = "Samples (photos that ship with gradio and ultralytics)"
@@ -83,16 +85,14 @@ def _classify_tab(ctx) -> tuple:
 
 
 def _classify_handler(ctx):
-    max_labels, max_images = ctx.options.max_labels, ctx.options.max_images
-
     @ctx.handler
-    def run_classify(model_id, images, labels, template=DEFAULT_TEMPLATE, ensemble="none", mode="single",
+    def run_classify(model, images, labels, template=DEFAULT_TEMPLATE, ensemble="none", mode="single",
                      threshold=0.5, top_k=5, progress=gr.Progress(track_tqdm=True)):
         """Score every image against every candidate label. Returns the top labels of the first image, every
         label's score for the first image (chart data), a table of all images x labels, and the record.
 
         Args:
-            model_id: the CLIP model, one of the listed ones; the hub's default if left out.
+            model: the CLIP model, one of the listed ones; the hub's default if left out.
             images: the images to classify, a gallery (one or several).
             labels: the candidate labels, separated by commas or one per line.
             template: the prompt each label is put into; {} stands for the label.
@@ -103,17 +103,11 @@ def _classify_handler(ctx):
             top_k: how many labels the top list shows (1 to 20).
         """
         top_k = validate.number(top_k, "top-k labels shown", *TOP_K, integer=True)
-
-        def work(lease):
-            res = classify(lease.engine, images, labels, template, ensemble, mode, threshold,
-                           max_labels=max_labels, max_images=max_images)
-            return res, lease.record(labels=res.labels, template=template, ensemble=ensemble, mode=mode,
-                                     scoring=res.scoring, threshold=res.threshold, notes=res.notes)
-
-        res, rec = ctx.run(work, model_id, progress=progress)
+        request = ClassifyRequest(images, labels, template, ensemble, mode, threshold)
+        res = ctx.call("classify", request, model, progress=progress)
         _warn(res.notes)
         table = ScoreTable(res, [display_name(im, i) for i, im in enumerate(images or [])])
-        return res.top(0, top_k), table.bars(), table.frame(), rec
+        return res.top(0, top_k), table.bars(), table.frame(), res.record
 
     return run_classify
 
@@ -142,25 +136,19 @@ def _search_tab(ctx) -> tuple:
 
 
 def _search_handler(ctx):
-    max_images = ctx.options.max_images
-
     @ctx.handler
-    def run_search(model_id, gallery, query, progress=gr.Progress(track_tqdm=True)):
+    def run_search(model, gallery, query, progress=gr.Progress(track_tqdm=True)):
         """Rank the gallery's images by how well they match the text query, best first. Returns the images best
         first (captioned with rank and similarity), the ranking table and the record.
 
         Args:
-            model_id: the CLIP model, one of the listed ones; the hub's default if left out.
+            model: the CLIP model, one of the listed ones; the hub's default if left out.
             gallery: the images to search, a gallery.
             query: text describing the picture you are looking for.
         """
-        def work(lease):
-            res = search_images(lease.engine, gallery, query, max_images=max_images)
-            return res, lease.record(query=res.query, images=len(res.order), notes=res.notes)
-
-        res, rec = ctx.run(work, model_id, progress=progress)
+        res = ctx.call("search_images", SearchRequest(gallery, query), model, progress=progress)
         _warn(res.notes)
         table = RankingTable(res, gallery)
-        return table.gallery(), table.frame(), rec
+        return table.gallery(), table.frame(), res.record
 
     return run_search

@@ -8,7 +8,10 @@ the predictor's per-call setup (source sniffing, dataloader, callbacks, profiler
 are validated.
 
 - `spec.py`: the models (pinned SHA-256), defaults and limits.
-- `engine.py`: `load`, `fetch`, the `Detector`, `detect` / `detect_batch` and their checks.
+- `types.py`: the requests and results of the work methods (plain data: what crosses to a Ray replica).
+- `engine.py`: `load`, `fetch`, the `Detector`, `detect` / `detect_batch` and their checks, and `WORK`: the work
+  methods detect, detect_video (streaming), track_stream (the webcam; its tracker kept per session in the engine)
+  and class_names.
 - `fast.py`: CUDA graphs and the on-device letterbox (fp16 on CUDA; graphs captured at load for one image at the
   default size and for a video batch, other sizes on first use; off with DEMOHUB_YOLO_DETECT_CUDA_GRAPHS=0).
 - `video.py`: video files (PyAV decode on a reader thread, batched inference, drawing + libx264 encode on a writer
@@ -36,6 +39,7 @@ DEMO = Demo(
     spec=SPEC,
     load="demos.yolo_detect.engine:load",
     ui="demos.yolo_detect.ui:build",
+    work="demos.yolo_detect.engine:WORK",
     fetch="demos.yolo_detect.engine:fetch",
     options=(
         Option("cuda_graphs", True, "Replay the forward pass from CUDA graphs on a GPU (captured at load)."),
@@ -47,8 +51,9 @@ DEMO = Demo(
                lo=0, hi=VIDEO_BATCH_RANGE[1]),
     ),
     examples=(
-        Example("detect", {"model_id": "tiny-random", "image": Sample("image"), **_SETTINGS}, bad={"conf": 1.5}),
-        Example("detect_video", {"model_id": "tiny-random", "video": Sample("video"), **_SETTINGS, "tracking": False},
+        Example("detect", {"model": "tiny-random", "image": Sample("image"), **_SETTINGS}, bad={"conf": 1.5}),
+        Example("detect_video", {"model": "tiny-random", "video": Sample("video"), **_SETTINGS, "tracking": False},
                 bad={"imgsz": 10}),
+        Example("track_stream", {"model": "tiny-random", "frame": Sample("image"), **_SETTINGS}, bad={"max_det": 0}),
     ),
 )

@@ -1,24 +1,35 @@
 """The YOLO engine: load (official weights, a local .pt or random weights), the `Detector`, `detect` and
-`detect_batch` with their one check step. Never imports gradio."""
+`detect_batch` with their one check step, and the work methods the tab calls (`WORK`: detect, detect_video,
+track_stream, class_names; requests and results in types.py). Never imports gradio."""
 
 from __future__ import annotations
 
 import logging
 import math
 import threading
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hub import validate
+from hub.contract import EngineBase
 from hub.device import cpu_channels_last
 from hub.errors import UserError, WeightsUnavailable
 from hub.media.image import Picture, read_image
+from hub.outputs import request_folder
+from hub.sessions import Sessions
 from hub.spec import ModelChoice
 from hub.ultralytics_env import import_ultralytics
+from hub.work import Work
 
-from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
+from .formats import annotate, export_counts, export_table
+from .spec import (COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH,
+                   VIDEO_MAX_FRAMES)
+from .types import (ClassNames, DetectRequest, DetectResult, NamesRequest, TrackRequest, TrackResult, VideoDone,
+                    VideoRequest, VideoResult)
 
 log = logging.getLogger("demohub")
 
@@ -62,7 +73,8 @@ def fetch(weights) -> Path:
 def load(weights, device: str, dtype: str, options=None) -> "Detector":
     """Build the engine: official weights (native), a local .pt (path) or the architecture with random weights.
 
-    options: the demo's parsed options (`cuda_graphs`, `video_batch`); None takes the declared defaults."""
+    options: the demo's parsed options (`cuda_graphs`, `video_batch`, `max_video_frames`); None takes the declared
+    defaults."""
     from hub.options import defaults
 
     from . import DEMO
@@ -81,6 +93,7 @@ def load(weights, device: str, dtype: str, options=None) -> "Detector":
         raise UserError(f"{weights.choice.display} is a YOLO {yolo.task} model; this tab runs detection models "
                         "(yolo11n.pt, yolov8s.pt, ...). Pick a detection checkpoint.")
     det = Detector(yolo, device, dtype, cuda_graphs=options.cuda_graphs, video_batch=options.video_batch or None)
+    det.max_video_frames = options.max_video_frames
     if device == "cpu" and options.openvino:
         from . import openvino
 
@@ -123,8 +136,22 @@ def _local_yolo(YOLO, path: Path):
                         f"({type(e).__name__}: {str(e)[:200]}).") from e
 
 
-class Detector:
-    """A loaded detection model and everything the lean path needs (device, dtype, stride, class names)."""
+TRACKER_BYTES = 256 * 1024  # a generous bound of one ByteTrack tracker (its tracks' Kalman states), for the budget
+
+
+class _Tracker:
+    """One webcam stream's ByteTrack tracker; its frames are tracked one at a time."""
+
+    def __init__(self, tracker):
+        self.tracker, self.lock = tracker, threading.Lock()
+        self.frames = 0  # frames this stream's tracker has seen
+
+
+class Detector(EngineBase):
+    """A loaded detection model and everything the lean path needs (device, dtype, stride, class names), plus the
+    ByteTrack trackers of the webcam streams it serves (`trackers`, one per session key, hub.sessions)."""
+
+    max_video_frames = VIDEO_MAX_FRAMES  # the operator's max_video_frames option (set by `load`)
 
     def __init__(self, yolo, device: str, dtype: str, cuda_graphs: bool = True, video_batch: int | None = None):
         import torch
@@ -158,13 +185,21 @@ class Detector:
         # The Detect head caches anchors keyed by the last input shape: two threads running different shapes at
         # once would mix them up, and CUDA graphs share static buffers. So the forward pass runs one at a time.
         self._lock = threading.Lock()
+        self.trackers: Sessions[_Tracker] = Sessions(ttl_s=600, max_bytes=64 * 2**20, max_items=256,
+                                                     size=lambda entry: TRACKER_BYTES)
         if self.use_graphs:
             size = DEFAULTS["imgsz"]
             for batch in (1, self.video_batch):  # warm-up and capture now, off the request path
                 self._graphs.get((batch, 3, size, size))
 
+    @property
+    def extra_bytes(self) -> int:
+        """The webcam streams' trackers, counted in the memory budget."""
+        return self.trackers.nbytes
+
     def close(self) -> None:
         self._graphs.clear()
+        self.trackers.clear()
         self.net = self.openvino = None
 
     def forward(self, x, max_det: int = DEFAULTS["max_det"]):
@@ -295,7 +330,11 @@ def detect(engine: Detector, image, conf=DEFAULTS["conf"], iou=DEFAULTS["iou"], 
            max_det=DEFAULTS["max_det"], imgsz=DEFAULTS["imgsz"]) -> Detections:
     """Detect objects in one image (a path, PIL image or RGB array). Raises UserError for bad inputs."""
     params = check_params(engine, conf, iou, classes, max_det, imgsz)
-    picture = load_image(image)
+    return detect_picture(engine, load_image(image), params)
+
+
+def detect_picture(engine: Detector, picture: Picture, params: dict) -> Detections:
+    """`detect` for a decoded picture and checked settings (`check_params`)."""
     (det,) = run(engine, [picture.array()], **params)
     det.scale = picture.scale
     det.original_size = picture.original_size
@@ -366,3 +405,98 @@ def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
     x = np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
     x *= np.float32(1 / 255)
     return torch.from_numpy(x).to(engine.device, engine.torch_dtype), n
+
+
+# ---- the work methods (what the tab calls: requests and results in types.py) ------------------------------------
+
+WORK = Work()
+
+
+def _record(lease, params: dict, classes, **extra) -> dict:
+    """The reproducibility record; native checkpoints are pinned by hash, not revision, so the hash goes in."""
+    sha = lease.weights.choice.sha256
+    pinned = {"sha256": sha} if sha and not lease.weights.is_random else {}
+    # an end-to-end model (YOLO26) has no NMS step, so the IoU threshold played no part: the record says so
+    nms = not getattr(lease.engine, "end2end", False)
+    return lease.record(**pinned, conf=params["conf"], iou=params["iou"] if nms else None, nms=nms,
+                        classes=classes or "all", max_det=params["max_det"], imgsz=params["imgsz"], **extra)
+
+
+def _checked(engine: Detector, req) -> dict:
+    return check_params(engine, req.conf, req.iou, req.classes, req.max_det, req.imgsz)
+
+
+@WORK.method(DetectRequest, name="detect")
+def detect_request(lease, req: DetectRequest, job) -> DetectResult:
+    """/detect: the drawn image, the table, the counts, the CSV + JSON files and the record."""
+    params = _checked(lease.engine, req)
+    t0 = time.perf_counter()
+    det = detect_picture(lease.engine, load_image(req.image), params)
+    ms = (time.perf_counter() - t0) * 1e3
+    rec = _record(lease, params, req.classes, image=f"{det.original_size[0]}x{det.original_size[1]}",
+                  detections=len(det), ms=round(ms, 1))
+    if det.scale != 1.0:
+        rec["note"] = (f"Large image: detected on a {det.image.shape[1]}x{det.image.shape[0]} copy; "
+                       "table coordinates are in the original image's pixels.")
+    csv_path, json_path = export_table(det, request_folder(SPEC.name, "tables"), record=rec)
+    return DetectResult(annotate(det), det.rows(), det.counts(), (str(csv_path), str(json_path)), rec)
+
+
+@WORK.method(VideoRequest, name="detect_video")
+def video_request(lease, req: VideoRequest, job):
+    """/detect_video: VideoProgress after every batch, then one VideoDone (the video, its record, the counts CSV).
+    Stops between batches when the consumer goes away (closing the video stops its threads, drops the file)."""
+    from .video import detect_video
+
+    params = _checked(lease.engine, req)
+    out_path = request_folder(SPEC.name, "videos") / "detections.mp4"
+    items = detect_video(lease.engine, req.video, out_path, **params, tracking=bool(req.tracking),
+                         max_frames=lease.engine.max_video_frames)
+    with closing(items):
+        for item in items:
+            if job.stop.is_set():
+                return
+            if isinstance(item, VideoResult):
+                item = _video_done(lease, params, req, item, out_path.parent / "counts_per_frame.csv")
+            yield item
+
+
+def _video_done(lease, params: dict, req: VideoRequest, result: VideoResult, counts_path) -> VideoDone:
+    rec = _record(lease, params, req.classes, tracking=bool(req.tracking), frames=result.frames,
+                  fps=round(result.fps, 3), size=f"{result.width}x{result.height}",
+                  processing_fps=round(result.frames / max(result.seconds, 1e-9), 1))
+    rec["totals"] = result.totals()
+    if result.tracks is not None:
+        rec["distinct_objects"] = result.tracks
+    return VideoDone(result, rec, str(export_counts(result, counts_path)))
+
+
+def _session(key) -> str:
+    if not isinstance(key, str) or not key.strip() or len(key) > 256:
+        raise UserError("The webcam stream needs a session key (a short text) so its tracks carry over between "
+                        "frames; start the webcam again.")
+    return key
+
+
+@WORK.method(TrackRequest, name="track_stream")
+def track_request(lease, req: TrackRequest, job) -> TrackResult:
+    """track_stream: one webcam frame detected and tracked by the session's ByteTrack tracker, which the engine
+    keeps between frames (`Detector.trackers`), so ids stay with objects on any backend."""
+    from .video import new_tracker, track
+
+    engine = lease.engine
+    session = _session(req.session)
+    params = _checked(engine, req)
+    picture = load_image(req.frame)
+    entry = engine.trackers.get(session, lambda: _Tracker(new_tracker(30.0)))
+    with entry.lock:  # frames of one stream in order: the tracker's state is not thread-safe
+        det = track(entry.tracker, detect_picture(engine, picture, params))
+        entry.frames += 1
+        frames = entry.frames
+    return TrackResult(annotate(det), det.counts(), len(det), [int(t) for t in det.track_ids], frames)
+
+
+@WORK.method(NamesRequest, name="class_names")
+def class_names(lease, req: NamesRequest, job) -> ClassNames:
+    """The model's class names, in class-id order (the class filter's choices for a custom checkpoint)."""
+    return ClassNames(tuple(lease.engine.names.values()))

@@ -46,7 +46,7 @@ SPEC = DemoSpec(
                     size_dtype="float32", license=_AGPL, options={"config": "yolo26n.yaml"}, hidden=True),
     ),
     default_model={"cuda": "yolo26n", "cpu": "yolo26n"},
-    api_names=("detect", "detect_video"),
+    api_names=("detect", "detect_video", "track_stream"),
     gpu_concurrency=2,  # the forward pass itself is serialised per model (see Detector.forward)
     zero_gpu_seconds=120,
 )

@@ -3,25 +3,26 @@
 Each sub-tab reads top to bottom (input, its one main button, its status line, its results) and keeps its own
 status and record, so switching sub-tabs never shows another mode's results. Progress and errors show on the
 sub-tab's status line only (`ctx.events_on`): an error leaves the other outputs as they were. Handlers are thin:
-they reach the model only through `ctx.run` (image, webcam frame, class list) and `ctx.stream` (video), and the
-engine does all checking and work. Every number is a `hub.fields` box: a value out of range gets the validator's
-sentence, never a silent clamp (a gradio slider clamps what is typed into it).
+they build a typed request (types.py) and reach the engine's work methods only through `ctx.call` (image, webcam
+frame, class list) and `ctx.stream` (video); the engine does all checking and work. The webcam's ByteTrack tracker
+lives in the engine, keyed by the page's session and the model, so track ids carry over on any backend. Every
+number is a `hub.fields` box: a value out of range gets the validator's sentence, never a silent clamp (a gradio
+slider clamps what is typed into it).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
-import time
+import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
-from hub.outputs import request_folder
-
-from .engine import check_params, detect, load_image
-from .formats import COLUMNS, annotate, counts_long, export_counts, export_table
+from .engine import load_image
+from .formats import COLUMNS, counts_long
 from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, SPEC
-from .video import VideoProgress, VideoResult, detect_video, new_tracker, pan_clip, track_frame
+from .types import DetectRequest, NamesRequest, TrackRequest, VideoProgress, VideoRequest, VideoResult
+from .video import pan_clip
 
 log = logging.getLogger("demohub")
 
@@ -66,17 +67,6 @@ def _sample_clip() -> str | None:
         return None
 
 
-def _record(lease, params: dict, classes, **extra) -> dict:
-    """The reproducibility record; native checkpoints are pinned by hash, not revision, so the hash goes in."""
-    sha = lease.weights.choice.sha256
-    pinned = {"sha256": sha} if sha and not lease.weights.is_random else {}
-    # an end-to-end model (YOLO26) has no NMS step, so the IoU threshold played no part: the record says so
-    nms = not getattr(lease.engine, "end2end", False)
-    return lease.record(**pinned, conf=params["conf"], iou=params["iou"] if nms else None, nms=nms,
-                        classes=classes or "all",
-                        max_det=params["max_det"], imgsz=params["imgsz"], **extra)
-
-
 # ---- handlers ---------------------------------------------------------------------------------------------------
 
 COUNT_HEADERS = ["class", "count"]
@@ -108,57 +98,28 @@ def image_summary(rec: dict | None, counts) -> str:
     return f"Found {n} object{'s' if n != 1 else ''}: {', '.join(f'{c} {label}' for label, c in rows)}{took}."
 
 
-def detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz, progress=None):
+def detect_image(ctx, model, image, conf, iou, classes, max_det, imgsz, progress=None):
     """/detect: the drawn image, the table, the counts, the CSV + JSON files and the record."""
-
-    def work(lease):
-        params = check_params(lease.engine, conf, iou, classes, max_det, imgsz)
-        t0 = time.perf_counter()
-        det = detect(lease.engine, image, conf, iou, classes, max_det, imgsz)
-        ms = (time.perf_counter() - t0) * 1e3
-        rec = _record(lease, params, classes, image=f"{det.original_size[0]}x{det.original_size[1]}",
-                      detections=len(det), ms=round(ms, 1))
-        if det.scale != 1.0:
-            rec["note"] = (f"Large image: detected on a {det.image.shape[1]}x{det.image.shape[0]} copy; "
-                           "table coordinates are in the original image's pixels.")
-        return det, annotate(det), rec
-
-    det, drawn, rec = ctx.run(work, model_id, progress=progress)
-    csv_path, json_path = export_table(det, request_folder(SPEC.name, "tables"), record=rec)
-    rows = _frame([[r[c] for c in COLUMNS] for r in det.rows()], COLUMNS)
-    counts = _frame(list(det.counts().items()), COUNT_HEADERS)
-    return drawn, rows, counts, [str(csv_path), str(json_path)], rec
+    out = ctx.call("detect", DetectRequest(image, conf, iou, classes, max_det, imgsz), model, progress=progress)
+    rows = _frame([[r[c] for c in COLUMNS] for r in out.rows], COLUMNS)
+    counts = _frame(list(out.counts.items()), COUNT_HEADERS)
+    return out.image, rows, counts, list(out.files), out.record
 
 
-def detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz, tracking, progress):
+def detect_video_events(ctx, model, video, conf, iou, classes, max_det, imgsz, tracking, progress):
     """/detect_video: status lines while it runs, then the video, a summary, the plot, the counts CSV, the record."""
     import gradio as gr
 
-    out_path = request_folder(SPEC.name, "videos") / "detections.mp4"
-
-    def job(lease):
-        params = check_params(lease.engine, conf, iou, classes, max_det, imgsz)
-        for item in detect_video(lease.engine, video, out_path, conf, iou, classes, max_det, imgsz,
-                                 tracking=bool(tracking), max_frames=ctx.options.max_video_frames):
-            if isinstance(item, VideoResult):
-                item = (item, _record(lease, params, classes, tracking=bool(tracking), frames=item.frames,
-                                      fps=round(item.fps, 3), size=f"{item.width}x{item.height}",
-                                      processing_fps=round(item.frames / max(item.seconds, 1e-9), 1)))
-            yield item
-
-    for item in ctx.stream(job, model_id, progress=progress):
+    request = VideoRequest(video, conf, iou, classes, max_det, imgsz, tracking=bool(tracking))
+    for item in ctx.stream("detect_video", request, model, progress=progress):
         if isinstance(item, VideoProgress):
             if item.total:
                 progress((min(item.done, item.total), item.total), desc="Detecting", unit="frames")
             msg = f"Processed {item.done}{f' / {item.total}' if item.total else ''} frames ({item.fps:.1f} frames/s)..."
             yield gr.skip(), msg, gr.skip(), gr.skip(), gr.skip()
             continue
-        result, rec = item
-        rec["totals"] = result.totals()
-        if result.tracks is not None:
-            rec["distinct_objects"] = result.tracks
-        counts = export_counts(result, out_path.parent / "counts_per_frame.csv")
-        yield str(result.path), video_summary(result, rec), counts_plot(result), str(counts), rec
+        result, rec = item.result, item.record
+        yield result.path, video_summary(result, rec), counts_plot(result), item.counts_csv, rec
 
 
 def counts_plot(result: VideoResult):
@@ -187,23 +148,17 @@ def video_summary(result: VideoResult, rec: dict) -> str:
     return text
 
 
-def track_webcam(ctx, model_id, frame, conf, iou, classes, max_det, imgsz, state):
-    """track_stream: one webcam frame detected and tracked; `state` = (model id, its tracker) per stream."""
+def track_webcam(ctx, model, frame, conf, iou, classes, max_det, imgsz, session: str | None):
+    """track_stream: one webcam frame detected and tracked. The tracker lives in the engine under the key
+    `<session>:<model>` (the page's session hash), so the ids of one stream carry over between frames."""
     if frame is None:
-        return None, state, ""
-    model_key = model_id or ctx.default_model()
-
-    def work(lease):
-        nonlocal state
-        if state is None or state[0] != model_key:
-            state = (model_key, new_tracker(30.0))
-        return track_frame(lease.engine, state[1], frame, conf, iou, classes, max_det, imgsz)
-
-    det = ctx.run(work, model_id)
-    counts = ", ".join(f"{n} {label}" for label, n in det.counts().items())
-    said = f"In view: {counts}." if len(det) else _nothing({"conf": conf if conf is not None else DEFAULTS["conf"],
-                                                            "classes": classes}, " in this frame") + "."
-    return annotate(det), state, said
+        return None, ""
+    key = f"{session or uuid.uuid4().hex}:{model or ctx.default_model()}"
+    out = ctx.call("track_stream", TrackRequest(frame, key, conf, iou, classes, max_det, imgsz), model)
+    counts = ", ".join(f"{n} {label}" for label, n in out.counts.items())
+    said = f"In view: {counts}." if out.found else _nothing({"conf": conf if conf is not None else DEFAULTS["conf"],
+                                                             "classes": classes}, " in this frame") + "."
+    return out.image, said
 
 
 def check_upload(image) -> None:
@@ -292,7 +247,10 @@ def _webcam_tab(ui) -> None:
             ui.cam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
             ui.cam_out = gr.Image(label="Tracked", type="numpy", format="jpeg", interactive=False, streaming=False)
         ui.cam_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
-        ui.cam_state = gr.State(None)
+        # /track_stream for API callers: gradio_client cannot feed a streaming event, so the same handler also
+        # serves one frame per call (a caller's session keeps its tracker between calls, as the webcam's does)
+        ui.api_frame = gr.Image(type="numpy", label="Frame", visible=False)
+        ui.api_track = gr.Button("Track one frame", visible=False)
 
 
 def build(ctx) -> None:
@@ -311,12 +269,12 @@ def _events(ctx, ui) -> None:
     import gradio as gr
 
     @ctx.handler
-    def run_detect(model_id, image, conf, iou, classes, max_det, imgsz, progress=gr.Progress(track_tqdm=True)):
+    def run_detect(model, image, conf, iou, classes, max_det, imgsz, progress=gr.Progress(track_tqdm=True)):
         """Detect objects in one image: the image with boxes, the boxes table (original image pixels), the objects
         per class, the table as CSV and JSON, and the reproducibility record.
 
         Args:
-            model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            model: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
             image: The image (PNG, JPEG, WebP ...).
             conf: Confidence threshold from 0 to 1: boxes less sure than this are dropped (default 0.25).
             iou: IoU threshold from 0 to 1 for non-maximum suppression: overlap allowed between boxes (0.7); the
@@ -325,16 +283,16 @@ def _events(ctx, ui) -> None:
             max_det: Most boxes kept per image, a whole number from 1 to 3000 (300).
             imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
         """
-        return detect_image(ctx, model_id, image, conf, iou, classes, max_det, imgsz, progress)
+        return detect_image(ctx, model, image, conf, iou, classes, max_det, imgsz, progress)
 
     @ctx.handler
-    def run_video(model_id, video, conf, iou, classes, max_det, imgsz, tracking=False,
+    def run_video(model, video, conf, iou, classes, max_det, imgsz, tracking=False,
                   progress=gr.Progress(track_tqdm=True)):
         """Detect (and optionally track) objects in every frame of a video: the annotated H.264 MP4, a status line,
         the objects per frame, the per-frame counts as CSV and the reproducibility record.
 
         Args:
-            model_id: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            model: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
             video: The video file (mp4, webm, mov ...).
             conf: Confidence threshold from 0 to 1 (default 0.25).
             iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7); YOLO26 ignores it.
@@ -343,19 +301,33 @@ def _events(ctx, ui) -> None:
             imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
             tracking: Track objects across frames (ByteTrack) and count distinct objects.
         """
-        yield from detect_video_events(ctx, model_id, video, conf, iou, classes, max_det, imgsz, tracking, progress)
+        yield from detect_video_events(ctx, model, video, conf, iou, classes, max_det, imgsz, tracking, progress)
+
+    def run_track(model, frame, conf, iou, classes, max_det, imgsz, request=None):
+        """Detect and track the objects in one frame of a stream (ByteTrack): the frame with boxes and track ids
+        drawn, and a status line. Frames of one session (and model) share one tracker, so ids stay with objects.
+
+        Args:
+            model: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            frame: One frame of the stream (an image).
+            conf: Confidence threshold from 0 to 1 (default 0.25).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7); YOLO26 ignores it.
+            classes: Only these classes, by name ("person") or id; empty for every class.
+            max_det: Most boxes kept per frame, a whole number from 1 to 3000 (300).
+            imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
+        """
+        session = getattr(request, "session_hash", None)
+        return track_webcam(ctx, model, frame, conf, iou, classes, max_det, imgsz, session)
+
+    run_track.__annotations__ = {"request": gr.Request}  # gradio passes the page's request (its session hash)
+    run_track = ctx.handler(run_track)
 
     @ctx.handler
-    def run_track(model_id, frame, conf, iou, classes, max_det, imgsz, state):
-        """One webcam frame, detected and tracked."""
-        return track_webcam(ctx, model_id, frame, conf, iou, classes, max_det, imgsz, state)
-
-    @ctx.handler
-    def class_choices(model_id):
-        if ctx.choice(model_id).source in ("native", "random"):  # every listed model knows COCO's 80 classes
+    def class_choices(model):
+        if ctx.choice(model).source in ("native", "random"):  # every listed model knows COCO's 80 classes
             return gr.update(choices=list(COCO_NAMES), value=[])
-        names = ctx.run(lambda lease: list(lease.engine.names.values()), model_id)
-        return gr.update(choices=names, value=[])
+        names = ctx.call("class_names", NamesRequest(), model).names
+        return gr.update(choices=list(names), value=[])
 
     quiet = {"api_visibility": "private", "show_progress": "hidden"}  # queued: a queue=False step lost clicks
     ui.image.upload(ctx.handler(check_upload), ui.image, None, api_visibility="private",
@@ -372,6 +344,9 @@ def _events(ctx, ui) -> None:
     for after in (video_event.then, video_event.failure):  # `then` alone does not follow a failed run
         after(lambda: gr.update(visible=False), None, ui.stop_video, **quiet)
     ui.stop_video.click(lambda: gr.update(visible=False), None, ui.stop_video, cancels=[video_event], **quiet)
-    ui.cam.stream(run_track, [ui.model, ui.cam, *ui.settings, ui.cam_state], [ui.cam_out, ui.cam_state, ui.cam_status],
-                  stream_every=0.2, time_limit=300, api_name="track_stream", **ctx.events_on(ui.cam_status))
+    ui.cam.stream(run_track, [ui.model, ui.cam, *ui.settings], [ui.cam_out, ui.cam_status],
+                  stream_every=0.2, time_limit=300, api_name="track_webcam", api_visibility="private",
+                  **ctx.events_on(ui.cam_status))
+    ui.api_track.click(run_track, [ui.model, ui.api_frame, *ui.settings], [ui.cam_out, ui.cam_status],
+                       api_name="track_stream", **ctx.events_on(ui.cam_status))
     ui.model.change(class_choices, ui.model, ui.classes, api_visibility="private", **ctx.events_on(ui.image_status))

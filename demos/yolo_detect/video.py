@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator
@@ -26,6 +25,7 @@ from hub.media.video import damaged, frame_count, frame_rate, open_video
 from .engine import Detections, Detector, check_params, detect, run
 from .formats import annotate
 from .spec import DEFAULTS, VIDEO_BATCH_RANGE, VIDEO_MAX_FRAMES, VIDEO_MAX_SIDE
+from .types import VideoProgress, VideoResult
 
 # ---- tracking (webcam stream, optional for videos) --------------------------------------------------------------
 
@@ -65,39 +65,6 @@ def track_frame(engine: Detector, tracker, frame, conf=DEFAULTS["conf"], iou=DEF
 
 
 # ---- video files ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class VideoProgress:
-    done: int  # frames processed so far
-    total: int | None  # frames in the video, when the container says
-    fps: float  # processing speed, frames per second
-
-
-@dataclass
-class VideoResult:
-    path: Path  # the annotated H.264 MP4
-    frames: int
-    fps: float  # frame rate of the video (kept from the input)
-    width: int
-    height: int
-    seconds: float  # processing time
-    per_frame: list[dict] = field(default_factory=list)  # {"frame", "time_s", "total", <class>: count, ...}
-    tracks: dict[str, int] | None = None  # distinct track ids per class, when tracked
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps if self.fps else 0.0
-
-    def totals(self) -> dict[str, int]:
-        """Detections per class summed over all frames."""
-        out: dict[str, int] = {}
-        for row in self.per_frame:
-            for k, v in row.items():
-                if k not in ("frame", "time_s", "total"):
-                    out[k] = out.get(k, 0) + v
-        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 _END = object()
@@ -162,7 +129,7 @@ def _process(engine, params, reader: "_FrameReader", writer: "_VideoWriter", tra
         yield VideoProgress(done, total, done / max(time.perf_counter() - t0, 1e-9))
     if done == 0:
         raise UserError("The video has no frames that can be decoded; upload a video that plays in a player.")
-    return VideoResult(writer.path, done, float(rate), size[0], size[1], time.perf_counter() - t0, per_frame,
+    return VideoResult(str(writer.path), done, float(rate), size[0], size[1], time.perf_counter() - t0, per_frame,
                        {k: len(v) for k, v in sorted(seen.items())} if tracker is not None else None,
                        [reader.note] if reader.note else [])
 
