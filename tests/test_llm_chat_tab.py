@@ -83,3 +83,21 @@ def test_an_empty_message_is_one_sentence_in_the_tab_and_through_the_api(chat_hu
     for blank in ("", "   "):
         with pytest.raises(Exception, match="Type a message first."):
             chat_hub.predict(blank, api_name="/chat")
+
+
+def test_the_tab_takes_its_concurrency_from_the_backend(settings, monkeypatch):
+    """The chat's events run as many answers at once as the backend says (ctx.concurrency: replicas on Ray), not the
+    spec's own number."""
+    import gradio as gr
+
+    import demos.llm_chat as llm_chat
+    from demos.llm_chat.ui import build
+    from hub.context import DemoContext
+    from hub.models import ModelManager
+
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
+    monkeypatch.setattr(manager, "concurrency", lambda demo: 3)
+    with gr.Blocks() as blocks:
+        build(DemoContext(manager, settings, llm_chat.SPEC))
+    fn = next(f for f in blocks.fns.values() if f.api_name == "chat")
+    assert fn.concurrency_limit == 3 != llm_chat.SPEC.gpu_concurrency

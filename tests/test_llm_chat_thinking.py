@@ -62,7 +62,7 @@ def qwen3(tmp_path_factory):
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random-qwen3") as lease:
         yield lease.engine
 
@@ -123,7 +123,7 @@ def engine_llama(tmp_path_factory):
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, L.load)})
+    manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         yield lease.engine
 

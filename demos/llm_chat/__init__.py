@@ -2,17 +2,20 @@
 
 Models load through transformers: a pinned Hugging Face repo, any repo id, a local folder, or a local GGUF file
 (`gguf_file=`, dequantized on load). The conversation is rendered with the model's own chat template; history
-that does not fit the context drops its oldest turns (with a note). Generation runs in a worker thread and is
-read through transformers' `TextIteratorStreamer`; a `StoppingCriteria` tied to a stop flag ends it within one
-token when the user presses Stop, when an API client disconnects, or when the reading generator is closed.
+that does not fit the context drops its oldest turns (with a note). The tab and the API ask for the `chat` work
+method (a `ChatRequest`, types.py) and read its typed items: answer/reasoning deltas, then the answer with its usage
+and finish reason. Generation runs in a worker thread and is read through transformers' `TextIteratorStreamer`; a
+`StoppingCriteria` tied to the work's stop flag ends it within one token when the user presses Stop, when an API
+client disconnects, or when the stream is closed.
 
 On CUDA a second path decodes with a static KV cache and a compiled one-token step replayed as a CUDA graph
 (batch-1 decoding is bound by kernel launches); it is compiled in the background after load, on the one thread
 that later runs every fast decode (inductor's CUDA-graph trees are per thread), and is used only once warm.
 
-The package: `engine.py` (load, prompt fitting, generation, parameter checks), `configs.py` (architecture configs,
-random models, the offline tokenizer), `gguf_file.py` (what a .gguf file is, for the Models tab), `fast.py` (the
-CUDA-graph decoder), `ct2.py` (the CPU path: CTranslate2 int8, converted once), `messages.py` (chat messages to plain text), `ui.py` (the tab), `openai.py`
+The package: `types.py` (the work's requests and items), `engine.py` (load, prompt fitting, generation, parameter
+checks, the work methods), `configs.py` (architecture configs, random models, the offline tokenizer), `gguf_file.py`
+(what a .gguf file is, for the Models tab), `fast.py` (the CUDA-graph decoder), `ct2.py` (the CPU path: CTranslate2
+int8, converted once), `messages.py` (chat messages to plain text), `ui.py` (the tab), `openai.py`
 (`POST /v1/chat/completions`, `GET /v1/models`). This file imports neither torch nor gradio.
 """
 
@@ -113,12 +116,13 @@ EXAMPLES = (
     Example("chat", {"message": "hello", "model": "tiny-random", "system_prompt": "You are a helpful assistant.",
                      "temperature": 0.7, "top_p": 0.9, "top_k": 50, "max_new_tokens": 8, "repetition_penalty": 1.05,
                      "thinking": False},
-            bad={"max_new_tokens": 0}, model_arg="model"),
+            bad={"max_new_tokens": 0}),
 )
 
 DEMO = Demo(
     spec=SPEC,
     load="demos.llm_chat.engine:load",
+    work="demos.llm_chat.engine:WORK",
     ui="demos.llm_chat.ui:build",
     options=OPTIONS,
     examples=EXAMPLES,

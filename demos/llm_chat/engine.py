@@ -1,4 +1,5 @@
-"""The chat engine: `load`, `check_params`, `prepare` (template + context fitting), `stream_chat` and `chat`.
+"""The chat engine: `load`, `check_params`, `prepare` (template + context fitting), `stream_chat`, `chat`, and the
+`chat` work method (`WORK`) that the tab and the /v1 routes run through the hub (hub.work).
 
 torch and transformers are imported inside the functions: the UI and the OpenAI routes import this module for
 `check_params` when the app is built, which must not import torch. Never imports gradio.
@@ -10,35 +11,24 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
 from hub import validate
+from hub.contract import EngineBase
 from hub.errors import UserError
+from hub.work import Work
 
 from demos.llm_chat.configs import CHATML, guess_config, random_model
 from demos.llm_chat.gguf_file import gguf_format
 from demos.llm_chat.prompt import prepare
 from demos.llm_chat.thinking import check_thinking, split
+from demos.llm_chat.types import ChatDelta, ChatDone, ChatRequest, Chunk, GenParams
 
 log = logging.getLogger("demohub")
 
 # ---- parameters ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GenParams:
-    """Sampling settings of one request (validated by `check_params`). temperature 0 = greedy."""
-
-    temperature: float = 0.7
-    top_p: float = 0.9
-    top_k: int = 50
-    max_new_tokens: int = 512
-    repetition_penalty: float = 1.05
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    min_new_tokens: int = 0  # benchmarks force equal work with this
-    thinking: bool | None = None  # the template's thinking switch; None: on for a GPU, off for a CPU (thinking.py)
 
 
 def _number(value, name: str, lo: float, hi: float | None, **kw):
@@ -94,7 +84,7 @@ def check_params(temperature=None, top_p=None, top_k=None, max_new_tokens=None, 
 
 
 @dataclass
-class Engine:
+class Engine(EngineBase):
     """A loaded chat model. `lock` serialises generations (one KV cache, one GPU stream per model)."""
 
     model: object
@@ -219,44 +209,24 @@ def eos_ids(generation_config, config, tok) -> tuple[int, ...]:
 # ---- generation ---------------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Chunk:
-    """One streamed update: the answer so far, its token count and speed; `done` on the last one."""
+class Halt:
+    """The stop flag a generation reads each token: set by the caller's `stop` (read, never set here: it may be the
+    work's `job.stop`, which would drop the answer's last item) or by `set()` (a stop sequence, a reader gone)."""
 
-    text: str
-    new_tokens: int = 0
-    prompt_tokens: int = 0
-    seconds: float = 0.0  # generating (tokens/s counts these)
-    first_token_s: float | None = None  # from the request (`since`: the user's click, loading included) to token 1
-    done: bool = False
-    finish_reason: str | None = None  # stop | length | cancelled
-    notes: list[str] = field(default_factory=list)
-    fast_path: bool = False
-    thinking: str = ""  # the model's reasoning (<think>...</think>), apart from the answer in `text`
-    thinking_done: bool = True  # False while the reasoning is still being written
+    def __init__(self, caller: threading.Event | None = None):
+        self.caller, self.own = caller, threading.Event()
 
-    @property
-    def tokens_per_s(self) -> float:
-        return self.new_tokens / self.seconds if self.seconds > 0 else 0.0
+    def is_set(self) -> bool:
+        return self.own.is_set() or (self.caller is not None and self.caller.is_set())
 
-    def footer(self, loading_s: float | None = None) -> str:
-        """The stats line under an answer; `loading_s`: how much of the wait for the first token was loading the
-        model (said only when this request loaded it)."""
-        parts = [f"{self.new_tokens} tokens", f"{self.tokens_per_s:.1f} tokens/s"]
-        if self.first_token_s is not None:
-            loading = f" ({loading_s:.1f} s of it loading the model)" if loading_s is not None else ""
-            parts.append(f"first token {self.first_token_s:.2f} s{loading}")
-        if self.finish_reason == "cancelled":
-            parts.append("stopped")
-        elif self.finish_reason == "length":
-            parts.append("hit max new tokens")
-        return "<sub>⏱ " + " · ".join(parts) + "</sub>"
+    def set(self) -> None:
+        self.own.set()
 
 
 class Run:
     """Shared state between the request thread and the generating thread."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: threading.Event | Halt):
         self.stop = stop
         self.new_tokens = 0
         self.t0 = time.perf_counter()
@@ -343,7 +313,7 @@ def stream_chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threa
     from transformers import TextIteratorStreamer
 
     prep = prepare(engine, msgs, params)
-    stop = stop or threading.Event()
+    stop = Halt(stop)  # a stop sequence or a closed reader ends generation without setting the caller's `stop`
     notes = list(engine.notes) + prep.notes
     with engine.lock:
         if params.seed is not None:
@@ -402,3 +372,68 @@ def chat(engine: Engine, msgs: list[dict], params: GenParams, stop: threading.Ev
     for final in stream_chat(engine, msgs, params, stop, since):
         pass
     return final
+
+
+# ---- the work method (hub.work): what the tab and the /v1 routes ask for ------------------------------------------
+
+WORK = Work()
+
+
+def check_request(req: ChatRequest) -> list[dict]:
+    """The conversation of `req` as the engine reads it; a sentence when it cannot be answered."""
+    msgs = list(req.messages)
+    if not msgs or not all(isinstance(m, dict) and isinstance(m.get("content"), str) for m in msgs):
+        raise UserError("Send a conversation of {role, content} text messages, the last one the user's.")
+    if msgs[-1].get("role") != "user" or not msgs[-1]["content"].strip():
+        raise UserError("The last message must be the user's, with some text.")
+    if not isinstance(req.params, GenParams):
+        raise UserError("The sampling settings must be checked with check_params.")
+    return msgs
+
+
+@WORK.method(ChatRequest, name="chat")
+def generate(lease, req: ChatRequest, job) -> Iterator[ChatDelta | ChatDone]:
+    """Stream the answer to `req`: ChatDelta items (answer text and reasoning as they grow), then one ChatDone with
+    the whole answer, its usage and finish reason, and the record. `job.stop` (Stop, a closed page, a client that hung
+    up) ends generation at the next token; it is also read between tokens, and the method then returns at once."""
+    msgs = check_request(req)
+    wall, now = time.time(), time.perf_counter()  # the model is loaded: the lease is held
+    waited = max(0.0, wall - req.sent_at) if req.sent_at is not None else None
+    since = now - waited if waited is not None else None  # the click, on this process's perf_counter clock
+    sent = thought = 0
+    done = True
+    with closing(stream_chat(lease.engine, msgs, req.params, job.stop, since)) as chunks:
+        for chunk in chunks:
+            if job.stop.is_set():
+                return
+            delta = ChatDelta(chunk.text[sent:], chunk.thinking[thought:], chunk.thinking_done)
+            sent, thought = max(sent, len(chunk.text)), max(thought, len(chunk.thinking))
+            if delta.content or delta.reasoning or delta.thinking_done != done:
+                done = delta.thinking_done
+                yield delta
+    loading_s = round(waited, 3) if req.loading and waited is not None else None
+    yield ChatDone(chunk, lease.weights.record()["model"], _record(lease, req.params, chunk, loading_s), loading_s)
+
+
+@WORK.method(ChatRequest)
+def complete(lease, req: ChatRequest, job) -> ChatDone | None:
+    """The whole answer at once: the last item of `chat` (the non-streaming /v1 answer). A run stopped before its
+    end has no answer (the hub then says it was stopped)."""
+    final = None
+    for final in generate(lease, req, job):
+        pass
+    return final if isinstance(final, ChatDone) else None
+
+
+def _record(lease, params: GenParams, final: Chunk, loading_s: float | None) -> dict:
+    """The reproducibility record of one answer: the settings asked for and the answer's stats."""
+    from dataclasses import asdict
+
+    stats = {k: v for k, v in asdict(final).items() if k not in ("text", "thinking", "thinking_done")}
+    stats["thinking"] = lease.engine.last_run.get("thinking", False)
+    stats["tokens_per_s"] = round(final.tokens_per_s, 2)
+    stats["first_token_s"] = final.first_token_s and round(final.first_token_s, 3)
+    if loading_s is not None:
+        stats["loading_s"] = loading_s
+    settings = {k: v for k, v in asdict(params).items() if k != "thinking"}
+    return lease.record(**settings, **stats)

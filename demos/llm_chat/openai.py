@@ -3,15 +3,15 @@ serves `GET /v1/models` for every demo (hub/routes.py).
 
 The body is a pydantic model (`ChatCompletionRequest`: one source for fields, defaults, checks and docs); its
 numbers go through the same checks as the UI's (`engine.check_param`, i.e. hub.validate: out of range is refused).
-Requests reach the model only through `ctx.run` / `ctx.stream`, so the allow-list, the lease and out-of-memory
-recovery are the UI's. Errors are OpenAI-style JSON: 401 without hub login, 404 for a model this hub does not serve,
-400 for anything else the client can fix, 503 when weights cannot be had.
+Requests reach the model only as work methods (engine.WORK: `chat` streams, `complete` is its last item) through
+`ctx.stream` and `hub.api.call`, so the allow-list, the lease, out-of-memory recovery and the stop when a client goes
+away are the UI's. Errors are OpenAI-style JSON: 401 without hub login, 404 for a model this hub does not serve, 400
+for anything else the client can fix, 503 when weights cannot be had.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from typing import Iterator, Literal
@@ -19,12 +19,14 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hub import validate
-from hub.api import ApiError, add_route, admission, call_until_gone, json_bytes, model_id
+from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
 from hub.errors import UserError
+from hub.weights import public_id
 
-from demos.llm_chat.engine import Chunk, GenParams, chat, check_param, check_params, check_stop, stream_chat
+from demos.llm_chat.engine import GenParams, check_param, check_params, check_stop
 from demos.llm_chat.messages import build_messages, content_text
 from demos.llm_chat.thinking import check_thinking
+from demos.llm_chat.types import ChatDelta, ChatDone, ChatRequest, Chunk
 
 # ---- request bodies -----------------------------------------------------------------------------------------------
 
@@ -203,45 +205,42 @@ def routes(ctx):
         except UserError as e:
             raise ApiError(400, str(e)) from None
         model = model_id(ctx, model)  # the allow-list: an unknown model is a 404 before anything loads
+        req = ChatRequest(tuple(msgs), params, time.time())
         if stream:
-            return await _stream(ctx, model, msgs, params, include_usage)
-        return await _complete(request, ctx, model, msgs, params)
+            return await _stream(ctx, model, req, include_usage)
+        return await _complete(request, ctx, model, req)
 
     return router
 
 
-async def _complete(request, ctx, model: str | None, msgs: list[dict], params: GenParams):
+async def _complete(request, ctx, model: str | None, req: ChatRequest):
     """The whole answer as one chat.completion object; a client that hangs up stops it at the next token."""
     cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-    final, name = await call_until_gone(
-        request, ctx, lambda lease, gone: (chat(lease.engine, msgs, params, gone), _name(lease)), model)
-    return {"id": cid, "object": "chat.completion", "created": created, "model": name,
+    done = await call(ctx, "complete", req, model, http=request)
+    final = done.answer
+    return {"id": cid, "object": "chat.completion", "created": created, "model": done.model,
             "choices": [{"index": 0, "message": _message(final),
                          "finish_reason": "length" if final.finish_reason == "length" else "stop"}],
-            "usage": _usage(final), "demohub": _extra(final)}
+            "usage": _usage(done), "demohub": _extra(final)}
 
 
-async def _stream(ctx, model: str | None, msgs: list[dict], params: GenParams, include_usage: bool):
+async def _stream(ctx, model: str | None, req: ChatRequest, include_usage: bool):
     """Server-sent events of chat.completion.chunk objects. The model loads and the first token comes before the
     response starts, so a load failure still gets its proper status code."""
-    import anyio
     from fastapi.responses import StreamingResponse
 
-    stop = threading.Event()
-
-    def generate(lease) -> Iterator[tuple[Chunk, str]]:
-        for chunk in stream_chat(lease.engine, msgs, params, stop):
-            yield chunk, _name(lease)
-
     release = await admission(ctx).acquire()  # the demo's /v1 queue, held until the stream is over
+    work = None
     try:
-        gen = ctx.stream(generate, model, api="chat_completions")
-        first = await anyio.to_thread.run_sync(next, gen, None)  # errors before the first token: hub.api maps them
+        work = ctx.stream("chat", req, model, api="chat_completions")
+        first = await anext(work, None)  # errors before the first token: hub.api maps them
     except BaseException:
+        if work is not None:
+            work.close()
         release()
         raise
-    sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model or ctx.default_model())
-    return StreamingResponse(sse.run(gen, first, stop, include_usage, release), media_type="text/event-stream",
+    sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), public_id(ctx.choice(model)))
+    return StreamingResponse(sse.run(work, first, include_usage, release), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
@@ -259,55 +258,35 @@ class _Events:
         return self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
                          "model": self.name, "choices": [{"index": 0, "delta": delta, "finish_reason": reason}]})
 
-    async def run(self, gen, item, stop: threading.Event, include_usage: bool, release=lambda: None):
-        import anyio
+    def lines(self, item, include_usage: bool) -> Iterator[str]:
+        """The events of one item: the reasoning, then the answer text, of a delta; the end of the answer."""
+        if isinstance(item, ChatDelta):
+            if item.reasoning:  # the reasoning grows first, then the answer
+                yield self.piece({"reasoning_content": item.reasoning})
+            if item.content:
+                yield self.piece({"content": item.content})
+            return
+        yield self.piece({}, "length" if item.finish_reason == "length" else "stop")
+        if include_usage:
+            yield self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
+                            "model": self.name, "choices": [], "usage": _usage(item)})
 
-        sent = thought = 0
+    async def run(self, work, first, include_usage: bool, release=lambda: None):
         try:
             yield self.piece({"role": "assistant", "content": ""})
-            while item is not None:
-                chunk, self.name = item
-                if len(chunk.thinking) > thought:  # the reasoning grows first, then the answer
-                    yield self.piece({"reasoning_content": chunk.thinking[thought:]})
-                    thought = len(chunk.thinking)
-                if len(chunk.text) > sent:
-                    yield self.piece({"content": chunk.text[sent:]})
-                    sent = len(chunk.text)
-                if chunk.done:
-                    yield self.piece({}, "length" if chunk.finish_reason == "length" else "stop")
-                    if include_usage:
-                        yield self.sse({"id": self.cid, "object": "chat.completion.chunk", "created": self.created,
-                                        "model": self.name, "choices": [], "usage": _usage(chunk)})
-                try:
-                    item = await anyio.to_thread.run_sync(next, gen, None)
-                except UserError as e:
-                    yield self.sse({"error": {"message": str(e), "type": "invalid_request_error"}})
-                    break
+            try:
+                if first is not None:
+                    for line in self.lines(first, include_usage):
+                        yield line
+                async for item in work:
+                    for line in self.lines(item, include_usage):
+                        yield line
+            except UserError as e:
+                yield self.sse({"error": {"message": str(e), "type": "invalid_request_error"}})
             yield "data: [DONE]\n\n"
         finally:
-            # Client gone or stream over: stop at the next token, then close the generator (releases the lease)
-            # once the worker thread has handed it back.
-            stop.set()
-            threading.Thread(target=_close_when_idle, args=(gen,), daemon=True).start()
-            release()  # the /v1 queue slot; the lease itself is released when the generator closes
-
-
-def _close_when_idle(gen, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while True:
-        try:
-            gen.close()
-            return
-        except ValueError:  # "generator already executing": it is finishing its current token
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.01)
-
-
-def _name(lease) -> str:
-    """The answer's `model`: the id a client can send again; a local file or folder by its readable name, never its
-    path (the same name GET /v1/models lists)."""
-    return lease.weights.record()["model"]
+            work.close()  # client gone or stream over: generation stops at the next token; the lease follows
+            release()  # the /v1 queue slot
 
 
 def _message(c: Chunk) -> dict:
@@ -315,9 +294,9 @@ def _message(c: Chunk) -> dict:
     return {"role": "assistant", "content": c.text, **({"reasoning_content": c.thinking} if c.thinking else {})}
 
 
-def _usage(c: Chunk) -> dict:
-    return {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.new_tokens,
-            "total_tokens": c.prompt_tokens + c.new_tokens}
+def _usage(done: ChatDone) -> dict:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens}
 
 
 def _extra(c: Chunk) -> dict:

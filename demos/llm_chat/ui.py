@@ -13,12 +13,12 @@ no validator, gets the handler's sentence.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 
 import gradio as gr
 
-from demos.llm_chat.engine import check_params, stream_chat
+from demos.llm_chat.engine import check_params
 from demos.llm_chat.messages import EMPTY, build_messages
+from demos.llm_chat.types import ChatDelta, ChatRequest
 from hub import fields
 from hub.device import probe_kind
 from hub.errors import UserError
@@ -32,13 +32,13 @@ EXAMPLES = [["Explain what a neural network is in two sentences."],
 THOUGHT = "💭 Thinking"  # the title of the collapsible message that holds a thinking model's reasoning
 
 
-def reply(chunk, text: str):
-    """What the chat shows for `chunk`: the answer `text`, after the model's reasoning (if any) as a collapsible
-    message, open with a spinner while the model thinks and closed once the answer starts."""
-    if not chunk.thinking:
+def reply(thinking: str, thinking_done: bool, text: str):
+    """What the chat shows: the answer `text`, after the model's reasoning (if any) as a collapsible message, open
+    with a spinner while the model thinks and closed once the answer starts."""
+    if not thinking:
         return text
-    status = "done" if chunk.thinking_done else "pending"
-    return [{"role": "assistant", "content": chunk.thinking, "metadata": {"title": THOUGHT, "status": status}},
+    status = "done" if thinking_done else "pending"
+    return [{"role": "assistant", "content": thinking, "metadata": {"title": THOUGHT, "status": status}},
             {"role": "assistant", "content": text}]
 
 
@@ -47,33 +47,26 @@ def answer(ctx, message, history, model, system_prompt, temperature, top_p, top_
     """(answer so far, details) pairs for the chat: a loading line while the model loads, the growing text (after
     the reasoning of a thinking model, collapsible), then the text with notes, the stats footer (first token timed
     from the click) and the reproducibility record. Inputs are checked before anything loads."""
-    clicked = time.perf_counter()
+    sent_at = time.time()
     params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty, thinking=thinking)
     msgs = build_messages(system_prompt, history, message)
     ctx.choice(model)  # the allow-list: an unknown model is named before anything loads
     loading = ctx.loading_text(model)
     if loading:  # a chat bubble, not a progress bar: ChatInterface shows only a running clock while it waits
         yield loading, gr.skip()
-
-    def generate(lease):
-        started = time.perf_counter()  # the model is loaded
-        loading_s = round(started - clicked, 2) if loading else None
-        for chunk in stream_chat(lease.engine, msgs, params, since=clicked):
-            if not chunk.done:
-                yield reply(chunk, chunk.text), gr.skip()
+    work = ctx.stream("chat", ChatRequest(tuple(msgs), params, sent_at, loading=bool(loading)), model)
+    text = thought = ""
+    try:  # a Stop (gradio closes this generator) closes the stream: generation ends at the next token
+        for item in work:
+            if isinstance(item, ChatDelta):
+                text, thought = text + item.content, thought + item.reasoning
+                yield reply(thought, item.thinking_done, text), gr.skip()
                 continue
-            notes = "".join(f"\n\n<sub>ℹ️ {n}</sub>" for n in chunk.notes)
-            stats = {k: v for k, v in asdict(chunk).items() if k not in ("text", "thinking", "thinking_done")}
-            stats["thinking"] = lease.engine.last_run.get("thinking", False)
-            stats["tokens_per_s"] = round(chunk.tokens_per_s, 2)
-            stats["first_token_s"] = chunk.first_token_s and round(chunk.first_token_s, 3)
-            if loading_s is not None:
-                stats["loading_s"] = loading_s
-            record = {k: v for k, v in asdict(params).items() if k != "thinking"}
-            yield (reply(chunk, chunk.text + notes + "\n\n" + chunk.footer(loading_s)),
-                   lease.record(**record, **stats))
-
-    yield from ctx.stream(generate, model)
+            final = item.answer
+            notes = "".join(f"\n\n<sub>ℹ️ {n}</sub>" for n in final.notes)
+            yield reply(final.thinking, True, final.text + notes + "\n\n" + final.footer(item.loading_s)), item.record
+    finally:
+        work.close()
 
 
 def has_thinking(ctx, model) -> bool:
@@ -176,7 +169,7 @@ def build(ctx) -> None:
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
         textbox=message,
-        validator=refuse_empty, api_name="chat", concurrency_limit=ctx.spec.gpu_concurrency, fill_height=False,
+        validator=refuse_empty, api_name="chat", concurrency_limit=ctx.events["concurrency_limit"], fill_height=False,
         # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)
         examples=EXAMPLES, cache_examples=False,
     )
