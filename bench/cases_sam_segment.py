@@ -2,7 +2,7 @@
 
 - click-<model>: one click on an image already seen. naive = what a simple demo does per click:
   `SamPredictor.set_image` (the encoder) + `predict`. hub = the tab's path: hash the image, find its embedding in
-  the per-session store, run only the prompt encoder + mask decoder (never the encoder).
+  the engine's per-session store, run only the prompt encoder + mask decoder (never the encoder).
 - embed-<model>: encoding a new image. naive = `SamPredictor.set_image` in fp32. hub = `SamEngine.embed`
   (on a GPU the encoder runs in bf16; on the CPU both are fp32, so expect ~1x).
 - everything-<model>: "segment everything" on an image already seen. naive = `SamAutomaticMaskGenerator.generate`
@@ -42,7 +42,6 @@ def _setup(arch_name: str):
     from segment_anything import SamPredictor
 
     from demos.sam_segment import arch, engine as sam, everything
-    from demos.sam_segment.store import EmbeddingStore
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"
@@ -54,9 +53,8 @@ def _setup(arch_name: str):
     engine = sam.SamEngine(hub_model, device, "bfloat16" if cuda else "float32", arch_name)
     img = _image()
     rgb = np.asarray(img)
-    store = EmbeddingStore()
-    store.get("bench", engine, sam.prepare_image(img))  # the tab encodes on upload / first click
-    return {"sam": sam, "everything": everything, "engine": engine, "store": store, "img": img, "rgb": rgb,
+    engine.embedding("bench", sam.prepare_image(img))  # the tab encodes on upload / first click
+    return {"sam": sam, "everything": everything, "engine": engine, "img": img, "rgb": rgb,
             "predictor": SamPredictor(naive_model), "naive_model": naive_model,
             "point": np.array([[520.0, 400.0]]), "label": np.array([1])}
 
@@ -70,7 +68,7 @@ def _naive_click(c):
 
 def _hub_click(c):
     sam = c["sam"]
-    emb, hit = c["store"].get("bench", c["engine"], sam.prepare_image(c["img"]))
+    emb, hit = c["engine"].embedding("bench", sam.prepare_image(c["img"]))
     assert hit, "a click must never re-encode the image"
     return sam.segment(c["engine"], emb, c["point"], c["label"]).masks[0]
 
@@ -93,7 +91,7 @@ def _naive_everything(c, pps):
 def _hub_everything(c, pps):
     sam = c["sam"]
     pic = sam.prepare_image(c["img"])
-    emb, _ = c["store"].get("bench", c["engine"], pic)
+    emb, _ = c["engine"].embedding("bench", pic)
     return c["everything"].segment_everything(c["engine"], emb, pic, points_per_side=pps)
 
 

@@ -2,7 +2,8 @@
 
 - sam2-click-<arch>: one click on an image already seen. naive = what a simple demo does per click with transformers:
   `Sam2Processor(images, points)` + `Sam2Model(pixel_values, ...)` (the Hiera encoder every click) +
-  `post_process_masks`. hub = the tab's path: the embedding from the per-session store, prompt encoder + decoder only.
+  `post_process_masks`. hub = the tab's path: the embedding from the engine's per-session store, prompt encoder +
+  decoder only.
 - sam2-embed-<arch>: encoding a new image (naive: `Sam2Model.get_image_embeddings` on the processor's pixels; hub:
   `Sam2Engine.embed`; expect ~1x on the CPU, where both are fp32). Compare with sam_segment/embed-mobile_sam: the
   CPU default stays MobileSAM while this is slower.
@@ -39,18 +40,16 @@ def _setup(arch: str):
 
     from bench.cases_sam_segment import _image
     from demos.sam_segment import engine as sam, sam2
-    from demos.sam_segment.store import EmbeddingStore
     from hub.samples import _video
 
     cuda = torch.cuda.is_available()
     weights = SimpleNamespace(source="random", choice=SimpleNamespace(options={"arch": arch}))
     engine = sam2.load(weights, "cuda" if cuda else "cpu", "bfloat16" if cuda else "float32")
     img = _image()
-    store = EmbeddingStore()
-    store.get("bench", engine, sam.prepare_image(img))
+    engine.embedding("bench", sam.prepare_image(img))
     folder = Path(tempfile.mkdtemp(prefix="sam2-bench-"))
     _video(folder / "clip.mp4", np.asarray(img.resize((640, 480))), frames=FRAMES, rate=FRAMES)
-    return {"sam": sam, "engine": engine, "store": store, "img": img, "rgb": np.asarray(img), "folder": folder,
+    return {"sam": sam, "engine": engine, "img": img, "rgb": np.asarray(img), "folder": folder,
             "clip": str(folder / "clip.mp4"), "point": [[520.0, 400.0]], "label": [1]}
 
 
@@ -70,7 +69,7 @@ def _naive_click(c):
 
 def _hub_click(c):
     sam = c["sam"]
-    emb, hit = c["store"].get("bench", c["engine"], sam.prepare_image(c["img"]))
+    emb, hit = c["engine"].embedding("bench", sam.prepare_image(c["img"]))
     assert hit, "a click must never re-encode the image"
     return sam.segment(c["engine"], emb, c["point"], c["label"]).masks[0]
 

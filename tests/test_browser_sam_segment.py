@@ -171,9 +171,9 @@ def test_the_api_names_and_describes_every_parameter(app):
     api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     seg, every = api["/segment"], api["/segment_everything"]
     assert [p["parameter_name"] for p in seg["parameters"]] == ["image", "points", "labels", "box", "multimask",
-                                                                 "model_id"]
+                                                                 "model"]
     assert [p["parameter_name"] for p in every["parameters"]] == ["image", "points_per_side", "iou_threshold",
-                                                                   "stability_threshold", "min_area", "model_id"]
+                                                                   "stability_threshold", "min_area", "model"]
     for endpoint in (seg, every):
         assert endpoint["description"], endpoint
         required = [p["parameter_name"] for p in endpoint["parameters"] if not p["parameter_has_default"]]

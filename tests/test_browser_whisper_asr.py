@@ -127,7 +127,7 @@ def test_the_api_has_plain_optional_parameters_and_no_pdf_example(app):
     api = Client(app.url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     endpoint = api["/transcribe"]
     params = {p["parameter_name"]: p for p in endpoint["parameters"]}
-    assert list(params) == ["model_id", "audio", "media_file", "task", "language", "word_timestamps", "vad",
+    assert list(params) == ["model", "audio", "media_file", "task", "language", "word_timestamps", "vad",
                             "initial_prompt", "beam_size"]
     assert all(p["parameter_has_default"] for p in params.values())  # every one optional, the audio inputs too
     assert ".pdf" not in json.dumps(endpoint) and params["media_file"]["example_input"]["path"].endswith(".mp4")

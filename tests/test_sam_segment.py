@@ -72,36 +72,112 @@ def _forced_engine(radius_lowres=2.0):
 
 
 def test_clicks_reuse_the_embedding(engine):
-    store = EmbeddingStore(per_session=2, total=8)
+    store = EmbeddingStore(per_session=2, sessions=8)
     a, b = S.prepare_image(_photo(seed=1)), S.prepare_image(_photo(seed=2))
     before = engine.encoder_calls
-    emb, hit = store.get("s1", engine, a)
+    emb, hit = store.get("s1", engine.embed, a)
     assert not hit
     for x in (10, 50, 120):  # three clicks on one image
-        emb, hit = store.get("s1", engine, S.prepare_image(_photo(seed=1)))  # same content, new object
+        emb, hit = store.get("s1", engine.embed, S.prepare_image(_photo(seed=1)))  # same content, new object
         assert hit
         seg = S.segment(engine, emb, [[x, 40]], [1])
         assert seg.masks.shape == (3, 96, 160)
     assert engine.encoder_calls - before == 1
-    store.get("s1", engine, b)  # a new image is encoded once
-    store.get("s2", engine, a)  # another session never sees s1's entries
+    store.get("s1", engine.embed, b)  # a new image is encoded once
+    store.get("s2", engine.embed, a)  # another session never sees s1's entries
     assert engine.encoder_calls - before == 3
-    store.get("s1", engine, S.prepare_image(_photo(seed=3)))  # per-session bound of 2 evicts s1's oldest (a)
-    _, hit = store.get("s1", engine, a)
+    store.get("s1", engine.embed, S.prepare_image(_photo(seed=3)))  # per-session bound of 2 evicts s1's oldest (a)
+    _, hit = store.get("s1", engine.embed, a)
     assert not hit and engine.encoder_calls - before == 5
 
 
-def test_store_is_bounded_and_frees_an_unloaded_models_embeddings():
-    import gc
+def test_the_engines_store_is_bounded_counted_in_its_bytes_and_freed_on_close():
+    eng = S.load(_weights(), "cpu", "float32")
+    assert eng.extra_bytes == 0
+    emb, _ = eng.embedding("s0", S.prepare_image(_photo(seed=10)))
+    one = emb.features.numel() * emb.features.element_size()
+    assert eng.extra_bytes == one > 0  # the manager counts the kept embeddings with the weights
+    store = EmbeddingStore(per_session=5, sessions=3)  # at most three sessions: the least recently used go
+    for i in range(5):
+        store.get(f"s{i}", eng.embed, S.prepare_image(_photo(seed=10 + i)))
+    assert len(store) == 3 and store.nbytes == 3 * one and "s0" not in store._sessions
+    small = EmbeddingStore(max_bytes=2 * one)  # and at most max_bytes in all
+    for i in range(4):
+        small.get(f"s{i}", eng.embed, S.prepare_image(_photo(seed=20 + i)))
+    assert small.nbytes <= 2 * one and len(small) == 2
+    clock = [0.0]
+    timed = EmbeddingStore(ttl_s=60)
+    timed._sessions._clock = lambda: clock[0]
+    timed.get("idle", eng.embed, S.prepare_image(_photo(seed=30)))
+    clock[0] = 61.0  # a session unused for the TTL goes
+    assert "idle" not in timed._sessions
+    eng.close()  # unloading the model frees its embeddings (they may be GPU tensors)
+    assert eng.extra_bytes == 0
+
+
+def _lease(engine):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(engine=engine, record=lambda **params: params)
+
+
+def test_the_work_methods_keep_a_sessions_embedding_and_not_anothers():
+    from demos.sam_segment.types import EmbedRequest, EverythingRequest, SegmentRequest
+    from hub.work import Job
 
     eng = S.load(_weights(), "cpu", "float32")
-    store = EmbeddingStore(per_session=5, total=3)
-    for i in range(5):
-        store.get(f"s{i}", eng, S.prepare_image(_photo(seed=10 + i)))
-    assert len(store) == 3
-    del eng
-    gc.collect()
-    assert len(store) == 0
+    lease, pic = _lease(eng), S.prepare_image(_photo(seed=40))
+    first = S.segment_request(lease, SegmentRequest(pic, [[30, 40]], [1], None, True, "alice"), Job())
+    assert first.record["embedding"].startswith("computed") and first.masks.shape == (3, 96, 160)
+    again = S.segment_request(lease, SegmentRequest(pic, [[90, 20]], [1], None, False, "alice"), Job())
+    assert again.record["embedding"] == "cached" and len(again.scores) == 1  # carried over within the session
+    bob = S.segment_request(lease, SegmentRequest(pic, [[30, 40]], [1], None, True, "bob"), Job())
+    assert bob.record["embedding"].startswith("computed")  # never across sessions
+    assert eng.encoder_calls == 2
+    assert S.embed_request(lease, EmbedRequest(pic, "bob"), Job()).cached
+    assert not S.embed_request(lease, EmbedRequest(pic, "carol"), Job()).cached
+    seen = []
+    job = Job(progress=lambda f, text: seen.append((f, text)))
+    out = S.everything_request(lease, EverythingRequest(pic, 4, 0.0, 0.0, 0, "carol"), job)
+    assert out.record["embedding"] == "cached" and out.masks and seen[0] == (0, "Encoding the image")
+    assert seen[-1][0] == 1 and seen[-1][1].startswith("Decoding point batch")
+    job.stop.set()  # Stop: the method ends between batches with a sentence
+    with pytest.raises(E.Stopped, match="Press Segment everything"):
+        S.everything_request(lease, EverythingRequest(pic, 16, 0.0, 0.0, 0, "carol"), job)
+    with pytest.raises(UserError, match="Only negative points"):
+        S.segment_request(lease, SegmentRequest(pic, [[30, 40]], [0], None, True, "alice"), Job())
+
+
+def _same(a, b) -> bool:
+    """Deep equality of plain data with numpy arrays and dataclasses inside."""
+    from dataclasses import fields, is_dataclass
+
+    if is_dataclass(a):
+        return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name)) for f in fields(a))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_every_request_and_result_type_round_trips():
+    from demos.sam_segment import types as T
+    from hub.work import Job, roundtrip
+
+    eng = S.load(_weights(), "cpu", "float32")
+    lease, pic = _lease(eng), S.prepare_image(_photo(seed=41))
+    requests = [T.SegmentRequest(pic, [[30, 40]], [1], [1, 2, 50, 60], True, "s"), T.EmbedRequest(pic, "s"),
+                T.EverythingRequest(pic, 4, 0.0, 0.0, 0, "s"), T.TrackRequest("/tmp/clip.mp4", [[4, 3]], [1], None, 24)]
+    results = [S.segment_request(lease, requests[0], Job()), S.embed_request(lease, requests[1], Job()),
+               S.everything_request(lease, requests[2], Job()), T.TrackProgress(3, 12, 9.5),
+               T.TrackResult("/tmp/a.mp4", "/tmp/a.zip", 12, 24.0, 128, 96, 1.5, (5, 0, 7), True, {"model": "x"})]
+    for obj in requests + results:
+        back = roundtrip(obj)
+        assert type(back) is type(obj) and _same(back, obj)  # the same plain data
+    assert sorted(S.WORK.methods) == ["embed", "segment", "segment_everything", "track_video"]
 
 
 @pytest.mark.parametrize("multimask", [True, False])
@@ -195,7 +271,7 @@ def test_concurrent_sessions_with_different_images_stay_separate():
         barrier.wait()
         out = []
         for _ in range(15):
-            emb, _ = store.get(name, eng, S.prepare_image(img))
+            emb, _ = store.get(name, eng.embed, S.prepare_image(img))
             out.append(S.segment(eng, emb, [[x, y]], [1]).masks[0])
         return out
 

@@ -16,6 +16,7 @@ from demos.sam_segment import engine as S
 from demos.sam_segment import everything as E
 from demos.sam_segment import video as V
 from demos.sam_segment.store import EmbeddingStore
+from demos.sam_segment.types import TrackRequest
 from hub.errors import UserError
 from hub.samples import make_samples
 from hub.weights import Weights
@@ -67,13 +68,17 @@ def test_clicks_and_boxes_give_the_same_outputs_as_the_other_models(engine):
 
 
 def test_the_image_is_encoded_once_and_clicks_reuse_it(engine):
-    store = EmbeddingStore(per_session=2, total=8)
+    store = EmbeddingStore(per_session=2, sessions=8)
     pic = S.prepare_image(_photo(seed=3))
     before = engine.encoder_calls
     for x in (10, 60, 120):
-        emb, _ = store.get("s", engine, pic)
+        emb, _ = store.get("s", engine.embed, pic)
         S.segment(engine, emb, [[x, 40]], [1])
     assert engine.encoder_calls == before + 1
+    before, extra = engine.encoder_calls, engine.extra_bytes
+    engine.embedding("mine", pic)
+    assert engine.embedding("mine", pic)[1] and not engine.embedding("theirs", pic)[1]
+    assert engine.encoder_calls == before + 2 and engine.extra_bytes > extra  # SAM 2.1's pyramid is counted
 
 
 def test_the_image_model_shares_the_video_models_encoder(engine):
@@ -188,6 +193,23 @@ def test_stop_ends_tracking_and_deletes_the_partial_files(engine, clip, tmp_path
     next(gen), next(gen)
     gen.close()  # what a Stop in the browser does (the stream is closed)
     assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob("*.zip"))
+
+
+def test_the_track_video_method_streams_progress_then_the_result_with_its_record(engine, clip):
+    from hub.work import Job
+
+    lease = SimpleNamespace(engine=engine, record=lambda **params: {"model": "tiny-random-sam2", **params})
+    items = list(S.track_request(lease, TrackRequest(clip, [[40, 30]], [1], None, 24), Job()))
+    assert [type(i).__name__ for i in items] == ["TrackProgress"] * 12 + ["TrackResult"]
+    result = items[-1]
+    assert result.details["model"] == "tiny-random-sam2" and result.details["frames"] == 12
+    assert result.details["points"] == [[40, 30]] and Path(result.video).is_file() and Path(result.masks).is_file()
+    job = Job()
+    items = S.track_request(lease, TrackRequest(clip, [[40, 30]], [1], None, 24), job)
+    next(items), next(items)
+    job.stop.set()  # the Stop button: the stream is dropped and the method stops at its next frame
+    with pytest.raises(UserError, match="Stopped"):
+        next(items)
 
 
 def test_models_that_cannot_track_say_so():

@@ -174,10 +174,63 @@ def test_long_audio_reports_progress_window_by_window(tiny):
     assert steps[-1].segments[-1].end <= 65.0
 
 
+def _lease(engine):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(engine=engine, record=lambda **params: {"model": "tiny-random", **params},
+                           weights=SimpleNamespace(record=lambda: {"model": "tiny-random"}))
+
+
+def test_the_stream_method_yields_partial_copies_then_the_result_and_stops(tiny):
+    from hub.work import Job
+
+    req = W.TranscribeRequest(babble(65), W.check_options(W.Options(batch_size=1, **GREEDY)), 120.0)
+    seen = []
+    items = list(W.transcribe_stream_request(_lease(tiny), req, Job(progress=lambda f, text: seen.append((f, text)))))
+    *partials, result = items
+    assert len(partials) >= 3 and all(isinstance(p, W.Transcript) and not p.done for p in partials)
+    assert [len(p.segments) for p in partials] == sorted(len(p.segments) for p in partials)
+    assert len({id(p) for p in partials}) == len(partials)  # copies: the engine's own goes on growing
+    assert isinstance(result, W.TranscribeResult) and result.transcript.done and result.model == "tiny-random"
+    assert result.record["engine"] == "openai-whisper" and result.record["beam_size"] == 1 and result.seconds > 0
+    assert seen[-1][0] == 1.0 and seen[0][1].startswith("Transcribing (")
+    one = W.transcribe_request(_lease(tiny), req, Job())  # the /v1 method: the same result in one answer
+    assert one.transcript.text == result.transcript.text and one.record["audio_seconds"] == 65.0
+    job = Job()
+    items = W.transcribe_stream_request(_lease(tiny), req, job)
+    next(items)
+    job.stop.set()  # Stop: the method ends at its next window, with no result
+    assert list(items) == []
+    assert W.transcribe_request(_lease(tiny), req, job) is None
+
+
+def test_stop_ends_a_batch_of_windows_at_its_next_token(tiny):
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 3  # Stop pressed while the first batch decodes
+
+    steps = list(W.transcribe_iter(tiny, (SR, babble(65)), W.Options(batch_size=4, **GREEDY), should_stop=should_stop))
+    assert steps == [] and len(asked) <= 6  # the stop at the fourth token; then the batch's and the run's checks
+
+
+def test_every_request_and_result_type_round_trips(tiny):
+    from hub.work import Job, roundtrip
+
+    req = W.TranscribeRequest(babble(3), W.check_options(word_timestamps=True, **GREEDY), 60.0)
+    result = W.transcribe_request(_lease(tiny), req, Job())
+    for obj in (req, result, result.transcript, W.Options()):
+        back = roundtrip(obj)
+        assert type(back) is type(obj) and repr(back) == repr(obj)
+    assert np.array_equal(roundtrip(req).samples, req.samples)
+    assert sorted(W.WORK.methods) == ["transcribe", "transcribe_stream"]
+
+
 def test_translate_and_language_reach_the_decoder(tiny, monkeypatch):
     seen = []
     real = F._decode_batched
-    monkeypatch.setattr(F, "_decode_batched", lambda m, mels, o: seen.append(o) or real(m, mels, o))
+    monkeypatch.setattr(F, "_decode_batched", lambda m, mels, o, *stop: seen.append(o) or real(m, mels, o, *stop))
     t = W.transcribe(tiny, (SR, babble(5)), task="translate", language="German", initial_prompt="Kubernetes",
                      **GREEDY)
     assert t.task == "translate" and t.language == "de" and t.language_probability == 1.0
@@ -300,7 +353,7 @@ def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
 
     client = serve(("whisper_asr",), models={"whisper_asr": "tiny-random"})
     wav = write_wav(tmp_path / "talk.wav", babble(6), 22050, "pcm16", 2)
-    args = dict(model_id="tiny-random", audio=handle_file(wav), media_file=None, task="transcribe",
+    args = dict(model="tiny-random", audio=handle_file(wav), media_file=None, task="transcribe",
                 language="auto", word_timestamps=True, vad=False, initial_prompt="", beam_size=1)
     info, text, table, words, files, record = client.predict(**args, api_name="/transcribe")
     assert text and "Language" in info and table["data"] and words["data"]
@@ -319,7 +372,7 @@ def test_tab_transcribes_through_the_api_and_reports_bad_input(serve, tmp_path):
     assert text == ""  # and the server still serves after the errors
     (ex,) = DEMO.examples  # the declared example, positionally, with a 2-s tone for its Sample("audio")
     tone_wav = handle_file(write_wav(tmp_path / "tone.wav", tone(440, 2.0, SR), SR))
-    assert list(ex.args) == list(args) and ex.model_arg == "model_id"
+    assert list(ex.args) == list(args) and ex.model_arg == "model"
     info, *_ , record = client.predict(*ex.values(audio=tone_wav), api_name="/transcribe")
     assert "Language" in info and record["beam_size"] == 1
     with pytest.raises(Exception, match="out of range"):

@@ -94,7 +94,7 @@ def test_distil_through_the_tab_api(serve, tmp_path):
 
     client = serve(("whisper_asr",), models={"whisper_asr": "tiny-random-distil"})
     wav = write_wav(tmp_path / "talk.wav", babble(3), SR, "pcm16")
-    args = dict(model_id="tiny-random-distil", audio=handle_file(wav), media_file=None, task="transcribe",
+    args = dict(model="tiny-random-distil", audio=handle_file(wav), media_file=None, task="transcribe",
                 language="auto", word_timestamps=False, vad=False, initial_prompt="", beam_size=1)
     info, text, table, _, files, record = client.predict(**args, api_name="/transcribe")
     assert text and table["data"] and "English" in info

@@ -100,7 +100,7 @@ def test_real_tiny_en_transcribes_the_clip_in_every_format(serve, tiny_en_folder
     assert vtt.startswith("WEBVTT\n\n") and vtt_cues == srt_cues, vtt
 
     # the subtitles equal the tab's downloads (same defaults: auto language, beam 5, voice-activity filter)
-    files = client.predict(model_id=local, audio=handle_file(str(HEATH)), media_file=None, task="transcribe",
+    files = client.predict(model=local, audio=handle_file(str(HEATH)), media_file=None, task="transcribe",
                            language="auto", word_timestamps=False, vad=True, initial_prompt="", beam_size=5,
                            api_name="/transcribe")[4]
     downloads = {Path(f).suffix: Path(f).read_text(encoding="utf-8") for f in files}
@@ -239,13 +239,14 @@ def test_a_public_hub_refuses_an_unlisted_model_with_a_404(settings):
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from demos.whisper_asr import DEMO, SPEC, engine
+    from demos.whisper_asr import DEMO, SPEC
     from hub.context import DemoContext
     from hub.models import ModelManager
     from hub.options import defaults
 
     s = replace(settings, host="0.0.0.0", models={"whisper_asr": "tiny-random"})
-    ctx = DemoContext(ModelManager(s, {"whisper_asr": (SPEC, engine.load)}), s, SPEC, defaults(DEMO))
+    manager = ModelManager(s, {"whisper_asr": (SPEC, DEMO.loader(defaults(DEMO)), DEMO.work)})
+    ctx = DemoContext(manager, s, SPEC, defaults(DEMO))
     app = FastAPI()
     app.include_router(routes_module.routes(ctx))
     api = openai.OpenAI(base_url="http://testserver/v1", api_key="x", max_retries=0, http_client=TestClient(app))

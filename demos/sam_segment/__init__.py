@@ -5,13 +5,16 @@ encoder and mask decoder; the CPU default because it embeds an image in seconds 
 All of them run through segment-anything's own modules and `ResizeLongestSide` transform.
 
 How a click is served: the image encoder runs once per (session, model, image content) and its output is kept in
-a small bounded per-session store; each click only runs the prompt encoder and the mask decoder on that cached
-embedding, with per-request state. `SamPredictor` is stateful (set_image, then predict) and not safe to share
-between requests, so no predictor is shared: the engine is stateless apart from a counter of encoder calls.
+a small bounded per-session store inside the loaded engine (keyed by the gradio session the request carries); each
+click only runs the prompt encoder and the mask decoder on that cached embedding, with per-request state.
+`SamPredictor` is stateful (set_image, then predict) and not safe to share between requests, so no predictor is
+shared.
 
-Files: `engine.py` (load, the engine, prompts, segment), `arch.py` (architectures, MobileSAM's TinyViT, SDPA
-attention), `everything.py` (segment everything), `store.py` (the embedding store), `formats.py` (mask PNG,
-cut-out, thumbnails, drawn prompts), `ui.py` (the tab). This file imports neither torch nor gradio.
+Files: `types.py` (the work methods' requests and results), `engine.py` (load, the engine, segment, the work
+methods), `prompts.py` (click prompts and their checks), `arch.py` (architectures, MobileSAM's TinyViT, SDPA
+attention), `everything.py` (segment everything), `store.py` (the embedding store), `sam2.py` and `video.py`
+(SAM 2.1, video tracking), `formats.py` (mask PNG, cut-out, thumbnails, drawn prompts), `ui.py` and `ui_video.py`
+(the tab). This file imports neither torch nor gradio.
 """
 
 from hub.contract import Demo, Example, Sample
@@ -80,17 +83,18 @@ SPEC = DemoSpec(
 DEMO = Demo(
     spec=SPEC,
     load="demos.sam_segment.engine:load",
+    work="demos.sam_segment.engine:WORK",
     ui="demos.sam_segment.ui:build",
     fetch="demos.sam_segment.engine:fetch",
     examples=(
         Example("segment", {"image": Sample("image"), "points": [[40, 30]], "labels": [1], "box": None,
-                            "multimask": True, "model_id": "tiny-random"},
+                            "multimask": True, "model": "tiny-random"},
                 bad={"points": [[10000, 10000]]}),
         Example("segment_everything", {"image": Sample("image"), "points_per_side": 4, "iou_threshold": 0.0,
-                                       "stability_threshold": 0.0, "min_area": 0, "model_id": "tiny-random"},
+                                       "stability_threshold": 0.0, "min_area": 0, "model": "tiny-random"},
                 bad={"points_per_side": 0}),
         Example("track_video", {"video": Sample("video"), "points": [[40, 30]], "labels": [1], "box": None,
-                                "max_frames": 24, "model_id": "tiny-random"},
+                                "max_frames": 24, "model": "tiny-random"},
                 bad={"points": [[100000, 5]]}),
     ),
 )

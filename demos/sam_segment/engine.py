@@ -1,32 +1,41 @@
-"""SAM's engine: loading (checkpoints, hash-checked), the image encoder and the lean click decoder, prompts, segment.
+"""SAM's engine: loading (checkpoints, hash-checked), the image encoder and the lean click decoder, segment, and the
+work methods (WORK: segment, embed, segment_everything, track_video).
 
 `SamPredictor` is stateful (set_image, then predict) and not safe to share between requests, so no predictor is
-shared: `SamEngine` keeps no per-request state, and the image embedding travels with each request (see store.py).
+shared: `SamEngine` keeps no per-request state; the image embeddings of each session are kept in the engine's own
+bounded store (store.py), keyed by the session the request carries.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from demos.sam_segment import SPEC
 from demos.sam_segment.arch import build, use_sdpa_attention
-from hub import validate
+from demos.sam_segment.everything import check_everything_model, check_settings, segment_everything
+from demos.sam_segment.prompts import NEGATIVE, POSITIVE, Prompts, check_prompts, check_segment  # noqa: F401
+from demos.sam_segment.store import EmbeddingStore
+from demos.sam_segment.types import (EmbedRequest, EmbedResult, EverythingRequest, EverythingResult, Picture,
+                                     SegmentRequest, SegmentResult, TrackRequest, TrackResult)
+from demos.sam_segment.video import track_video
+from hub.contract import EngineBase
 from hub.device import cpu_channels_last
 from hub.errors import UserError
 from hub.media.image import read_image
+from hub.outputs import request_folder
+from hub.work import Work
 
 log = logging.getLogger(__name__)
 
 MIN_SIDE = 8
-POSITIVE, NEGATIVE = 1, 0
 
 
 # ---- loading ----------------------------------------------------------------------------------------------------
@@ -116,19 +125,6 @@ def _arch_of(state, path: Path) -> str:
 # ---- images and embeddings --------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Picture:
-    """An input image made ready for SAM: RGB uint8 pixels and a content hash (the embedding store's key)."""
-
-    rgb: np.ndarray  # H x W x 3 uint8
-    key: str
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height)"""
-        return self.rgb.shape[1], self.rgb.shape[0]
-
-
 def prepare_image(image) -> Picture:
     """Any upload (PIL image, numpy array, file path, gradio file) decoded by the hub (hub.media.image: EXIF,
     16-bit, alpha, pixel cap), checked for a shape SAM can see, and hashed.
@@ -159,8 +155,9 @@ class Embedding:
     engine_uid: str
 
 
-class SamEngine:
-    """A loaded SAM. Thread-safe: every call keeps its state in local variables (no shared SamPredictor)."""
+class SamEngine(EngineBase):
+    """A loaded SAM. Thread-safe: every call keeps its state in local variables (no shared SamPredictor); the
+    sessions' image embeddings are kept in `embeddings` (bounded, counted in `extra_bytes`)."""
 
     def __init__(self, sam, device: str, dtype: str, arch: str):
         import torch
@@ -173,6 +170,8 @@ class SamEngine:
         self.uid = uuid.uuid4().hex
         self.encoder_calls = 0
         self._lock = threading.Lock()
+        self.embeddings = EmbeddingStore()
+        self._graph_bytes = 0
         self.sam = sam.to(device).eval()
         self.encoder_dtype = torch.float32
         if device.startswith("cuda") and dtype in ("float16", "bfloat16"):
@@ -204,11 +203,23 @@ class SamEngine:
             self._encoder_graph = StaticGraph(self.sam.image_encoder,
                                               torch.zeros((1, 3, size, size), dtype=self.encoder_dtype,
                                                           device=self.device))
-            self.extra_bytes = self._encoder_graph.nbytes  # counted by the model manager with the weights
+            self._graph_bytes = self._encoder_graph.nbytes
         except Exception as e:
             log.warning("SAM: CUDA graph capture of the image encoder failed (%s: %s); running it eagerly.",
                         type(e).__name__, e)
             self._encoder_graph = None
+
+    @property
+    def extra_bytes(self) -> int:
+        """The encoder's CUDA graph pool and the kept embeddings: counted by the model manager with the weights."""
+        return self._graph_bytes + self.embeddings.nbytes
+
+    def embedding(self, session: str, picture: Picture) -> tuple[Embedding, bool]:
+        """(embedding, was it cached?) of `picture` for `session`, encoding it at most once."""
+        return self.embeddings.get(session, self.embed, picture)
+
+    def close(self) -> None:
+        self.embeddings.clear()
 
     @property
     def img_size(self) -> int:
@@ -298,111 +309,6 @@ def embed(engine: SamEngine, image) -> Embedding:
     return engine.embed(prepare_image(image))
 
 
-# ---- prompts ----------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Prompts:
-    """Validated prompts in image pixels: points N x 2, labels N (1 positive, 0 negative), box xyxy or None."""
-
-    points: np.ndarray
-    labels: np.ndarray
-    box: np.ndarray | None
-
-    def as_json(self) -> dict:
-        return {"points": self.points.tolist(), "labels": self.labels.astype(int).tolist(),
-                "box": None if self.box is None else self.box.tolist()}
-
-
-def check_prompts(size: tuple[int, int], points=None, labels=None, box=None) -> Prompts:
-    """Validate click prompts against an image of `size` (width, height); raise UserError with what to do.
-
-    points: [[x, y], ...] in image pixels (0 <= x <= width, 0 <= y <= height; others are refused); labels: 1
-    (positive) / 0 (negative) per point, all positive when omitted; box: [x0, y0, x1, y1], any two opposite
-    corners, cut to the part inside the image. Each may also be given as JSON text.
-    """
-    w, h = size
-    pts = _check_points(_parse(points, "Points"), w, h)
-    lab = _check_labels(_parse(labels, "Labels"), len(pts))
-    bx = _check_box(_parse(box, "Box"), w, h)
-    if not len(pts) and bx is None:
-        raise UserError("Add a prompt: click on the object (a positive point) or draw a box around it.")
-    if bx is None and not (lab == POSITIVE).any():
-        raise UserError("Only negative points: add a positive point on the object you want (or a box around it).")
-    return Prompts(pts, lab, bx)
-
-
-def check_segment(size: tuple[int, int], points=None, labels=None, box=None,
-                  multimask=True) -> tuple[Prompts, bool]:
-    """Everything `segment` checks, before any work: the prompts (check_prompts) and the multimask flag."""
-    prompts = check_prompts(size, points, labels, box)
-    return prompts, validate.flag(multimask, "multimask (three candidate masks)", default=True)
-
-
-def _parse(value, what: str):
-    if isinstance(value, str):
-        value = value.strip()
-        if not value:
-            return None
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):  # RecursionError: deeply nested JSON
-            raise UserError(f"{what} must be JSON, like [[120, 80]] for points or [10, 10, 200, 150] for a "
-                            "box.") from None
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    return value
-
-
-def _check_points(points, w: int, h: int) -> np.ndarray:
-    if not points:
-        return np.zeros((0, 2), np.float64)
-    try:
-        pts = np.asarray(points, np.float64).reshape(-1, 2)
-    except (TypeError, ValueError, OverflowError):
-        raise UserError("Points must be a list of [x, y] pairs, like [[120, 80], [200, 95]].") from None
-    for i, (x, y) in enumerate(pts, start=1):
-        validate.number(x, f"the x of point {i} (the image is {w} pixels wide)", 0, w)
-        validate.number(y, f"the y of point {i} (the image is {h} pixels high)", 0, h)
-    return pts
-
-
-def _check_labels(labels, n: int) -> np.ndarray:
-    if labels is None or (isinstance(labels, list) and not labels):
-        return np.ones(n, np.int64)
-    try:
-        lab = np.asarray(labels, np.float64).reshape(-1)
-    except (TypeError, ValueError, OverflowError):
-        raise UserError("Labels must be a list of 1 (positive) and 0 (negative), one per point.") from None
-    if len(lab) != n:
-        raise UserError(f"Got {n} points but {len(lab)} labels; give one label (1 or 0) per point.")
-    if not np.isin(lab, (0, 1)).all():
-        raise UserError("Labels must be 1 (positive: part of the object) or 0 (negative: not part of it).")
-    return lab.astype(np.int64)
-
-
-def _check_box(box, w: int, h: int) -> np.ndarray | None:
-    if box is None or (isinstance(box, (list, tuple)) and len(box) == 0):
-        return None
-    try:
-        b = np.asarray(box, np.float64).reshape(4)
-    except (TypeError, ValueError, OverflowError):
-        raise UserError("A box must be four numbers [x0, y0, x1, y1] (two opposite corners).") from None
-    for name, v in zip(("x0", "y0", "x1", "y1"), b):
-        validate.number(v, f"the box's {name}")
-    x0, x1 = sorted((b[0], b[2]))
-    y0, y1 = sorted((b[1], b[3]))
-    if x1 <= 0 or y1 <= 0 or x0 >= w or y0 >= h:
-        raise UserError(f"The box [{b[0]:g}, {b[1]:g}, {b[2]:g}, {b[3]:g}] is outside the image ({w}x{h}); "
-                        "draw it on the image.")
-    # A box that overhangs the image means the part of the image inside it (a drag past the edge): cut, not refused.
-    x0, x1 = np.clip((x0, x1), 0, w)
-    y0, y1 = np.clip((y0, y1), 0, h)
-    if x1 - x0 < 1 or y1 - y0 < 1:
-        raise UserError("The box has no area (its corners are on one line); click two opposite corners.")
-    return np.array([x0, y0, x1, y1])
-
-
 # ---- the work ---------------------------------------------------------------------------------------------------
 
 
@@ -429,3 +335,65 @@ def segment(engine: SamEngine, embedding: Embedding, points=None, labels=None, b
 def segment_image(engine: SamEngine, image, points=None, labels=None, box=None, multimask: bool = True):
     """One-shot: prepare, encode and segment (what a script wants; the UI caches the embedding instead)."""
     return segment(engine, embed(engine, image), points, labels, box, multimask)
+
+
+# ---- the work methods (requests and results: types.py) ----------------------------------------------------------
+
+WORK = Work()
+
+
+@WORK.method(SegmentRequest, name="segment")
+def segment_request(lease, req: SegmentRequest, job) -> SegmentResult:
+    """Masks for the prompts: the session's cached embedding of the picture (encoded if it is new) and the decoder."""
+    picture = prepare_image(req.picture)
+    prompts, multimask = check_segment(picture.size, req.points, req.labels, req.box, req.multimask)
+    t0 = time.perf_counter()
+    emb, hit = lease.engine.embedding(req.session, picture)
+    embed_ms = (time.perf_counter() - t0) * 1e3
+    t0 = time.perf_counter()
+    seg = segment(lease.engine, emb, prompts.points, prompts.labels, prompts.box, multimask)
+    decode_ms = (time.perf_counter() - t0) * 1e3
+    rec = lease.record(**prompts.as_json(), multimask=multimask, scores=[round(s, 4) for s in seg.scores],
+                       embedding="cached" if hit else f"computed in {embed_ms:.0f} ms",
+                       decode_ms=round(decode_ms, 1), image=f"{picture.size[0]}x{picture.size[1]}")
+    shown = seg.prompts.as_json()
+    return SegmentResult(seg.masks, tuple(seg.scores), shown["points"], shown["labels"], shown["box"], rec)
+
+
+@WORK.method(EmbedRequest, name="embed")
+def embed_request(lease, req: EmbedRequest, job) -> EmbedResult:
+    """Encode a newly uploaded picture for the session right away, so that its first click is fast."""
+    picture = prepare_image(req.picture)
+    t0 = time.perf_counter()
+    _, hit = lease.engine.embedding(req.session, picture)
+    return EmbedResult(hit, (time.perf_counter() - t0) * 1e3)
+
+
+@WORK.method(EverythingRequest, name="segment_everything")
+def everything_request(lease, req: EverythingRequest, job) -> EverythingResult:
+    """Every object (everything.py) on the session's cached embedding; Stop (job.stop) ends it between batches."""
+    picture = prepare_image(req.picture)
+    s = check_settings(req.points_per_side, req.iou_threshold, req.stability_threshold, req.min_area)
+    check_everything_model(lease.engine)
+    job.progress(0, "Encoding the image")
+    emb, hit = lease.engine.embedding(req.session, picture)
+    found = segment_everything(
+        lease.engine, emb, picture, s.points_per_side, s.pred_iou_thresh, s.stability_score_thresh, s.min_area,
+        progress=lambda i, n: job.progress(i / n, f"Decoding point batch {i}/{n}"), should_stop=job.stop.is_set)
+    rec = lease.record(points_per_side=s.points_per_side, pred_iou_thresh=s.pred_iou_thresh,
+                       stability_score_thresh=s.stability_score_thresh, min_area=s.min_area, masks=len(found),
+                       embedding="cached" if hit else "computed")
+    return EverythingResult(tuple(found), rec)
+
+
+@WORK.method(TrackRequest, name="track_video")
+def track_request(lease, req: TrackRequest, job):
+    """Track the object through the video (video.py): a TrackProgress per frame, then the TrackResult with its
+    record. Stop (job.stop) ends it at the next frame and deletes the half-written files."""
+    items = track_video(lease.engine, req.video, request_folder(SPEC.name, "videos"), req.points, req.labels,
+                        req.box, req.max_frames, should_stop=job.stop.is_set)
+    for item in items:
+        if isinstance(item, TrackResult):
+            item = replace(item, details=lease.record(points=req.points, labels=req.labels, box=req.box,
+                                                      max_frames=req.max_frames, **item.record()))
+        yield item

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from demos.sam_segment.engine import Embedding, Picture, SamEngine
+from demos.sam_segment.types import FoundMask, Picture
 from hub import validate
 from hub.errors import UserError
 from hub.media.image import MAX_PIXELS
@@ -18,18 +18,8 @@ POINTS_PER_SIDE = (2, 128)
 THRESHOLD = (0.0, 1.0)
 MIN_AREA = (0, MAX_PIXELS)  # pixels: no mask is larger than the largest image the hub takes
 
-
-@dataclass
-class FoundMask:
-    mask: np.ndarray  # H x W bool; no pixel belongs to two FoundMasks of one result
-    area: int
-    bbox: tuple[int, int, int, int]  # x, y, w, h
-    predicted_iou: float
-    stability_score: float
-
-    def summary(self, index: int) -> dict:
-        return {"id": index, "area": self.area, "bbox_xywh": list(self.bbox),
-                "predicted_iou": round(self.predicted_iou, 4), "stability_score": round(self.stability_score, 4)}
+if TYPE_CHECKING:
+    from demos.sam_segment.engine import Embedding, SamEngine
 
 
 class Stopped(UserError):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from demos.sam_segment.engine import POSITIVE, Picture
+from demos.sam_segment.prompts import POSITIVE
+from demos.sam_segment.types import Picture
 
 
 def mask_png(mask: np.ndarray):

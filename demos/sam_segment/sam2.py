@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from demos.sam_segment.store import EmbeddingStore
+from hub.contract import EngineBase
 from hub.errors import UserError
 
 # Hiera configurations of the four SAM 2.1 checkpoints (facebookresearch/sam2 `configs/sam2.1/*.yaml`), so that
@@ -122,9 +124,10 @@ def _image_model(video):
     return image.eval()
 
 
-class Sam2Engine:
-    """A loaded SAM 2.1 (images and video). Thread-safe for images: every call keeps its state in locals; a video
-    tracking session is per request (video.py)."""
+class Sam2Engine(EngineBase):
+    """A loaded SAM 2.1 (images and video). Thread-safe for images: every call keeps its state in locals, the
+    sessions' image embeddings are kept in `embeddings` (counted in `extra_bytes`); a video tracking session is per
+    request (video.py)."""
 
     family = "sam2"
 
@@ -135,6 +138,7 @@ class Sam2Engine:
         self.uid = uuid.uuid4().hex
         self.encoder_calls = 0
         self._lock = threading.Lock()
+        self.embeddings = EmbeddingStore()
         self.torch_dtype = getattr(torch, dtype) if device.startswith("cuda") and dtype in (
             "float16", "bfloat16") else torch.float32
         self.video_model = video_model.to(device=device, dtype=self.torch_dtype).eval()
@@ -144,6 +148,18 @@ class Sam2Engine:
     @property
     def img_size(self) -> int:
         return int(self.video_model.config.image_size)
+
+    @property
+    def extra_bytes(self) -> int:
+        """The kept image embeddings: counted by the model manager with the weights."""
+        return self.embeddings.nbytes
+
+    def embedding(self, session: str, picture):
+        """(embedding, was it cached?) of `picture` for `session`, encoding it at most once."""
+        return self.embeddings.get(session, self.embed, picture)
+
+    def close(self) -> None:
+        self.embeddings.clear()
 
     def embed(self, picture):
         """The Hiera image encoder on one picture (the expensive part): an Embedding holding its feature pyramid."""

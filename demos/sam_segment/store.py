@@ -1,79 +1,99 @@
-"""The per-session store of image embeddings: a click runs only the decoder on the embedding kept here."""
+"""The per-session store of image embeddings: a click runs only the decoder on the embedding kept here.
+
+Each loaded engine owns one (`engine.embeddings`), so the embeddings live where the model runs (this process, or a
+Ray replica), go when the model is unloaded, and are counted in its memory (`engine.extra_bytes`).
+"""
 
 from __future__ import annotations
 
 import threading
-import weakref
 from collections import OrderedDict
+from typing import TYPE_CHECKING, Callable
 
-from demos.sam_segment.engine import Embedding, Picture, SamEngine
+from hub.sessions import Sessions
+
+if TYPE_CHECKING:
+    from demos.sam_segment.engine import Embedding
+    from demos.sam_segment.types import Picture
+
+TTL_S = 1800.0  # a session's embeddings unused this long go (an idle tab re-encodes its image on the next click)
+MAX_BYTES = 512 * 2**20  # all sessions together; a SAM embedding is 4 MiB, a SAM 2.1 one 8-16 MiB
+
+
+def embedding_bytes(emb) -> int:
+    """Bytes of an embedding's features (one tensor, or SAM 2.1's pyramid: a list of them)."""
+    features = emb.features
+    parts = features if isinstance(features, (list, tuple)) else [features]
+    return sum(int(t.numel()) * int(t.element_size()) for t in parts if hasattr(t, "element_size"))
+
+
+class _Session:
+    """One session's embeddings: at most `keep` images, least recently used go first; a new image is encoded once
+    even when two of the session's requests ask for it together."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.items: OrderedDict[str, Embedding] = OrderedDict()
+        self.pending: dict[str, threading.Lock] = {}
+        self.lock = threading.Lock()
+        self.nbytes = 0
+
+    def cached(self, key: str):
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        return None
+
+    def add(self, key: str, emb: Embedding) -> None:
+        with self.lock:
+            self.items[key] = emb
+            while len(self.items) > self.keep:
+                self.items.popitem(last=False)
+            self.nbytes = sum(embedding_bytes(e) for e in self.items.values())
 
 
 class EmbeddingStore:
-    """Bounded, thread-safe store of image embeddings, keyed by (session, model instance, image content).
+    """Bounded, thread-safe store of image embeddings, keyed by (session, image content).
 
-    At most `per_session` images per session and `total` overall (least recently used go first); the entries of a
-    model are dropped when the model is unloaded. Two requests of one session for the same new image encode once.
+    At most `per_session` images per session, `sessions` sessions and `max_bytes` in all (least recently used
+    sessions go first), and a session unused for `ttl_s` seconds is dropped (hub.sessions.Sessions).
     """
 
-    # On the Ray backend the store lives where the model does: a closure that carries it reaches the replica's own
-    # store, made once per replica (hub.cluster.shipping, resident objects).
-    __replica_resident__ = True
-
-    def __replica_args__(self) -> tuple[tuple, dict]:
-        return (), {"per_session": self.per_session, "total": self.total}
-
-    def __init__(self, per_session: int = 3, total: int = 32):
-        self.per_session, self.total = per_session, total
-        self._items: OrderedDict[tuple[str, str, str], Embedding] = OrderedDict()
-        self._pending: dict[tuple[str, str, str], threading.Lock] = {}
-        self._watched: set[str] = set()
-        self._lock = threading.Lock()
+    def __init__(self, per_session: int = 3, sessions: int = 32, max_bytes: int = MAX_BYTES, ttl_s: float = TTL_S):
+        self.per_session = per_session
+        self._sessions: Sessions[_Session] = Sessions(ttl_s, max_bytes, sessions, size=lambda s: s.nbytes)
 
     def __len__(self) -> int:
-        return len(self._items)
+        """How many sessions have embeddings kept."""
+        return len(self._sessions)
 
-    def get(self, session: str, engine: SamEngine, picture: Picture) -> tuple[Embedding, bool]:
-        """(embedding, was it cached?) for `picture` on `engine`, computing it at most once."""
-        key = (session or "", engine.uid, picture.key)
-        with self._lock:
-            if key in self._items:
-                self._items.move_to_end(key)
-                return self._items[key], True
-            gate = self._pending.setdefault(key, threading.Lock())
+    @property
+    def nbytes(self) -> int:
+        return self._sessions.nbytes
+
+    def get(self, session: str, encode: Callable[[Picture], Embedding], picture: Picture) -> tuple[Embedding, bool]:
+        """(embedding, was it cached?) for `picture` in `session`, running `encode(picture)` at most once."""
+        session = session or ""
+        entry = self._sessions.get(session, lambda: _Session(self.per_session))
+        if (emb := entry.cached(picture.key)) is not None:
+            return emb, True
+        with entry.lock:
+            gate = entry.pending.setdefault(picture.key, threading.Lock())
         with gate:
-            with self._lock:
-                if key in self._items:
-                    self._items.move_to_end(key)
-                    return self._items[key], True
+            if (emb := entry.cached(picture.key)) is not None:
+                return emb, True
             try:
-                emb = engine.embed(picture)
+                emb = encode(picture)
+                entry.add(picture.key, emb)
             finally:
-                with self._lock:
-                    self._pending.pop(key, None)
-            self._put(key, emb, engine)
-            return emb, False
-
-    def _put(self, key, emb: Embedding, engine: SamEngine) -> None:
-        with self._lock:
-            self._items[key] = emb
-            mine = [k for k in self._items if k[0] == key[0]]
-            for k in mine[:-self.per_session]:
-                del self._items[k]
-            while len(self._items) > self.total:
-                self._items.popitem(last=False)
-            if engine.uid not in self._watched:
-                self._watched.add(engine.uid)
-                # Unloading a model must free its embeddings too (they may be GPU tensors).
-                weakref.finalize(engine, self.drop_model, engine.uid)
-
-    def drop_model(self, uid: str) -> None:
-        with self._lock:
-            for k in [k for k in self._items if k[1] == uid]:
-                del self._items[k]
-            self._watched.discard(uid)
+                with entry.lock:
+                    entry.pending.pop(picture.key, None)
+        self._sessions.put(session, entry)  # counts its new bytes, and keeps every bound
+        return emb, False
 
     def drop_session(self, session: str) -> None:
-        with self._lock:
-            for k in [k for k in self._items if k[0] == session]:
-                del self._items[k]
+        self._sessions.drop(session)
+
+    def clear(self) -> None:
+        self._sessions.clear()

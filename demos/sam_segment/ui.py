@@ -1,6 +1,7 @@
 """The Segment Anything tab: click points, a box by two corner clicks, undo, clear, candidate masks, warm-up on
-upload, segment everything with Stop, and (ui_video.py) video tracking with SAM 2.1. Handlers that need the model go through `ctx.run`; the click
-bookkeeping (no model) runs without a GPU slot.
+upload, segment everything with Stop, and (ui_video.py) video tracking with SAM 2.1. Handlers that need the model
+build a request (types.py) and go through `ctx.call` (the engine keeps each session's image embeddings, keyed by
+gradio's session hash); the click bookkeeping (no model) runs without a GPU slot.
 
 The image the user clicks shows the clicks drawn on it, so the picture the model sees is kept unchanged beside it in
 a hidden image (`source`): the page copies every new image there (no round trip), and every handler reads it."""
@@ -8,18 +9,16 @@ a hidden image (`source`): the page copies every new image there (no round trip)
 import functools
 import json
 import threading
-import time
 from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
 
 from demos.sam_segment import SPEC, ui_video
-from demos.sam_segment.engine import NEGATIVE, POSITIVE, check_segment, prepare_image, segment
-from demos.sam_segment.everything import (MIN_AREA, POINTS_PER_SIDE, THRESHOLD, check_everything_model, check_settings,
-                                          segment_everything)
+from demos.sam_segment.engine import NEGATIVE, POSITIVE, check_segment, prepare_image
+from demos.sam_segment.everything import MIN_AREA, POINTS_PER_SIDE, THRESHOLD, check_settings
 from demos.sam_segment.formats import as_pil, cutout, draw_prompts, mask_png, save_for_display, thumbnail
-from demos.sam_segment.store import EmbeddingStore
+from demos.sam_segment.types import EmbedRequest, EverythingRequest, SegmentRequest
 from hub import fields
 from hub.assets import package_file
 from hub.errors import UserError
@@ -77,24 +76,12 @@ def summary(table: dict | None) -> str:
 
 
 class SamTab:
-    """The tab's per-app state (the embedding store, the Stop flags of running requests) and its event handlers."""
+    """The tab's event handlers, and the Stop flags of its running "segment everything" requests (the image
+    embeddings live in the engine)."""
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.store = EmbeddingStore(per_session=3, total=32)
         self.stop_flags: dict[str, threading.Event] = {}
-
-    def cached(self, picture, request):
-        """fn(lease) -> (embedding, was it cached?, milliseconds) of `picture` for this session, encoding it if needed.
-        The closure holds the store, not the tab: on the Ray backend it travels to the replica, where the store is
-        the replica's own (hub.cluster.shipping, resident objects)."""
-        store, sid = self.store, session(request)
-
-        def embed(lease):
-            t0 = time.perf_counter()
-            emb, hit = store.get(sid, lease.engine, picture)
-            return emb, hit, (time.perf_counter() - t0) * 1e3
-        return embed
 
     # ---- clicks (no model) --------------------------------------------------------------------------------------
 
@@ -168,7 +155,7 @@ class SamTab:
                                            request_folder(SPEC.name, "clicks", keep_s=600))
         return (base, [(mask.astype(np.float32), label)]), mpng, cut
 
-    def run_segment(self, image, points=None, labels=None, box=None, multimask=True, model_id=None,
+    def run_segment(self, image, points=None, labels=None, box=None, multimask=True, model=None,
                     request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         """Segment the object that points and/or a box mark. Returns the image under the chosen mask, every
         candidate mask (best first), the chosen mask as a PNG, the transparent cut-out and the details (scores,
@@ -180,37 +167,26 @@ class SamTab:
             labels: one label per point: 1 on the object (positive), 0 not on it (negative).
             box: optional box [x0, y0, x1, y1] around the object, in image pixels; None for no box.
             multimask: true for three candidate masks, best first; false for one mask (best with many points).
-            model_id: the SAM model, one of the listed ones; the hub's default if left out.
+            model: the SAM model, one of the listed ones; the hub's default if left out.
         """
         picture = prepare_image(image)
-        prompts, multimask = check_segment(picture.size, points, labels, box, multimask)
-
-        embed = self.cached(picture, request)
-
-        def work(lease):
-            emb, hit, embed_ms = embed(lease)
-            t0 = time.perf_counter()
-            seg = segment(lease.engine, emb, prompts.points, prompts.labels, prompts.box, multimask)
-            decode_ms = (time.perf_counter() - t0) * 1e3
-            rec = lease.record(**prompts.as_json(), multimask=multimask, scores=[round(s, 4) for s in seg.scores],
-                               embedding="cached" if hit else f"computed in {embed_ms:.0f} ms",
-                               decode_ms=round(decode_ms, 1), image=f"{picture.size[0]}x{picture.size[1]}")
-            return seg, rec
-
-        seg, rec = self.ctx.run(work, model_id, progress=progress)
-        kept = {"key": picture.key, "masks": seg.masks, "scores": seg.scores, **prompts.as_json()}
-        kept["points"], kept["labels"] = seg.prompts.points.tolist(), seg.prompts.labels.tolist()
+        prompts, multimask = check_segment(picture.size, points, labels, box, multimask)  # before any model loads
+        shown = prompts.as_json()
+        req = SegmentRequest(picture, shown["points"], shown["labels"], shown["box"], multimask, session(request))
+        out = self.ctx.call("segment", req, model, progress=progress)
+        kept = {"key": picture.key, "masks": out.masks, "scores": list(out.scores), "points": out.points,
+                "labels": out.labels, "box": out.box}
         ov, mpng, cut = self.outputs_for(picture, kept, 0)
-        thumbs = [(thumbnail(m), f"#{i + 1}  score {s:.3f}") for i, (m, s) in enumerate(zip(seg.masks, seg.scores))]
-        return ov, thumbs, mpng, cut, rec, kept
+        thumbs = [(thumbnail(m), f"#{i + 1}  score {s:.3f}") for i, (m, s) in enumerate(zip(out.masks, out.scores))]
+        return ov, thumbs, mpng, cut, out.record, kept
 
-    def refresh(self, image, points, labels, box, multimask, model_id, request: gr.Request = None,
+    def refresh(self, image, points, labels, box, multimask, model, request: gr.Request = None,
                 progress=gr.Progress(track_tqdm=True)):
         """After undo/clear: segment what is left, or no mask if nothing is (a pending corner alone makes none)."""
         has_positive = any(int(v) == POSITIVE for v in (labels or []))
         if image is None or not (has_positive or box):
             return None, [], None, None, None, None
-        return self.run_segment(image, points, labels, box, multimask, model_id, request, progress)
+        return self.run_segment(image, points, labels, box, multimask, model, request, progress)
 
     def pick(self, kept, image, evt: gr.SelectData):
         if kept is None:
@@ -220,17 +196,16 @@ class SamTab:
             raise UserError("The image changed since these masks were made; click on the new image.")
         return self.outputs_for(picture, kept, int(evt.index))
 
-    def warm(self, image, model_id, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+    def warm(self, image, model, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         """Encode a newly uploaded image right away, so the first click is fast."""
         if image is None:
             return
-        picture = prepare_image(image)
-        self.ctx.run(self.cached(picture, request), model_id, progress=progress)
+        self.ctx.call("embed", EmbedRequest(prepare_image(image), session(request)), model, progress=progress)
 
     # ---- segment everything -------------------------------------------------------------------------------------
 
     def run_everything(self, image, points_per_side=32, iou_threshold=0.88, stability_threshold=0.95, min_area=0,
-                       model_id=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
+                       model=None, request: gr.Request = None, progress=gr.Progress(track_tqdm=True)):
         """Find every object: returns the image with all masks (non-overlapping, largest first) and a table of them
         (area, box, predicted IoU, stability) with the record.
 
@@ -240,36 +215,22 @@ class SamTab:
             iou_threshold: keep masks whose predicted IoU (the model's quality estimate) is at least this (0 to 1).
             stability_threshold: keep masks whose stability score is at least this (0 to 1).
             min_area: drop masks smaller than this many pixels (0 keeps all).
-            model_id: the SAM model, one of the listed ones; the hub's default if left out.
+            model: the SAM model, one of the listed ones; the hub's default if left out.
         """
         picture = prepare_image(image)
-        s = check_settings(points_per_side, iou_threshold, stability_threshold, min_area)
+        s = check_settings(points_per_side, iou_threshold, stability_threshold, min_area)  # before any model loads
         sid = session(request)
         flag = self.stop_flags.setdefault(sid, threading.Event())
         flag.clear()
-
-        embed = self.cached(picture, request)
-
-        def work(lease):
-            check_everything_model(lease.engine)
-            progress(0, desc="Encoding the image")
-            emb, hit, _ = embed(lease)
-            found = segment_everything(
-                lease.engine, emb, picture, s.points_per_side, s.pred_iou_thresh, s.stability_score_thresh,
-                s.min_area, progress=lambda i, n: progress(i / n, desc=f"Decoding point batch {i}/{n}"),
-                should_stop=flag.is_set)
-            rec = lease.record(points_per_side=s.points_per_side, pred_iou_thresh=s.pred_iou_thresh,
-                               stability_score_thresh=s.stability_score_thresh, min_area=s.min_area,
-                               masks=len(found), embedding="cached" if hit else "computed")
-            return found, rec
-
+        req = EverythingRequest(picture, s.points_per_side, s.pred_iou_thresh, s.stability_score_thresh, s.min_area,
+                                sid)
         try:
-            found, rec = self.ctx.run(work, model_id, progress=progress)
+            out = self.ctx.call("segment_everything", req, model, progress=progress, stop=flag)
         finally:
             self.stop_flags.pop(sid, None)  # only running requests have a flag: the dict stays small
-        annotations = [(f.mask.astype(np.float32), f"#{i + 1}") for i, f in enumerate(found)]
-        return (as_pil(picture), annotations), {"masks": [f.summary(i + 1) for i, f in enumerate(found)],
-                                                "record": rec}
+        annotations = [(f.mask.astype(np.float32), f"#{i + 1}") for i, f in enumerate(out.masks)]
+        return (as_pil(picture), annotations), {"masks": [f.summary(i + 1) for i, f in enumerate(out.masks)],
+                                                "record": out.record}
 
     def stop(self, request: gr.Request):
         flag = self.stop_flags.get(session(request))

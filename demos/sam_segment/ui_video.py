@@ -1,6 +1,7 @@
 """The tab's video part: upload a clip, click the object on its first frame, Track (SAM 2.1), Stop, and download the
-overlay video and the per-frame masks. Clicks need no model; tracking goes through `ctx.stream` (the lease is held
-while frames are tracked; Stop closes the stream, which deletes the half-written files)."""
+overlay video and the per-frame masks. Clicks need no model; tracking is the engine's streaming method
+`track_video` through `ctx.stream` (the lease is held while frames are tracked; Stop closes the stream, which sets
+the method's job.stop: it ends at the next frame and deletes the half-written files)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from types import SimpleNamespace
 import gradio as gr
 import numpy as np
 
-from demos.sam_segment import SPEC
-from demos.sam_segment.engine import NEGATIVE, POSITIVE, Picture
 from demos.sam_segment.formats import draw_prompts
-from demos.sam_segment.video import FRAMES_RANGE, MAX_FRAMES, MAX_SIDE, TrackProgress, first_frame, track_video
+from demos.sam_segment.prompts import NEGATIVE, POSITIVE
+from demos.sam_segment.types import MAX_FRAMES, Picture, TrackProgress, TrackRequest
+from demos.sam_segment.video import FRAMES_RANGE, MAX_SIDE, first_frame
 from hub import fields
 from hub.errors import UserError
-from hub.outputs import request_folder
 
 VIDEO_MODES = ("Positive point", "Negative point")
 HINT = (f"Upload a short video, click the object on its first frame (shown at most {MAX_SIDE} px wide), then press "
@@ -52,27 +52,19 @@ def clear(frame):
     return (None if frame is None else np.asarray(frame)), [], []
 
 
-def track_events(ctx, video, points, labels, box, max_frames, model_id, progress):
+def track_events(ctx, video, points, labels, box, max_frames, model, progress):
     """/track_video: status lines while it runs, then the overlay video, the zip of masks and the record."""
-    out_dir = request_folder(SPEC.name, "videos")
-
-    def job(lease):
-        for item in track_video(lease.engine, video, out_dir, points, labels, box, max_frames):
-            if not isinstance(item, TrackProgress):
-                item = (item, lease.record(points=points, labels=labels, box=box, max_frames=max_frames,
-                                           **item.record()))
-            yield item
-
-    for item in ctx.stream(job, model_id, progress=progress):
+    req = TrackRequest(video, points, labels, box, max_frames)
+    for item in ctx.stream("track_video", req, model, progress=progress):
         if isinstance(item, TrackProgress):
             if item.total:
                 progress((min(item.done, item.total), item.total), desc="Tracking", unit="frames")
             msg = f"Tracked {item.done}{f' / {item.total}' if item.total else ''} frames ({item.fps:.1f} frames/s)..."
             yield gr.skip(), gr.skip(), gr.skip(), msg
             continue
-        result, rec = item
+        result, rec = item, item.details
         seen = rec["frames_with_object"]
-        yield (str(result.video), str(result.masks), rec,
+        yield (result.video, result.masks, rec,
                f"Tracked {result.frames} frames; the object has a mask on {seen} of them."
                + (f" {rec['note']}" if rec.get("note") else ""))
 
@@ -107,7 +99,7 @@ def wire(ctx, c: SimpleNamespace, light) -> None:
     """The video part's events; `light` wraps a no-model handler (UserError -> gr.Error)."""
 
     @ctx.handler
-    def run_track(video, points=None, labels=None, box=None, max_frames=MAX_FRAMES, model_id=None,
+    def run_track(video, points=None, labels=None, box=None, max_frames=MAX_FRAMES, model=None,
                   progress=gr.Progress(track_tqdm=True)):
         """Track one object through a video with SAM 2.1: click it on the first frame, get the video with the
         object tinted blue (H.264 MP4), every frame's mask as a PNG in a zip, and the details.
@@ -119,9 +111,9 @@ def wire(ctx, c: SimpleNamespace, light) -> None:
             labels: one label per point: 1 on the object (positive), 0 not on it (negative).
             box: optional box [x0, y0, x1, y1] around the object on the first frame; None for no box.
             max_frames: the most frames to track (1 to 300); a longer video is tracked for its first max_frames frames.
-            model_id: a SAM 2.1 model from the list; the hub's default if left out (it must be a SAM 2.1 model).
+            model: a SAM 2.1 model from the list; the hub's default if left out (it must be a SAM 2.1 model).
         """
-        yield from track_events(ctx, video, points, labels, box, max_frames, model_id, progress)
+        yield from track_events(ctx, video, points, labels, box, max_frames, model, progress)
 
     quiet = {"api_name": False, "show_progress": "hidden"}
     c.video_in.change(light(show_first_frame), [c.video_in], [c.v_frame, c.v_clean, c.v_points, c.v_labels,

@@ -13,50 +13,20 @@ import io
 import threading
 import time
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-from demos.sam_segment.engine import check_prompts
+from demos.sam_segment.prompts import check_prompts
+from demos.sam_segment.types import MAX_FRAMES, TrackProgress, TrackResult
 from hub import validate
 from hub.errors import UserError
 from hub.media.video import damaged, frame_count, frame_rate, open_video
 
-MAX_FRAMES = 300  # frames one request may track (10 s at 30 frames/s): the memory bank grows with every frame
 FRAMES_RANGE = (1, MAX_FRAMES)
 MAX_SIDE = 640  # frames are scaled down to this longest side before tracking (SAM 2 sees 1024x1024 anyway)
 COLOR = np.array([30, 144, 255], np.float32)  # the overlay's blue
-
-
-@dataclass
-class TrackProgress:
-    done: int
-    total: int | None
-    fps: float
-
-
-@dataclass
-class TrackResult:
-    video: Path  # the overlay video, H.264 MP4
-    masks: Path  # zip of per-frame mask PNGs (frame_00000.png ...: 255 = object)
-    frames: int
-    fps: float
-    width: int
-    height: int
-    seconds: float
-    areas: list[int] = field(default_factory=list)  # mask pixels per frame
-    untracked: bool = False  # the video went on past max_frames: only its first `frames` were tracked
-
-    def record(self) -> dict:
-        rec = {"frames": self.frames, "fps": round(self.fps, 3), "size": f"{self.width}x{self.height}",
-               "tracking_fps": round(self.frames / max(self.seconds, 1e-9), 2),
-               "frames_with_object": sum(1 for a in self.areas if a > 0)}
-        if self.untracked:
-            rec["note"] = (f"Only the first {self.frames} frames were tracked (max frames); raise max frames "
-                           f"(up to {MAX_FRAMES}) to track more.")
-        return rec
 
 
 _TRACKER_LOCK = threading.Lock()
@@ -131,8 +101,8 @@ def track_video(engine, video, out_dir, points=None, labels=None, box=None, max_
                                    total, should_stop)
         writer.close()
         finished = True
-        yield TrackResult(paths[0], paths[1], result[0], float(rate), result[1], result[2], result[3], result[4],
-                          result[5])
+        yield TrackResult(str(paths[0]), str(paths[1]), result[0], float(rate), result[1], result[2], result[3],
+                          tuple(result[4]), result[5])
     finally:
         container.close()
         if writer is not None and not finished:

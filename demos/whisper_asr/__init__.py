@@ -6,8 +6,9 @@ Two engines behind one `transcribe` (engine.py):
   into <= 30 s windows at quiet points and decodes many windows as one batch (fp16 weights, LayerNorm kept fp32),
   instead of `model.transcribe`'s one window after another.
 
-Audio is decoded by the hub (`hub.media.audio.load_audio`). Writers for .txt/.srt/.vtt/.json are in formats.py, the
-tab in ui.py. This module imports neither torch nor gradio.
+Audio is decoded by the hub (`hub.media.audio.load_audio`) in the front end; the work methods (engine.WORK) take the
+samples in a typed request (types.py). Writers for .txt/.srt/.vtt/.json are in formats.py, the tab in ui.py, the
+OpenAI-compatible /v1 audio routes in openai.py. This module imports neither torch nor gradio.
 """
 
 from hub.contract import Demo, Example, Option, Sample
@@ -16,6 +17,7 @@ from demos.whisper_asr.spec import MAX_MINUTES, SPEC
 DEMO = Demo(
     spec=SPEC,
     load="demos.whisper_asr.engine:load",
+    work="demos.whisper_asr.engine:WORK",
     ui="demos.whisper_asr.ui:build",
     fetch="demos.whisper_asr.engine:fetch",
     routes="demos.whisper_asr.openai:routes",
@@ -24,7 +26,7 @@ DEMO = Demo(
     ),
     examples=(
         Example("transcribe",
-                {"model_id": "tiny-random", "audio": Sample("audio"), "media_file": None, "task": "transcribe",
+                {"model": "tiny-random", "audio": Sample("audio"), "media_file": None, "task": "transcribe",
                  "language": "auto", "word_timestamps": False, "vad": False, "initial_prompt": "", "beam_size": 1},
                 bad={"beam_size": 0}),
     ),

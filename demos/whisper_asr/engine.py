@@ -1,4 +1,5 @@
-"""Whisper engines: load (faster-whisper or openai-whisper, or a random one), check the options, transcribe.
+"""Whisper engines: load (faster-whisper or openai-whisper, or a random one), check the options, transcribe, and the
+work methods (WORK: `transcribe_stream` for the tab, `transcribe` for /v1; requests and results in types.py).
 
 `transcribe(engine, audio, options)` / `transcribe_iter(...)` take a path, `(sample_rate, samples)` or 16 kHz
 samples; the audio is decoded by `hub.media.audio.load_audio`. Defaults against hallucinated repeats: no conditioning
@@ -10,7 +11,8 @@ The batched openai-whisper decoder is in fast.py. Never imports gradio.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -18,14 +20,17 @@ import numpy as np
 
 from demos.whisper_asr.languages import languages, normalize_language
 from demos.whisper_asr.spec import MAX_MINUTES, NATIVE
+from demos.whisper_asr.types import (TEMPERATURES, Options, Segment, TranscribeRequest, TranscribeResult,  # noqa: F401
+                                     Transcript, Word)
 from hub import validate
+from hub.contract import EngineBase
 from hub.errors import UserError
 from hub.media.audio import load_audio
+from hub.work import Work
 
 SAMPLE_RATE = 16_000
 WINDOW_S = 30.0
 TASKS = ("transcribe", "translate")
-TEMPERATURES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
@@ -44,41 +49,7 @@ _DIMS = {  # name: (n_mels, n_vocab, audio state/heads/layers, text state/heads/
 }
 
 
-# ---- results ------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Word:
-    start: float
-    end: float
-    word: str
-    probability: float
-
-
-@dataclass
-class Segment:
-    start: float
-    end: float
-    text: str
-    words: list[Word] = field(default_factory=list)
-
-
-@dataclass
-class Transcript:
-    """What `transcribe` returns: the text, timed segments, the language and how sure the model was.
-
-    Files: `formats.write_files(t, folder)` or `formats.get_writer("srt").format(t)`.
-    """
-
-    text: str
-    segments: list[Segment]
-    language: str
-    language_probability: float
-    duration: float
-    task: str = "transcribe"
-    note: str = ""
-    done: bool = True  # False for the partial results `transcribe_iter` yields while it works
-    progress: float = 1.0
+# ---- windows ----------------------------------------------------------------------------------------------
 
 
 def plan_windows(audio: np.ndarray, max_s: float = WINDOW_S, search_s: float = 5.0) -> list[tuple[int, int]]:
@@ -98,21 +69,6 @@ def plan_windows(audio: np.ndarray, max_s: float = WINDOW_S, search_s: float = 5
 
 
 # ---- options and their check --------------------------------------------------------------------------------
-
-
-@dataclass
-class Options:
-    """Decoding settings. The defaults are chosen against hallucinated repeats on silence and long files."""
-
-    task: str = "transcribe"
-    language: str | None = None
-    word_timestamps: bool = False
-    vad: bool = True
-    initial_prompt: str = ""
-    beam_size: int = 5
-    temperatures: tuple[float, ...] = TEMPERATURES
-    batch_size: int | None = None  # openai-whisper windows per batch (None: by device)
-    force_tokens: int | None = None  # benchmarks with random weights: decode exactly this many tokens per window
 
 
 def check_options(options: Options | None = None, **kw) -> Options:
@@ -159,7 +115,7 @@ def check_model_fits(engine, opts: Options) -> None:
 # ---- engines ------------------------------------------------------------------------------------------------
 
 
-class OpenAIWhisperEngine:
+class OpenAIWhisperEngine(EngineBase):
     """openai-whisper model + the batched-window decoder."""
 
     kind = "openai-whisper"
@@ -181,7 +137,7 @@ class OpenAIWhisperEngine:
         self.model = None
 
 
-class FasterWhisperEngine:
+class FasterWhisperEngine(EngineBase):
     """faster-whisper (CTranslate2) model."""
 
     kind = "faster-whisper"
@@ -331,10 +287,11 @@ def transcribe(engine, audio, options: Options | None = None, *, max_seconds: fl
 
 
 def transcribe_iter(engine, audio, options: Options | None = None, *, max_seconds: float | None = None,
-                    **kw) -> Iterator[Transcript]:
+                    should_stop=None, **kw) -> Iterator[Transcript]:
     """Like `transcribe`, yielding partial transcripts (done=False, progress 0..1) as windows finish.
 
-    Stopping the iteration stops the work within one step (one batch of windows / one segment).
+    Stopping the iteration stops the work within one step (one batch of windows / one segment); `should_stop()`
+    (the work method's job.stop) also ends a batch of openai-whisper windows at its next greedy token.
     """
     opts = check_options(options, **kw)
     check_model_fits(engine, opts)
@@ -347,11 +304,13 @@ def transcribe_iter(engine, audio, options: Options | None = None, *, max_second
                          note="The audio is silent (no signal above -80 dBFS): nothing to transcribe.")
         return
     if isinstance(engine, FasterWhisperEngine):
-        run = _run_faster
+        steps = _run_faster(engine, samples, opts)
     else:
-        from demos.whisper_asr.fast import run_openai as run
+        from demos.whisper_asr.fast import run_openai
+
+        steps = run_openai(engine, samples, opts, should_stop)
     last = None
-    for last in run(engine, samples, opts):
+    for last in steps:
         last.duration, last.task = duration, opts.task
         yield last
     if last is None or not last.done:
@@ -401,3 +360,52 @@ def clamped(seg: Segment, out: Transcript, duration: float) -> Segment:
         w.end = min(max(w.end, w.start), seg.end)
         last = w.end
     return seg
+
+
+# ---- the work methods -----------------------------------------------------------------------------------------
+
+WORK = Work()
+
+
+def _transcription(lease, req: TranscribeRequest, job) -> Iterator[Transcript | TranscribeResult]:
+    """Partial transcripts (copies: the engine goes on filling its own) as windows finish, then the
+    TranscribeResult with the record. Ends at the next window or segment once `job.stop` is set."""
+    opts = check_options(req.options)
+    t0, last = time.perf_counter(), None
+    for t in transcribe_iter(lease.engine, req.samples, opts, max_seconds=req.max_seconds,
+                             should_stop=job.stop.is_set):
+        if job.stop.is_set():
+            return
+        job.progress(t.progress, f"Transcribing ({t.progress:.0%} of {t.duration / 60:.1f} min)")
+        last = t
+        if not t.done:
+            yield replace(t, segments=list(t.segments))
+    if last is None or not last.done:  # stopped part-way: no result
+        return
+    elapsed = time.perf_counter() - t0
+    # the model by its public name (a local model by its readable name, never its path)
+    yield TranscribeResult(last, elapsed, _record(lease, opts, last, elapsed), lease.weights.record()["model"])
+
+
+def _record(lease, opts: Options, t: Transcript, elapsed: float) -> dict:
+    return lease.record(engine=lease.engine.kind, task=opts.task, language=opts.language or "auto",
+                        detected_language=t.language, language_probability=round(t.language_probability, 4),
+                        word_timestamps=opts.word_timestamps, vad=opts.vad, beam_size=opts.beam_size,
+                        initial_prompt=opts.initial_prompt, audio_seconds=round(t.duration, 2),
+                        seconds=round(elapsed, 2), real_time_factor=round(elapsed / t.duration, 4))
+
+
+@WORK.method(TranscribeRequest, name="transcribe_stream")
+def transcribe_stream_request(lease, req: TranscribeRequest, job) -> Iterator[Transcript | TranscribeResult]:
+    """The tab's transcription: partial Transcripts (done=False) as windows finish, then one TranscribeResult.
+    Stop (job.stop) ends it within one window."""
+    yield from _transcription(lease, req, job)
+
+
+@WORK.method(TranscribeRequest, name="transcribe")
+def transcribe_request(lease, req: TranscribeRequest, job) -> TranscribeResult | None:
+    """One answer (the /v1 routes): the TranscribeResult; None when stopped (a client that hung up)."""
+    result = None
+    for result in _transcription(lease, req, job):
+        pass
+    return result if isinstance(result, TranscribeResult) else None

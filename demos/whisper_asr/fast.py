@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -20,8 +20,10 @@ from demos.whisper_asr.engine import (COMPRESSION_RATIO_THRESHOLD, LOGPROB_THRES
                                       plan_windows)
 
 
-def run_openai(engine: OpenAIWhisperEngine, samples: np.ndarray, opts: Options) -> Iterator[Transcript]:
-    """Partial transcripts as each batch of windows finishes, then the final one (done=True)."""
+def run_openai(engine: OpenAIWhisperEngine, samples: np.ndarray, opts: Options,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[Transcript]:
+    """Partial transcripts as each batch of windows finishes, then the final one (done=True). `should_stop()`, asked
+    at every greedy token, ends a batch early (its windows unfinished: the caller stops reading)."""
     import torch
     import whisper
     from whisper.audio import HOP_LENGTH, N_SAMPLES
@@ -47,7 +49,9 @@ def run_openai(engine: OpenAIWhisperEngine, samples: np.ndarray, opts: Options) 
         for i in range(0, len(windows), batch):
             group = windows[i:i + batch]
             mels = torch.stack([whisper.pad_or_trim(mel[:, a:b], whisper.audio.N_FRAMES) for a, b in group])
-            results = decode_windows(engine, mels, opts, language, tokenizer)
+            results = decode_windows(engine, mels, opts, language, tokenizer, should_stop)
+            if should_stop is not None and should_stop():
+                return
             for (a, b), r, m in zip(group, results, mels):
                 if r is None:  # judged silence: skipped, as `transcribe` does
                     continue
@@ -115,7 +119,8 @@ def _dtype(engine: OpenAIWhisperEngine):
     return torch.float16 if engine.dtype == "float16" else torch.float32
 
 
-def decode_windows(engine: OpenAIWhisperEngine, mels, opts: Options, language: str | None, tokenizer=None):
+def decode_windows(engine: OpenAIWhisperEngine, mels, opts: Options, language: str | None, tokenizer=None,
+                   should_stop: Callable[[], bool] | None = None):
     """Decode a batch of 30-s log-mel windows at once, with `transcribe`'s temperature fallback per window.
 
     Returns one `whisper.DecodingResult` per window, or None where the window is judged to be silence.
@@ -139,7 +144,9 @@ def decode_windows(engine: OpenAIWhisperEngine, mels, opts: Options, language: s
             kw.update(best_of=5)
         if opts.force_tokens is not None:  # equal work per window: end-of-text can never be chosen
             kw["suppress_tokens"] = [-1, eot if eot is not None else model.dims.n_vocab - 1]
-        decoded = _decode_batched(model, mels[todo], whisper.DecodingOptions(**kw))
+        decoded = _decode_batched(model, mels[todo], whisper.DecodingOptions(**kw), should_stop)
+        if should_stop is not None and should_stop():
+            return results
         retry = []
         for i, r in zip(todo, decoded):
             results[i] = r
@@ -156,10 +163,11 @@ def decode_windows(engine: OpenAIWhisperEngine, mels, opts: Options, language: s
     return results
 
 
-def _decode_batched(model, mels, options):
+def _decode_batched(model, mels, options, should_stop: Callable[[], bool] | None = None):
     """`whisper.decode` on a batch; on CUDA out-of-memory, halve the batch and go on (the work is the same).
 
-    Greedy decoding (temperature 0, no beam) runs `fast_greedy_task()`: the same task with a batch-wide step.
+    Greedy decoding (temperature 0, no beam) runs `fast_greedy_task()`: the same task with a batch-wide step, which
+    asks `should_stop()` at every token.
     """
     import torch
     import whisper
@@ -169,8 +177,10 @@ def _decode_batched(model, mels, options):
     while i < len(mels):
         try:
             if greedy:
+                task = fast_greedy_task()(model, options)
+                task.should_stop = should_stop
                 with torch.no_grad():
-                    out.extend(fast_greedy_task()(model, options).run(mels[i:i + size]))
+                    out.extend(task.run(mels[i:i + size]))
             else:
                 out.extend(whisper.decode(model, mels[i:i + size], options))
             i += size
@@ -225,8 +235,12 @@ def _greedy_main_loop(task, audio_features, tokens, fallback):
     sum_logprobs = torch.zeros(n, device=dev)
     no_speech_probs = [np.nan] * n
     length, every = begin, 1 if dev.type == "cpu" else 8
+    should_stop = getattr(task, "should_stop", None)
     try:
         for i in range(task.sample_len):
+            # Stop, Cancel, a client gone: the caller stops reading (after one token: whisper ranks no empty text)
+            if i and should_stop is not None and should_stop():
+                break
             logits = task.inference.logits(buf[:, :length], audio_features)
             if i == 0 and tk.no_speech is not None:
                 no_speech_probs = logits[:, task.sot_index].float().softmax(dim=-1)[:, tk.no_speech].tolist()

@@ -2,8 +2,8 @@
 `POST /v1/audio/translations` (speech in any language -> English text), multipart forms as the OpenAI SDK sends them.
 
 The same path as the tab (ui.py): the options go through `engine.check_options`, the upload is decoded by
-`hub.media.audio.load_audio` before any model is needed, the model runs through `ctx.run` (hub.api.call: allow-list,
-lease, out-of-memory recovery), and .srt/.vtt bodies come from the demo's writers (formats.py), so they equal the tab's
+`hub.media.audio.load_audio` before any model is needed, the engine's `transcribe` method runs through `hub.api.call`
+(admission, allow-list, lease, out-of-memory recovery; a client that hangs up stops it), and .srt/.vtt bodies come from the demo's writers (formats.py), so they equal the tab's
 downloads. The form is a pydantic model (`TranscriptionForm`); errors are OpenAI-shaped with a sentence (hub/api.py):
 400 for anything the client can fix, 404 `model_not_found`, 413 for an upload over the hub's cap.
 """
@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from demos.whisper_asr import engine
 from demos.whisper_asr.formats import get_writer
 from demos.whisper_asr.languages import languages, normalize_language
+from demos.whisper_asr.types import TranscribeRequest
 from hub import validate
-from hub.api import ApiError, add_route, call_until_gone, form_body, model_id, sentence
+from hub.api import ApiError, add_route, call, form_body, model_id, sentence
 from hub.errors import UserError
 
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
@@ -154,15 +155,9 @@ async def answer(ctx, request, task: str):
     finally:
         await form.close()
 
-    def work(lease, gone):
-        transcript = None
-        for transcript in engine.transcribe_iter(lease.engine, samples, opts, max_seconds=max_seconds):
-            if gone.is_set():  # the client hung up: stop after this window, free the model
-                break
-        return transcript, lease.weights.record()["model"]  # a local model by its readable name, not its path
-
-    transcript, name = await call_until_gone(request, ctx, work, model)
-    return respond(transcript, body, name)
+    # the client hanging up stops the work after its current window and frees the model
+    result = await call(ctx, "transcribe", TranscribeRequest(samples, opts, max_seconds), model, http=request)
+    return respond(result.transcript, body, result.model)
 
 
 async def read_form(request, cap: int):

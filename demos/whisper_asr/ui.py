@@ -2,17 +2,18 @@
 
 Top to bottom: the model picker and its notice, the audio, the settings, Transcribe, the status line, the results.
 The handler checks the options and decodes the audio first (no model needed for either), then streams the
-transcript through `ctx.stream`, which holds the model for the whole run and stops it when the user presses Stop.
+transcript from the engine's `transcribe_stream` method through `ctx.stream`, which holds the model for the whole run;
+Stop closes the stream, which sets the method's job.stop (it ends within one window).
 Progress and errors show on the status line only (`ctx.events_on`): an error leaves the last transcript in place.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from demos.whisper_asr import engine
+from demos.whisper_asr.types import TranscribeRequest, Transcript
 from demos.whisper_asr.formats import write_files
 from demos.whisper_asr.languages import choices as language_choices, languages
 from hub.media.audio import load_audio
@@ -35,13 +36,13 @@ def build(ctx):
     c = _components(ctx)
 
     @ctx.handler
-    def transcribe(model_id, audio=None, media_file=None, task="transcribe", language="auto", word_timestamps=False,
+    def transcribe(model, audio=None, media_file=None, task="transcribe", language="auto", word_timestamps=False,
                    vad=True, initial_prompt="", beam_size=5, progress=gr.Progress(track_tqdm=True)):
         """Transcribe speech, or translate it to English: streams the status line, the text and the timed segments,
         then adds word timestamps, the .txt/.srt/.vtt/.json files and the reproducibility record.
 
         Args:
-            model_id: A Whisper model this hub lists (the Model picker's values); empty for the hub's default.
+            model: A Whisper model this hub lists (the Model picker's values); empty for the hub's default.
             audio: The speech: an audio file (wav, mp3, flac, ogg, m4a) or a microphone recording.
             media_file: Instead of `audio`, a video or another audio file (mp4, webm, mkv, m4a, ogg, opus).
             task: "transcribe" (text in the spoken language) or "translate" (English text).
@@ -51,7 +52,7 @@ def build(ctx):
             initial_prompt: Vocabulary hints (names, terms) the speech uses; may be empty.
             beam_size: Beam search width, a whole number from 1 to 10 (1 = greedy, fastest).
         """
-        yield from transcribe_request(ctx, model_id, audio or media_file, task, language, word_timestamps, vad,
+        yield from transcribe_request(ctx, model, audio or media_file, task, language, word_timestamps, vad,
                                       initial_prompt, beam_size, progress)
 
     quiet = {"api_visibility": "private", "show_progress": "hidden"}  # queued: a queue=False step lost clicks
@@ -121,12 +122,12 @@ def _speech_examples(audio) -> None:
         gr.Examples([[p] for p in speech], [audio], label="Speech clips (ship with gradio)", cache_examples=False)
 
 
-def transcribe_request(ctx, model_id, source, task, language, word_timestamps, vad, initial_prompt, beam_size,
+def transcribe_request(ctx, model, source, task, language, word_timestamps, vad, initial_prompt, beam_size,
                        progress):
     """The tab's request: check, decode, then stream partial results and finish with the files and the record."""
     import gradio as gr
 
-    ctx.check_model(model_id)  # an unlisted model is refused before any work (ctx.stream checks it again)
+    ctx.check_model(model)  # an unlisted model is refused before any work (ctx.stream checks it again)
     opts = engine.check_options(task=task, language=language, word_timestamps=word_timestamps, vad=vad,
                                 initial_prompt=initial_prompt, beam_size=5 if beam_size is None else beam_size)
     max_seconds = ctx.options.max_minutes * 60
@@ -134,26 +135,17 @@ def transcribe_request(ctx, model_id, source, task, language, word_timestamps, v
     samples = load_audio(source, sample_rate=engine.SAMPLE_RATE, max_seconds=max_seconds,
                          limit_hint=engine.LIMIT_HINT)
     stem = Path(source).stem if isinstance(source, str) else "transcript"
-
-    def work(lease):
-        t0, t = time.perf_counter(), None
-        for t in engine.transcribe_iter(lease.engine, samples, opts, max_seconds=max_seconds):
-            progress(t.progress, desc=f"Transcribing ({t.progress:.0%} of {t.duration / 60:.1f} min)")
-            if t.done:
-                break
-            yield t, None
-        elapsed = time.perf_counter() - t0
-        yield t, (elapsed, _record(lease, opts, t, elapsed))
-
-    for t, final in ctx.stream(work, model_id, progress=progress):
-        if final is None:
-            yield (_summary(t, None), t.text, _frame(_rows(t), SEGMENT_HEADERS), gr.skip(), gr.skip(), gr.skip())
+    req = TranscribeRequest(samples, opts, max_seconds)
+    for item in ctx.stream("transcribe_stream", req, model, progress=progress):
+        if isinstance(item, Transcript):  # a partial transcript, while windows finish
+            yield (_summary(item, None), item.text, _frame(_rows(item), SEGMENT_HEADERS), gr.skip(), gr.skip(),
+                   gr.skip())
             continue
-        elapsed, rec = final
+        t = item.transcript
         paths = write_files(t, request_folder(ctx.name, "transcripts"), stem)
         word_rows = [[w.start, w.end, w.word, w.probability] for s in t.segments for w in s.words]
-        yield (_summary(t, elapsed), t.text, _frame(_rows(t), SEGMENT_HEADERS), _frame(word_rows, WORD_HEADERS),
-               paths, rec)
+        yield (_summary(t, item.seconds), t.text, _frame(_rows(t), SEGMENT_HEADERS), _frame(word_rows, WORD_HEADERS),
+               paths, item.record)
 
 
 def _frame(rows: list[list], headers: list[str]):
@@ -161,14 +153,6 @@ def _frame(rows: list[list], headers: list[str]):
     import pandas as pd
 
     return pd.DataFrame(rows, columns=headers)
-
-
-def _record(lease, opts: engine.Options, t: engine.Transcript, elapsed: float) -> dict:
-    return lease.record(engine=lease.engine.kind, task=opts.task, language=opts.language or "auto",
-                        detected_language=t.language, language_probability=round(t.language_probability, 4),
-                        word_timestamps=opts.word_timestamps, vad=opts.vad, beam_size=opts.beam_size,
-                        initial_prompt=opts.initial_prompt, audio_seconds=round(t.duration, 2),
-                        seconds=round(elapsed, 2), real_time_factor=round(elapsed / t.duration, 4))
 
 
 def _rows(t: engine.Transcript) -> list[list]:
