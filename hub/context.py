@@ -13,6 +13,7 @@ import functools
 import inspect
 import logging
 import threading
+from contextvars import ContextVar
 from typing import Callable
 
 from hub.errors import UserError
@@ -21,6 +22,7 @@ from hub.contract import Backend
 from hub.options import DemoOptions
 from hub.settings import Settings
 from hub.streams import Stopped, WorkStream
+from hub.work import Stop
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import is_cached, is_local, public_id, unreachable_reason
 
@@ -104,6 +106,7 @@ class DemoContext:
         real = self._real_id(model) or None
         demo = self.spec.name
         backend = self._manager
+        stop = Stop(stop, CALL_STOP.get())  # the caller's Cancel, and the cancelled UI event's
         work = WorkStream(lambda job: backend.stream(demo, method, request, real, job), stop=stop,
                           on_progress=_progress_to(progress), on_warning=_warn, name=f"demohub-{demo}-{method}")
         return _Timed(work, timer)
@@ -224,9 +227,12 @@ class DemoContext:
     def handler(self, fn):
         """Wrap an event function for the UI edge. Works for generators too.
 
-        UserError -> gr.Error with its sentence. Any other exception is a bug: it is logged with its traceback
-        (never swallowed) and the user gets a sentence saying so; the server keeps serving. On a ZeroGPU Space
-        the function runs inside `spaces.GPU`.
+        The function runs in a worker thread that gradio's Cancel (a Stop button's `cancels=`, a closed page) does
+        not wait for: the event ends at once, and the call's stop Event, linked into every `ctx.call` / `ctx.stream`
+        the function makes, stops the work at its next step (a sync handler blocked waiting for a slow item could not
+        be cancelled before). UserError -> gr.Error with its sentence. Any other exception is a bug: it is logged
+        with its traceback (never swallowed) and the user gets a sentence saying so; the server keeps serving. On a
+        ZeroGPU Space the function runs inside `spaces.GPU`.
         """
         from hub.zerogpu import gpu
 
@@ -234,20 +240,48 @@ class DemoContext:
         title = self.spec.title
         if inspect.isgeneratorfunction(fn):
             @functools.wraps(fn)
-            def gen_wrapper(*args, **kwargs):
+            async def gen_wrapper(*args, **kwargs):
+                import anyio.to_thread
+
+                stop = threading.Event()
                 try:
-                    yield from inner(*args, **kwargs)
+                    items = await anyio.to_thread.run_sync(_in_call, stop, lambda: inner(*args, **kwargs))
+                    while True:
+                        item = await anyio.to_thread.run_sync(_in_call, stop, lambda: next(items, _END),
+                                                              abandon_on_cancel=True)
+                        if item is _END:
+                            return
+                        yield item
                 except Exception as e:
                     raise to_gr_error(e, title) from None
+                finally:
+                    stop.set()  # cancelled (or done): work this call started stops at its next step
             return gen_wrapper
 
         @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
+        async def wrapper(*args, **kwargs):
+            import anyio.to_thread
+
+            stop = threading.Event()
             try:
-                return inner(*args, **kwargs)
+                return await anyio.to_thread.run_sync(_in_call, stop, lambda: inner(*args, **kwargs),
+                                                      abandon_on_cancel=True)
             except Exception as e:
                 raise to_gr_error(e, title) from None
+            finally:
+                stop.set()
         return wrapper
+
+
+_END = object()
+# The stop Event of the UI event being run (set when gradio cancels it): ctx.call / ctx.stream link it.
+CALL_STOP: ContextVar[threading.Event | None] = ContextVar("demohub_call_stop", default=None)
+
+
+def _in_call(stop: threading.Event, fn):
+    """`fn()` in a worker thread, with the event's stop visible to the ctx.call / ctx.stream it makes."""
+    CALL_STOP.set(stop)  # this thread's copy of the event's context only
+    return fn()
 
 
 def _size(nbytes: int) -> str:

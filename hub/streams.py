@@ -18,7 +18,7 @@ import threading
 from typing import Callable, Iterator
 
 from hub.errors import UserError
-from hub.work import Job
+from hub.work import Job, Stop
 
 log = logging.getLogger("demohub")
 
@@ -113,7 +113,8 @@ class WorkStream:
         q = _Mailbox()
         self._q = q
         self._wake = None  # an asyncio.Event, made by the first `async for` step
-        self.job = Job(stop=stop or threading.Event(), progress=lambda f, text="": q.put((_PROGRESS, (f, text))),
+        # its own stop (set by close) and the caller's (a Cancel button, the cancelled event: hub.context)
+        self.job = Job(stop=Stop(stop), progress=lambda f, text="": q.put((_PROGRESS, (f, text))),
                        warn=lambda text: q.put((_WARN, text)))
         self._on_progress, self._on_warning = on_progress, on_warning
         self._raw = raw  # yield ("item", x), ("progress", (fraction, text)), ("warning", text): a Ray replica relays them

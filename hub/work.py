@@ -31,10 +31,37 @@ from __future__ import annotations
 import inspect
 import pickle
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from hub.errors import UserError
+
+
+class Stop:
+    """A stop flag set by the call's own consumer (`set`) or by any linked Event (a Cancel pressed, the event that
+    ran the handler cancelled): `is_set()` reads them all. Has the parts of `threading.Event` methods use."""
+
+    def __init__(self, *linked: threading.Event | None):
+        self._own = threading.Event()
+        self._linked = tuple(e for e in linked if e is not None)
+
+    def set(self) -> None:
+        self._own.set()
+
+    def is_set(self) -> bool:
+        return self._own.is_set() or any(e.is_set() for e in self._linked)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._linked:
+            return self._own.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.is_set():
+            left = 0.05 if deadline is None else min(0.05, deadline - time.monotonic())
+            if left <= 0:
+                return False
+            self._own.wait(left)
+        return True
 
 
 @dataclass
@@ -43,7 +70,7 @@ class Job:
     pressed), `progress(fraction, text)` (fraction in [0, 1], or None for "working"), and `warn(text)` for a
     sentence the person should see beside the answer (the hub's CPU-fallback warning uses it)."""
 
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: Stop | threading.Event = field(default_factory=Stop)
     progress: Callable[[float | None, str], None] = lambda fraction, text: None
     warn: Callable[[str], None] = lambda text: None
 
