@@ -27,9 +27,7 @@ def _setup():
     from pathlib import Path
 
     import ray
-    from PIL import Image
-
-    from demos.yolo_detect.engine import detect
+    from demos.yolo_detect.types import DetectRequest
     from hub.cluster.backend import RayManager
     from hub.models import ModelManager
     from hub.registry import load_demos
@@ -40,34 +38,33 @@ def _setup():
                 cache_dir=Path("model_cache").resolve())
     ray.init(include_dashboard=False, namespace="demohub", log_to_driver=False)
     remote = RayManager(s, {"yolo_detect": h.spec})
-    local = ModelManager(s, {"yolo_detect": (h.spec, h.demo.loader())})
+    local = ModelManager(s, {"yolo_detect": (h.spec, h.demo.loader(), h.demo.work)})
     import ultralytics
 
-    image = Image.open(Path(ultralytics.__file__).parent / "assets" / "bus.jpg").convert("RGB")
-
-    def work(lease):
-        det = detect(lease.engine, image, 0.25, 0.7, [], 300, 640)
-        return len(det)
-
-    return {"remote": remote, "local": local, "work": work}
+    image = str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg")  # a path: both sides read the same file
+    request = DetectRequest(image, 0.25, 0.7, [], 300, 640)
+    return {"remote": remote, "local": local, "request": request}
 
 
 def _local(ctx):
-    return ctx["local"].run("yolo_detect", ctx["work"])
+    return ctx["local"].call("yolo_detect", "detect", ctx["request"])
 
 
 def _ray(ctx):
-    return ctx["remote"].run("yolo_detect", ctx["work"])
+    return ctx["remote"].call("yolo_detect", "detect", ctx["request"])
 
 
 def _echo(ctx) -> dict:
-    """The bare cost of one call: an empty fn through each backend (p50 of 50)."""
+    """The bare cost of one call: the smallest work method (the model's class names) through each backend (p50 of
+    50): the request and the answer are a few hundred bytes."""
+    from demos.yolo_detect.types import NamesRequest
+
     out = {}
     for side in ("local", "remote"):
         times = []
         for _ in range(50):
             t0 = time.perf_counter()
-            ctx[side].run("yolo_detect", lambda lease: None)
+            ctx[side].call("yolo_detect", "class_names", NamesRequest())
             times.append((time.perf_counter() - t0) * 1e3)
         out[f"empty_call_{side}_ms"] = round(statistics.median(times), 2)
     return out

@@ -140,8 +140,10 @@ def test_unexpected_errors_are_logged_with_traceback_and_reported_as_bugs(settin
     def broken():
         return {}["missing"]
 
+    import asyncio
+
     with pytest.raises(gr.Error, match="failed unexpectedly.*bug") as e:
-        broken()
+        asyncio.run(broken())  # handlers run in a worker gradio's Cancel does not wait for: gradio awaits them
     assert "KeyError" not in str(e.value), "no Python class names in what the user reads"
     assert "Unexpected error in the Echo (test demo) tab" in caplog.text and "Traceback" in caplog.text
     assert e.value.print_exception is False
@@ -153,10 +155,12 @@ def test_unexpected_errors_are_logged_with_traceback_and_reported_as_bugs(settin
 
     from hub.errors import UserError as UserError_
 
-    gen = streaming()
-    assert next(gen) == 1
+    async def read(gen):
+        assert await gen.__anext__() == 1
+        await gen.__anext__()
+
     with pytest.raises(gr.Error) as e2:
-        next(gen)
+        asyncio.run(read(streaming()))
     assert e2.value.message == "Pick a file first."
 
 

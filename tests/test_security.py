@@ -72,13 +72,13 @@ def test_visitors_of_a_public_hub_cannot_load_arbitrary_models(settings):
     from tests import fake_demo
 
     opted_in = replace(settings, allow_any_model=True)
-    local = DemoContext(ModelManager(opted_in, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), opted_in, fake_demo.SPEC)
+    local = DemoContext(ModelManager(opted_in, {"fake_echo": (fake_demo.SPEC, fake_demo.DEMO.loader(), fake_demo.WORK)}), opted_in, fake_demo.SPEC)
     local.check_model("someone/any-repo")  # only this machine can reach it and the operator allowed any model
     for public in (replace(opted_in, share=True, auth=(("u", "p"),)), replace(opted_in, host="0.0.0.0")):
-        ctx = DemoContext(ModelManager(public, {"fake_echo": (fake_demo.SPEC, fake_demo.load)}), public, fake_demo.SPEC)
+        ctx = DemoContext(ModelManager(public, {"fake_echo": (fake_demo.SPEC, fake_demo.DEMO.loader(), fake_demo.WORK)}), public, fake_demo.SPEC)
         ctx.check_model("echo-large")  # listed
         for bad in ("someone/any-repo", "/etc/passwd", "../models/x.gguf"):
             with pytest.raises(UserError, match="not one of this hub's"):
                 ctx.check_model(bad)
         with pytest.raises(UserError, match="DEMOHUB_FAKE_ECHO_MODEL"):
-            ctx.run(lambda lease: None, "someone/any-repo")
+            ctx.call("echo", fake_demo.EchoRequest("hi"), "someone/any-repo")

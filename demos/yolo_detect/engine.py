@@ -26,10 +26,10 @@ from hub.ultralytics_env import import_ultralytics
 from hub.work import Work
 
 from .formats import annotate, export_counts, export_table
-from .spec import (COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH,
-                   VIDEO_MAX_FRAMES)
-from .types import (ClassNames, DetectRequest, DetectResult, NamesRequest, TrackRequest, TrackResult, VideoDone,
-                    VideoRequest, VideoResult)
+from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
+from .spec import VIDEO_MAX_FRAMES
+from .types import ClassNames, DetectRequest, DetectResult, NamesRequest, TrackRequest, TrackResult, VideoDone
+from .types import VideoRequest, VideoResult
 
 log = logging.getLogger("demohub")
 
@@ -408,9 +408,7 @@ def _preprocess(engine: Detector, images: list[np.ndarray], imgsz: int):
 
 
 # ---- the work methods (what the tab calls: requests and results in types.py) ------------------------------------
-
 WORK = Work()
-
 
 def _record(lease, params: dict, classes, **extra) -> dict:
     """The reproducibility record; native checkpoints are pinned by hash, not revision, so the hash goes in."""

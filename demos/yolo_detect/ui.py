@@ -303,25 +303,6 @@ def _events(ctx, ui) -> None:
         """
         yield from detect_video_events(ctx, model, video, conf, iou, classes, max_det, imgsz, tracking, progress)
 
-    def run_track(model, frame, conf, iou, classes, max_det, imgsz, request=None):
-        """Detect and track the objects in one frame of a stream (ByteTrack): the frame with boxes and track ids
-        drawn, and a status line. Frames of one session (and model) share one tracker, so ids stay with objects.
-
-        Args:
-            model: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
-            frame: One frame of the stream (an image).
-            conf: Confidence threshold from 0 to 1 (default 0.25).
-            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7); YOLO26 ignores it.
-            classes: Only these classes, by name ("person") or id; empty for every class.
-            max_det: Most boxes kept per frame, a whole number from 1 to 3000 (300).
-            imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
-        """
-        session = getattr(request, "session_hash", None)
-        return track_webcam(ctx, model, frame, conf, iou, classes, max_det, imgsz, session)
-
-    run_track.__annotations__ = {"request": gr.Request}  # gradio passes the page's request (its session hash)
-    run_track = ctx.handler(run_track)
-
     @ctx.handler
     def class_choices(model):
         if ctx.choice(model).source in ("native", "random"):  # every listed model knows COCO's 80 classes
@@ -344,9 +325,34 @@ def _events(ctx, ui) -> None:
     for after in (video_event.then, video_event.failure):  # `then` alone does not follow a failed run
         after(lambda: gr.update(visible=False), None, ui.stop_video, **quiet)
     ui.stop_video.click(lambda: gr.update(visible=False), None, ui.stop_video, cancels=[video_event], **quiet)
+    _webcam_events(ctx, ui)
+    ui.model.change(class_choices, ui.model, ui.classes, api_visibility="private", **ctx.events_on(ui.image_status))
+
+
+def _webcam_events(ctx, ui) -> None:
+    """The webcam stream (every frame, private) and /track_stream (one frame per call) on one tracking handler."""
+    import gradio as gr
+
+    def run_track(model, frame, conf, iou, classes, max_det, imgsz, request=None):
+        """Detect and track the objects in one frame of a stream (ByteTrack): the frame with boxes and track ids
+        drawn, and a status line. Frames of one session (and model) share one tracker, so ids stay with objects.
+
+        Args:
+            model: A YOLO model this hub lists (the Model picker's values); empty for the hub's default.
+            frame: One frame of the stream (an image).
+            conf: Confidence threshold from 0 to 1 (default 0.25).
+            iou: IoU threshold from 0 to 1 for non-maximum suppression (0.7); YOLO26 ignores it.
+            classes: Only these classes, by name ("person") or id; empty for every class.
+            max_det: Most boxes kept per frame, a whole number from 1 to 3000 (300).
+            imgsz: Inference size in pixels, a whole number from 32 to 2048, rounded up to a multiple of 32 (640).
+        """
+        session = getattr(request, "session_hash", None)
+        return track_webcam(ctx, model, frame, conf, iou, classes, max_det, imgsz, session)
+
+    run_track.__annotations__ = {"request": gr.Request}  # gradio passes the page's request (its session hash)
+    run_track = ctx.handler(run_track)
     ui.cam.stream(run_track, [ui.model, ui.cam, *ui.settings], [ui.cam_out, ui.cam_status],
                   stream_every=0.2, time_limit=300, api_name="track_webcam", api_visibility="private",
                   **ctx.events_on(ui.cam_status))
     ui.api_track.click(run_track, [ui.model, ui.api_frame, *ui.settings], [ui.cam_out, ui.cam_status],
                        api_name="track_stream", **ctx.events_on(ui.cam_status))
-    ui.model.change(class_choices, ui.model, ui.classes, api_visibility="private", **ctx.events_on(ui.image_status))
