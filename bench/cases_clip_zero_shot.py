@@ -47,7 +47,7 @@ def _setup(n_images: int = 1, model_id: str = ARCH_ID):
     from hub.device import detect
 
     # the hub's placement: fp16 on CUDA; on a CPU bf16 where it computes bf16 natively (the model prefers it)
-    dtype = "float16" if cuda else detect("cpu", cpu_prefers=choice.options.get("cpu_dtype")).dtype
+    dtype = "float16" if cuda else detect("cpu", cpu_prefers=choice.cpu_dtype).dtype
     engine = clip.load(resolve(SPEC, choice, s), device, dtype)
     # the naive side: the same architecture, fp32, as a user would create it (weights copied: same numbers)
     naive, _, preprocess = open_clip.create_model_and_transforms(arch, pretrained=None, device=device)

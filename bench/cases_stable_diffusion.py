@@ -43,8 +43,7 @@ def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, com
         choice = replace(sd.SPEC.choice(model_id), source="random", options={**sd.SPEC.choice(model_id).options,
                                                                             "arch": arch})
         # the hub's placement: fp16 on CUDA; on a CPU bf16 where the CPU has it and the model prefers it, else fp32
-        device, dtype = ("cuda", "float16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.options.get(
-            "cpu_dtype")).dtype)
+        device, dtype = ("cuda", "float16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.cpu_dtype).dtype)
         settings = replace(Settings.load({}), compile=False)
         engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings=settings)
         # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call. On x86
@@ -92,8 +91,7 @@ def _zimage_setup(model_id: str, arch: str):
         cuda = torch.cuda.is_available()
         base = sd.SPEC.choice(model_id)
         choice = replace(base, source="random", options={**base.options, "zimage_arch": arch})
-        device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.options.get(
-            "cpu_dtype")).dtype)
+        device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.cpu_dtype).dtype)
         cache = Path(tempfile.mkdtemp(prefix="bench-zimage-"))
         engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype,
                          settings=replace(Settings.load({}), compile=False))
