@@ -111,7 +111,7 @@ class _Ping:
 _WORK = Work()
 
 
-@_WORK.method(_Ping)
+@_WORK.method(_Ping, name="ping")
 def _ping(lease, req: _Ping, job) -> int:
     return req.n
 
