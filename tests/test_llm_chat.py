@@ -358,6 +358,12 @@ def test_model_sizes_count_the_dtype_the_model_runs_in():
     ({"messages": [{"role": "user", "content": "hi"}], "top_k": 10**400}, "Top-k is far too large"),
     ({"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 0}, "Max new tokens"),
     ({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b", "c", "d", "e"]}, "at most 4 stop"),
+    # OpenAI fields the hub does not implement are refused, never silently ignored
+    ({"messages": [{"role": "user", "content": "hi"}], "logprobs": True}, "'logprobs' is not supported"),
+    ({"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]}, "'tools' is not supported"),
+    ({"messages": [{"role": "user", "content": "hi"}], "response_format": {"type": "json_object"}},
+     "'response_format' is not supported"),
+    ({"messages": [{"role": "user", "content": "hi"}], "frequency_penalty": 0.5}, "'frequency_penalty' is not"),
 ])
 def test_openai_body_errors_are_sentences(body, words):
     with pytest.raises(UserError, match=re.escape(words)):
@@ -367,6 +373,7 @@ def test_openai_body_errors_are_sentences(body, words):
 def test_openai_body_fields():
     body = {"model": "m", "stream": True, "stream_options": {"include_usage": True}, "seed": 7, "stop": "END",
             "max_tokens": 9, "max_completion_tokens": 5, "temperature": 0, "user": "ignored",
+            "logprobs": False, "tools": [], "presence_penalty": 0, "response_format": {"type": "text"},  # "off"
             "messages": [{"role": "developer", "content": "Be brief."}, {"role": "user", "content": "a"},
                          {"role": "assistant", "content": [{"type": "text", "text": "b"}]},
                          {"role": "user", "content": "c"}]}

@@ -16,7 +16,7 @@ import time
 import uuid
 from typing import Iterator, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub import validate
 from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
@@ -58,9 +58,20 @@ class StreamOptions(BaseModel):
         return validate.flag(value, "'include_usage'", default=False)
 
 
+# OpenAI chat fields this hub does not implement, with the values that mean "off" (accepted).
+UNSUPPORTED = {
+    "logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "functions": (None, []),
+    "tool_choice": (None, "none"), "function_call": (None, "none"), "logit_bias": (None, {}),
+    "presence_penalty": (None, 0, 0.0), "frequency_penalty": (None, 0, 0.0), "audio": (None,),
+    "modalities": (None, ["text"]), "prediction": (None,), "response_format": (None, {"type": "text"}),
+    "web_search_options": (None,), "reasoning_effort": (None,),
+}
+
+
 class ChatCompletionRequest(BaseModel):
-    """The body of `POST /v1/chat/completions`: the OpenAI fields this hub reads (others are ignored), plus top_k
-    and repetition_penalty. Sampling numbers left out take the UI's defaults (engine.GenParams)."""
+    """The body of `POST /v1/chat/completions`: the OpenAI fields this hub reads, plus top_k and repetition_penalty;
+    OpenAI fields it does not implement are refused (UNSUPPORTED); others (user, metadata, ...) change nothing and
+    are ignored. Sampling numbers left out take the UI's defaults (engine.GenParams)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -84,6 +95,17 @@ class ChatCompletionRequest(BaseModel):
                                                            "`reasoning_content`, apart from `content`.")
     chat_template_kwargs: dict | None = Field(None, description="vLLM's spelling: {\"enable_thinking\": false}; "
                                                                 "other keys are ignored.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsupported(cls, body):
+        """OpenAI fields that would change the answer and that this hub does not implement: refused with a sentence
+        (never silently ignored); sent with their "off" value they are accepted."""
+        if isinstance(body, dict):
+            for name, off in UNSUPPORTED.items():
+                if name in body and body[name] not in off:
+                    raise UserError(f"'{name}' is not supported by this hub's chat endpoint; leave it out.")
+        return body
 
     @field_validator("n", mode="before")
     @classmethod
