@@ -294,6 +294,26 @@ def test_serve_refusing_a_request_for_a_full_queue_gives_a_sentence():
     assert is_sentence(str(e.value)) and m.queued == 0
 
 
+def test_a_worker_killed_for_memory_is_a_worker_that_stopped_not_a_bug():
+    """Ray's memory monitor kills a replica's worker: the visitor reads "stopped while answering ... try again",
+    never "failed unexpectedly. This is a bug in demohub" (seen under memory pressure before)."""
+    from ray.exceptions import OutOfMemoryError
+
+    from hub.cluster.backend import _Died, _messages
+
+    class Killed:
+        def __iter__(self):
+            yield ("started", "pid 1 on here")
+            raise OutOfMemoryError("Task was killed due to the node running low on memory.")
+
+    class Manager:
+        def _queue_enter(self, demo, delta):
+            pass
+
+    with pytest.raises(_Died, match="ran out of memory"):
+        list(_messages(Killed(), "llm_chat", Manager()))
+
+
 def test_files_travel_as_bytes_when_replicas_share_no_disk(hubs):
     """Forced off the shared-disk shortcut: a video upload goes to the replica as bytes and the annotated video
     comes back as bytes, written where the front end serves it."""
