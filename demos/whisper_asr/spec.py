@@ -58,7 +58,8 @@ SPEC = DemoSpec(
                     options={"engine": "openai", "size": "tiny-random", "sample_len": 24}, hidden=True),
         # large-v3's front end (128 mel bins, 100 languages' vocabulary) and distil's 2-layer decoder, at toy widths
         ModelChoice("tiny-random-distil", "random", label="tiny random distil-large-v3.5 shape (tests)", license="MIT",
-                    options={"engine": "openai", "size": "tiny-random-distil", "sample_len": 24, "english_only": True}, hidden=True),
+                    options={"engine": "openai", "size": "tiny-random-distil", "sample_len": 24, "english_only": True},
+                    hidden=True),
     ),
     default_model={"cuda": "turbo", "cpu": "Systran/faster-whisper-base"},
     api_names=("transcribe",),
