@@ -103,10 +103,16 @@ def test_every_example_answers_through_ray_as_it_does_in_process(hubs, name, ex)
 
 
 def test_two_replicas_of_one_demo_share_concurrent_requests(hubs):
+    from gradio_client import Client
+
     ex = next(ex for n, ex in EXAMPLES if n == "yolo_detect" and ex.api_name == "detect")
     args = hubs["fill"](ex.values())
+    # the records say which replica answered; the output files are not fetched: gradio caches identical outputs of
+    # concurrent requests under one name, and a download can race the next request's copy (a gradio issue, once
+    # seen as "peer closed connection" here)
+    client = Client(hubs["ray"].src, verbose=False, download_files=False)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: hubs["ray"].predict(*args, api_name="/detect"), range(16)))
+        results = list(pool.map(lambda _: client.predict(*args, api_name="/detect"), range(16)))
     pids = {r[-1]["replica"] for r in results}
     assert len(pids) == 2, f"16 concurrent requests all went to {pids}"
 

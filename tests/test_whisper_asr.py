@@ -333,7 +333,9 @@ def test_real_tiny_en_long_audio_in_chunks(tiny_en):
     clip = A.load_audio(str(HEATH))
     gap = np.zeros(int(SR * 2.1), np.float32)
     audio = np.concatenate([np.concatenate([clip, gap]) for _ in range(12)])  # ~60 s, 12 times the line
-    t = W.transcribe(tiny_en, (SR, audio), beam_size=1)
+    # greedy without temperature fallback: a line repeated 12 times trips the compression-ratio check, and the
+    # fallback samples with an unseeded generator (it dropped 5 of the 12 lines in one CI run)
+    t = W.transcribe(tiny_en, (SR, audio), beam_size=1, temperatures=(0.0,))
     assert t.duration > 60 and wer(" ".join([HEATH_WORDS] * 12), t.text) <= 0.15, t.text
     assert all(a.end <= b.start + 1e-6 for a, b in zip(t.segments, t.segments[1:]))
 
