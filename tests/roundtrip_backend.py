@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
+from hub.models import ModelManager
 from hub.work import Job, roundtrip
 
 
@@ -31,11 +32,7 @@ class RoundTripBackend:
         self._manager.on_event = fn
 
     def call(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None):
-        items = self.stream(demo, method, request, model, job)
-        try:
-            return next(items)
-        finally:
-            items.close()
+        return ModelManager.call(self, demo, method, request, model, job)  # its call, over this stream
 
     def stream(self, demo: str, method: str, request, model: str | None = None, job: Job | None = None) -> Iterator:
         if not dataclasses.is_dataclass(request) and not hasattr(request, "model_dump"):
