@@ -21,7 +21,7 @@ from hub.metrics import Timer
 from hub.contract import Backend
 from hub.options import DemoOptions
 from hub.settings import Settings
-from hub.streams import Stopped, WorkStream
+from hub.streams import WorkStream
 from hub.work import Stop
 from hub.spec import DemoSpec, ModelChoice
 from hub.weights import is_cached, is_local, public_id, unreachable_reason
@@ -87,7 +87,7 @@ class DemoContext:
         of this demo's model, with the allow-list, OOM recovery and warnings. `api`: the name the request is counted
         under in /metrics (default: the gradio event's api_name). `progress`: the handler's gr.Progress (or any
         `progress(fraction, desc=text)`): the loading notice and the method's progress show there. `stop`: an Event
-        the caller sets to stop the work (a Cancel button); a run stopped before its result raises `Stopped`."""
+        the caller sets to stop the work (a Cancel button); a run stopped before its result raises `hub.streams.Stopped`."""
         items = self.stream(method, request, model, api=api, progress=progress, stop=stop)
         return items.result()
 
@@ -107,9 +107,9 @@ class DemoContext:
         demo = self.spec.name
         backend = self._manager
         stop = Stop(stop, CALL_STOP.get())  # the caller's Cancel, and the cancelled UI event's
-        work = WorkStream(lambda job: backend.stream(demo, method, request, real, job), stop=stop,
-                          on_progress=_progress_to(progress), on_warning=_warn, name=f"demohub-{demo}-{method}")
-        return _Timed(work, timer)
+        return WorkStream(lambda job: backend.stream(demo, method, request, real, job), stop=stop,
+                          on_progress=_progress_to(progress), on_warning=_warn, on_end=timer.done,
+                          name=f"demohub-{demo}-{method}")
 
     @property
     def concurrency(self) -> int:
@@ -290,64 +290,6 @@ def _size(nbytes: int) -> str:
     if nbytes >= 1e9:
         return f"{nbytes / 1e9:.1f} GB"
     return f"{nbytes / 1e6:.0f} MB" if nbytes >= 1e6 else f"{max(1, round(nbytes / 1e3))} kB"
-
-
-class _Timed:
-    """A WorkStream counted in the metrics when it ends (a stream the client closed early counts as ok)."""
-
-    def __init__(self, work: WorkStream, timer: Timer):
-        self.work, self._timer, self.job = work, timer, work.job
-
-    def _end(self, error=None):
-        if self._timer is not None:
-            self._timer.done(error)
-            self._timer = None
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        try:
-            return next(self.work)
-        except StopIteration:
-            self._end()
-            raise
-        except BaseException as e:
-            self._end(e)
-            raise
-
-    def __aiter__(self):
-        return self
-
-    async def __anext__(self):
-        try:
-            return await self.work.__anext__()
-        except StopAsyncIteration:
-            self._end()
-            raise
-        except BaseException as e:
-            self._end(e)
-            raise
-
-    def result(self):
-        try:
-            value = self.work.result()
-        except BaseException as e:
-            self._end(None if isinstance(e, Stopped) else e)
-            raise
-        self._end()
-        return value
-
-    def close(self) -> None:
-        self.work.close()
-        self._end()
-
-    @property
-    def finished(self) -> threading.Event:
-        return self.work.finished
-
-    def __del__(self):
-        self.work.close()
 
 
 def _progress_to(progress) -> Callable | None:

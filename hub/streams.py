@@ -109,7 +109,7 @@ class WorkStream:
 
     def __init__(self, produce: Callable[[Job], Iterator], *, on_progress: Callable | None = None,
                  on_warning: Callable[[str], None] | None = None, stop: threading.Event | None = None,
-                 name: str = "demohub-work", raw: bool = False):
+                 name: str = "demohub-work", raw: bool = False, on_end: Callable | None = None):
         q = _Mailbox()
         self._q = q
         self._wake = None  # an asyncio.Event, made by the first `async for` step
@@ -119,6 +119,7 @@ class WorkStream:
         self._on_progress, self._on_warning = on_progress, on_warning
         self._raw = raw  # yield ("item", x), ("progress", (fraction, text)), ("warning", text): a Ray replica relays them
         self._done = False
+        self._on_end = on_end  # on_end(error or None), once: the stream ended, failed or was closed (metrics)
         self.finished = threading.Event()  # set when the worker returned (the lease is released by then)
         # the worker holds the queue and the job, never this object: a consumer dropped without close() (a handler's
         # generator closed by gradio) is collected at once, and __del__ stops the work
@@ -145,7 +146,9 @@ class WorkStream:
             return None
         self._done = True
         if kind == _ERROR:
+            self._ended(data)
             raise data
+        self._ended(None)
         raise StopIteration
 
     def __iter__(self):
@@ -207,6 +210,12 @@ class WorkStream:
         """The consumer goes away: the method stops at its next step (its lease is released when it returns)."""
         self._done = True
         self.job.stop.set()
+        self._ended(None)  # a stream the client closed early counts as ok
+
+    def _ended(self, error) -> None:
+        on_end, self._on_end = self._on_end, None
+        if on_end is not None:
+            on_end(None if isinstance(error, Stopped) else error)
 
     def __del__(self):
-        self.job.stop.set()
+        self.close()
