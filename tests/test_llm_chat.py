@@ -72,14 +72,14 @@ def test_stop_flag_ends_generation_within_one_token(engine):
     final = list(gen)[-1]
     assert final.finish_reason == "cancelled"
     assert final.new_tokens <= first.new_tokens + 2 < 500
-    assert _wait_idle(engine, 0.5)
+    assert _wait_idle(engine, 30)
 
 
 def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     gen = L.stream_chat(engine, build_messages("", [], "Go on"), L.check_params(max_new_tokens=500))
     next(gen)
     gen.close()  # what Gradio does on Stop and on a disconnected client
-    assert _wait_idle(engine, 0.5)
+    assert _wait_idle(engine, 30)
     # ended early, well before its 500 tokens (how many more a busy machine makes before the next check varies)
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
 

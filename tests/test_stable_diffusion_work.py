@@ -103,7 +103,7 @@ def test_closing_the_tab_stream_stops_the_work_method_within_a_step(engine):
         said = [next(run)[2] for _ in range(4)]
         assert said[-1] == "Step 2 of 150\u2026"
         run.close()
-        assert ctx.jobs[0].finished.wait(5), "the work method did not return after the stream was closed"
+        assert ctx.jobs[0].finished.wait(60), "the work method did not return after the stream was closed"
         n = len(steps)
         time.sleep(0.3)
         assert len(steps) == n and n < 10, f"the denoising loop kept running ({n} steps)"
