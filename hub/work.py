@@ -33,7 +33,7 @@ import pickle
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
 from hub.errors import UserError
 
@@ -76,6 +76,13 @@ class Job:
 
     def stopped(self) -> bool:
         return self.stop.is_set()
+
+
+FILE = "demohub:file"
+"""Marks a request or result field that names files (uploads, outputs): `video: Annotated[str, FILE]`,
+`image: Annotated[Any, FILE]` (a path, or pixels). Only such fields travel as file bytes to a Ray replica on another
+node (hub.cluster.files); a string a visitor typed elsewhere is never read as a file name."""
+FilePath = Annotated[str, FILE]
 
 
 class Progress:

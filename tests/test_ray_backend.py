@@ -36,6 +36,7 @@ def hubs(tmp_path_factory):
     from hub.app import create_app, launch
     from hub.cluster.backend import RayManager
     from hub.cluster.config import ClusterConfig
+    from hub.cluster.security import local_init_options
     from hub.samples import fill, make_samples
     from hub.settings import Settings
 
@@ -43,8 +44,10 @@ def hubs(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("ray")
     root = str(Path(__file__).resolve().parents[1])  # replicas import tests.slow_demo by its module path
-    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=256 * 2**20, namespace="demohub",
-             log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": root}})
+    saved_env = dict(os.environ)
+    # the same start as the hub's own local Ray (token auth with a private token, loopback address)
+    ray.init(num_cpus=2, object_store_memory=256 * 2**20, namespace="demohub", log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": root}}, **local_init_options())
     s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
                 models={d: "tiny-random" for d in DEMOS}, backend="ray")
     t0 = time.perf_counter()
@@ -67,6 +70,8 @@ def hubs(tmp_path_factory):
 
     serve.shutdown()
     ray.shutdown()
+    os.environ.clear()
+    os.environ.update(saved_env)
 
 
 VOLATILE = {"replica", "ms", "seconds", "elapsed_s", "load_s", "loading_s", "first_token_s", "tokens_per_s",
@@ -350,3 +355,23 @@ def test_models_tab_lists_the_replicas_where_they_run_and_what_they_hold(hubs):
     assert re.search(r"yolo_detect\*\*: 2 replica\(s\) running, \d+ request\(s\) waiting", info)
     rows = status_rows(manager)
     assert any(r[0] == "yolo_detect" and "pid" in r[3] for r in rows), "each loaded model says which replica holds it"
+
+
+def test_the_hubs_own_ray_needs_its_token_and_keeps_it_private(hubs):
+    """A program on the network without the token cannot join the hub's Ray (it would run code as the hub's user);
+    the token file is readable by the hub's user only."""
+    import stat
+    import subprocess
+    import sys
+
+    gcs = ray.get_runtime_context().gcs_address
+    token = Path(os.environ["RAY_AUTH_TOKEN_PATH"])
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and stat.S_IMODE(token.parent.stat().st_mode) == 0o700
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    env["HOME"] = str(token.parent)  # no ~/.ray/auth_token to fall back on
+    probe = ("import ray, subprocess; ray.init(address=%r, log_to_driver=False); "
+             "print('RAN', ray.get(ray.remote(lambda: subprocess.check_output(['id']).decode()).remote()))" % gcs)
+    for mode in ("token", None):  # a wrong token, and no token at all
+        run_env = {**env, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 64} if mode else env
+        out = subprocess.run([sys.executable, "-c", probe], env=run_env, capture_output=True, text=True, timeout=300)
+        assert out.returncode != 0 and "RAN" not in out.stdout, (mode, out.stdout[-500:], out.stderr[-500:])

@@ -8,7 +8,9 @@ values or a sentence; the caps (labels, images per request) are the operator's o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from hub.work import FILE
 
 
 @dataclass(frozen=True)
@@ -16,7 +18,7 @@ class ClassifyRequest:
     """classify: images (gallery items: (path, caption) pairs, paths, arrays) against candidate labels (text, commas
     or one per line, or a list)."""
 
-    images: Any
+    images: Annotated[Any, FILE]
     labels: Any
     template: Any = "a photo of a {}."
     ensemble: Any = "none"
@@ -28,7 +30,7 @@ class ClassifyRequest:
 class SearchRequest:
     """search_images: a gallery (as classify's images) ranked by a text query."""
 
-    images: Any
+    images: Annotated[Any, FILE]
     query: Any
 
 

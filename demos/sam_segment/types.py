@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hub.work import FilePath
+
 MAX_FRAMES = 300  # frames one video request may track (10 s at 30 frames/s): the memory bank grows with every frame
 
 
@@ -105,7 +107,7 @@ class EverythingResult:
 class TrackRequest:
     """Track the object marked on the first frame of `video` (points/labels/box in that frame's pixels)."""
 
-    video: str
+    video: FilePath
     points: list | None = None
     labels: list | None = None
     box: list | None = None
@@ -121,8 +123,8 @@ class TrackProgress:
 
 @dataclass(frozen=True)
 class TrackResult:
-    video: str  # the overlay video, H.264 MP4
-    masks: str  # zip of per-frame mask PNGs (frame_00000.png ...: 255 = object)
+    video: FilePath  # the overlay video, H.264 MP4
+    masks: FilePath  # zip of per-frame mask PNGs (frame_00000.png ...: 255 = object)
     frames: int
     fps: float
     width: int

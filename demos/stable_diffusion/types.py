@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from hub.work import Progress
+from hub.work import FILE, Progress
 
 Number = Any  # int | float | str | None as it came: the engine checks it and refuses a bad one with a sentence
 
@@ -48,7 +48,7 @@ class GenerateRequest:
 class Img2ImgRequest:
     """Image to image: `image` (a PIL image or a file path) is fitted into width x height keeping its shape."""
 
-    image: Any
+    image: Annotated[Any, FILE]
     prompt: str
     negative_prompt: str = ""
     strength: Number = 0.75
@@ -59,8 +59,8 @@ class Img2ImgRequest:
 class InpaintRequest:
     """Repaint the white part of `mask` (a PIL image or a file path; alpha counts as coverage) in `image`."""
 
-    image: Any
-    mask: Any
+    image: Annotated[Any, FILE]
+    mask: Annotated[Any, FILE]
     prompt: str
     negative_prompt: str = ""
     strength: Number = 1.0

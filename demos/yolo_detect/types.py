@@ -8,14 +8,16 @@ one check step (`engine.check_params`) turns them into typed values or a sentenc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from hub.work import FILE, FilePath
 
 
 @dataclass(frozen=True)
 class DetectRequest:
     """/detect: one image (an uploaded file's path, an RGB array or a PIL image) and the settings."""
 
-    image: Any
+    image: Annotated[Any, FILE]
     conf: Any = None
     iou: Any = None
     classes: Any = None  # class names or ids (a list, or one comma-separated string); empty = every class
@@ -30,7 +32,7 @@ class DetectResult:
     image: Any
     rows: list[dict]
     counts: dict[str, int]
-    files: tuple[str, str]
+    files: tuple[FilePath, FilePath]
     record: dict
 
 
@@ -38,7 +40,7 @@ class DetectResult:
 class VideoRequest:
     """/detect_video: a video file's path and the settings; `tracking` adds ByteTrack ids and distinct counts."""
 
-    video: Any
+    video: Annotated[Any, FILE]
     conf: Any = None
     iou: Any = None
     classes: Any = None
@@ -56,7 +58,7 @@ class VideoProgress:
 
 @dataclass
 class VideoResult:
-    path: str  # the annotated H.264 MP4
+    path: FilePath  # the annotated H.264 MP4
     frames: int
     fps: float  # frame rate of the video (kept from the input)
     width: int
@@ -94,7 +96,7 @@ class TrackRequest:
     """track_stream: one webcam frame (RGB array) of the stream `session` (a key the front end picks: gradio's
     session hash and the model), whose ByteTrack tracker the engine keeps between frames."""
 
-    frame: Any
+    frame: Annotated[Any, FILE]
     session: str
     conf: Any = None
     iou: Any = None

@@ -24,7 +24,7 @@ import time
 from typing import Callable, Iterator, Mapping
 
 from hub.cluster import config as cluster_config
-from hub.cluster import files
+from hub.cluster import files, security
 from hub.cluster.replica import BOARD, NAMESPACE, DemoReplica
 from hub.device import Placement
 from hub.errors import UserError
@@ -75,8 +75,12 @@ class RayManager:
         self.config = config or cluster_config.ClusterConfig()
         self.config.check_names(tuple(self._specs))
         if not ray.is_initialized():
-            ray.init(address=_address(address), namespace=NAMESPACE, log_to_driver=False,
-                     **({} if _address(address) else {"include_dashboard": False}))
+            joined = _address(address)
+            if joined:
+                security.check_join(joined)
+                ray.init(address=joined, namespace=NAMESPACE, log_to_driver=False)
+            else:  # a Ray of our own: token auth with a private token, loopback address, no dashboard
+                ray.init(namespace=NAMESPACE, log_to_driver=False, **security.local_init_options())
         self._node_id = ray.get_runtime_context().get_node_id()
         self._share_files = share_files
         self._nodes_at, self._one_node = -1e9, True
