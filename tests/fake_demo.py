@@ -3,6 +3,7 @@
 Its "model" is a tiny engine; loading records calls so tests can count them.
 """
 
+import json
 from dataclasses import dataclass
 
 from hub import validate
@@ -24,6 +25,7 @@ SPEC = DemoSpec(
 )
 
 LOADS: list[str] = []
+CRASH = "crash now"  # text that makes the engine fail as a bug would
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def check(req: EchoRequest) -> int:
 def echo(lease, req: EchoRequest, job) -> EchoResult:
     """Repeat the text `times` times."""
     times = check(req)
+    if req.text.strip() == CRASH:
+        raise RuntimeError("a bug in the engine")  # what a failure that is not the visitor's looks like
     return EchoResult(lease.engine.prefix + " ".join([req.text.strip()] * times), lease.record(times=times))
 
 
@@ -95,8 +99,30 @@ def ui(ctx):
     go.click(run, [model, text, times], [out, record], api_name="echo", **ctx.events_on(status))
 
 
+def routes(ctx):
+    """POST /v1/echo {"text", "times"}: the tab's work through the /v1 path (error mapping, metrics)."""
+    from fastapi import APIRouter, Request
+
+    from hub.api import add_route, call, error, json_bytes
+
+    router = APIRouter()
+
+    @add_route(router, ctx, "/v1/echo", api="v1_echo")
+    async def echo_route(request: Request):
+        try:
+            body = json.loads(await json_bytes(request))
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or "text" not in body:
+            return error(400, "Send a JSON object with the text to echo.")
+        out = await call(ctx, "echo", EchoRequest(body["text"], body.get("times", 2)), None, http=request)
+        return {"text": out.text}
+
+    return router
+
+
 DEMO = Demo(
-    spec=SPEC, load=load, ui=ui, work=WORK,
+    spec=SPEC, load=load, ui=ui, work=WORK, routes=routes,
     options=(Option("prefix", "", "Text put before every answer."),),
     examples=(Example("echo", {"model": "echo-small", "text": "hi", "times": 2}, bad={"times": 0}),),
 )

@@ -57,6 +57,36 @@ def test_metrics_count_requests_by_demo_api_and_outcome_and_show_loaded_models(s
     assert samples(get(client.src + "metrics")[2])[ok] == 3
 
 
+def post(url: str, body: dict):
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def test_a_request_that_fails_is_counted_as_failed_on_every_path_never_ok(serve):
+    """The outcome label tells an operator's alert what failed: the visitor's input (user_error) or the hub (error)."""
+    from tests.fake_demo import CRASH
+
+    client = serve(("tests.fake_demo",))
+    with pytest.raises(Exception):
+        client.predict("echo-small", CRASH, 1, api_name="/echo")  # the tab: a bug in the engine
+    url = client.src + "v1/echo"
+    assert post(url, {"text": "hi", "times": 2}) == (200, {"text": "hi hi"})
+    assert post(url, {"text": CRASH})[0] == 500
+    assert post(url, {"text": "hi", "times": 99})[0] == 400  # the engine's own check refuses it
+    assert post(url, {"nothing": 1})[0] == 400  # the route answers the error itself, without raising
+    m = samples(get(client.src + "metrics")[2])
+
+    def count(api, outcome):
+        return m.get(("demohub_requests_total", frozenset({"demo": "fake_echo", "api": api, "outcome": outcome}.items())), 0)
+
+    assert (count("echo", "ok"), count("echo", "error")) == (0, 1)
+    assert (count("v1_echo", "ok"), count("v1_echo", "error"), count("v1_echo", "user_error")) == (1, 1, 2)
+
+
 def test_api_keys_guard_v1_and_metrics(serve):
     client = serve(("tests.fake_demo",), api_keys=("sk-test",))
     for path in ("v1/models", "metrics"):
