@@ -100,7 +100,10 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
     stats = Stats()
     # Warm-up, not counted: one request per tab loads every model, so the memory marks compare a warm server
     # with itself (model loading is not a leak).
-    warm = Client(url, verbose=False)
+    # A busy machine answers 50 sessions' first connections slowly: the client waits (a hung server is caught by
+    # the run's own limits), never giving up after httpx's default 5 s.
+    patient = {"timeout": max_seconds}
+    warm = Client(url, verbose=False, httpx_kwargs=patient)
     for api, args, _ in requests_for(make_media(media_dir, 999)):
         warm.predict(*args, api_name=api)
     # Then every session connects and sends its first request at once, also not counted: the server's first burst
@@ -118,7 +121,7 @@ def run_load(url: str, sessions: int = 50, seconds: float = 60, media_dir: Path 
         api, args, _ = reqs[i % len(reqs)]
         client = None
         try:
-            client = Client(url, verbose=False)
+            client = Client(url, verbose=False, httpx_kwargs=patient)
             client.predict(*args, api_name=api)
         except Exception as e:  # noqa: BLE001 - a failed warm-up request counts like any other
             outcome = "queue_full" if QUEUE_FULL in str(e).lower() else "error"

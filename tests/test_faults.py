@@ -61,25 +61,48 @@ def in_use(manager, demo) -> int:
     return sum(r["in_use"] for r in manager.status() if r["demo"] == demo)
 
 
+def units_done(demo: str, items: list) -> tuple[int, int] | None:
+    """(work units done, units the whole long request has) from the items its stream yielded; None where the
+    total is not known in advance (Whisper's windows on noise)."""
+    if demo == "stable_diffusion":
+        return sum(type(i).__name__ == "Step" for i in items) - 1, 150  # Step(0) is the start, then one per step
+    if demo == "yolo_detect":
+        return max((i.done for i in items if type(i).__name__ == "VideoProgress"), default=0), 600
+    if demo == "llm_chat":
+        return len(items), 4096
+    return None
+
+
 @pytest.mark.parametrize("demo", ["stable_diffusion", "whisper_asr", "yolo_detect", "llm_chat"])
-def test_cancel_mid_work_releases_the_model_and_the_next_request_runs_at_once(hub, demo):
+def test_cancel_mid_work_releases_the_model_and_the_next_request_runs_at_once(hub, demo, monkeypatch):
+    """Cancel stops the work before its end (counted in its own units: steps, frames, tokens) and frees the model
+    for the next request. Waits are conditions with generous caps: a busy machine is slow, not wrong."""
     client, manager, tmp = hub
     api, long_args, short_args = requests(tmp)[demo]
     client.predict(*short_args, api_name=api)  # load the model first, so the cancel hits the work, not the load
+    seen: list = []
+    real_stream = manager.stream
+
+    def counted(d, method, request, model=None, job=None):
+        for item in real_stream(d, method, request, model, job):
+            if d == demo:
+                seen.append(item)
+            yield item
+
+    monkeypatch.setattr(manager, "stream", counted)
     job = client.submit(*long_args, api_name=api)
-    deadline = time.monotonic() + 120
-    while in_use(manager, demo) == 0:  # wait until the work holds the model
+    deadline = time.monotonic() + 300
+    while in_use(manager, demo) == 0 or len(seen) < 2:  # wait until the work holds the model and has begun
         assert time.monotonic() < deadline and not job.done(), "the long request never started"
         time.sleep(0.05)
-    time.sleep(1.0)
     job.cancel()
-    t0 = time.monotonic()
     while in_use(manager, demo):
-        assert time.monotonic() - t0 < 10, f"{demo}: the model was still leased 10 s after Cancel"
+        assert time.monotonic() < deadline, f"{demo}: the model was never released after Cancel"
         time.sleep(0.05)
-    t1 = time.monotonic()
-    client.predict(*short_args, api_name=api)
-    assert time.monotonic() - t1 < 60
+    if (units := units_done(demo, list(seen))) is not None:  # the lease is held until the work returns
+        assert units[0] < units[1], f"{demo}: the work ran to its end ({units[0]} of {units[1]}) despite Cancel"
+    monkeypatch.undo()
+    client.predict(*short_args, api_name=api)  # the next request runs
 
 
 def test_missing_weights_offline_is_actionable_and_other_tabs_work(settings, serve):

@@ -345,11 +345,16 @@ def test_models_tab_lists_the_replicas_where_they_run_and_what_they_hold(hubs):
     manager = hubs["manager"]
     hubs["ray"].predict(*hubs["fill"](next(ex for n, ex in EXAMPLES if n == "yolo_detect").values()),
                         api_name="/detect")
-    time.sleep(1.5)  # replicas report every second
+    deadline = time.monotonic() + 300  # replicas report every second; on a busy machine the second may start late
+    while True:
+        yolo = manager.replicas()["yolo_detect"]
+        loaded = any(r[0] == "yolo_detect" and "pid" in r[3] for r in status_rows(manager))
+        if yolo["running"] == 2 and len(yolo["replicas"]) == 2 and loaded:
+            break
+        assert time.monotonic() < deadline, f"both YOLO replicas never reported: {yolo}"
+        time.sleep(0.25)
     info = system_info(manager, manager.settings, operator=True)
     assert "Ray Serve deployments" in info
-    yolo = manager.replicas()["yolo_detect"]
-    assert yolo["running"] == 2 and len(yolo["replicas"]) == 2
     for rep in yolo["replicas"]:
         assert f"pid {rep['pid']}" in info
     assert re.search(r"yolo_detect\*\*: 2 replica\(s\) running, \d+ request\(s\) waiting", info)
