@@ -111,15 +111,19 @@ def launch(blocks, settings: Settings, **extra):
     )
     kwargs.update(extra)
     block = kwargs.pop("prevent_thread_lock", False)
-    app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
+    from hub import guard, hosts
+
+    with hosts.uvicorn_trusts_no_proxy():  # X-Forwarded-* count only from DEMOHUB_TRUSTED_PROXIES (hub.hosts)
+        app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
     if settings.share and not share_url:
         # gradio prints its own hint and carries on; say plainly what happened and that the hub still serves.
         log.error("Could not create the public share link (no network, or the tunnel could not start). "
                   "The hub keeps running locally at %s.", local_url)
     blocks.hub_app = app  # route auth also accepts the login cookie of gradio's page
-    from hub import guard
-
     guard.install(app, settings)
+    from hub import gradio_media  # gradio's FFmpeg calls read only the upload; its screen-recording route is gone
+    gradio_media.install(app)
+    hosts.install(app, settings, share_url)  # last, so outermost: Host, Origin and proxies before anything else
     for ctx, router in contexts:
         if ctx is not None:
             ctx.app = app

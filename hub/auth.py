@@ -34,19 +34,36 @@ def authorized(settings: Settings, request, app=None) -> bool:
     """True when hub login is off, or `request` (a starlette Request) carries valid hub credentials."""
     if not settings.auth and not settings.api_keys:
         return True
+    scheme, value = _credentials(request)
+    if scheme == "bearer" and key_ok(settings, value):
+        return True
+    if scheme in ("basic", "bearer"):
+        user, sep, password = value.partition(":")
+        return bool(sep) and credentials_ok(settings, user, password)
+    if scheme == "invalid":
+        return False
+    return _gradio_session(request, app)
+
+
+def claimed_user(request) -> str:
+    """The user name `request`'s Authorization header names (Basic, or Bearer USER:PASSWORD); '' for an API key or
+    none: what the login throttle counts failures under, with the address."""
+    scheme, value = _credentials(request)
+    user, sep, _ = value.partition(":")
+    return user if scheme in ("basic", "bearer") and sep else ""
+
+
+def _credentials(request) -> tuple[str, str]:
+    """(scheme in lower case, value) of the Authorization header; Basic decoded; ('', '') without one."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
-    if scheme.lower() == "basic":
+    scheme, value = scheme.lower(), value.strip()
+    if scheme == "basic":
         try:
             value = base64.b64decode(value, validate=True).decode()
         except ValueError:
-            return False
-    if scheme.lower() == "bearer" and key_ok(settings, value.strip()):
-        return True
-    if scheme.lower() in ("basic", "bearer"):
-        user, sep, password = value.strip().partition(":")
-        return bool(sep) and credentials_ok(settings, user, password)
-    return _gradio_session(request, app)
+            return "invalid", ""
+    return scheme, value
 
 
 def _gradio_session(request, app) -> bool:
@@ -60,14 +77,17 @@ def _gradio_session(request, app) -> bool:
     return False
 
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
 def is_operator(settings: Settings, request) -> bool:
     """Whether the person behind `request` (a gr.Request or starlette Request) may do operator actions (unload
     models, see library versions and server paths): a hub user listed in DEMOHUB_OPERATORS, or, except behind a
     share link (its tunnel arrives from loopback too), whoever connects from this machine (the `demohub` CLI, the
-    operator's own browser). A hub without login that only this machine can reach is all operator."""
+    operator's own browser). A hub without login that only this machine can reach is all operator.
+
+    "From this machine" is a loopback connection that names a loopback Host (a page that rebinds its own name to
+    127.0.0.1 names its own) and carries no forwarding header (a proxy on this machine forwards other people, trusted
+    or not: through a proxy only DEMOHUB_OPERATORS users are operators)."""
+    from hub.hosts import LOOPBACK_NAMES, forwarded, hostname, is_loopback
+
     user = getattr(request, "username", None)
     if user and user in settings.operators:
         return True
@@ -75,4 +95,7 @@ def is_operator(settings: Settings, request) -> bool:
         return False
     client = getattr(request, "client", None)
     host = getattr(client, "host", None) or (client[0] if isinstance(client, (tuple, list)) and client else None)
-    return host in LOOPBACK or host == "::ffff:127.0.0.1"
+    headers = getattr(request, "headers", None) or {}
+    named = headers.get("host")
+    return (is_loopback(host) and not forwarded(request)
+            and (named is None or hostname(named) in LOOPBACK_NAMES))

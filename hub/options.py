@@ -18,6 +18,7 @@ HUB_VARS = frozenset({
     "CACHE_DIR", "DEVICE", "DTYPE", "WEIGHTS", "VRAM_BUDGET", "OFFLINE", "HOST", "PORT", "SHARE", "AUTH",
     "AUTH_FILE", "INSECURE_SHARE", "MAX_UPLOAD_MB", "QUEUE_SIZE", "DEMOS", "COMPILE", "VENV", "KEEP_ALIVE",
     "PINNED", "API_KEYS", "ALLOWED_ORIGINS", "ALLOW_ANY_MODEL", "OPERATORS", "BACKEND", "RAY_ADDRESS", "RAY_CONFIG",
+    "ALLOWED_HOSTS", "TRUSTED_PROXIES", "EMBED",
 })
 PER_DEMO = frozenset({"MODEL", "KEEP_ALIVE"})  # every demo's hub-level settings: DEMOHUB_<DEMO>_MODEL, ..._KEEP_ALIVE
 OTHER_PREFIXES = ("BENCH_", "TEST_", "CHROMIUM")  # read by the benchmarks and the browser tests

@@ -67,6 +67,47 @@ def parse_auth(text: str, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def parse_hosts(text: str, name: str) -> tuple[str, ...]:
+    """'hub.lan, Demo.Example.com:7860' -> ('hub.lan', 'demo.example.com'): host names, lower case, ports dropped;
+    '*' allows every name."""
+    hosts = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        host = item if item == "*" else _without_port(item)
+        if host != "*" and (not host or not all(c.isalnum() or c in "-._:[]" for c in host)):
+            raise SettingsError(f"{name}: {item!r} is not a host name; give names like hub.example.com (commas "
+                                "between them), or * for any name.")
+        hosts.append(host)
+    return tuple(hosts)
+
+
+def _without_port(host: str) -> str:
+    """'example.com:7860' -> 'example.com'; '[::1]:7860' -> '::1'."""
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else ""
+    name, sep, port = host.rpartition(":")
+    return name if sep and port.isdigit() and ":" not in name else host
+
+
+def parse_networks(text: str, name: str) -> tuple[str, ...]:
+    """'127.0.0.1, 10.0.0.0/8, ::1' -> the same addresses and networks, each checked."""
+    import ipaddress
+
+    nets = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            nets.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or network; give addresses like 127.0.0.1 "
+                                "or networks like 10.0.0.0/8, separated by commas.") from None
+    return tuple(nets)
+
+
 def _choice(value: str, name: str, allowed: tuple[str, ...]) -> str:
     value = value.strip().lower()
     if value not in allowed:
@@ -120,6 +161,9 @@ class Settings:
     allow_any_model: bool = False  # requests may name any HF repo id or local path (loopback hubs only)
     allowed_origins: tuple[str, ...] = ()  # other websites whose pages may call /v1 (DEMOHUB_ALLOWED_ORIGINS)
     operators: tuple[str, ...] = ()  # hub users who may unload models and see versions and paths (DEMOHUB_OPERATORS)
+    allowed_hosts: tuple[str, ...] = ()  # Host names answered beyond loopback ones (DEMOHUB_ALLOWED_HOSTS)
+    trusted_proxies: tuple[str, ...] = ()  # proxies whose X-Forwarded-* count (DEMOHUB_TRUSTED_PROXIES)
+    embed: bool = False  # the login cookie works inside other sites' frames (DEMOHUB_EMBED; default on in a Space)
     backend: str = "local"  # where engines run: this process, or Ray Serve deployments (DEMOHUB_BACKEND)
     ray_address: str | None = None  # the Ray cluster to join (DEMOHUB_RAY_ADDRESS; default RAY_ADDRESS or a local one)
     ray_config: str | None = None  # per-demo deployment file, TOML or YAML (DEMOHUB_RAY_CONFIG)
@@ -185,8 +229,16 @@ class Settings:
             kw["allow_any_model"] = _bool(v, "DEMOHUB_ALLOW_ANY_MODEL")
         if (v := get("DEMOHUB_ALLOWED_ORIGINS")) is not None:
             kw["allowed_origins"] = tuple(o.strip() for o in v.split(",") if o.strip())
+        if space := get("SPACE_HOST", "").strip():  # a Space's own page, whatever Host its proxy forwards
+            kw["allowed_origins"] = kw.get("allowed_origins", ()) + (f"https://{space}",)
         if (v := get("DEMOHUB_OPERATORS")) is not None:
             kw["operators"] = tuple(u.strip() for u in v.split(",") if u.strip())
+        if (v := get("DEMOHUB_ALLOWED_HOSTS")) is not None:
+            kw["allowed_hosts"] = parse_hosts(v, "DEMOHUB_ALLOWED_HOSTS")
+        if (v := get("DEMOHUB_TRUSTED_PROXIES")) is not None:
+            kw["trusted_proxies"] = parse_networks(v, "DEMOHUB_TRUSTED_PROXIES")
+        # A Space shows the app in a frame of huggingface.co: its login cookie must work there
+        kw["embed"] = _bool(get("DEMOHUB_EMBED", "1" if get("SPACE_ID") else "0"), "DEMOHUB_EMBED")
         if (v := get("DEMOHUB_BACKEND")) is not None:
             kw["backend"] = _choice(v, "DEMOHUB_BACKEND", BACKENDS)
         kw["ray_address"] = get("DEMOHUB_RAY_ADDRESS", "").strip() or None

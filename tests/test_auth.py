@@ -40,3 +40,13 @@ def test_api_keys_open_the_routes_and_close_them_to_everyone_else(settings):
     both = replace(s, auth=(("alice", "pw"),))
     assert authorized(both, request({"authorization": "Bearer alice:pw"}))
     assert authorized(both, request({"authorization": "Bearer sk-local-1"}))
+
+
+def test_the_user_a_request_names_is_what_the_login_throttle_counts(settings):
+    from hub.auth import claimed_user
+
+    basic = base64.b64encode(b"alice:pw:with:colons").decode()
+    assert claimed_user(request({"authorization": f"Basic {basic}"})) == "alice"
+    assert claimed_user(request({"authorization": "Bearer bob:guess"})) == "bob"
+    for anonymous in ("Bearer sk-some-key", "Basic !!notbase64", "Token carol:x", ""):
+        assert claimed_user(request({"authorization": anonymous})) == "", anonymous  # keys: the address alone

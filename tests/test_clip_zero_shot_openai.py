@@ -230,3 +230,57 @@ def test_request_body_schema_documents_every_field():
     assert set(props) == {"input", "model", "encoding_format", "dimensions", "truncate"}
     assert all(p.get("description") for p in props.values())
     assert json.dumps(props)  # plain JSON: usable as docs
+
+
+# ---- big images (issue #33): sizes from headers first, then one at a time, downscaled while decoding -------------
+
+
+def flat_png(w: int, h: int) -> bytes:
+    """A one-colour w x h PNG: 49 megapixels compress to a few hundred KB."""
+    buf = io.BytesIO()
+    Image.new("RGB", (w, h), (120, 90, 60)).save(buf, "PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def test_every_image_size_is_read_from_its_header_before_any_image_is_decoded(hub, monkeypatch):
+    from demos.clip_zero_shot import embeddings
+    from demos.clip_zero_shot.types import ImageInput
+    from hub.media import image as media_image
+
+    decoded = []
+    real = media_image.read_image
+    monkeypatch.setattr(media_image, "read_image", lambda *a, **k: decoded.append(1) or real(*a, **k))
+    ok = ImageInput(flat_png(64, 64), "input[0] (an image data URL)")
+    huge = ImageInput(base64.b64decode(png_header_only(8000, 7000).split(",", 1)[1]), "input[1] (an image data URL)")
+    with hub.hub_manager.use("clip_zero_shot", "tiny-random") as lease:
+        with pytest.raises(embeddings.InputError, match=r"^input\[1\] \(an image data URL\) is 8000x7000"):
+            embeddings.embed(lease.engine, [ok, huge])
+    assert decoded == []  # the first image was not decoded for a request the second one refuses
+
+
+def test_a_49_megapixel_image_is_decoded_small_and_one_at_a_time(hub, monkeypatch, tmp_path):
+    from demos.clip_zero_shot import embeddings
+    from demos.clip_zero_shot.types import ImageInput
+    from tests.test_media_hostile import peak_mb
+
+    big = flat_png(7000, 7000)
+    with hub.hub_manager.use("clip_zero_shot", "tiny-random") as lease:
+        engine = lease.engine
+        seen = []
+        real = engine.encode_images_cached
+        monkeypatch.setattr(engine, "encode_images_cached", lambda pics, keys: seen.extend(pics) or real(pics, keys))
+        out = embeddings.embed(engine, [ImageInput(big, "input[0]"), "a cat"])
+    side = engine.model.visual.image_size
+    side = min(side) if isinstance(side, (tuple, list)) else side
+    assert out.vectors.shape[0] == 2 and max(seen[0].size) <= 4 * side  # decoded near the encoder's input size
+    # four of them in a fresh process: one full-size picture at a time (147 MB), never four (588 MB)
+    (tmp_path / "big.png").write_bytes(big)
+    code = (f"from pathlib import Path\nfrom types import SimpleNamespace as N\nimport numpy as np\n"
+            "from demos.clip_zero_shot.embeddings import embed\nfrom demos.clip_zero_shot.types import ImageInput\n"
+            "class T:\n    def __init__(self, a): self.a = a\n    def cpu(self): return self\n"
+            "    def numpy(self): return self.a\n"
+            "class E:\n    context_length = 77\n    model = N(visual=N(image_size=224, output_dim=4))\n"
+            "    def encode_images_cached(self, pics, keys): return T(np.ones((len(pics), 4), np.float32))\n"
+            f"data = Path({str(tmp_path / 'big.png')!r}).read_bytes()\n"
+            "embed(E(), [ImageInput(data, f'input[{i}]') for i in range(4)])")
+    assert peak_mb(code) < 400

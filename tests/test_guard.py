@@ -1,5 +1,7 @@
-"""Issue #21 on a live hub: the login page describes nothing, wrong passwords slow down, one upload cap per request,
-cut-off uploads leave no files, and only operators unload models."""
+"""Issues #21 and #33 on a live hub: no page describes anything before login, wrong passwords slow down on every
+door (one throttle per address and user, whatever headers say), the login cookie stays on its own site, one upload
+cap per request, cut-off uploads leave no files, and only operators unload models (a rebinding name or a proxy
+makes nobody the operator)."""
 
 from __future__ import annotations
 
@@ -27,15 +29,19 @@ def _get(url: str, **kw) -> tuple[int, str, dict]:
         return e.code, e.read().decode(errors="replace"), dict(e.headers)
 
 
-def test_the_login_page_describes_no_endpoint_and_no_model_until_login(serve):
+def test_no_page_describes_an_endpoint_or_a_model_until_login(serve):
     client = serve(("tests.fake_demo",), **PUBLIC)
-    status, page, _ = _get(client.src)
-    assert status == 200 and "gradio_api_info" in page
-    for word in ("echo-small", "/echo", "named_endpoints\": {\"", "fake_echo", "Times"):
-        assert word not in page, word
+    base = client.src.rstrip("/")
+    for path in ("/", "/gradio_api/runs", "/gradio_api/runs/"):
+        for encoding in ("identity", "gzip", "br"):  # gradio compresses what the client accepts
+            page = requests.get(base + path, headers={"Accept-Encoding": encoding}, timeout=30)
+            assert page.status_code == 200 and "gradio_api_info" in page.text, (path, encoding)
+            for word in ("echo-small", "/echo", "named_endpoints\": {\"", "fake_echo", "Times"):
+                assert word not in page.text, (path, encoding, word)
     session = requests.Session()
-    assert session.post(client.src.rstrip("/") + "/login", data={"username": "visitor", "password": "pw"}).ok
-    assert "echo-small" in session.get(client.src).text  # logged in: the whole page
+    assert session.post(base + "/login", data={"username": "visitor", "password": "pw"}).ok
+    assert "echo-small" in session.get(base + "/").text  # logged in: the whole page
+    assert "echo-small" in session.get(base + "/gradio_api/runs").text
 
 
 def test_strip_api_info_keeps_the_rest_of_the_page():
@@ -61,6 +67,11 @@ def test_wrong_passwords_slow_down_the_address_then_it_may_try_again():
     t.succeeded("1.2.3.4")  # the right password clears the address's failures
     assert t.wait("1.2.3.4", now=501) == 0
     t.succeeded("9.9.9.9")  # an address that never failed
+    for i in range(6):
+        t.failed("1.2.3.4", "alice", now=600 + i)
+    assert t.wait("1.2.3.4", "alice", now=606) > 0
+    assert t.wait("1.2.3.4", "bob", now=606) == 0  # guesses at alice's password do not lock bob out
+    assert t.wait("5.6.7.8", "alice", now=606) == 0 and t.wait("1.2.3.4", now=606) == 0
 
 
 def test_the_address_comes_from_the_connection_and_the_wait_is_said_in_whole_seconds():
@@ -78,22 +89,56 @@ def test_the_address_comes_from_the_connection_and_the_wait_is_said_in_whole_sec
 def test_repeated_wrong_logins_are_refused_even_with_the_right_password(serve):
     client = serve(("tests.fake_demo",), **PUBLIC)
     url = client.src.rstrip("/") + "/login"
-    codes = [requests.post(url, data={"username": "visitor", "password": f"guess{i}"}).status_code for i in range(6)]
+    codes = [requests.post(url + "/" * (i % 2), data={"username": "visitor", "password": f"guess{i}"}).status_code
+             for i in range(6)]  # /login and /login/ are one door
     assert codes[:5] == [400] * 5 and codes[5] == 429
     right = requests.post(url, data={"username": "visitor", "password": "pw"})
     assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1
     assert "Too many failed logins" in right.text
     models = client.src.rstrip("/") + "/v1/models"
     status, body, headers = _get(models, headers={"Authorization": "Bearer visitor:pw"})
-    assert status == 200  # the /v1 layer has its own count: a right key is not refused for the page's failures
+    assert status == 429 and "Too many failed logins" in body  # one throttle: the page's failures count here
+    status, _, _ = _get(models, headers={"Authorization": "Bearer op:secret"})
+    assert status == 200  # another user at the same address is not locked out
 
 
-def test_wrong_api_keys_on_v1_are_throttled(serve):
-    client = serve(("llm_chat",), models={"llm_chat": "tiny-random"}, **PUBLIC)
-    url = client.src.rstrip("/") + "/v1/chat/completions"
-    body = {"model": "tiny-random", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}
-    codes = [requests.post(url, json=body, headers={"Authorization": f"Bearer nope{i}"}).status_code for i in range(6)]
-    assert codes == [401] * 5 + [429]
+def test_guessed_credentials_on_models_and_metrics_are_throttled(serve):
+    client = serve(("tests.fake_demo",), **PUBLIC)
+    for path, user in (("/v1/models", "op"), ("/metrics", "visitor")):
+        url = client.src.rstrip("/") + path
+        codes = [_get(url, headers={"Authorization": f"Bearer {user}:guess{i}"})[0] for i in range(6)]
+        assert codes == [401] * 5 + [429], (path, codes)
+
+
+def test_the_login_cookie_is_not_sent_by_other_sites_unless_the_hub_is_embedded(serve):
+    for embed, same_site in ((False, "samesite=lax"), (True, "samesite=none")):
+        client = serve(("tests.fake_demo",), embed=embed, **PUBLIC)
+        r = requests.post(client.src.rstrip("/") + "/login", data={"username": "visitor", "password": "pw"})
+        cookies = [c.strip().lower() for c in r.raw.headers.getlist("set-cookie")]
+        assert r.ok and cookies[0].startswith("access-token-") and same_site in cookies[0], cookies
+        assert embed or not any("samesite=none" in c for c in cookies), cookies
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(serve):
+    from gradio_client import Client
+
+    client = serve(("tests.fake_demo",), trusted_proxies=("127.0.0.1",), **PUBLIC)
+    base = client.src.rstrip("/")
+    for via in ({"X-Forwarded-For": "203.0.113.9"}, {}):  # a visitor, or a proxy that names nobody: no operator
+        visitor = Client(base + "/", auth=("visitor", "pw"), verbose=False, headers=via)
+        assert "gradio" not in visitor.predict(api_name="/model_status")[1], via
+        with pytest.raises(Exception, match="Only the hub.s operator"):
+            visitor.predict(api_name="/unload_all")
+
+    def login(addr: str, password: str) -> int:
+        return requests.post(base + "/login", data={"username": "visitor", "password": password},
+                             headers={"X-Forwarded-For": addr}).status_code
+    assert [login("198.51.100.1", f"guess{i}") for i in range(6)] == [400] * 5 + [429]
+    assert login("198.51.100.2", "pw") == 200  # another visitor behind the same proxy
+    upload = base + "/gradio_api/upload"
+    page = {"Origin": "https://hub.example.test", "X-Forwarded-For": "198.51.100.3"}
+    assert requests.post(upload, headers=page).status_code == 403  # not the name this request came by
+    assert requests.post(upload, headers={**page, "X-Forwarded-Host": "hub.example.test"}).status_code == 401
 
 
 def test_the_upload_cap_counts_every_file_of_a_request(serve):
@@ -121,8 +166,9 @@ def test_a_cut_off_upload_leaves_no_file_behind(serve):
     host, port = "127.0.0.1", int(client.src.rstrip("/").rsplit(":", 1)[1])
     head = b'--b\r\nContent-Disposition: form-data; name="files"; filename="cut.bin"\r\n\r\n'
     with socket.create_connection((host, port)) as s:
-        s.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-                  b"Content-Length: 20000000\r\n\r\n" + head + b"x" * 3_000_000)
+        s.sendall(b"POST /gradio_api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 20000000\r\n\r\n"
+                  + head + b"x" * 3_000_000)
         time.sleep(1.0)  # the server has written part of the file
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -146,6 +192,15 @@ def test_operators_are_listed_users_or_this_machine_never_a_share_link_visitor()
     shared = type(s)(**{**s.__dict__, "share": True})
     assert not is_operator(shared, req("v", "127.0.0.1"))  # share-link visitors arrive through a local tunnel
     assert is_operator(shared, req("op", "127.0.0.1"))
+
+    def browser(host_header, **headers):
+        return SimpleNamespace(username=None, client=SimpleNamespace(host="127.0.0.1"),
+                               headers={"host": host_header, **headers})
+    for name in ("127.0.0.1:7860", "localhost:7860", "[::1]:7860", "localhost"):
+        assert is_operator(s, browser(name)), name
+    assert not is_operator(s, browser("rebind.attacker.example:7860"))  # a page that points its name at 127.0.0.1
+    for header in ("x-forwarded-for", "forwarded", "x-real-ip"):  # a proxy on this machine forwards other people
+        assert not is_operator(s, browser("127.0.0.1:7860", **{header: "203.0.113.9"})), header
 
 
 def _lan_ip() -> str | None:

@@ -229,15 +229,14 @@ def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
     assert "other visitor" in engine.last_run["prompt"] and "first question" not in engine.last_run["prompt"]
 
     job = a.submit("a long one", *args, 500, 1.0, api_name="/chat")
-    end = time.monotonic() + 60
+    end = time.monotonic() + 300  # generous caps: the conditions are the assertion, not the machine's speed
     while not job.outputs() and time.monotonic() < end:
         time.sleep(0.02)
     job.cancel()
-    end = time.monotonic() + 10
     while "a long one" not in engine.last_run.get("prompt", "") and time.monotonic() < end:
         time.sleep(0.05)
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
-    assert _wait_idle(engine, 2) and a.blocks.hub_manager.status()[0]["in_use"] == 0
+    assert _wait_idle(engine, 120) and a.blocks.hub_manager.status()[0]["in_use"] == 0
 
     with pytest.raises(Exception, match="Temperature is -1, which is out of range; use a number from 0 to 2"):
         a.predict("hi", "tiny-random", "", -1.0, 0.9, 50, 5, 1.0, api_name="/chat")
@@ -316,8 +315,9 @@ def test_options_are_declared_checked_and_read_by_load(settings):
     from hub.errors import SettingsError
     from hub.weights import select, resolve
 
-    assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cuda_graphs": True, "ctranslate2": True,
-                                                 "ct2_threads": 0, "graph_len": 4096}
+    assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cpu_context": 3072, "max_prompt_tokens": 0,
+                                                 "cuda_graphs": True, "ctranslate2": True, "ct2_threads": 0,
+                                                 "graph_len": 4096}
     opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off",
                                  "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
     assert opts.context == 512 and opts.cuda_graphs is False and opts.ctranslate2 is False

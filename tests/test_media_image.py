@@ -79,6 +79,32 @@ def test_one_pixel_cap_checked_from_the_header(tmp_path):
     assert MAX_PIXELS == 50_000_000
 
 
+def test_image_size_reads_the_header_alone(tmp_path):
+    """Issue #33: a request's images are all measured before any is decoded; a file that is only a header proves
+    that nothing was decoded (decoding it fails)."""
+    from hub.media.image import image_size
+
+    whole = _png()
+    path = tmp_path / "header.png"
+    path.write_bytes(whole[:60])  # the PNG's header and the start of its data
+    assert image_size(str(path)) == Image.open(io.BytesIO(whole)).size
+    with pytest.raises(UserError, match="is damaged"):
+        open_image(str(path))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert image_size(save(tmp_path, Image.new("RGB", (40, 20)), "rot.jpg", exif=exif)) == (20, 40)
+    with pytest.raises(UserError, match="54 megapixels"):
+        image_size(save(tmp_path, Image.new("1", (9000, 6000)), "big.png"))
+
+
+def test_an_upright_image_is_not_copied_while_decoding(tmp_path, monkeypatch):
+    """Only one full-size picture in memory: no EXIF copy of an upright image before it is downscaled."""
+    from PIL import ImageOps
+
+    monkeypatch.setattr(ImageOps, "exif_transpose", lambda *a, **k: pytest.fail("copied an upright image"))
+    assert read_image(save(tmp_path, Image.new("RGB", (300, 200)), "up.png"), max_side=100).image.size == (100, 67)
+
+
 def test_min_side_and_missing_input(tmp_path):
     with pytest.raises(UserError, match="only 1x1 pixels"):
         open_image(Image.new("RGB", (1, 1)), min_side=8)

@@ -82,3 +82,33 @@ def test_visitors_of_a_public_hub_cannot_load_arbitrary_models(settings):
                 ctx.check_model(bad)
         with pytest.raises(UserError, match="DEMOHUB_FAKE_ECHO_MODEL"):
             ctx.call("echo", fake_demo.EchoRequest("hi"), "someone/any-repo")
+
+
+def test_which_names_and_pages_a_hub_answers(settings):
+    from hub.hosts import Proxies, host_ok, origin_ok
+
+    loop, lan = settings, replace(settings, host="0.0.0.0")
+    named = replace(lan, allowed_hosts=("hub.example.test",))
+    for host in ("127.0.0.1:7860", "127.0.0.1", "localhost:7860", "LOCALHOST", "[::1]:7860", "[::1]"):
+        assert host_ok(host, loop, True) and host_ok(host, named, False), host
+    for host in ("rebind.attacker.example:7860", "127.0.0.1.nip.io", "10.0.0.5:7860", "localhost.attacker.example"):
+        assert not host_ok(host, loop, True), host  # a hub on loopback: its own names only
+    assert host_ok("hub.example.test", named, False) and host_ok("192.168.1.5:7860", named, False)
+    assert not host_ok("rebind.attacker.example", named, False)
+    assert host_ok("anything.lan", lan, False)  # a hub on the network without a list: visitors name it as they like
+    assert not host_ok("rebind.attacker.example", lan, True)  # ... but nobody on its own machine (rebinding)
+    assert host_ok("abc.gradio.live", loop, True, frozenset({"abc.gradio.live"}))  # the share link's name
+    assert origin_ok("https://abc.gradio.live", "127.0.0.1:7860", loop, extra=frozenset({"abc.gradio.live"}))
+    assert host_ok(None, loop, True)  # HTTP/1.0 without Host: a program
+    own = "127.0.0.1:7860"
+    assert origin_ok("http://127.0.0.1:7860", own, loop) and origin_ok("http://localhost", "localhost:80", loop)
+    for origin in ("null", "https://evil.example", "http://127.0.0.1:9999", "http://localhost:7860", "file://"):
+        assert not origin_ok(origin, own, loop), origin
+    assert origin_ok("https://hub.example.test", "10.0.0.2:7860", named)  # behind a proxy that sets its own Host
+    allowed = replace(loop, allowed_origins=("https://app.example.com/",))
+    assert origin_ok("https://APP.example.com", own, allowed) and not origin_ok("null", own, allowed)
+    assert origin_ok("https://any.example", own, replace(loop, allowed_origins=("*",)))
+    proxies = Proxies(("127.0.0.1/32", "10.0.0.0/8"))
+    assert proxies.trusted("10.1.2.3") and not proxies.trusted("192.168.1.1") and not proxies.trusted("unknown")
+    assert proxies.client("127.0.0.1", "6.6.6.6, 203.0.113.9, 10.0.0.7") == "203.0.113.9"  # the right-most stranger
+    assert proxies.client("127.0.0.1", "") == "unknown"  # a proxy that names nobody: never this machine

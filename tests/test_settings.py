@@ -82,3 +82,19 @@ def test_parse_auth_either_pairs_or_a_clear_error(text):
         assert "USER:PASSWORD" in str(e)
     else:
         assert all(u and p for u, p in pairs)
+
+
+def test_allowed_hosts_trusted_proxies_and_embedding():
+    s = Settings.load({"DEMOHUB_ALLOWED_HOSTS": " Hub.LAN, demo.example.com:7860,[::1]:80 ,",
+                       "DEMOHUB_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, ::1"})
+    assert s.allowed_hosts == ("hub.lan", "demo.example.com", "::1")
+    assert s.trusted_proxies == ("127.0.0.1/32", "10.0.0.0/8", "::1/128")
+    assert not s.embed and Settings.load({"SPACE_ID": "me/demo"}).embed  # a Space shows the app in a frame
+    assert Settings.load({"SPACE_HOST": "me-demo.hf.space"}).allowed_origins == ("https://me-demo.hf.space",)
+    assert not Settings.load({"SPACE_ID": "me/demo", "DEMOHUB_EMBED": "0"}).embed
+    assert Settings.load({"DEMOHUB_ALLOWED_HOSTS": "*"}).allowed_hosts == ("*",)
+    for var, value, said in (("DEMOHUB_ALLOWED_HOSTS", "evil.example/path", "not a host name"),
+                             ("DEMOHUB_TRUSTED_PROXIES", "proxy.lan", "not an IP address or network"),
+                             ("DEMOHUB_EMBED", "sometimes", "DEMOHUB_EMBED")):
+        with pytest.raises(SettingsError, match=said):
+            Settings.load({var: value})

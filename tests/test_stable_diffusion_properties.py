@@ -74,10 +74,11 @@ def test_sd_generate_validates_every_setting(prompt, negative, kw):
         check_sd_common(p)
         assert p["steps"] <= sd.MAX_STEPS and (extra["width"], extra["height"]) == (p["width"], p["height"])
         for given_side, side in ((width, p["width"]), (height, p["height"])):
-            if given_side is not None:
-                assert sd.MIN_SIDE <= as_float(given_side) <= sd.MAX_SIDE, "an out-of-range size must be refused"
-            if given_side is not None:
-                assert as_float(given_side) == side, "a size is used as given or refused, never rounded"
+            if given_side is None or (isinstance(given_side, str) and not given_side.strip()):
+                continue  # None and a blank box mean the model's default size
+            assert as_float(given_side) is not None, "a size that is not a number must be refused"
+            assert sd.MIN_SIDE <= as_float(given_side) <= sd.MAX_SIDE, "an out-of-range size must be refused"
+            assert as_float(given_side) == side, "a size is used as given or refused, never rounded"
 
 
 @FAST

@@ -255,3 +255,43 @@ def test_a_public_hub_refuses_an_unlisted_model_with_a_404(settings):
         api.audio.transcriptions.create(model="someone/else", file=Path(wav))
     assert "is not one of this hub's" in e.value.body["message"] and e.value.body["code"] == "model_not_found"
     assert json.loads(api.audio.transcriptions.with_raw_response.create(model="whisper-1", file=Path(wav)).text)
+
+
+def test_the_upload_is_decoded_in_the_queue_and_a_long_one_is_said_longer_than_the_cap(settings, monkeypatch):
+    """Issue #33: a request waiting in the /v1 queue holds its upload, never its decoded samples; and audio whose
+    header gives no length is refused once decoding passes the cap, with "longer than" (not a made-up length)."""
+    import subprocess
+    from dataclasses import replace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from demos.whisper_asr import DEMO, SPEC
+    from hub.context import DemoContext
+    from hub.models import ModelManager
+    from hub.options import parse
+
+    s = replace(settings, models={"whisper_asr": "tiny-random"})
+    manager = ModelManager(s, {"whisper_asr": (SPEC, DEMO.loader(parse(DEMO, {})), DEMO.work)})
+    ctx = DemoContext(manager, s, SPEC, parse(DEMO, {"DEMOHUB_WHISPER_ASR_MAX_MINUTES": "1"}))
+    app = FastAPI()
+    app.include_router(routes_module.routes(ctx))
+    free_slots = []
+    real = routes_module.decode
+
+    def watched(upload, max_seconds):  # how many /v1 slots are free while this request decodes
+        adm = getattr(ctx, "_admission", None)
+        free_slots.append(None if adm is None or adm._sem is None else adm._sem.value)
+        return real(upload, max_seconds)
+
+    monkeypatch.setattr(routes_module, "decode", watched)
+    wav = Path(write_wav(Path(settings.cache_dir).parent / "t.wav", babble(1), SR))
+    with TestClient(app) as http:
+        r = http.post("/v1/audio/transcriptions", files={"file": ("t.wav", wav.read_bytes())})
+        assert r.status_code == 200, r.text
+        assert free_slots == [ctx.concurrency - 1]  # decoded holding a slot: after its wait in the queue
+        flac = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono",
+                               "-t", "600", "-c:a", "flac", "-f", "flac", "-"], capture_output=True, check=True).stdout
+        r = http.post("/v1/audio/transcriptions", files={"file": ("long.flac", flac)})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith(
+        "The audio is longer than 60 seconds; this hub accepts at most 60 seconds."), r.text

@@ -1,11 +1,16 @@
 """The work of `POST /v1/embeddings` (the engine's `embed` method, in the worker under the lease): texts through
 the CLIP text encoder (`label_embeddings`, the tabs' cache) and image data URLs through the image encoder
 (`encode_images_cached`, search's), L2-normalised float32 rows in the caller's order. See openai.py for the route.
+Images are decoded here, in the queue: every size is checked from its header first, then each is decoded in turn,
+downscaled while decoding to twice the encoder's input (`_max_side`), so a request of ten 49-megapixel PNGs holds
+one full-size picture at a time, never ten.
 
 Its errors are `InputError`s: OpenAI-shaped 400 answers (an `ApiError` naming the field) that also cross a process
 as plain data (a Ray replica pickles them back to the route)."""
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 from demos.clip_zero_shot.types import Embeddings, ImageInput
 from hub.api import ApiError
@@ -65,7 +70,9 @@ def embed(engine, items: list, dimensions: int | None = None, truncate: bool = T
         raise InputError(400, f"input[{i}] is {counts[i]} tokens long, more than the model's {ctx_len}-token text "
                               "context (start and end tokens included); shorten it, or send 'truncate': true to "
                               "embed its beginning.", param="input")
-    pictures = [_decode(items[i]) for i in image_at]  # all decoded before any model work
+    sizes = [_size(items[i]) for i in image_at]  # every image's size from its header before any is decoded
+    side = _input_side(engine)
+    pictures = [_decode(items[i], _max_side(size, side)) for i, size in zip(image_at, sizes)]  # one at a time
     out = np.zeros((len(items), dim), dtype=np.float32)
     if text_at:
         out[text_at] = engine.label_embeddings([texts[i] for i in text_at], ("{}",)).cpu().numpy()
@@ -81,12 +88,42 @@ def embed(engine, items: list, dimensions: int | None = None, truncate: bool = T
     return Embeddings(out, sum(min(c, ctx_len) for c in counts.values()), too_long, image_at, notes)
 
 
-def _decode(item: ImageInput):
-    """The hub's one decoder (pixel cap, EXIF rotation, RGB); its sentence names the input."""
+def _input_side(engine) -> int:
+    """The shorter side of the image encoder's input (224 for most CLIP models)."""
+    size = getattr(getattr(getattr(engine, "model", None), "visual", None), "image_size", None) or 224
+    return int(min(size) if isinstance(size, (tuple, list)) else size)
+
+
+def _max_side(size: tuple[int, int], side: int) -> int | None:
+    """The longest side to decode an image of `size` at: its shorter side stays at least twice the encoder's input
+    (whose own resize then starts from a picture finer than it keeps), so a 49-megapixel upload is decoded small."""
+    w, h = size
+    if min(w, h) <= 2 * side:
+        return None
+    return -(-max(w, h) * 2 * side // min(w, h))
+
+
+def _size(item: ImageInput) -> tuple[int, int]:
+    from hub.media.image import image_size
+
+    with _sentences(item):
+        return image_size(item.data, item.what)
+
+
+def _decode(item: ImageInput, max_side: int | None = None):
+    """The hub's one decoder (pixel cap, EXIF rotation, RGB, downscaled while decoding to `max_side`); its sentence
+    names the input."""
     from hub.media.image import open_image
 
+    with _sentences(item):
+        return open_image(item.data, item.what, max_side=max_side)
+
+
+@contextmanager
+def _sentences(item: ImageInput):
+    """The decoder's UserError as an InputError (400 naming 'input') whose sentence starts with the input's name."""
     try:
-        return open_image(item.data, item.what)
+        yield
     except UserError as e:
         text = str(e).replace("the uploaded data", item.what)
         if text.lower().startswith(item.what.lower()):  # "input[2] ...", as the other input sentences

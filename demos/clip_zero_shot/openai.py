@@ -157,6 +157,7 @@ def answer(result: Embeddings, model: str, encoding_format: str, warnings: list[
 
 def routes(ctx):
     """`POST /v1/embeddings` on the hub's server (hub login, OpenAI-shaped errors, metrics: hub/api.py)."""
+    import anyio
     from fastapi import APIRouter
     from fastapi.responses import JSONResponse
 
@@ -167,7 +168,8 @@ def routes(ctx):
     async def embeddings(request):
         req = await json_body(request, EmbeddingRequest)
         model = model_id(ctx, None if req.model in DEFAULT_ALIASES else req.model)
-        items = parse_inputs(req.input, options.get("max_inputs", MAX_INPUTS), options.get("max_images", MAX_IMAGES))
+        items = await anyio.to_thread.run_sync(  # data URLs are decoded off the event loop
+            parse_inputs, req.input, options.get("max_inputs", MAX_INPUTS), options.get("max_images", MAX_IMAGES))
         result = await call(ctx, "embed", EmbedRequest(items, req.dimensions, req.truncate), model, http=request)
         # JSONResponse: json.dumps directly (FastAPI's encoder would walk every one of the floats)
         return JSONResponse(answer(result, result.model, req.encoding_format, result.warnings))

@@ -101,6 +101,15 @@ SPEC = DemoSpec(
 OPTIONS = (
     Option("context", 8192, "Most tokens one conversation may use (prompt + answer); the model's own limit applies "
                             "too.", lo=256, hi=1_048_576),
+    Option("cpu_context", 3072, "On a CPU, the most tokens one conversation may use (context applies too): the CPU "
+                                "default model reads a prompt at a few hundred tokens/s, slower as it grows (2-vCPU "
+                                "AMD EPYC, one thread: 2048 tokens in 15 s, 4096 in 54 s), and Stop cannot end "
+                                "CTranslate2's reading, so a full context is read in about 30 s.",
+           lo=256, hi=1_048_576),
+    Option("max_prompt_tokens", 0, "Most prompt tokens (system prompt, kept history and the new message, as the chat "
+                                   "template renders them) one request may send; a longer new message is refused "
+                                   "with a sentence, older turns are left out. 0: only the context limits it.",
+           lo=0, hi=1_048_576),
     Option("cuda_graphs", True, "On CUDA, decode with a static KV cache and a compiled step replayed as CUDA graphs "
                                 "(compiled in the background after load)."),
     Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "

@@ -146,7 +146,7 @@ def load(weights, options, notes: list[str]) -> Engine:
     """An Engine whose decoding runs on CTranslate2 (converting the checkpoint first if this is its first load)."""
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    from demos.llm_chat.engine import chat_template_or_chatml, eos_ids
+    from demos.llm_chat.engine import chat_template_or_chatml, context_for, eos_ids
 
     folder = folder_for(weights)
     if not (folder / "model.bin").is_file():
@@ -162,12 +162,12 @@ def load(weights, options, notes: list[str]) -> Engine:
     threads = options.ct2_threads or auto_threads()
     generator = _generator(folder, threads)
     vocab = int(config.vocab_size)
-    context = min(int(getattr(config, "max_position_embeddings", 2048) or 2048), options.context)
+    context = context_for(config, "cpu", options)
     engine = Engine(None, tok, "cpu", QUANTIZATION, context, eos_ids(gen_config, config, tok),
                     weights.choice.display, ignore_eos=bool(weights.choice.options.get("ignore_eos")),
                     vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
                     weights_format=f"int8 (CTranslate2 {version()})",
-                    nbytes=(folder / "model.bin").stat().st_size)
+                    nbytes=(folder / "model.bin").stat().st_size, max_prompt_tokens=int(options.max_prompt_tokens))
     engine.fast = CT2Decoder(generator, engine, folder, threads)
     return engine
 
@@ -219,6 +219,10 @@ class CT2Decoder:
         seeded = params.seed is not None and params.temperature > 0
         generator = None
         try:
+            # CTranslate2 reads the whole prompt in one call that cannot be interrupted: a stop that came while the
+            # request waited is honoured before it starts, and `cpu_context` keeps that one call short
+            if run.stop.is_set():
+                return
             generator = self._seeded(params.seed) if seeded else self.generator
             streamer.put(ids.cpu())  # the streamer skips the prompt it is given first
             tokens = e.tokenizer.convert_ids_to_tokens(ids[0].tolist())

@@ -100,6 +100,7 @@ class Engine(EngineBase):
     weights_format: str = ""  # what the hub's Models tab shows as the dtype: "Q4_1 GGUF, dequantized to float32 ..."
     fast: object = None  # fast.GraphDecoder on CUDA, ct2.CT2Decoder on a CPU
     nbytes: int | None = None  # bytes held outside torch (CTranslate2's int8 weights); None: counted from the model
+    max_prompt_tokens: int = 0  # the most prompt tokens one request may send (0: only the context limits them)
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_run: dict = field(default_factory=dict)
 
@@ -144,18 +145,25 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
             weights_format = gguf_format(Path(weights.path), dtype)
     model.to(device).eval()
     chat_template_or_chatml(tok, notes)
-    context = min(int(getattr(model.config, "max_position_embeddings", 2048) or 2048), options.context)
+    context = context_for(model.config, device, options)
     vocab = model.get_output_embeddings().weight.shape[0]
     engine = Engine(model, tok, device, dtype, context, eos_ids(model.generation_config, model.config, tok),
                     choice.display,
                     ignore_eos=bool(choice.options.get("ignore_eos")),
                     vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
-                    weights_format=weights_format)
+                    weights_format=weights_format, max_prompt_tokens=int(options.max_prompt_tokens))
     if device.startswith("cuda") and options.cuda_graphs:
         from demos.llm_chat.fast import GraphDecoder
 
         engine.fast = GraphDecoder(engine, max_len=min(context, options.graph_len))
     return engine
+
+
+def context_for(config, device: str, options) -> int:
+    """Tokens one conversation may use: the model's own limit, the `context` option, and on a CPU `cpu_context`
+    (a prompt is read at a few hundred tokens/s there: a whole 8192-token context took minutes, see __init__)."""
+    ctx = min(int(getattr(config, "max_position_embeddings", 2048) or 2048), options.context)
+    return min(ctx, options.cpu_context) if device.startswith("cpu") else ctx
 
 
 def chat_template_or_chatml(tok, notes: list[str]) -> None:
@@ -278,6 +286,37 @@ def _generation_config(engine: Engine, params: GenParams, max_new: int):
     return GenerationConfig(**kw)
 
 
+PREFILL_CHUNK = 256  # prompt tokens per forward pass while a prompt is read (the stop flag is read between them)
+
+
+def prefill(model, ids, stop, chunk: int | None = None):
+    """Read all but the last token of the prompt `ids` into a new KV cache, `chunk` tokens per forward pass, checking
+    `stop` before each: a Stop (or a client gone) during a long prompt ends it within one chunk, not after the whole
+    prompt, and the attention scores of one chunk stay small. Returns the cache (for `generate`, which then reads
+    the last token), or None once stopped."""
+    import torch
+    from transformers import DynamicCache
+
+    chunk = chunk or PREFILL_CHUNK
+    cache = DynamicCache(config=model.config)
+    n, name = ids.shape[1] - 1, cache_arg(model)
+    for start in range(0, n, chunk):
+        if stop.is_set():
+            return None
+        end = min(n, start + chunk)
+        model(input_ids=ids[:, start:end], attention_mask=torch.ones_like(ids[:, :end]), **{name: cache},
+              cache_position=torch.arange(start, end, device=ids.device), use_cache=True, logits_to_keep=1)
+    return cache
+
+
+def cache_arg(model) -> str:
+    """The name of the KV-cache argument: transformers 5.25 renamed `past_key_values` to `cache` (the old name
+    warns until 5.40); 5.23 knows only the old one."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 def _start_eager(engine: Engine, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
     import torch
 
@@ -287,10 +326,14 @@ def _start_eager(engine: Engine, ids, params: GenParams, max_new: int, streamer,
     def work():
         try:
             with torch.inference_mode():
+                cache = prefill(engine.model, ids, run.stop) if ids.shape[1] > PREFILL_CHUNK else None
+                if cache is None and run.stop.is_set():
+                    streamer.end()  # stopped while reading the prompt (or before): no token was generated
+                    return
                 out = engine.model.generate(
                     input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gen_config,
                     streamer=streamer, stopping_criteria=[_stopping(run, ids.shape[1])],
-                    logits_processor=processors or None)
+                    logits_processor=processors or None, **({cache_arg(engine.model): cache} if cache else {}))
             run.new_tokens = out.shape[1] - ids.shape[1]
             run.hit_eos = bool(run.new_tokens and out[0, -1].item() in engine.eos_ids)
         except BaseException as e:  # handed to the request thread, which re-raises it

@@ -91,10 +91,26 @@ class GraphDecoder:
                 procs.append(TopPLogitsWarper(params.top_p))
         return procs
 
+    def _prefill(self, ids, run: Run):
+        """The last position's logits after reading the prompt into the static cache, PREFILL_CHUNK tokens per
+        forward pass with the stop flag read before each (a stopped run returns None within one chunk)."""
+        import torch
+
+        from demos.llm_chat import engine as L
+
+        n, dev, logits = ids.shape[1], self.engine.device, None
+        for start in range(0, n, L.PREFILL_CHUNK):
+            if run.stop.is_set():
+                return None
+            end = min(n, start + L.PREFILL_CHUNK)
+            logits = self.engine.model(input_ids=ids[:, start:end], cache_position=torch.arange(start, end, device=dev),
+                                       past_key_values=self.cache, use_cache=True, logits_to_keep=1).logits[:, -1, :]
+        return logits
+
     def _decode(self, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
         import torch
 
-        model, dev, n = self.engine.model, self.engine.device, ids.shape[1]
+        dev, n = self.engine.device, ids.shape[1]
         procs = self._processors(params)
         sample = params.temperature > 0
         seq = torch.zeros((1, n + max_new), dtype=torch.long, device=dev)
@@ -105,9 +121,8 @@ class GraphDecoder:
             streamer.put(ids.cpu())
         with torch.inference_mode():  # the cache's tensors are created in inference mode: reset them there too
             self.cache.reset()
-            logits = model(input_ids=ids, cache_position=torch.arange(n, device=dev), past_key_values=self.cache,
-                           use_cache=True, logits_to_keep=1).logits[:, -1, :]
-            for i in range(max_new):
+            logits = self._prefill(ids, run)
+            for i in range(0 if logits is None else max_new):  # None: stopped while reading the prompt
                 scores = procs(seq[:, : n + i], logits.float())
                 if eos is not None and i < min_new:
                     scores[:, eos] = -float("inf")

@@ -10,7 +10,7 @@ from demos.llm_chat.thinking import without_thinking
 
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 EMPTY = "Type a message first."  # the one sentence for an empty message (the tab's validator says it too)
-_FOOTER = re.compile(r"(\s*<sub>(?:⏱|ℹ️)[^\n]*</sub>)+\s*$")  # stats and notes this tab appends to answers
+_FOOTERS = ("<sub>⏱", "<sub>ℹ️")  # the stats line and the notes this tab appends to answers, each on its own line
 
 
 def clean_text(text) -> str:
@@ -20,6 +20,33 @@ def clean_text(text) -> str:
     if not isinstance(text, str):
         raise UserError("Messages must be text.")
     return _SURROGATES.sub("\ufffd", text).replace("\x00", "")
+
+
+def _rstrip_at(text: str, end: int) -> int:
+    """The index just after the last non-whitespace character of text[:end]."""
+    while end > 0 and text[end - 1].isspace():
+        end -= 1
+    return end
+
+
+def without_footer(text: str) -> str:
+    """An earlier answer without the footers this tab appended (`<sub>⏱ stats</sub>`, `<sub>ℹ️ note</sub>`): the
+    run of them at the very end, each ending its line, with the whitespace around them.
+
+    Linear in the text's length: it walks back from the end one line at a time and never rescans (the regex it
+    replaces, `(\\s*<sub>…[^\\n]*</sub>)+\\s*$`, took seconds for 540 bytes of repeated footers)."""
+    end = _rstrip_at(text, len(text))
+    cut = None
+    while text.endswith("</sub>", 0, end):
+        line = text.rfind("\n", 0, end) + 1
+        starts = [i for i in (text.find(f, line, end) for f in _FOOTERS) if i >= 0]
+        if not starts:
+            break
+        cut = min(starts)
+        end = _rstrip_at(text, cut)
+        if end > line:  # answer text before the footer on its line: the answer ends there
+            break
+    return text if cut is None else text[:end]
 
 
 def content_text(content) -> str | None:
@@ -60,7 +87,7 @@ def build_messages(system: str | None, history: list | None, message) -> list[di
             continue
         text = clean_text(text)
         if m["role"] == "assistant":
-            text = without_thinking(_FOOTER.sub("", text))  # earlier reasoning is not sent back (Qwen3's advice)
+            text = without_thinking(without_footer(text))  # earlier reasoning is not sent back (Qwen3's advice)
         msgs.append({"role": m["role"], "content": text})
     msgs.append({"role": "user", "content": message})
     return msgs

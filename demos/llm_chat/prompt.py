@@ -41,7 +41,9 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
     given: on for a GPU, off for a CPU) and fit them into the context.
 
     Keeps room for the answer; drops the oldest turns first, then cuts an over-long last message (keeping its
-    start); lowers max_new_tokens when it cannot fit. Each change is described in `notes`.
+    start); lowers max_new_tokens when it cannot fit. Each change is described in `notes`. With the hub's
+    per-request cap (`max_prompt_tokens`, when below the context's room) older turns are dropped to fit it too, but
+    a new message that alone is over it is refused with a sentence before the model reads any of it.
     """
     notes: list[str] = []
     think = thinking.resolve(params.thinking, engine.device) if thinking.has_switch(engine.tokenizer) else None
@@ -53,16 +55,20 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
         lowered = max(1, ctx // 2)
         notes.append(f"Max new tokens lowered from {max_new} to {lowered}: the model's context is {ctx} tokens.")
         max_new = lowered
-    budget = ctx - max_new
+    cap = engine.max_prompt_tokens if 0 < engine.max_prompt_tokens < ctx - max_new else 0
+    budget = cap or ctx - max_new
+    limit = f"this hub's limit of {cap} prompt tokens per request" if cap else f"the model's context of {ctx} tokens"
     system = [m for m in msgs[:1] if m["role"] == "system"]
     turns = msgs[len(system):-1]
     last = dict(msgs[-1])
     # No tokenizer makes fewer than one token per 16 characters: text beyond budget * 16 characters can never fit, so
     # it is cut or refused before anything is tokenised (a huge paste or conversation costs no tokenizer time).
     if system and len(system[0]["content"]) > budget * 16:
-        raise UserError(f"The system prompt ({len(system[0]['content'])} characters) can never fit this model's "
-                        f"context of {ctx} tokens; shorten it.")
+        raise UserError(f"The system prompt ({len(system[0]['content'])} characters) can never fit {limit}; "
+                        "shorten it.")
     if len(last["content"]) > budget * 16:
+        if cap:
+            raise too_long(f"{len(last['content'])} characters", cap)
         last["content"] = last["content"][: budget * 16]
     turns, dropped = _newest_within(turns, budget * 16 - len(last["content"]))
     ids = _count(engine, _render(engine, think, system + turns + [last]))
@@ -75,13 +81,20 @@ def prepare(engine: Engine, msgs: list[dict], params: GenParams) -> Prepared:
         turns, dropped = turns[k:], dropped + k
         ids = _count(engine, _render(engine, think, system + turns + [last]))
     if dropped:
-        notes.append(f"The {dropped} oldest message(s) were left out: the conversation is longer than the "
-                     f"model's context of {ctx} tokens.")
+        notes.append(f"The {dropped} oldest message(s) were left out: the conversation is longer than {limit}.")
     if len(ids) > budget:
+        if cap:
+            raise too_long(f"{len(ids)} tokens with the system prompt", cap)
         _cut_last(engine, think, system + turns, last, len(ids), budget, max_new, notes)
     prompt = _render(engine, think, system + turns + [last])
     ids = _count(engine, prompt)
     return Prepared(prompt, ids, min(max_new, ctx - len(ids)), notes, bool(think), thinking.opens_thinking(prompt))
+
+
+def too_long(size: str, cap: int) -> UserError:
+    """The refusal of a new message (with the system prompt) longer than the hub's per-request prompt cap."""
+    return UserError(f"Your message is too long ({size}); this hub reads at most {cap} tokens of prompt per request, "
+                     "the system prompt included. Shorten it (or send it in parts), then try again.")
 
 
 def _newest_within(turns: list[dict], chars: int) -> tuple[list[dict], int]:

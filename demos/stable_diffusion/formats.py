@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import secrets
 from pathlib import Path
 
@@ -29,8 +28,14 @@ def parameters_text(params: dict) -> str:
               ("Seed", params.get("seed")), ("Size", f"{params.get('width')}x{params.get('height')}"),
               ("Model", params.get("model")), ("Model revision", params.get("revision")),
               ("Denoising strength", params.get("strength")), ("Mode", params.get("mode"))]
-    lines.append(", ".join(f"{k}: {v}" for k, v in fields if v is not None))
+    lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields if v is not None))
     return "\n".join(lines)
+
+
+def _quote(value) -> str:
+    """A field value as AUTOMATIC1111 writes it: in JSON quotes when it holds a comma, colon or newline."""
+    text = str(value)
+    return json.dumps(text, ensure_ascii=False) if any(c in text for c in ',:\n"') else text
 
 
 def png_info(params: dict):
@@ -104,10 +109,24 @@ def _chunks(im) -> dict:
         return info
 
 
+MAX_PARAMETERS_CHARS = 64 * 1024  # AUTOMATIC1111 writes a few hundred characters; PIL lets a text chunk hold 1 MB
+_CONVERT = {"Steps": ("steps", int), "Sampler": ("scheduler", str), "CFG scale": ("guidance", float),
+            "Seed": ("seed", int), "Model": ("model", str), "Model revision": ("revision", str),
+            "Denoising strength": ("strength", float), "Mode": ("mode", str)}
+
+
 def parse_a1111(text: str) -> dict:
-    """AUTOMATIC1111's "parameters" text -> this tab's parameter names (unreadable fields are left out)."""
+    """AUTOMATIC1111's "parameters" text -> this tab's parameter names (unreadable fields are left out).
+
+    The text is: prompt lines, then lines after "Negative prompt:", then one line of `Key: value` fields joined by
+    ", " (a value in double quotes may hold commas). Read by hand in one pass, in time linear in its length (a
+    regex with overlapping repeats here once took 16 s for 1 KB), and refused beyond 64 KB."""
+    if len(text) > MAX_PARAMETERS_CHARS:
+        raise UserError(f"The PNG's parameters text is {len(text) // 1024} KB long; this tab reads at most "
+                        f"{MAX_PARAMETERS_CHARS // 1024} KB of it: use an image saved by this tab (or by "
+                        "AUTOMATIC1111), or type the settings in by hand.")
     *head, last = text.strip().split("\n")
-    if not re.search(r"(^|, )Steps: ", last):
+    if not (last.startswith("Steps: ") or ", Steps: " in last):
         head, last = head + [last], ""
     prompt_lines, neg_lines, target = [], [], None
     for line in head:
@@ -116,20 +135,67 @@ def parse_a1111(text: str) -> dict:
             line = line[len("Negative prompt:"):].strip()
         (target if target is not None else prompt_lines).append(line)
     params: dict = {"prompt": "\n".join(prompt_lines), "negative_prompt": "\n".join(neg_lines)}
-    fields = dict(m.groups() for m in re.finditer(r'\s*([\w ]+): ("(?:[^"\\]|\\.)*"|[^,]*)(?:,|$)', last))
-    conv = {"Steps": ("steps", int), "Sampler": ("scheduler", str), "CFG scale": ("guidance", float),
-            "Seed": ("seed", int), "Model": ("model", str), "Model revision": ("revision", str),
-            "Denoising strength": ("strength", float), "Mode": ("mode", str)}
+    fields = a1111_fields(last)
     for key, value in fields.items():
-        key = key.strip()
-        if key in conv:
-            name, typ = conv[key]
+        if key in _CONVERT:
+            name, typ = _CONVERT[key]
             try:
-                params[name] = typ(value.strip())
+                params[name] = typ(value)
             except ValueError:
                 pass  # a field we cannot read is left for the user to set
-        elif key == "Size" and re.fullmatch(r"\d+x\d+", value.strip()):
-            params["width"], params["height"] = map(int, value.strip().split("x"))
-    if fields.get("Schedule type", "").strip() == "Karras" and params.get("scheduler") == "DPM++ 2M":
+        elif key == "Size":
+            w, _, h = value.partition("x")
+            if w.isdecimal() and h.isdecimal() and w.isascii() and h.isascii():
+                params["width"], params["height"] = int(w), int(h)
+    if fields.get("Schedule type") == "Karras" and params.get("scheduler") == "DPM++ 2M":
         params["scheduler"] = "DPM++ 2M Karras"
     return params
+
+
+def _quoted_end(line: str, i: int) -> int:
+    """Index just after the closing quote of the double-quoted value starting at line[i] (backslash escapes
+    allowed), or -1 when it is never closed."""
+    j = i + 1
+    while j < len(line):
+        c = line[j]
+        if c == "\\":
+            j += 2
+        elif c == '"':
+            return j + 1
+        else:
+            j += 1
+    return -1
+
+
+def _unquote(value: str) -> str:
+    try:
+        text = json.loads(value)
+    except ValueError:
+        return value[1:-1]
+    return text if isinstance(text, str) else value[1:-1]
+
+
+def a1111_fields(line: str) -> dict[str, str]:
+    """The `Key: value, Key: "quoted, value", ...` fields of AUTOMATIC1111's last line, stripped and unquoted.
+
+    One left-to-right pass: each step finds the next ": ", takes the key after the last ", " before it, and the value
+    up to the next comma (or the closing quote); every character is looked at a bounded number of times."""
+    fields: dict[str, str] = {}
+    i, n, quotes = 0, len(line), True  # quotes: False once a quote was found never closed (no closing quote follows)
+    while i < n:
+        colon = line.find(": ", i)
+        if colon < 0:
+            break
+        comma = line.rfind(",", i, colon)  # text without a key of its own (", x, Seed: 1"): skipped
+        key = line[(comma + 1 if comma >= 0 else i):colon].strip()
+        j = colon + 2
+        close = _quoted_end(line, j) if quotes and line.startswith('"', j) else -1
+        quotes = quotes and not (line.startswith('"', j) and close < 0)
+        nxt = line.find(",", max(j, close))
+        value = line[j:nxt if nxt >= 0 else n].strip()
+        if close >= 0 and not line[close:nxt if nxt >= 0 else n].strip():
+            value = _unquote(line[j:close])
+        if key and all(c.isalnum() or c in " _-/" for c in key):
+            fields[key] = value
+        i = nxt + 1 if nxt >= 0 else n
+    return fields

@@ -8,7 +8,8 @@ place); numbers go through hub.validate (refused out of range, never clamped). W
 `hub.api.call` (the engine's txt2img and inpaint methods, asked for their Result alone: allow-list, /v1 queue,
 lease, out-of-memory recovery), and a client that goes away stops the denoising loop after its current step.
 Errors are OpenAI-shaped (hub/api.py): 400 with a sentence for anything the client can fix, 404
-`model_not_found`, 413 for an upload over the hub's cap, 401 without hub login.
+`model_not_found`, 413 for an upload over the hub's cap (the whole edits body is capped too, before it is read:
+hub.forms), 401 without hub login.
 """
 
 from __future__ import annotations
@@ -27,8 +28,9 @@ from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_
 from demos.stable_diffusion.spec import SPEC
 from demos.stable_diffusion.types import GenerateRequest, InpaintRequest, Settings
 from hub import api, validate
-from hub.api import ApiError, add_route, form_body, json_body, model_id, sentence
+from hub.api import ApiError, add_route, json_body, model_id, sentence
 from hub.errors import UserError
+from hub.forms import capped_form
 from hub.media.image import open_image
 from hub.outputs import request_folder
 
@@ -330,10 +332,11 @@ def routes(ctx):
 
     @add_route(router, ctx, "/v1/images/edits", "POST", api="images_edits")
     async def edits(request):
-        form = await form_body(request)
+        cap = ctx.settings.max_upload_mb
+        # the body is refused from its length, or as soon as it streams past two files (image, mask) at the cap
+        form = await capped_form(request, cap * 2**20, files=2, param="image")
         req = _parse(ImageRequest, _form_fields(form))
         model = _model(ctx, req.model)
-        cap = ctx.settings.max_upload_mb
         image_bytes = await _upload(form, ("image", "image[]"), "the image", cap, required=True)
         mask_bytes = await _upload(form, ("mask",), "the mask", cap, required=False)
         image, mask = await anyio.to_thread.run_sync(image_and_mask, image_bytes, mask_bytes)  # before any load

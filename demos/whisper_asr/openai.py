@@ -1,11 +1,14 @@
 """OpenAI-compatible speech to text on the hub's server: `POST /v1/audio/transcriptions` and
 `POST /v1/audio/translations` (speech in any language -> English text), multipart forms as the OpenAI SDK sends them.
 
-The same path as the tab (ui.py): the options go through `engine.check_options`, the upload is decoded by
-`hub.media.audio.load_audio` before any model is needed, the engine's `transcribe` method runs through `hub.api.call`
-(admission, allow-list, lease, out-of-memory recovery; a client that hangs up stops it), and .srt/.vtt bodies come from the demo's writers (formats.py), so they equal the tab's
-downloads. The form is a pydantic model (`TranscriptionForm`); errors are OpenAI-shaped with a sentence (hub/api.py):
-400 for anything the client can fix, 404 `model_not_found`, 413 for an upload over the hub's cap.
+The same path as the tab (ui.py): the options go through `engine.check_options`; the body is read no further than
+the upload cap (`hub.forms.capped_form`); once the request's turn in the demo's /v1 queue comes (`hub.api.admission`:
+a waiting request holds its upload, never its decoded samples), the upload is decoded by
+`hub.media.audio.load_audio` and the engine's `transcribe` method runs through `ctx.stream` (allow-list, lease,
+out-of-memory recovery; a client that hangs up stops it), and .srt/.vtt bodies come from the demo's writers
+(formats.py), so they equal the tab's downloads. The form is a pydantic model (`TranscriptionForm`); errors are
+OpenAI-shaped with a sentence (hub/api.py): 400 for anything the client can fix, 404 `model_not_found`, 413 for an
+upload over the hub's cap.
 """
 
 from __future__ import annotations
@@ -23,13 +26,13 @@ from demos.whisper_asr.formats import get_writer
 from demos.whisper_asr.languages import languages, normalize_language
 from demos.whisper_asr.types import TranscribeRequest
 from hub import validate
-from hub.api import ApiError, add_route, call, form_body, model_id, sentence
+from hub.api import ApiError, add_route, admission, model_id, result_until_gone, sentence
 from hub.errors import UserError
+from hub.forms import capped_form, too_large
 
 FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 GRANULARITIES = ("segment", "word")
 OPENAI_MODELS = ("whisper-1",)  # what OpenAI clients send by default: this hub's default Whisper model
-FORM_SLACK = 1 << 20  # the form's other fields and multipart framing, on top of the file itself
 FIELDS = ("model", "language", "prompt", "temperature", "response_format", "stream")
 
 
@@ -134,63 +137,39 @@ def routes(ctx):
     return router
 
 
+ADVICE = "Send a shorter or more compressed recording (e.g. MP3 or OGG)."
+
+
 async def answer(ctx, request, task: str):
-    """Read and check the form, decode the audio, run the model, and answer in the format asked for."""
+    """Read and check the form; in the queue, decode the audio and run the model; answer in the format asked for."""
     import anyio
 
     cap = int(ctx.settings.max_upload_mb) * 2**20
-    form = await read_form(request, cap)
+    form = await capped_form(request, cap, advice=ADVICE)
     try:
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
             raise ApiError(400, "'file' is required: upload the audio as a file part named 'file' "
                                 f"({_formats()}).", param="file")
         if upload.size is not None and upload.size > cap:
-            raise _too_large(upload.size, cap)
+            raise too_large(upload.size, cap, ADVICE)
         body = parse_form(form)
         model = whisper_model(ctx, body.model)
         opts = body.options(task)
         max_seconds = float(ctx.options.max_minutes) * 60
-        samples = await anyio.to_thread.run_sync(decode, upload, max_seconds)
+        release = await admission(ctx).acquire()  # decoding waits its turn: memory for one slot's audio at a time
+        try:
+            samples = await anyio.to_thread.run_sync(decode, upload, max_seconds)
+            await form.close()
+            # the client hanging up stops the work after its current window and frees the model
+            work = ctx.stream("transcribe", TranscribeRequest(samples, opts, max_seconds), model)
+            del samples
+            result = await result_until_gone(work, request)
+        finally:
+            release()
     finally:
         await form.close()
-
-    # the client hanging up stops the work after its current window and frees the model
-    result = await call(ctx, "transcribe", TranscribeRequest(samples, opts, max_seconds), model, http=request)
     return respond(result.transcript, body, result.model)
-
-
-async def read_form(request, cap: int):
-    """The multipart form, read no further than the upload cap (gradio's max_file_size covers only its own routes)."""
-    from starlette.requests import Request
-
-    limit = cap + FORM_SLACK
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise _too_large(int(length), cap)
-    seen, over = 0, False
-
-    async def receive():
-        nonlocal seen, over
-        message = await request.receive()
-        seen += len(message.get("body", b""))
-        if seen > limit:
-            over = True
-            raise ValueError("over the upload cap")
-        return message
-
-    try:
-        return await form_body(Request(request.scope, receive))
-    except ApiError:
-        if over:
-            raise _too_large(seen, cap, at_least=True) from None
-        raise
-
-
-def _too_large(size: int, cap: int, at_least: bool = False) -> ApiError:
-    return ApiError(413, f"The upload is {'over ' if at_least else ''}{size / 2**20:.1f} MiB; this hub takes files "
-                         f"of at most {cap // 2**20} MiB (the operator can raise DEMOHUB_MAX_UPLOAD_MB). Send a shorter or "
-                         "more compressed recording (e.g. MP3 or OGG).", param="file")
 
 
 def parse_form(form) -> TranscriptionForm:

@@ -6,8 +6,12 @@
   else the `ffmpeg` program, else soundfile for FLAC/OGG; with none of them the sentence says what to install.
 - `(sample_rate, samples)` tuples (gradio's numpy audio) and bare arrays (already at the asked rate) are accepted.
 - Resampling is band-limited (Kaiser-windowed sinc) in numpy.
-- The length cap is checked from the header (WAV), the container (PyAV) or while decoding, before the whole file
-  is in memory. Anything unusable raises `UserError` with a sentence saying what to upload instead.
+- The length cap is checked from the header (WAV), the container (PyAV) or while decoding: decoding stops one
+  second past the cap, so memory is bounded by the cap even when the header gives no length, and the sentence says
+  the real length, or "longer than" the cap when the file never said. Anything unusable raises `UserError` with a
+  sentence saying what to upload instead.
+- FFmpeg reads the upload and nothing else (hub.media.containers): playlists and scripts that name other files
+  are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from hub.errors import UserError
+from hub.media.containers import FFMPEG_INPUT, open_input, refused
 
 SAMPLE_RATE = 16_000
 MAX_SECONDS = 4 * 3600.0  # default cap: four hours
@@ -76,15 +81,25 @@ class _Limit:
     def __init__(self, max_seconds: float, hint: str):
         self.seconds, self.hint = float(max_seconds), hint
 
-    def check(self, seconds: float) -> None:
+    def stop_at(self, rate: int) -> int:
+        """Samples at `rate` past which decoding stops: one second beyond the cap."""
+        return int((self.seconds + 1) * rate)
+
+    def check(self, seconds: float, *, at_least: bool = False) -> None:
+        """Refuse audio longer than the cap; `at_least`: decoding stopped at `seconds`, the real length unknown."""
         if seconds > self.seconds:
-            raise UserError(f"The audio is {_duration(seconds)} long; this hub accepts at most "
-                            f"{_duration(self.seconds)}. Cut it into parts" + (f" ({self.hint})." if self.hint else "."))
+            length = f"longer than {_duration(self.seconds)}" if at_least else f"{_duration(seconds)} long"
+            raise UserError(f"The audio is {length}; this hub accepts at most {_duration(self.seconds)}. Cut it "
+                            "into parts" + (f" ({self.hint})." if self.hint else "."))
 
 
 def _duration(seconds: float) -> str:
-    """3.2 seconds, 1.5 minutes, 240 minutes: the unit a person would use."""
-    return f"{seconds:.3g} seconds" if seconds < 90 else f"{seconds / 60:.4g} minutes"
+    """3.2 seconds, 1.5 minutes, 5 hours: the unit a person would use."""
+    if seconds < 90:
+        return f"{seconds:.3g} seconds"
+    if seconds < 3 * 3600:
+        return f"{seconds / 60:.4g} minutes"
+    return f"{seconds / 3600:.3g} hours"
 
 
 def _check(audio: np.ndarray, sample_rate: int, limit: _Limit, name: str) -> np.ndarray:
@@ -93,7 +108,7 @@ def _check(audio: np.ndarray, sample_rate: int, limit: _Limit, name: str) -> np.
     if audio.size < sample_rate * MIN_SECONDS:
         raise UserError(f"{name} is only {audio.size / sample_rate * 1000:.1f} ms long; at least {MIN_SECONDS:g} "
                         "seconds of audio are needed.")
-    if not np.all(np.isfinite(audio)):
+    if not all(np.isfinite(audio[i:i + (1 << 20)]).all() for i in range(0, audio.size, 1 << 20)):  # no big mask
         raise UserError(f"{name} contains invalid (NaN or infinite) samples; export it again.")
     limit.check(audio.size / sample_rate)
     return audio
@@ -116,13 +131,16 @@ def _to_mono_float(data: np.ndarray) -> np.ndarray:
     raise UserError(f"Audio samples of type {data.dtype} are not supported; use integers or floats.")
 
 
-def _wav_chunks(raw: bytes, end: str, name: str):
-    """(format tuple, data bytes) of a RIFF/RIFX WAVE file."""
-    pos, fmt, data = 12, None, None
-    while pos + 8 <= len(raw):
-        cid, size = raw[pos:pos + 4], struct.unpack(end + "I", raw[pos + 4:pos + 8])[0]
-        body = raw[pos + 8:pos + 8 + size]
+def _wav_chunks(fh, end: str, name: str, file_size: int):
+    """(format tuple, data offset, data bytes) of a RIFF/RIFX WAVE file, walking the chunk headers (no body is read
+    but the format's). A data size past the end of the file (a stream's 0xFFFFFFFF) is cut to the file."""
+    pos, fmt = 12, None
+    while pos + 8 <= file_size:
+        fh.seek(pos)
+        head = fh.read(8)
+        cid, size = head[:4], struct.unpack(end + "I", head[4:8])[0]
         if cid == b"fmt ":
+            body = fh.read(min(size, 64))
             if len(body) < 16:
                 break
             tag, channels, sr, _, block, bits = struct.unpack(end + "HHIIHH", body[:16])
@@ -130,39 +148,52 @@ def _wav_chunks(raw: bytes, end: str, name: str):
                 tag = struct.unpack(end + "H", body[24:26])[0]
             fmt = (tag, channels, sr, block, bits)
         elif cid == b"data":
-            data = body
-            break
+            if fmt is None:
+                break
+            return fmt, pos + 8, min(size, file_size - pos - 8)
         pos += 8 + size + (size & 1)
-    if fmt is None or data is None:
-        raise UserError(f"{name!r} is a damaged WAV file (no format or data chunk); export it again.")
-    return fmt, data
+    raise UserError(f"{name!r} is a damaged WAV file (no format or data chunk); export it again.")
 
 
 def _read_wav(path: Path, limit: _Limit) -> tuple[int, np.ndarray]:
-    """WAV by hand (the stdlib `wave` rejects float and 24-bit extensible files): PCM 8/16/24/32, float 32/64."""
-    raw = path.read_bytes()
-    end = "<" if raw[:4] == b"RIFF" else ">"
-    (tag, channels, sr, block, bits), data = _wav_chunks(raw, end, path.name)
-    if channels < 1 or sr < 1 or block < 1 or block != channels * ((bits + 7) // 8):
-        raise UserError(f"{path.name!r} has an invalid WAV header ({channels} channels, {sr} Hz, {bits}-bit); "
-                        "export it again.")
-    limit.check(len(data) / block / sr)
-    n = len(data) // block  # a cut-off last frame is dropped
-    buf = np.frombuffer(data[:n * block], dtype=np.uint8).reshape(n, channels, block // channels)
-    width = block // channels
+    """WAV by hand (the stdlib `wave` rejects float and 24-bit extensible files): PCM 8/16/24/32, float 32/64.
+    The length is checked from the header before the samples are read; they are converted in blocks."""
+    with open(path, "rb") as fh:
+        end = "<" if fh.read(4) == b"RIFF" else ">"
+        (tag, channels, sr, block, bits), offset, size = _wav_chunks(fh, end, path.name, path.stat().st_size)
+        if channels < 1 or sr < 1 or block < 1 or block != channels * ((bits + 7) // 8):
+            raise UserError(f"{path.name!r} has an invalid WAV header ({channels} channels, {sr} Hz, {bits}-bit); "
+                            "export it again.")
+        width = block // channels
+        if not (tag == 1 and width in (1, 2, 3, 4) or tag == 3 and width in (4, 8)):
+            raise UserError(f"{path.name!r} uses a WAV encoding this hub does not read (format {tag}, {bits}-bit); "
+                            "save it as 16-bit PCM WAV, FLAC or MP3.")
+        limit.check(size / block / sr)
+        n = size // block  # a cut-off last frame is dropped
+        out = np.empty(n, np.float32)
+        fh.seek(offset)
+        step = max(1, (1 << 22) // block)
+        for at in range(0, n, step):
+            raw = fh.read(min(step, n - at) * block)
+            rows = len(raw) // block
+            buf = np.frombuffer(raw[:rows * block], dtype=np.uint8).reshape(rows, channels, width)
+            out[at:at + rows] = _wav_block(buf, tag, width, end).mean(axis=1)
+            if rows < min(step, n - at):
+                return sr, out[:at + rows]
+    return sr, out
+
+
+def _wav_block(buf: np.ndarray, tag: int, width: int, end: str) -> np.ndarray:
+    """(frames, channels, bytes) of WAV samples -> (frames, channels) float32."""
+    n, channels = buf.shape[:2]
     if tag == 1 and width == 1:
-        x = (buf[..., 0].astype(np.float32) - 128.0) / 128.0
-    elif tag == 1 and width in (2, 3, 4):
+        return (buf[..., 0].astype(np.float32) - 128.0) / 128.0
+    if tag == 1:
         le = buf if end == "<" else buf[..., ::-1]  # little-endian bytes, lowest first
         wide = np.zeros((n, channels, 4), dtype=np.uint8)
         wide[..., 4 - width:] = le  # left-align in 32 bits: sign extension for free
-        x = wide.view("<i4")[..., 0].astype(np.float32) / 2.0 ** 31
-    elif tag == 3 and width in (4, 8):
-        x = buf.reshape(n, -1).view(end + ("f4" if width == 4 else "f8")).reshape(n, channels).astype(np.float32)
-    else:
-        raise UserError(f"{path.name!r} uses a WAV encoding this hub does not read (format {tag}, {bits}-bit); "
-                        "save it as 16-bit PCM WAV, FLAC or MP3.")
-    return sr, x.mean(axis=1) if channels > 1 else x[:, 0]
+        return wide.view("<i4")[..., 0].astype(np.float32) / 2.0 ** 31
+    return buf.reshape(n, -1).view(end + ("f4" if width == 4 else "f8")).reshape(n, channels).astype(np.float32)
 
 
 def _decode_other(path: Path, sample_rate: int, limit: _Limit) -> np.ndarray:
@@ -180,8 +211,13 @@ def _decode_other(path: Path, sample_rate: int, limit: _Limit) -> np.ndarray:
         except ImportError:
             soundfile = None
         if soundfile is not None:
-            data, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-            return resample(data.mean(axis=1), sr, sample_rate)
+            with soundfile.SoundFile(str(path)) as f:
+                if f.frames > 0:
+                    limit.check(f.frames / f.samplerate)
+                data = f.read(limit.stop_at(f.samplerate), dtype="float32", always_2d=True)
+                if data.shape[0] >= limit.stop_at(f.samplerate):
+                    limit.check(data.shape[0] / f.samplerate, at_least=True)
+                return resample(data.mean(axis=1), f.samplerate, sample_rate)
     raise UserError(f"Decoding {path.suffix or 'this'} audio needs ffmpeg, which is not installed here: install it "
                     "(Debian/Ubuntu: `apt-get install ffmpeg`; on a Space: add `ffmpeg` to packages.txt), or upload "
                     "a WAV file.")
@@ -191,8 +227,8 @@ def _decode_pyav(path: Path, sample_rate: int, limit: _Limit) -> np.ndarray:
     import av
 
     try:
-        container = av.open(str(path), mode="r", metadata_errors="ignore")
-    except (av.error.InvalidDataError, av.error.FFmpegError, UnicodeDecodeError):
+        container = open_input(path)
+    except (av.error.FFmpegError, UnicodeDecodeError):
         raise UserError(f"{path.name!r} is not an audio or video file this hub can read (or it is corrupt); "
                         f"upload {FORMATS}.") from None
     with container:
@@ -203,32 +239,50 @@ def _decode_pyav(path: Path, sample_rate: int, limit: _Limit) -> np.ndarray:
         if container.duration:
             limit.check(container.duration / 1e6)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-        parts, total = [], 0
+        parts, total, stop = [], 0, limit.stop_at(sample_rate)
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     parts.append(out.to_ndarray().reshape(-1))
                     total += parts[-1].size
-                if total > (limit.seconds + 1) * sample_rate:
-                    limit.check(total / sample_rate)
+                if total > stop:  # the header said no length (or a wrong one): stop reading here
+                    limit.check(total / sample_rate, at_least=True)
             for out in resampler.resample(None):
                 parts.append(out.to_ndarray().reshape(-1))
+                total += parts[-1].size
         except av.error.FFmpegError as e:
             if not parts:
                 raise UserError(f"{path.name!r} could not be decoded ({e.strerror or e}); the file is corrupt or "
                                 "not audio.") from None
             # a damaged tail: keep what decoded, like ffmpeg does
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros(0, np.float32)
+    return _join(parts, total)
+
+
+def _join(parts: list, total: int) -> np.ndarray:
+    """The decoded pieces as one float32 array, each piece freed as it is copied (memory peaks near one copy)."""
+    out = np.empty(total, np.float32)
+    end = total
+    while parts:
+        piece = parts.pop()
+        out[end - piece.size:end] = piece
+        end -= piece.size
+    return out
 
 
 def _decode_ffmpeg(path: Path, sample_rate: int, limit: _Limit) -> np.ndarray:
-    cmd = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-t", str(limit.seconds + 1), "-vn", "-f", "f32le",
-           "-ac", "1", "-ar", str(sample_rate), "-"]
+    cmd = ["ffmpeg", "-nostdin", "-v", "error", *FFMPEG_INPUT, "-i", str(path), "-t", str(limit.seconds + 1), "-vn",
+           "-f", "f32le", "-ac", "1", "-ar", str(sample_rate), "-"]
     run = subprocess.run(cmd, capture_output=True)
     if run.returncode != 0:
-        reason = run.stderr.decode(errors="replace").replace(str(path), path.name)[:200]
+        said = run.stderr.decode(errors="replace")
+        if "not on whitelist" in said:
+            raise refused(path.name)
+        reason = (said.strip().splitlines() or ["no reason given"])[-1].replace(str(path), path.name)[:200]
         raise UserError(f"{path.name!r} could not be decoded by ffmpeg ({reason}); the file is corrupt or not audio.")
-    return np.frombuffer(run.stdout, np.float32).copy()
+    audio = np.frombuffer(run.stdout, np.float32).copy()
+    if audio.size >= limit.stop_at(sample_rate):
+        limit.check(audio.size / sample_rate, at_least=True)
+    return audio
 
 
 def resample(x: np.ndarray, sr_in: int, sr_out: int = SAMPLE_RATE, zero_crossings: int = 16) -> np.ndarray:

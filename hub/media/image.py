@@ -6,7 +6,8 @@ Policy, the same for every tab:
   stays dim, as in an image viewer; float pixels in 0..1 scale by 255, others are clipped to 0..255.
 - Alpha is dropped, keeping the colour under it, as PIL's `convert("RGB")` and OpenCV's `imread` do: the
   models' own libraries (Ultralytics, open_clip, transformers, diffusers) see the same pixels from the same file.
-- One pixel cap, `MAX_PIXELS`, checked from the header before any pixel is decoded.
+- One pixel cap, `MAX_PIXELS`, checked from the header before any pixel is decoded (`image_size` checks a file
+  without decoding it at all); `max_side` downscales while decoding (JPEG draft mode, then PIL's reduce).
 Anything unusable raises `UserError` with a sentence saying what to upload instead.
 """
 
@@ -47,13 +48,21 @@ def open_image(source, what: str = "the image", *, min_side: int = 1, max_side: 
     return read_image(source, what, min_side=min_side, max_side=max_side, max_pixels=max_pixels).image
 
 
-def read_image(source, what: str = "the image", *, min_side: int = 1, max_side: int | None = None,
-               max_pixels: int = MAX_PIXELS) -> Picture:
-    """`open_image` that also returns the uploaded size. `max_side`: decode larger images downscaled to fit
-    (JPEG draft mode, so a huge photo never needs its full-size buffer)."""
-    from PIL import Image, ImageOps
-
+def image_size(source, what: str = "the image", *, min_side: int = 1, max_pixels: int = MAX_PIXELS
+               ) -> tuple[int, int]:
+    """(width, height) as uploaded (after EXIF rotation), read from the header alone: the file's pixels are not
+    decoded. UserError, as `read_image` says it, for an unreadable file or a size outside the caps. Check every
+    image of a request this way before decoding any of them."""
     im = _open(source, what)
+    try:
+        return _original_size(im, what, min_side, max_pixels)[0]
+    finally:
+        if im is not source:
+            im.close()
+
+
+def _original_size(im, what: str, min_side: int, max_pixels: int) -> tuple[tuple[int, int], int]:
+    """((width, height) after EXIF rotation, the EXIF orientation), the size checked against the caps."""
     try:
         orientation = im.getexif().get(0x0112, 1)
     except Exception:  # unreadable EXIF is not worth failing the image for
@@ -61,14 +70,27 @@ def read_image(source, what: str = "the image", *, min_side: int = 1, max_side: 
     w, h = im.size
     original = (h, w) if orientation in (5, 6, 7, 8) else (w, h)
     _check_size(original, what, min_side, max_pixels)
+    return original, orientation
+
+
+def read_image(source, what: str = "the image", *, min_side: int = 1, max_side: int | None = None,
+               max_pixels: int = MAX_PIXELS) -> Picture:
+    """`open_image` that also returns the uploaded size. `max_side`: decode larger images downscaled to fit
+    (JPEG draft mode, so a huge photo never needs its full-size buffer)."""
+    from PIL import Image, ImageOps
+
+    im = _open(source, what)
+    original, orientation = _original_size(im, what, min_side, max_pixels)
+    w, h = im.size
     try:
         if max_side and max(w, h) > max_side and im.format == "JPEG":
             im.draft("RGB", (max_side, max_side))  # decode at 1/2, 1/4 or 1/8 scale, still >= max_side
         im.load()
-        try:
-            im = ImageOps.exif_transpose(im)
-        except Exception:  # a broken EXIF block must not block the image itself
-            pass
+        if orientation in (2, 3, 4, 5, 6, 7, 8):  # exif_transpose copies even an upright image: only when needed
+            try:
+                im = ImageOps.exif_transpose(im)
+            except Exception:  # a broken EXIF block must not block the image itself
+                pass
         im = to_rgb(im)
         if max_side and max(im.size) > max_side:
             im.thumbnail((max_side, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
@@ -172,7 +194,7 @@ def _check_size(size: tuple[int, int], what: str, min_side: int, max_pixels: int
 
 def _reason(e: Exception) -> str:
     """The library's reason, first line, with server paths cut to the file name."""
-    text = re.sub(r"(/[^\s'\"]+/)([^/\s'\"]+)", r"\2", str(e).split("\n")[0])[:120]
+    text = re.sub(r"(/[^\s'\"]+/)([^/\s'\"]+)", r"\2", str(e).split("\n")[0][:500])[:120]
     return text or "unreadable data"
 
 
