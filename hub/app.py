@@ -89,7 +89,7 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, optio
     ctx = DemoContext(manager, settings, h.spec, options, metrics)
     gr.Markdown(h.spec.description)
     try:
-        if manager.choice(h.name).source == "random":
+        if manager.choice(h.name).source == "random" and not h.demo.extra.get("chain"):  # a chain has no weights
             gr.Markdown(RANDOM_BANNER, elem_classes=["random-banner"])
         with gr.Column():
             resolve(h.demo.ui)(ctx)

@@ -111,6 +111,14 @@ class DemoContext:
                           on_progress=_progress_to(progress), on_warning=_warn, on_end=timer.done,
                           name=f"demohub-{demo}-{method}")
 
+    def other(self, demo: str) -> "DemoContext":
+        """Another registered demo's context on the same backend (its allow-list, its model picker, the same
+        metrics): how a chain of demos (hub.chain) reaches their work methods. UserError when that demo is not on
+        this hub (started with --demos without it)."""
+        if demo == self.spec.name:
+            return self
+        return DemoContext(self._manager, self.settings, self._manager.spec(demo), metrics=self.metrics)
+
     @property
     def concurrency(self) -> int:
         """How many requests of this demo run at once (the backend's one answer: replicas on Ray)."""

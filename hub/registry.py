@@ -23,6 +23,10 @@ DEMOS = (
     "clip_zero_shot",
     "sam_segment",
     "llm_chat",
+    "tts",
+    "edit_object",
+    "speech_notes",
+    "vision",
 )
 
 
