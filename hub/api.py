@@ -120,6 +120,23 @@ async def call(ctx, method: str, request, model: str | None, http=None):
         release()
 
 
+async def started_stream(ctx, method: str, request, model: str | None, api: str):
+    """(work, first item, release) of a streamed /v1 answer: the demo's /v1 queue admits it (`release` frees the
+    slot: call it when the stream is over), then the model loads and the first item comes before the response starts,
+    so a load failure or a refused request still gets its status code (raised here, the slot freed)."""
+    release = await admission(ctx).acquire()
+    work = None
+    try:
+        work = ctx.stream(method, request, model, api=api)
+        first = await anext(work, None)
+    except BaseException:
+        if work is not None:
+            work.close()
+        release()
+        raise
+    return work, first, release
+
+
 async def result_until_gone(work, http=None):
     """The one result of a running `ctx.stream(...)`; closed (its `stop` set) when `http`'s client disconnects."""
     import asyncio

@@ -3,9 +3,10 @@ becomes a text part, so a spoken question reaches the chat model as its words.
 
 A part is OpenAI's `{"type": "input_audio", "input_audio": {"data": "<base64>", "format": "wav"}}` (wav, mp3, flac,
 ogg, m4a or webm). The audio is decoded by the hub's decoder (`hub.media.audio.load_audio`) and transcribed by the
-`whisper_asr` demo's `transcribe` work method on this hub's backend (its default model, allow-list, lease and
-budget), through `hub.api.call`, so a client that hangs up stops it. A body with no such part is passed on untouched
-without being parsed; JSON parsing and decoding run off the event loop.
+`whisper_asr` demo's `transcribe` work method on this hub's backend (`ctx.other`: its default model, allow-list,
+lease and budget), through `hub.api.call`, so a client that hangs up stops it. A Whisper model that cannot be had
+(not downloaded on an offline hub) is the 503 every route gives, not the 400 of a bad part. A body with no such part
+is passed on untouched without being parsed; JSON parsing and decoding run off the event loop.
 """
 
 from __future__ import annotations

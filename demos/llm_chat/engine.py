@@ -335,7 +335,8 @@ def _start_eager(engine: Engine, ids, params: GenParams, max_new: int, streamer,
                     streamer=streamer, stopping_criteria=[_stopping(run, ids.shape[1])],
                     logits_processor=processors or None, **({cache_arg(engine.model): cache} if cache else {}))
             run.new_tokens = out.shape[1] - ids.shape[1]
-            run.hit_eos = bool(run.new_tokens and out[0, -1].item() in engine.eos_ids)
+            # an EOS token the model was told to ignore (random test weights) ends nothing
+            run.hit_eos = bool(not engine.ignore_eos and run.new_tokens and out[0, -1].item() in engine.eos_ids)
         except BaseException as e:  # handed to the request thread, which re-raises it
             run.error = e
             streamer.end()

@@ -19,7 +19,7 @@ from typing import Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from hub import validate
-from hub.api import ApiError, add_route, admission, call, json_bytes, model_id
+from hub.api import ApiError, add_route, call, json_bytes, model_id, started_stream
 from hub.errors import UserError
 from hub.weights import public_id
 
@@ -259,16 +259,7 @@ async def _stream(ctx, model: str | None, req: ChatRequest, include_usage: bool)
     response starts, so a load failure still gets its proper status code."""
     from fastapi.responses import StreamingResponse
 
-    release = await admission(ctx).acquire()  # the demo's /v1 queue, held until the stream is over
-    work = None
-    try:
-        work = ctx.stream("chat", req, model, api="chat_completions")
-        first = await anext(work, None)  # errors before the first token: hub.api maps them
-    except BaseException:
-        if work is not None:
-            work.close()
-        release()
-        raise
+    work, first, release = await started_stream(ctx, "chat", req, model, "chat_completions")
     sse = _Events(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), public_id(ctx.choice(model)))
     return StreamingResponse(sse.run(work, first, include_usage, release), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from demos.tts import engine
 from demos.tts.formats import MEDIA_TYPES
 from demos.tts.types import SpeakRequest, SpeechChunk, VoicesRequest
-from hub.api import add_route, admission, call, json_body, model_id
+from hub.api import add_route, call, json_body, model_id, started_stream
 from hub.errors import UserError
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
@@ -103,16 +103,7 @@ async def _stream(ctx, model: str | None, req: SpeakRequest):
     errors in loading or in the first sentence get their status code; later ones end the stream early."""
     from fastapi.responses import StreamingResponse
 
-    release = await admission(ctx).acquire()  # the demo's /v1 queue, held until the stream is over
-    work = None
-    try:
-        work = ctx.stream("speak", req, model, api="audio_speech")
-        first = await anext(work, None)
-    except BaseException:
-        if work is not None:
-            work.close()
-        release()
-        raise
+    work, first, release = await started_stream(ctx, "speak", req, model, "audio_speech")
 
     async def body():
         try:

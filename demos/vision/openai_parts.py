@@ -182,19 +182,10 @@ async def _stream(vision, model, req, include_usage: bool):
     starts, so a load failure still gets its status code. Closing the stream stops generation."""
     from fastapi.responses import StreamingResponse
 
-    from hub.api import admission
+    from hub.api import started_stream
     from hub.weights import public_id
 
-    release = await admission(vision).acquire()
-    work = None
-    try:
-        work = vision.stream("chat", req, model, api="chat_completions")
-        first = await anext(work, None)
-    except BaseException:
-        if work is not None:
-            work.close()
-        release()
-        raise
+    work, first, release = await started_stream(vision, "chat", req, model, "chat_completions")
     events = _events(work, first, public_id(vision.choice(model)), include_usage, release)
     return StreamingResponse(events, media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
