@@ -29,6 +29,22 @@ HINTS = {
 
 
 class HubBlocks(gr.Blocks):
+    def __exit__(self, *args, **kwargs):
+        """Every gr.Tabs wraps its tab bar: on a phone each tab shows (gradio's default hides all but a few behind
+        a "⋯" menu)."""
+        for block in self.blocks.values():
+            if isinstance(block, gr.Tabs):
+                block.overflow_behavior = "wrap"
+        return super().__exit__(*args, **kwargs)
+
+    def launch(self, *args, **kwargs):
+        """gradio's launch with the hub's page style and Ctrl+Enter script (hub/page.py) unless given others."""
+        from hub import page
+
+        kwargs.setdefault("css", page.CSS)
+        kwargs.setdefault("js", page.JS)
+        return super().launch(*args, **kwargs)
+
     async def call_function(self, block_fn, *args, **kwargs):
         """Name the event being served for the request metrics (hub.metrics.CURRENT_API); worker threads and
         generator steps inherit it."""

@@ -182,17 +182,22 @@ class DemoContext:
             return f"⚠️ {e}"
         if choice.source == "random" or self.is_loaded(model):
             return ""
+        from hub.models_tab import memory_note
+
+        fits = memory_note(self._manager, choice, self._kind())  # fits / will not fit, from the manager's budget
         cached, _ = is_cached(self.spec, choice, self.settings)
         size = _size(choice.approx_bytes)
         if cached:
-            return f"{choice.display} is on this machine{f' ({size})' if size else ''}; it loads with the first request."
+            return (f"{choice.display} is on this machine{f' ({size})' if size else ''}; it loads with the first "
+                    f"request. {fits}").strip()
         why = "this hub is offline" if self.settings.offline else unreachable_reason()
         if why:
             target = "" if choice.source == "path" else f" --model {choice.id}"
             return (f"⚠️ **{choice.display} is not on this machine**, and {why}, so this tab cannot run it yet. "
                     f"The operator can download it with `demohub fetch {self.spec.name}{target}` where there is "
-                    "network; or pick another model.")
-        return f"{choice.display} is not on this machine yet: the first request downloads it{f' ({size})' if size else ''}."
+                    f"network; or pick another model. {fits}").strip()
+        return (f"{choice.display} is not on this machine yet: the first request downloads it"
+                f"{f' ({size})' if size else ''}. {fits}").strip()
 
     def model_picker(self, **kw):
         """(dropdown, notice): the tab's model picker and, under it, what `model_note` says about the pick (refreshed

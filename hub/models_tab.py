@@ -12,11 +12,45 @@ from hub.settings import Settings
 from hub.weights import folder_bytes
 
 COLUMNS = ["demo", "model", "state", "device", "dtype", "MB", "in use", "idle s", "unload in", "load s", "note"]
+# Shares of the table's width (it fits a 1440 px window, the note, where a failed load says why, the widest); the
+# cells wrap
+WIDTHS = ["9%", "14%", "6%", "8%", "10%", "5%", "5%", "5%", "6%", "5%", "27%"]
 
 
 def status_rows(manager: ModelManager) -> list[list]:
     return [[r["demo"], r["display"], r["state"], r["device"], r["dtype"], round(r["bytes"] / 1e6, 1), r["in_use"],
              r["idle_s"], _unload_in(r), r["load_s"], r["note"]] for r in manager.status()]
+
+
+def memory_note(manager, choice, kind: str) -> str:
+    """A sentence for the model picker, said before any click: whether `choice` fits the memory the manager may give
+    models on `kind` now (its budget: the configured one, else free memory minus a margin), or "" when unknown (a
+    GPU before torch is imported, a Ray backend, a model of unknown size)."""
+    own = getattr(choice, "cpu_dtype" if kind == "cpu" else "dtype", None)  # the dtype the model asks for there
+    need = choice.bytes_at(own or ("float32" if kind == "cpu" else "float16"))
+    budget_of = getattr(manager, "_budget", None)
+    if not need or budget_of is None:
+        return ""
+    try:
+        budget = budget_of(kind)
+    except Exception:  # a note that cannot be worked out is left out, never a failed page
+        return ""
+    if budget is None:
+        return ""
+    where = "in memory" if kind == "cpu" else f"on the {kind.upper()}"
+    if need > budget:
+        return (f"⚠️ **It will not fit {where}**: it needs about {_gb(need)} and this machine has about "
+                f"{_gb(max(budget, 0))} for models; pick a smaller model.")
+    return f"It fits {where} (about {_gb(need)} of the {_gb(budget)} this machine has for models)."
+
+
+def _gb(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB" if nbytes >= 1e8 else f"{max(1, round(nbytes / 1e6))} MB"
+
+
+def loaded_demos(manager: ModelManager) -> list[str]:
+    """Demos with a model loaded now (not loading, not failed), in the manager's order."""
+    return list(dict.fromkeys(r["demo"] for r in manager.status() if r["state"] not in ("loading", "failed")))
 
 
 def _unload_in(row: dict) -> str:
@@ -112,9 +146,10 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
 
     gr.Markdown("Models load on first use and stay until idle past their keep-alive (*unload in*), evicted to make "
                 "room, or unloaded here. Pinned demos stay loaded.")
-    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Models")
+    table = gr.Dataframe(headers=COLUMNS, interactive=False, label="Models", wrap=True, column_widths=WIDTHS)
     with gr.Row() as controls:
-        which = gr.Dropdown(demo_names, value=demo_names[0] if demo_names else None, label="Demo")
+        # no default until the page loads: then the first demo with a model loaded (Unload would do nothing else)
+        which = gr.Dropdown(demo_names, value=None, label="Demo")
         unload_btn = gr.Button("Unload", variant="secondary", size="sm")
         unload_all_btn = gr.Button("Unload all", variant="stop", size="sm")
     refresh_btn = gr.Button("Refresh", size="sm")
@@ -146,7 +181,9 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
         return manager.unload_all() or "Nothing was loaded.", *refresh(request)
 
     def page_load(request: gr.Request):
-        return (*refresh(request), gr.update(visible=is_operator(settings, request)))
+        loaded = [d for d in loaded_demos(manager) if d in demo_names]
+        return (*refresh(request), gr.update(visible=is_operator(settings, request)),
+                loaded[0] if loaded else None)
 
     for fn in (operator_only, refresh, unload, unload_all, page_load):  # string annotations (PEP 563): the class
         fn.__annotations__["request"] = gr.Request
@@ -154,4 +191,4 @@ def build(manager: ModelManager, settings: Settings, demo_names: list[str]) -> N
     unload_all_btn.click(unload_all, None, [message, table, system], api_name="unload_all")
     refresh_btn.click(refresh, None, [table, system], api_name="model_status")
     gr.Timer(5).tick(refresh, None, [table, system], show_progress="hidden", api_visibility="private")
-    return page_load, [table, system, controls]
+    return page_load, [table, system, controls, which]

@@ -92,10 +92,12 @@ def test_the_first_request_shows_the_model_loading_on_the_status_line(page, app)
     page.get_by_text('"template"').wait_for(timeout=180_000)  # a cold start imports open_clip: slow on 2 cores
 
 
-def test_numbers_state_their_range_and_the_box_shows_the_value_used(page):
-    """Point 6: the threshold and top-k say their ranges; a threshold typed beyond the slider shows, and runs
-    with, the slider's end: the box shows the value used (old: no ranges given)."""
+def test_numbers_state_their_range_and_a_value_beyond_them_gets_the_sentence(page):
+    """Point 6: the threshold and top-k say their ranges (old: no ranges given); issue #36 point 4: a threshold
+    typed beyond the slider stays as typed and Classify says the validator's sentence (before: the slider clamped
+    it to its end without a word and ran)."""
     open_tab(page, TAB)
+    page.locator(".label-wrap").filter(has_text="Settings").locator("visible=true").first.click()  # collapsed
     threshold = block(page, "Multi-label threshold")
     assert "a number from 0 to 1" in threshold.inner_text(), threshold.inner_text()
     top_k = block(page, "Top-k labels shown")
@@ -104,8 +106,19 @@ def test_numbers_state_their_range_and_the_box_shows_the_value_used(page):
     box = page.get_by_label("number input for Multi-label threshold")
     box.fill("1.5")
     box.press("Tab")
-    _classify_example(page)
-    assert box.input_value() == "1"
+    assert box.input_value() == "1.5"  # not clamped to 1
+    _fill_example(page)
+    page.get_by_role("button", name="Classify", exact=True).click()
+    toast = page.locator(".toast-body").locator("visible=true")
+    toast.first.wait_for()
+    said = "Multi-label threshold is 1.5, which is out of range; use a number from 0 to 1."
+    assert said in toast.first.inner_text(), toast.first.inner_text()
+    assert box.input_value() == "1.5" and not shows(page, "threshold", 1)
+    page.locator(".toast-close").first.click()
+    box.fill("1")
+    box.press("Tab")
+    page.get_by_role("button", name="Classify", exact=True).click()
+    page.get_by_text('"template"').wait_for(timeout=180_000)
     assert shows(page, "threshold", 1)
     assert block(page, "All images x labels").locator("th").filter(has_text="present").count() == 1
     shot(page, "after-clip_zero_shot-multi-label")

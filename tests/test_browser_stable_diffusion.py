@@ -25,8 +25,18 @@ def _visible(locator):
     return locator.locator("visible=true").first
 
 
+def _open_settings(page) -> None:
+    """The shared settings sit collapsed under the results (issue #36 point 1): open them once."""
+    if not page.get_by_label("number input for Steps").locator("visible=true").count():
+        page.locator(".label-wrap").filter(has_text="Settings").locator("visible=true").first.click()
+        _visible(page.get_by_label("number input for Steps")).wait_for()
+
+
 def _set(page, label, value: str) -> None:
-    box = _visible(page.get_by_label(label, exact=True) if isinstance(label, str) else page.get_by_label(label))
+    found = page.get_by_label(label, exact=True) if isinstance(label, str) else page.get_by_label(label)
+    if not found.locator("visible=true").count():
+        _open_settings(page)
+    box = _visible(found)
     box.fill(value)
     box.press("Tab")
 
@@ -195,6 +205,7 @@ def test_bad_numbers_get_one_sentence_and_the_fields_state_their_ranges(page):
     behind the user's back; seed 99999999999 refused by gradio's own "Value ... is greater than maximum" toast;
     ranges only in some labels. Now one validator sentence each, nothing run, the box unchanged."""
     open_tab(page, TAB)
+    _open_settings(page)
     for label, info in (("Width", "A multiple of 8 (a whole number from 64 to 1024)"),
                         ("Height", "A multiple of 8 (a whole number from 64 to 1024)"),
                         ("Steps", "A whole number from 1 to 150"), ("Images", "A whole number from 1 to 4"),
@@ -225,15 +236,21 @@ def test_bad_numbers_get_one_sentence_and_the_fields_state_their_ranges(page):
 def test_the_tab_reads_top_to_bottom_with_cancel_only_while_a_run_goes(page, app):
     """Old: the mode tabs sat under the shared settings, Cancel was a full-width red bar before anything ran and
     "Seed used" showed 0. Now: model, mode tabs, prompt, settings, the one button, status, images; Cancel is small
-    and shown only during a run; "Seed used" appears with the first run."""
+    and shown only during a run; "Seed used" appears with the first run. Since issue #36 the images sit beside
+    the prompt and the settings below, collapsed."""
     from tests.browser import engine, slowed
 
     open_tab(page, TAB)
+    _open_settings(page)
+    # issue #36 point 1: model, mode tabs, prompt and Generate on the left with the images beside them; the
+    # settings (collapsed) and the record below
     order = [_visible(page.get_by_label("Model", exact=True)), page.get_by_role("tab", name="Text to image"),
-             _visible(page.get_by_label("Prompt", exact=True)), _visible(page.get_by_label("number input for Steps")),
-             page.get_by_role("button", name="Generate", exact=True), block(page, GALLERY), block(page, "Record")]
+             _visible(page.get_by_label("Prompt", exact=True)), page.get_by_role("button", name="Generate", exact=True),
+             _visible(page.get_by_label("number input for Steps")), block(page, "Record")]
     tops = [loc.bounding_box()["y"] for loc in order]
     assert tops == sorted(tops), tops
+    images, prompt = block(page, GALLERY).bounding_box(), order[2].bounding_box()
+    assert images["x"] >= prompt["x"] + prompt["width"] and images["y"] < prompt["y"], (images, prompt)
     cancel = page.get_by_role("button", name="Cancel", exact=True)
     assert not cancel.is_visible() and not page.get_by_label("Seed used").is_visible()
     shot(page, "after-stable-diffusion-initial")

@@ -135,6 +135,7 @@ def steps_shown(page):
 def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app):
     open_tab(page, "Stable Diffusion")
     page.get_by_label("Prompt", exact=True).fill("a slow cube")
+    page.locator(".label-wrap").filter(has_text="Settings").locator("visible=true").first.click()  # collapsed
     steps = page.get_by_label("number input for Steps")
     steps.fill("150")
     steps.press("Tab")

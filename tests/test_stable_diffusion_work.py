@@ -57,13 +57,14 @@ class _Ctx:
 def test_every_generation_goes_through_ctx_stream(engine):
     """The tab's handlers reach the model only through ctx.stream with a typed request (allow-list, lease, OOM
     recovery, warnings); the status line says what is under way: loading (only while the model is not loaded),
-    encoding, each step, then the images."""
+    encoding, each step as it starts, decoding, then the images (issue #36 point 5: the line never names a stage
+    that has ended)."""
     from demos.stable_diffusion import ui
     from demos.stable_diffusion.types import GenerateRequest, Settings
 
     ctx = _Ctx(engine)
     req = GenerateRequest("x", settings=Settings(seed=1, steps=2))
-    said = ["Encoding the prompt\u2026", "Step 1 of 2\u2026", "Step 2 of 2\u2026"]
+    said = ["Encoding the prompt, then denoising step 1\u2026", "Step 2 of 2\u2026", "Decoding the image\u2026"]
     items = list(ui.stream(ctx, "txt2img", req, "tiny-random"))
     again = list(ui.stream(ctx, "txt2img", req, "tiny-random"))
     assert [i[2] for i in items[:4]] == ["Loading tiny-random (2.6 GB): the first request waits for it\u2026", *said]
@@ -101,7 +102,7 @@ def test_closing_the_tab_stream_stops_the_work_method_within_a_step(engine):
     with _slowed(engine.pipe.unet) as steps:
         run = ui.stream(ctx, "txt2img", GenerateRequest("x", settings=Settings(seed=1, steps=150)), "tiny-random")
         said = [next(run)[2] for _ in range(4)]
-        assert said[-1] == "Step 2 of 150\u2026"
+        assert said[-1] == "Step 3 of 150\u2026"
         run.close()
         assert ctx.jobs[0].finished.wait(60), "the work method did not return after the stream was closed"
         n = len(steps)

@@ -193,7 +193,8 @@ def test_the_stream_method_yields_partial_copies_then_the_result_and_stops(tiny)
     assert len({id(p) for p in partials}) == len(partials)  # copies: the engine's own goes on growing
     assert isinstance(result, W.TranscribeResult) and result.transcript.done and result.model == "tiny-random"
     assert result.record["engine"] == "openai-whisper" and result.record["beam_size"] == 1 and result.seconds > 0
-    assert seen[-1][0] == 1.0 and seen[0][1].startswith("Transcribing (")
+    assert seen[-1][0] == 1.0 and seen[0] == (0, "Detecting the language, then transcribing segment 1\u2026")
+    assert seen[1][1].startswith("Transcribing segment ")  # each stage named as it starts (issue #36 point 5)
     one = W.transcribe_request(_lease(tiny), req, Job())  # the /v1 method: the same result in one answer
     assert one.transcript.text == result.transcript.text and one.record["audio_seconds"] == 65.0
     job = Job()

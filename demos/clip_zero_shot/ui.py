@@ -50,32 +50,36 @@ def _warn(notes: list[str]) -> None:
 
 
 def _classify_tab(ctx) -> tuple:
-    """(button, status, [images, labels, template, ensemble, mode, threshold, top_k], [top, chart, table, record])."""
-    with gr.Row():
-        with gr.Column():
+    """The images, the labels, Classify and the status line on the left, the top labels and the chart on the right
+    (together at 1440x900); the samples under the button, the settings collapsed under them."""
+    from hub.page import MAIN, STATUS
+
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
             images = gr.Gallery(label="Images (one or several)", type="filepath", interactive=True,
-                                height=260, columns=4, object_fit="contain")
+                                height=200, columns=4, object_fit="contain")
             labels = gr.Textbox(label=f"Candidate labels (commas or one per line, up to {ctx.options.max_labels})",
-                                lines=3, value="cat, dog, car, tree")
-            template = gr.Textbox(label="Prompt template ({} is the label)", value=DEFAULT_TEMPLATE)
-            ensemble = gr.Radio([("My template", "none"), ("open_clip's 7 templates", "simple"),
-                                 ("OpenAI's 80 ImageNet templates", "openai")], value="none",
-                                label="Average a template ensemble")
-            mode = gr.Radio([("Single label (the best one; CLIP's scores sum to 1)", "single"),
-                             ("Multi-label (each label on its own)", "multi")], value="single", label="Mode",
-                            info="SigLIP 2 scores every label on its own in both modes (sigmoid: no sum to 1)")
-            threshold = fields.slider("Multi-label threshold", 0, 1, 0.5, 0.01,
-                                      info="multi-label mode: a label scoring at least this is present")
-            top_k = fields.slider("Top-k labels shown", *TOP_K, 5, 1, info="how many labels the top list shows")
-            go = gr.Button("Classify", variant="primary")
-            status = gr.Markdown(elem_id="clip-classify-status")  # progress and errors show here only
+                                lines=2, value="cat, dog, car, tree", info="Ctrl+Enter classifies")
+            go = gr.Button("Classify", variant="primary", elem_classes=[MAIN])
+            status = gr.Markdown(elem_id="clip-classify-status", elem_classes=[STATUS])  # progress and errors
             examples = [[found, labels_] for found, labels_ in (
                 (photos("cheetah.jpg", "lion.jpg", "tower.jpg"), "cheetah, lion, house cat, tower, bus"),
                 (photos("bus.jpg", "zidane.jpg"), "bus, man wearing a tie, football, street, horse"),
             ) if found]
             if examples:
                 gr.Examples(examples, [images, labels], label=SAMPLES_LABEL, cache_examples=False)
-        with gr.Column():
+            with gr.Accordion("Settings", open=False):
+                template = gr.Textbox(label="Prompt template ({} is the label)", value=DEFAULT_TEMPLATE)
+                ensemble = gr.Radio([("My template", "none"), ("open_clip's 7 templates", "simple"),
+                                     ("OpenAI's 80 ImageNet templates", "openai")], value="none",
+                                    label="Average a template ensemble")
+                mode = gr.Radio([("Single label (the best one; CLIP's scores sum to 1)", "single"),
+                                 ("Multi-label (each label on its own)", "multi")], value="single", label="Mode",
+                                info="SigLIP 2 scores every label on its own in both modes (sigmoid: no sum to 1)")
+                threshold = fields.slider("Multi-label threshold", 0, 1, 0.5, 0.01,
+                                          info="multi-label mode: a label scoring at least this is present")
+                top_k = fields.slider("Top-k labels shown", *TOP_K, 5, 1, info="how many labels the top list shows")
+        with gr.Column(min_width=300):
             top = gr.Label(label="Top labels (first image)")
             chart = gr.BarPlot(x="label", y="score", title="Every label (first image)", sort="-y",
                                y_lim=[0, 1], x_label_angle=-30, height=260)
@@ -116,14 +120,17 @@ def _classify_handler(ctx):
 
 
 def _search_tab(ctx) -> tuple:
+    from hub.page import MAIN, STATUS
+
     """(button, status, gallery, query, [ranked, ranking, record])."""
     with gr.Row():
         with gr.Column():
             gallery = gr.Gallery(label=f"Gallery to search (up to {ctx.options.max_images} images)",
                                  type="filepath", interactive=True, height=300, columns=5, object_fit="contain")
-            query = gr.Textbox(label="Text query", placeholder="a dog playing on the beach")
-            find = gr.Button("Search", variant="primary")
-            status = gr.Markdown(elem_id="clip-search-status")  # progress and errors show here only
+            query = gr.Textbox(label="Text query", placeholder="a dog playing on the beach",
+                               info="Ctrl+Enter searches")
+            find = gr.Button("Search", variant="primary", elem_classes=[MAIN])
+            status = gr.Markdown(elem_id="clip-search-status", elem_classes=[STATUS])  # progress and errors
             every = photos("cheetah.jpg", "lion.jpg", "tower.jpg", "groot.jpeg", "bus.jpg", "zidane.jpg")
             if every:
                 gr.Examples([[every, "a big cat running"], [every, "a man wearing a tie"]], [gallery, query],

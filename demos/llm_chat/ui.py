@@ -29,6 +29,7 @@ EXAMPLES = [["Explain what a neural network is in two sentences."],
             ["Translate 'Where is the train station?' into French and German."]]
 
 
+PLACEHOLDER = "Type a message…"
 THOUGHT = "💭 Thinking"  # the title of the collapsible message that holds a thinking model's reasoning
 
 
@@ -76,7 +77,10 @@ def has_thinking(ctx, model) -> bool:
         choice = ctx.choice(model)
     except UserError:
         return False
-    return bool(choice.options.get("thinking")) or choice not in ctx.spec.models
+    listed = next((m for m in ctx.spec.models if m.id == choice.id), None)  # random weights keep the listed id
+    if listed is not None or choice.source == "random":
+        return bool(choice.options.get("thinking") or (listed and listed.options.get("thinking")))
+    return True
 
 
 def refuse_empty(message):
@@ -85,9 +89,9 @@ def refuse_empty(message):
 
 
 def say_if_empty(message) -> None:
-    """The sentence for an empty or whitespace-only message, as a toast (the validator stops the send)."""
+    """The sentence for an empty or whitespace-only message, as an info toast (the validator stops the send)."""
     if not (isinstance(message, str) and message.strip()):
-        raise gr.Error(EMPTY, print_exception=False)
+        gr.Info(EMPTY)  # a gentle notice, not an error: nothing went wrong
 
 
 class ChatTab(gr.ChatInterface):
@@ -108,9 +112,13 @@ class ChatTab(gr.ChatInterface):
         def recover(message, history, was_stopped):
             if was_stopped:  # Stop, not an error: the answer so far stays, and the input is emptied by `.then()`
                 return gr.Textbox(interactive=True, submit_btn=send, stop_btn=False), gr.skip(), False
-            return gr.Textbox(message, interactive=True, submit_btn=send, stop_btn=False), history, False
+            return (gr.Textbox(message, interactive=True, submit_btn=send, stop_btn=False, placeholder=PLACEHOLDER),
+                    history, False)
 
         for event in events_to_cancel:  # sending, retrying, an example prompt
+            # gradio blanks the placeholder while an answer streams and never gives it back
+            event.then(lambda: gr.update(placeholder=PLACEHOLDER), None, self.textbox, api_visibility="undocumented",
+                       queue=False, show_progress="hidden")
             event.failure(recover, [self.saved_input, self.chatbot_state, stopped],
                           [self.textbox, self.chatbot, stopped], api_visibility="undocumented", queue=False,
                           show_progress="hidden")
@@ -158,13 +166,13 @@ def build(ctx) -> None:
         yield from answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
                           repetition_penalty, thinking)
 
-    message = gr.Textbox(label="Message", placeholder="Type a message…", scale=7, autofocus=True, submit_btn=True,
+    message = gr.Textbox(label="Message", placeholder=PLACEHOLDER, scale=7, autofocus=True, submit_btn=True,
                          stop_btn=True, render=False)
     # The validator keeps the chat as it is, but its sentence would go to the hidden label: this listener says it.
     # It is registered before ChatInterface's own: gradio's front end stops at a refused validator and would never
     # reach a listener after it.
     message.submit(say_if_empty, message, None, show_progress="hidden", api_visibility="private")
-    ChatTab(
+    tab = ChatTab(
         respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep, thinking],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
@@ -173,5 +181,8 @@ def build(ctx) -> None:
         # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)
         examples=EXAMPLES, cache_examples=False,
     )
+    from demos.llm_chat import voice
+
+    voice.build(ctx, tab, record)  # the microphone row: ask by voice, hear the answer (voice.py)
     with gr.Accordion("Details", open=False):
         record.render()

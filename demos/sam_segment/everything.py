@@ -12,6 +12,7 @@ from demos.sam_segment.types import FoundMask, Picture
 from hub import validate
 from hub.errors import UserError
 from hub.media.image import MAX_PIXELS
+from hub.streams import Stopped  # the hub's one "stopped before its result" (a Stop, a closed page)
 
 # The ranges of the settings, one source for the tab's fields (their info text) and the checks below.
 POINTS_PER_SIDE = (2, 128)
@@ -20,10 +21,6 @@ MIN_AREA = (0, MAX_PIXELS)  # pixels: no mask is larger than the largest image t
 
 if TYPE_CHECKING:
     from demos.sam_segment.engine import Embedding, SamEngine
-
-
-class Stopped(UserError):
-    """The user pressed Stop."""
 
 
 @dataclass(frozen=True)

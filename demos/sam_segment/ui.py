@@ -8,6 +8,7 @@ a hidden image (`source`): the page copies every new image there (no round trip)
 
 import functools
 import json
+import logging
 import threading
 from types import SimpleNamespace
 
@@ -23,11 +24,18 @@ from hub import fields
 from hub.assets import package_file
 from hub.errors import UserError
 from hub.outputs import request_folder
+from hub.page import MAIN, STATUS
+from hub.streams import Stopped
+
+log = logging.getLogger("demohub")
 
 MODES = ("Positive point", "Negative point", "Box (two corner clicks)")
-HEIGHT = 520  # px: images are shown whole (contained) at most this tall, so the page stays short
+HEIGHT = 440  # px: images are shown whole (contained) at most this tall: the image and its mask fit one screen
 COPY = "(image) => image"
 HINT = "Click on the object to segment it; more clicks refine the mask."  # the page copies a new image into the hidden source as it is
+CORNER = "Now click the opposite corner of the box."  # box mode, after its first corner: nothing to segment yet
+READY = "Press **Segment everything** to find every object in the image."
+STOPPED = "Stopped before it finished; press **Segment everything** to start again."
 
 
 def fresh(key: str | None = None) -> dict:
@@ -82,6 +90,7 @@ class SamTab:
     def __init__(self, ctx):
         self.ctx = ctx
         self.stop_flags: dict[str, threading.Event] = {}
+        self.stopped: set[str] = set()  # sessions whose last "segment everything" their Stop ended
 
     # ---- clicks (no model) --------------------------------------------------------------------------------------
 
@@ -136,7 +145,7 @@ class SamTab:
 
     def reset_for_new_image(self):
         # An upload, a sample or a paste: the old clicks and results belong to the old image.
-        return fresh(), [], [], None, None, None, [], None, None, None, None, None, ""
+        return fresh(), [], [], None, None, None, [], None, None, None, None, None, READY
 
     def forget_image(self):
         """The image was removed (its x) or cannot be read: it goes, with its hidden source, clicks and results."""
@@ -180,6 +189,14 @@ class SamTab:
         thumbs = [(thumbnail(m), f"#{i + 1}  score {s:.3f}") for i, (m, s) in enumerate(zip(out.masks, out.scores))]
         return ov, thumbs, mpng, cut, out.record, kept
 
+    def segment_clicks(self, state, image, points, labels, box, multimask, model, request: gr.Request = None,
+                       progress=gr.Progress(track_tqdm=True)):
+        """After a click: the masks the clicks make and the hint, or, while a box has only its first corner, nothing
+        new and a word on what to click next (no error: the box is not finished)."""
+        if (state or {}).get("corner") is not None:
+            return (*[gr.skip()] * 6, CORNER)
+        return (*self.run_segment(image, points, labels, box, multimask, model, request, progress), HINT)
+
     def refresh(self, image, points, labels, box, multimask, model, request: gr.Request = None,
                 progress=gr.Progress(track_tqdm=True)):
         """After undo/clear: segment what is left, or no mask if nothing is (a pending corner alone makes none)."""
@@ -200,7 +217,10 @@ class SamTab:
         """Encode a newly uploaded image right away, so the first click is fast."""
         if image is None:
             return
-        self.ctx.call("embed", EmbedRequest(prepare_image(image), session(request)), model, progress=progress)
+        try:
+            self.ctx.call("embed", EmbedRequest(prepare_image(image), session(request)), model, progress=progress)
+        except UserError as e:  # a warm-up nobody asked for: no toast (perhaps on another tab); a click says it
+            log.info("SAM warm-up skipped: %s", e)
 
     # ---- segment everything -------------------------------------------------------------------------------------
 
@@ -224,8 +244,14 @@ class SamTab:
         flag.clear()
         req = EverythingRequest(picture, s.points_per_side, s.pred_iou_thresh, s.stability_score_thresh, s.min_area,
                                 sid)
+        self.stopped.discard(sid)
         try:
             out = self.ctx.call("segment_everything", req, model, progress=progress, stop=flag)
+        except Stopped:
+            if not flag.is_set():
+                raise
+            self.stopped.add(sid)  # the page's Stop: an answer, not an error (the status line says it)
+            return gr.skip(), gr.skip()
         finally:
             self.stop_flags.pop(sid, None)  # only running requests have a flag: the dict stays small
         annotations = [(f.mask.astype(np.float32), f"#{i + 1}") for i, f in enumerate(out.masks)]
@@ -233,10 +259,26 @@ class SamTab:
                                                 "record": out.record}
 
     def stop(self, request: gr.Request):
+        """Stop: the work ends at its next batch of points and the run returns (no cancelled event, no error)."""
         flag = self.stop_flags.get(session(request))
         if flag is not None:
             flag.set()
         return gr.Button(interactive=False)
+
+    def page_closed(self, request: gr.Request):
+        """The page went away: its "segment everything" stops at the next batch of points. (gradio stops iterating
+        a closed page's generators, which stops their work; a plain function like this one would run on.)"""
+        flag = self.stop_flags.get(session(request))
+        if flag is not None:
+            flag.set()
+
+    def everything_said(self, table, request: gr.Request):
+        """The status line after "Segment everything": stopped, or how many masks."""
+        sid = session(request)
+        if sid in self.stopped:
+            self.stopped.discard(sid)
+            return STOPPED
+        return summary(table)
 
 
 # ---- layout and events ------------------------------------------------------------------------------------------
@@ -279,20 +321,23 @@ def _components(ctx) -> SimpleNamespace:
                 c.undo_btn = gr.Button("Undo last click", size="sm")
                 c.clear_btn = gr.Button("Clear clicks", size="sm")
             # the status line: what to do, and progress and errors of a click (they show here only)
-            c.status = gr.Markdown(HINT, elem_id="sam-status")
+            c.status = gr.Markdown(HINT, elem_id="sam-status", elem_classes=[STATUS])
             with gr.Accordion("Prompts (what the /segment API takes)", open=False):
                 c.points_js = gr.JSON(label="Points [[x, y], ...] in image pixels", value=[])
                 c.labels_js = gr.JSON(label="Labels: 1 positive, 0 negative", value=[])
                 c.box_js = gr.JSON(label="Box [x0, y0, x1, y1]", value=None)
         with gr.Column(scale=1):
-            c.overlay = gr.AnnotatedImage(label="Mask", format="png", show_legend=False, height=HEIGHT)
+            # hub-compact: on a phone an empty result box is one line high, not a tall blank (hub/page.py)
+            c.overlay = gr.AnnotatedImage(label="Mask", format="png", show_legend=False, height=HEIGHT,
+                                          elem_classes=["hub-compact"])
             c.gallery = gr.Gallery(label="Candidate masks, best first (click one to use it)", columns=3, height=170,
-                                   format="png", allow_preview=False, object_fit="contain")
+                                   format="png", allow_preview=False, object_fit="contain",
+                                   elem_classes=["hub-compact"])
             with gr.Row():
                 c.mask_out = gr.Image(label="Mask (PNG)", type="pil", format="png", interactive=False,
-                                      buttons=["download"], height=260)
+                                      buttons=["download"], height=260, elem_classes=["hub-compact"])
                 c.cut_out = gr.Image(label="Cut-out (transparent PNG)", type="pil", image_mode="RGBA", format="png",
-                                     interactive=False, buttons=["download"], height=260)
+                                     interactive=False, buttons=["download"], height=260, elem_classes=["hub-compact"])
             c.record = gr.JSON(label="Details")
     with gr.Accordion("Segment everything", open=False):
         _everything_components(c)
@@ -313,15 +358,18 @@ def _everything_components(c: SimpleNamespace) -> None:
         c.min_area = fields.number("Minimum mask area (pixels)", *MIN_AREA, 0,
                                    info="masks smaller than this are dropped")
     with gr.Row():
-        c.all_btn = gr.Button("Segment everything", variant="primary", scale=4, elem_id="sam-everything")
+        c.all_btn = gr.Button("Segment everything", variant="primary", scale=4, elem_id="sam-everything",
+                              elem_classes=[MAIN])
         c.stop_btn = gr.Button("Stop", size="sm", interactive=False, scale=1)  # enabled while it runs
-    c.all_status = gr.Markdown(elem_id="sam-everything-status")  # progress, errors, how many masks
-    c.all_overlay = gr.AnnotatedImage(label="All masks", format="png", height=HEIGHT)
+    # progress (batches of points), errors, how many masks: one line high even before the first run
+    c.all_status = gr.Markdown(READY, elem_id="sam-everything-status", elem_classes=[STATUS])
+    c.all_overlay = gr.AnnotatedImage(label="All masks", format="png", height=HEIGHT, elem_classes=["hub-compact"])
     c.all_table = gr.JSON(label="Masks (largest first)")
 
 
 def _wire_clicks(ctx, tab: SamTab, c: SimpleNamespace) -> None:
     run_segment, refresh, warm = ctx.handler(tab.run_segment), ctx.handler(tab.refresh), ctx.handler(tab.warm)
+    segment_clicks = ctx.handler(tab.segment_clicks)
     quiet = {"api_name": False, "show_progress_on": [c.status]}
     prompts = [c.clicks, c.points_js, c.labels_js, c.box_js]
     seg_inputs = [c.source, c.points_js, c.labels_js, c.box_js, c.multimask, c.model]
@@ -329,7 +377,10 @@ def _wire_clicks(ctx, tab: SamTab, c: SimpleNamespace) -> None:
     cleared = prompts + [c.overlay, c.record, c.gallery, c.mask_out, c.cut_out, c.candidates, c.all_overlay,
                          c.all_table, c.all_status]
     c.image.select(light(tab.on_click), [c.clicks, c.mode, c.source], prompts + [c.image], **quiet).success(
-        run_segment, seg_inputs, seg_outputs, api_name="segment", **ctx.events_on(c.status))
+        segment_clicks, [c.clicks, *seg_inputs], [*seg_outputs, c.status], api_name=False, **ctx.events_on(c.status))
+    # /segment for API callers: the same handler on a hidden button (a click's chain waits for a box's 2nd corner)
+    api_segment = gr.Button("Segment", visible=False)
+    api_segment.click(run_segment, seg_inputs, seg_outputs, api_name="segment", **ctx.events_on(c.status))
     c.undo_btn.click(light(tab.undo), [c.clicks, c.source], prompts + [c.image], **quiet).success(
         refresh, seg_inputs, seg_outputs, api_name=False, **ctx.events_on(c.status))
     c.clear_btn.click(light(tab.clear), [c.clicks, c.source], prompts + [c.image], **quiet).success(
@@ -356,5 +407,11 @@ def _wire_everything(ctx, tab: SamTab, c: SimpleNamespace) -> None:
                              api_name="segment_everything", **ctx.events_on(c.all_status))
     everything.then(lambda: gr.Button(interactive=False), None, c.stop_btn, api_name=False, queue=False,
                     show_progress="hidden")
-    everything.success(summary, [c.all_table], [c.all_status], api_name=False, queue=False, show_progress="hidden")
-    c.stop_btn.click(tab.stop, None, c.stop_btn, api_name=False, cancels=[everything])
+    everything.success(tab.everything_said, [c.all_table], [c.all_status], api_name=False, queue=False,
+                       show_progress="hidden")
+    # Stop sets the run's flag (no cancel: a cancelled event ended in a bare "Error"); the work ends at its next
+    # batch of points and the run returns, and the status line says it stopped
+    c.stop_btn.click(tab.stop, None, c.stop_btn, api_name=False, queue=False, show_progress="hidden")
+    from gradio.context import Context
+
+    Context.root_block.unload(tab.page_closed)

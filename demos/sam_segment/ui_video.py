@@ -78,12 +78,13 @@ def components(c: SimpleNamespace) -> None:
                                  format="png", height=360, elem_id="sam-video-frame")
             c.v_mode = gr.Radio(list(VIDEO_MODES), value=VIDEO_MODES[0], label="A click adds")
             c.v_max_frames = fields.number("Max frames", *FRAMES_RANGE, MAX_FRAMES,
-                                           info="longer videos are refused; trim them first")
+                                           info="a longer video is tracked for its first frames only")
             with gr.Row():
                 c.v_clear = gr.Button("Clear clicks", size="sm")
-                c.v_track = gr.Button("Track", variant="primary", scale=4, elem_id="sam-track")
+                c.v_track = gr.Button("Track", variant="primary", scale=4, elem_id="sam-track",
+                                      elem_classes=["hub-main"])
                 c.v_stop = gr.Button("Stop", variant="stop", size="sm", visible=False, scale=1, min_width=80)
-            c.v_status = gr.Markdown(HINT, elem_id="sam-video-status")
+            c.v_status = gr.Markdown(HINT, elem_id="sam-video-status", elem_classes=["hub-status"])
             with gr.Accordion("Prompts (what the /track_video API takes)", open=False):
                 c.v_points = gr.JSON(label="Points [[x, y], ...] in first-frame pixels", value=[])
                 c.v_labels = gr.JSON(label="Labels: 1 positive, 0 negative", value=[])

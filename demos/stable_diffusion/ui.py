@@ -25,6 +25,11 @@ EXAMPLE_PROMPTS = [["a watercolor fox in a snowy forest, soft morning light", "b
                    ["isometric pixel-art island with a lighthouse", "blurry"]]
 
 
+# What the API page shows as an example for /read_parameters (a PNG that ships with gradio; it carries no parameters,
+# which the answer says in words)
+EXAMPLE_PNG = "https://github.com/gradio-app/gradio/raw/main/gradio/media_assets/images/bus.png"
+
+
 def build(ctx) -> None:
     """The tab, inside the current gr.Blocks. It reads top to bottom like AUTOMATIC1111's: the model, the mode (with
     its picture inputs), the prompt, the settings, the one main button, the status line, then the results."""
@@ -34,35 +39,46 @@ def build(ctx) -> None:
 
 
 def _components(ctx, d: dict) -> SimpleNamespace:
+    """Two columns, so the prompt, Generate and the pictures show together at 1440x900 (AUTOMATIC1111's layout):
+    the model, the mode, the prompt, the button and the status line on the left, the gallery on the right; the
+    settings, the example prompts, the record and *Read parameters* below, the first two collapsed."""
     import gradio as gr
+    from gradio_client import handle_file
+
+    from hub.page import MAIN, STATUS
 
     c = SimpleNamespace()
-    c.model, c.notice = ctx.model_picker()  # says up front whether the picked model is on this machine
-    _modes(c)
-    c.prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a watercolor fox in a snowy forest")
-    c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality",
-                            info="What the picture should not show")
-    gr.Examples(EXAMPLE_PROMPTS, [c.prompt, c.negative], label="Example prompts", cache_examples=False)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=300):
+            c.model, c.notice = ctx.model_picker()  # says up front whether the picked model is on this machine
+            _modes(c)
+            c.prompt = gr.Textbox(label="Prompt", lines=2,
+                                  placeholder="a watercolor fox in a snowy forest (Ctrl+Enter generates)")
+            c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality")
+            with gr.Row():
+                # One main button: the one of the selected mode (the others are hidden; each is its own API).
+                c.run_t2i = gr.Button("Generate", variant="primary", scale=6, elem_classes=[MAIN])
+                c.run_i2i = gr.Button("Transform", variant="primary", scale=6, visible=False, elem_classes=[MAIN])
+                c.run_inp = gr.Button("Inpaint", variant="primary", scale=6, visible=False, elem_classes=[MAIN])
+                c.cancel = gr.Button("Cancel", variant="stop", size="sm", scale=1, min_width=90, visible=False)
+            # The one status line: loading, steps, the error pill, notes (one line high even when empty)
+            c.status = gr.Markdown(label="Status", min_height=36, elem_classes=["sd-status", STATUS])
+        with gr.Column(scale=6, min_width=300):
+            # scale-down: every image whole (never cropped) and never blown up past its own size; two fixed
+            # columns (with fitted columns one image got a full-width square cell taller than the box)
+            c.gallery = gr.Gallery(label="Images (PNG with parameters)", columns=2, fit_columns=False, height=500,
+                                   format="png", type="filepath", object_fit="scale-down", interactive=False,
+                                   elem_classes=["hub-compact"])
+            with gr.Row(visible=False) as c.seed_row:  # shown after the first run: no "Seed used 0" before it
+                c.used_seed = gr.Number(label="Seed used", precision=0, interactive=False, scale=4)
+                c.reuse = gr.Button("\u267b\ufe0f Reuse this seed", size="sm", scale=1, min_width=150)
     _settings(c, d, ctx._kind())
-    with gr.Row():
-        # One main button: the one of the selected mode (the others are hidden; each is its own API).
-        c.run_t2i = gr.Button("Generate", variant="primary", scale=6)
-        c.run_i2i = gr.Button("Transform", variant="primary", scale=6, visible=False)
-        c.run_inp = gr.Button("Inpaint", variant="primary", scale=6, visible=False)
-        c.cancel = gr.Button("Cancel", variant="stop", size="sm", scale=1, min_width=90, visible=False)
-    # The one status line: loading, steps, the error pill, notes (min_height: room for gradio's progress overlay)
-    c.status = gr.Markdown(label="Status", min_height=36, elem_classes=["sd-status"])
-    # scale-down: every image whole (never cropped) and never blown up past its own size. Two fixed columns keep
-    # gradio's square cells about 590 px at 1400 px wide: a 512 px image at its size, a 1024 px one halved; with
-    # fitted columns one image got a full-width square cell taller than the box, and a small image sat below it.
-    c.gallery = gr.Gallery(label="Images (PNG with parameters)", columns=2, fit_columns=False, height=610,
-                           format="png", type="filepath", object_fit="scale-down", interactive=False)
-    with gr.Row(visible=False) as c.seed_row:  # shown after the first run: no "Seed used 0" before it
-        c.used_seed = gr.Number(label="Seed used", precision=0, interactive=False, scale=4)
-        c.reuse = gr.Button("\u267b\ufe0f Reuse this seed", size="sm", scale=1, min_width=150)
+    with gr.Accordion("Example prompts", open=False):
+        gr.Examples(EXAMPLE_PROMPTS, [c.prompt, c.negative], label="Example prompts", cache_examples=False)
     c.record = gr.JSON(label="Record")
     with gr.Accordion("Read parameters from a PNG", open=False):
         c.png = gr.File(label="PNG made by this tab (or AUTOMATIC1111)", file_types=[".png"], type="filepath")
+    c.png.example_inputs = lambda: handle_file(EXAMPLE_PNG)  # the API page's example: a PNG (gradio's: a PDF)
     return c
 
 
@@ -71,34 +87,33 @@ def _modes(c: SimpleNamespace) -> None:
     import gradio as gr
 
     from hub import fields
+    from hub.uploads import undecoded
 
     with gr.Tabs():
         with gr.Tab("Text to image") as c.tab_t2i:
-            gr.Markdown("Describe the picture in the prompt below. To start from a picture of your own, use "
-                        "*Image to image* or *Inpaint*.")
+            gr.Markdown("To start from a picture of your own, use *Image to image* or *Inpaint*.")
         with gr.Tab("Image to image") as c.tab_i2i:
-            with gr.Row():
-                c.init_image = gr.Image(type="filepath", label="Init image (fitted into width x height)", height=320)
-                c.strength_i2i = fields.slider("Strength", 0.05, 1.0, 0.75, 0.05,
-                                               info="How much to change: 1 draws anew")
+            c.init_image = undecoded(gr.Image(type="filepath", label="Init image (fitted into width x height)",
+                                              height=260))
+            c.strength_i2i = fields.slider("Strength", 0.05, 1.0, 0.75, 0.05, info="How much to change: 1 draws anew")
         with gr.Tab("Inpaint") as c.tab_inp:
+            c.editor = gr.ImageEditor(type="pil", format="png", label="Image: paint the part to repaint",
+                                      brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), height=360,
+                                      layers=gr.LayerOptions(allow_additional_layers=False))
             with gr.Row():
-                c.editor = gr.ImageEditor(type="pil", format="png", label="Image: paint the part to repaint",
-                                          brush=gr.Brush(colors=["#ffffff"], color_mode="fixed"), height=420,
-                                          layers=gr.LayerOptions(allow_additional_layers=False), scale=2)
-                with gr.Column(scale=1):
-                    c.mask_upload = gr.Image(type="filepath", label="Or upload a mask (white = repaint)", height=180)
-                    c.strength_inp = fields.slider("Strength", 0.05, 1.0, 1.0, 0.05,
-                                                   info="1 repaints the painted part fully")
+                c.mask_upload = undecoded(gr.Image(type="filepath", label="Or upload a mask (white = repaint)",
+                                                   height=160))
+                c.strength_inp = fields.slider("Strength", 0.05, 1.0, 1.0, 0.05, info="1 repaints the painted part fully")
 
 
 def _settings(c: SimpleNamespace, d: dict, kind: str) -> None:
-    """The settings every mode shares, compact; each field's info states its range."""
+    """The settings every mode shares, collapsed under the results; each field's info states its range (a value
+    typed out of range is refused with the validator's sentence, never clamped: hub.fields)."""
     import gradio as gr
 
     from hub import fields
 
-    with gr.Accordion("Settings", open=True):
+    with gr.Accordion("Settings", open=False):
         with gr.Row():
             c.steps = fields.slider("Steps", 1, MAX_STEPS, d["steps"], 1)
             c.guidance = fields.slider("Guidance scale", 0, MAX_GUIDANCE, d["guidance"], 0.5, info="0 to 1 = off")
@@ -106,8 +121,7 @@ def _settings(c: SimpleNamespace, d: dict, kind: str) -> None:
             # list to those its family runs (_defaults_for), and the engine refuses a mismatch with a sentence
             c.scheduler = gr.Dropdown(list(SCHEDULERS), value=d["scheduler"], label="Scheduler")
         with gr.Row():
-            # Numbers, not sliders: any multiple of 8 (16 for Z-Image) in range; anything else is refused with one
-            # sentence
+            # any multiple of 8 (16 for Z-Image) in range; anything else is refused with one sentence
             k = 16 if d["family"] == "zimage" else 8
             c.width = fields.number("Width", MIN_SIDE, MAX_SIDE, d["size"], info=f"A multiple of {k}", step=k)
             c.height = fields.number("Height", MIN_SIDE, MAX_SIDE, d["size"], info=f"A multiple of {k}", step=k)
@@ -137,10 +151,22 @@ def _wire(ctx, c: SimpleNamespace) -> None:
     for i, tab in enumerate((c.tab_t2i, c.tab_i2i, c.tab_inp)):
         tab.select(lambda i=i: [gr.update(visible=k == i) for k in range(3)], None, buttons, **quiet)
     c.reuse.click(lambda s: s if s is not None else -1, [c.used_seed], [c.seed], **quiet)
-    c.model.change(_defaults_for, [c.model], [c.steps, c.guidance, c.scheduler, c.width, c.height],
+    c.model.change(_defaults_for, [c.model], [c.steps, c.guidance, c.scheduler, c.width, c.height, c.decoder],
                    api_visibility="private")
+    _refuse_bad_pictures(ctx, c)
     c.png.upload(_fill_handler(ctx), [c.png], [c.prompt, c.negative, c.seed, c.steps, c.guidance, c.scheduler,
                                                 c.width, c.height, c.model, c.record], api_name="read_parameters")
+
+
+def _refuse_bad_pictures(ctx, c: SimpleNamespace) -> None:
+    """A file that is not a picture is refused on upload, as on the YOLO, SAM and CLIP tabs, with the hub decoder's
+    sentence (not at Generate, quoting PIL), and removed."""
+    from hub.uploads import refuse_bad_images
+
+    refuse_bad_images(ctx, c.init_image, c.status, lambda p: open_image(p, "the init image"))
+    refuse_bad_images(ctx, c.mask_upload, c.status, lambda p: open_image(p, "the mask"))
+    refuse_bad_images(ctx, c.editor, c.status, lambda v: open_image(v.get("background"), "the image to inpaint")
+                      if isinstance(v, dict) and v.get("background") is not None else None)
 
 
 def _run_event(ctx, c: SimpleNamespace, button, handler, inputs, api_name: str):
@@ -177,8 +203,9 @@ def _defaults_for(model_id):
     k = 16 if family(model_id) == "zimage" else 8
     info = f"A multiple of {k} (a whole number from {MIN_SIDE} to {MAX_SIDE})"  # as hub.fields.number words it
     side = [gr.update(value=o["size"], step=k, info=info) for _ in range(2)]
+    full_only = family(model_id) == "zimage"  # no tiny decoder for its latents (zimage.NO_TINY)
     return (o["steps"], o["guidance"], gr.update(choices=list(FAMILY_SCHEDULERS[family(model_id)]),
-                                                 value=o["scheduler"]), *side)
+                                                 value=o["scheduler"]), *side, "full" if full_only else gr.skip())
 
 
 def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder) -> Settings:
@@ -316,7 +343,8 @@ def stream(ctx, method: str, request, model):
 
     What the status line says, in order (the one progress of the tab, issue #16 point 2): "Loading <model> (<size>)…"
     while the model loads (a download shows its bytes there too: the handler's gr.Progress tracks tqdm), "Encoding the
-    prompt…" (the method's Step 0: the model is loaded), "Step i of n…" per denoising step, then the notes. Yielding
+    prompt, then denoising step 1…" (the method's Step 0: the model is loaded), "Step k of n…" as each denoising step
+    starts, "Decoding the image…" after the last, then the notes. Yielding
     every step also lets Cancel (or a closed page) close this generator between steps: closing the stream sets the
     method's `job.stop`, the pipeline stops after its current step, and the lease is released when the method
     returns, without this generator (gradio's event loop) waiting for that step. The handlers' gr.Progress is not
@@ -345,9 +373,13 @@ def stream(ctx, method: str, request, model):
 
 
 def _said(step: Step) -> str:
+    """What is under way as each stage starts: a Step arrives when the stage before it has ended (Step 0: the model
+    is loaded; Step k: denoising step k is done), so the line names the next one."""
     if step.step == 0:
-        return "Encoding the prompt\u2026"
-    return f"Step {step.step} of {step.total}\u2026"
+        return "Encoding the prompt, then denoising step 1\u2026"
+    if step.total and step.step < step.total:
+        return f"Step {step.step + 1} of {step.total}\u2026"
+    return "Decoding the image\u2026"
 
 
 def _finish(res) -> tuple:

@@ -372,11 +372,15 @@ def _transcription(lease, req: TranscribeRequest, job) -> Iterator[Transcript | 
     TranscribeResult with the record. Ends at the next window or segment once `job.stop` is set."""
     opts = check_options(req.options)
     t0, last = time.perf_counter(), None
+    # each stage named as it starts: a partial transcript arrives when a segment has ended
+    job.progress(0, "Transcribing segment 1\u2026" if opts.language else
+                 "Detecting the language, then transcribing segment 1\u2026")
     for t in transcribe_iter(lease.engine, req.samples, opts, max_seconds=req.max_seconds,
                              should_stop=job.stop.is_set):
         if job.stop.is_set():
             return
-        job.progress(t.progress, f"Transcribing ({t.progress:.0%} of {t.duration / 60:.1f} min)")
+        job.progress(t.progress, f"Transcribing segment {len(t.segments) + 1} ({t.progress:.0%} of "
+                                 f"{t.duration / 60:.1f} min)\u2026")
         last = t
         if not t.done:
             yield replace(t, segments=list(t.segments))

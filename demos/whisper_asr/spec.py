@@ -47,7 +47,7 @@ SPEC = DemoSpec(
                 ".srt/.vtt subtitles, for clips or hours of audio.",
     models=(
         # int8 CTranslate2 files: the size does not depend on the run dtype (size_dtype None)
-        *(ModelChoice(repo, "hf", label=f"faster-whisper {size} (int8 on CPU)", revision=rev, files=CT2_FILES,
+        *(ModelChoice(repo, "hf", label=f"faster-whisper {size} (CTranslate2)", revision=rev, files=CT2_FILES,
                       approx_bytes=nbytes, license="MIT",
                       options={"engine": "faster", "size": size, "english_only": size in ENGLISH_ONLY})
           for repo, rev, size, nbytes in FASTER),

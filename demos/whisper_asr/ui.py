@@ -64,49 +64,81 @@ def build(ctx):
         after(lambda: gr.update(visible=False), None, c.stop, **quiet)
     c.stop.click(lambda: gr.update(visible=False), None, c.stop, cancels=[event], **quiet)
     c.word_timestamps.change(lambda on: gr.update(visible=bool(on)), c.word_timestamps, c.word_table, **quiet)
+    c.model.change(lambda m: gr.update(info=_runs_as_or_blank(ctx, m)), c.model, c.model, queue=False, **quiet)
+
+
+def _runs_as_or_blank(ctx, model) -> str:
+    from hub.errors import UserError
+
+    try:
+        return runs_as(ctx, model)
+    except UserError:  # a typed, unlisted model: the notice under the picker says why
+        return ""
 
 
 def _components(ctx) -> SimpleNamespace:
+    """Two columns, so the audio, Transcribe and the transcript show together at 1440x900: the model, the audio, the
+    task and language, the button and the status line on the left, the transcript and downloads on the right; the
+    speech clips, the other-file input and the options under the button; the tables below."""
     import gradio as gr
     from gradio_client import handle_file
 
     from hub import fields
+    from hub.page import MAIN, STATUS
 
     c = SimpleNamespace()
-    c.model, c.notice = ctx.model_picker(
-        info="faster-whisper is fastest on CPU; '.en' and distil models are English-only.")
-    with gr.Row():
-        with gr.Column():
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
+            c.model, c.notice = ctx.model_picker(info=runs_as(ctx, None))
             c.audio = gr.Audio(sources=["upload", "microphone"], type="filepath", format=None,
                                label="Audio (upload or record)")
-            _speech_examples(c.audio)
-            c.media_file = gr.File(label="Or a video / other audio file (mp4, webm, mkv, m4a, ogg, opus)",
-                                   type="filepath",
-                                   file_types=["audio", "video", ".m4a", ".webm", ".ogg", ".opus", ".mkv"])
-            c.media_file.example_inputs = lambda: handle_file(EXAMPLE_MEDIA)
             with gr.Row():
                 c.task = gr.Radio([("Transcribe", "transcribe"), ("Translate to English", "translate")],
-                                  value="transcribe", label="Task")
-                c.language = gr.Dropdown(language_choices(), value="auto", label="Language", allow_custom_value=True)
+                                  value="transcribe", label="Task", scale=3)
+                c.language = gr.Dropdown(language_choices(), value="auto", label="Language", allow_custom_value=True,
+                                         scale=2, min_width=140)
+            with gr.Row():
+                c.go = gr.Button("Transcribe", variant="primary", scale=4, elem_classes=[MAIN])
+                c.stop = gr.Button("Stop", size="sm", visible=False, scale=1, min_width=80)
+            c.status = gr.Markdown(label="Status", show_label=False, elem_classes=["status", STATUS])
+            _speech_examples(c.audio)
+            with gr.Accordion("Or a video / other audio file", open=False):
+                c.media_file = gr.File(label="Or a video / other audio file (mp4, webm, mkv, m4a, ogg, opus)",
+                                       type="filepath",
+                                       file_types=["audio", "video", ".m4a", ".webm", ".ogg", ".opus", ".mkv"])
+            c.media_file.example_inputs = lambda: handle_file(EXAMPLE_MEDIA)
             with gr.Accordion("Options", open=False):
                 c.word_timestamps = gr.Checkbox(False, label="Word-level timestamps")
                 c.vad = gr.Checkbox(True, label="Voice-activity filter (skip silence: faster, fewer invented words)")
-                c.initial_prompt = gr.Textbox("", label="Initial prompt (vocabulary hints: names, terms)", lines=2)
+                c.initial_prompt = gr.Textbox("", label="Initial prompt (vocabulary hints: names, terms)", lines=2,
+                                              info="Ctrl+Enter transcribes")
                 c.beam_size = fields.number("Beam size", *BEAM_RANGE, 5, info="1 = greedy, fastest")
-            with gr.Row():
-                c.go = gr.Button("Transcribe", variant="primary", scale=4)
-                c.stop = gr.Button("Stop", size="sm", visible=False, scale=1, min_width=80)
-            c.status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
-        with gr.Column():
+        with gr.Column(min_width=300):
             c.text = gr.Textbox(label="Transcript", lines=10, buttons=["copy"])
-            c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple", interactive=False)
+            c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple", interactive=False,
+                              height=120)
+    # widths in pixels for the times: as shares of a phone's width a header broke between every letter
     c.table = gr.Dataframe(_frame([], SEGMENT_HEADERS), headers=SEGMENT_HEADERS, label="Segments", wrap=True,
-                           interactive=False, column_widths=["10%", "10%", "80%"], max_height=420)
+                           interactive=False, column_widths=["112px", "112px", "auto"], max_height=420,
+                           elem_classes=["hub-table"])
     c.word_table = gr.Dataframe(_frame([], WORD_HEADERS), headers=WORD_HEADERS, label="Words", wrap=True,
-                                interactive=False, column_widths=["10%", "10%", "65%", "15%"], max_height=420,
-                                visible=False)
+                                interactive=False, column_widths=["112px", "112px", "auto", "120px"], max_height=420,
+                                visible=False, elem_classes=["hub-table"])
     c.record = gr.JSON(label="Record (model, device, parameters)")
     return c
+
+
+def runs_as(ctx, model) -> str:
+    """The picker's info: what the picked model runs as here (the record says the same), and which are English-only."""
+    choice, kind = ctx.choice(model), ctx._kind()
+    device = "CPU" if kind == "cpu" else kind.upper()
+    if choice.source == "random":  # any size becomes openai-whisper's architecture (CTranslate2 has no random init)
+        how = f"openai-whisper (PyTorch, {'float32' if kind == 'cpu' else 'float16'}) with random weights"
+    elif choice.options.get("engine") == "faster" or choice.source == "path":
+        how = f"faster-whisper (CTranslate2, {'int8' if kind == 'cpu' else 'float16'})"
+    else:
+        how = f"openai-whisper (PyTorch, {'float32' if kind == 'cpu' else 'float16'})"
+    return f"Runs here as {how} on the {device}; '.en' and distil models are English-only."
 
 
 def _speech_examples(audio) -> None:
@@ -142,7 +174,8 @@ def transcribe_request(ctx, model, source, task, language, word_timestamps, vad,
                    gr.skip())
             continue
         t = item.transcript
-        paths = write_files(t, request_folder(ctx.name, "transcripts"), stem)
+        # nothing heard: no files of nothing to download (the status line says "No speech found")
+        paths = write_files(t, request_folder(ctx.name, "transcripts"), stem) if t.segments else []
         word_rows = [[w.start, w.end, w.word, w.probability] for s in t.segments for w in s.words]
         yield (_summary(t, item.seconds), t.text, _frame(_rows(t), SEGMENT_HEADERS), _frame(word_rows, WORD_HEADERS),
                paths, item.record)
@@ -161,13 +194,14 @@ def _rows(t: engine.Transcript) -> list[list]:
 
 def _summary(t: engine.Transcript, elapsed: float | None) -> str:
     lang = languages().get(t.language, t.language or "?").title()
-    parts = [f"**Language:** {lang} ({t.language}, probability {t.language_probability:.0%})",
-             f"**Audio:** {t.duration:.1f} s"]
+    heard = t.language and t.language_probability > 0  # silence detects nothing: no "probability 0%"
+    parts = [f"**Language:** {lang} ({t.language}, probability {t.language_probability:.0%})"] if heard else []
+    parts.append(f"**Audio:** {t.duration:.1f} s")
     if elapsed is not None:
         parts.append(f"**Took:** {elapsed:.1f} s (real-time factor {elapsed / max(t.duration, 1e-9):.2f})")
     else:
         parts.append(f"**Progress:** {t.progress:.0%}")
-    text = " · ".join(parts) + (f"\n\n{t.note}" if t.note else "")
-    if elapsed is not None and not t.segments and not t.note:
-        text += "\n\nNo speech found: the transcript is empty."
-    return text
+    text = " · ".join(parts)
+    if elapsed is not None and not t.segments:
+        return f"**No speech found:** the transcript is empty. {t.note or ''}".strip() + f"\n\n{text}"
+    return text + (f"\n\n{t.note}" if t.note else "")

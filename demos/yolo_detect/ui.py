@@ -35,24 +35,6 @@ def _asset(name: str) -> str | None:
     return str(p) if p else None
 
 
-# An input tweak, made on the component instance: subclassing a gradio component would make gradio write a .pyi
-# stub next to this file.
-
-
-def _undecoded(image):
-    """gr.Image that hands the engine the uploaded file untouched: decoding, EXIF rotation, the pixel cap and the
-    error sentences all live in the hub's decoder (gradio's own preprocessing opens the file with PIL)."""
-    original = image.preprocess
-
-    def preprocess(payload):
-        if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
-            return str(payload.path)
-        return original(payload)
-
-    image.preprocess = preprocess
-    return image
-
-
 def _sample_clip() -> str | None:
     """A 3 s H.264 pan across ultralytics' zidane.jpg, made once per machine (gradio's sample videos show a
     globe and a title card: nothing a COCO detector finds). None, with a log line, if it cannot be made."""
@@ -161,12 +143,6 @@ def track_webcam(ctx, model, frame, conf, iou, classes, max_det, imgsz, session:
     return out.image, said
 
 
-def check_upload(image) -> None:
-    """An upload is read right away, so a file that is not an image is refused on upload, not on Detect."""
-    if image is not None:
-        load_image(image)
-
-
 # ---- layout -----------------------------------------------------------------------------------------------------
 
 
@@ -176,7 +152,7 @@ def _settings(ctx):
     from hub import fields
 
     start_names = list(COCO_NAMES) if ctx.choice().source in ("native", "random") else []
-    with gr.Row():
+    with gr.Accordion("Settings (every mode)", open=False), gr.Row():
         conf = fields.number("Confidence threshold", 0, 1, DEFAULTS["conf"], integer=False, step=0.05,
                              info="boxes less sure than this are dropped")
         iou = fields.number("IoU threshold", 0, 1, DEFAULTS["iou"], integer=False, step=0.05,
@@ -184,8 +160,8 @@ def _settings(ctx):
         max_det = fields.number("Max detections per image", *MAX_DET_RANGE, DEFAULTS["max_det"])
         imgsz = fields.number("Inference size (pixels)", *IMGSZ_RANGE, DEFAULTS["imgsz"], step=32,
                               info="rounded up to a multiple of 32")
-    classes = gr.Dropdown(start_names, value=[], multiselect=True, allow_custom_value=True,
-                          label="Only these classes (empty = every class)")
+        classes = gr.Dropdown(start_names, value=[], multiselect=True, allow_custom_value=True,
+                              label="Only these classes (empty = every class)")
     return [conf, iou, classes, max_det, imgsz]
 
 
@@ -196,17 +172,26 @@ def _record_box():
 
 
 def _image_tab(ui) -> None:
+    """Input, Detect and the status line on the left, the detections on the right (together at 1440x900); the
+    samples under the button; the tables, downloads and record below."""
     import gradio as gr
 
+    from hub.page import MAIN, STATUS
+    from hub.uploads import undecoded
+
     with gr.Tab("Image"):
-        with gr.Row():
-            ui.image = _undecoded(gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath", label="Image"))
-            ui.annotated = gr.Image(label="Detections", type="numpy", format="jpeg", interactive=False)
-        ui.go = gr.Button("Detect", variant="primary")
-        ui.image_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
-        examples = [p for p in (_asset("bus.jpg"), _asset("zidane.jpg")) if p]
-        if examples:
-            gr.Examples([[p] for p in examples], [ui.image], label="Sample images (ship with ultralytics)")
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                ui.image = undecoded(gr.Image(sources=["upload", "webcam", "clipboard"], type="filepath",
+                                              label="Image", height=320))
+                ui.go = gr.Button("Detect", variant="primary", elem_classes=[MAIN])
+                ui.image_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status", STATUS])
+                examples = [p for p in (_asset("bus.jpg"), _asset("zidane.jpg")) if p]
+                if examples:
+                    gr.Examples([[p] for p in examples], [ui.image], label="Sample images (ship with ultralytics)")
+            with gr.Column(min_width=300):
+                ui.annotated = gr.Image(label="Detections", type="numpy", format="jpeg", interactive=False,
+                                        height=320, elem_classes=["hub-compact"])
         with gr.Row():
             ui.table = gr.Dataframe(_frame([], COLUMNS), headers=COLUMNS, label="Detections", interactive=False,
                                     wrap=True, max_height=360, scale=3)
@@ -219,19 +204,24 @@ def _image_tab(ui) -> None:
 def _video_tab(ui) -> None:
     import gradio as gr
 
+    from hub.page import MAIN, STATUS
+
     with gr.Tab("Video"):
-        with gr.Row():
-            ui.video_in = gr.Video(label="Video file", sources=["upload"])
-            ui.video_out = gr.Video(label="Annotated video (H.264 MP4)", interactive=False)
-        ui.tracking = gr.Checkbox(False, label="Track objects across frames (ByteTrack ids; counts distinct objects)")
-        with gr.Row():
-            ui.run_video = gr.Button("Detect in video", variant="primary", scale=4)
-            ui.stop_video = gr.Button("Stop", variant="stop", size="sm", visible=False, scale=1, min_width=80)
-        ui.video_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status"])
-        clip = _sample_clip()
-        if clip:
-            gr.Examples([[clip]], [ui.video_in], label="Sample video (a 3 s pan across ultralytics' zidane.jpg)",
-                        cache_examples=False)
+        with gr.Row(equal_height=False):
+            with gr.Column(min_width=300):
+                ui.video_in = gr.Video(label="Video file", sources=["upload"], height=280)
+                ui.tracking = gr.Checkbox(False, label="Track objects across frames (ByteTrack ids; counts distinct "
+                                                       "objects)")
+                with gr.Row():
+                    ui.run_video = gr.Button("Detect in video", variant="primary", scale=4, elem_classes=[MAIN])
+                    ui.stop_video = gr.Button("Stop", variant="stop", size="sm", visible=False, scale=1, min_width=80)
+                ui.video_status = gr.Markdown(label="Status", show_label=False, elem_classes=["status", STATUS])
+                clip = _sample_clip()
+                if clip:
+                    gr.Examples([[clip]], [ui.video_in], label="Sample video (a 3 s pan across ultralytics' "
+                                                               "zidane.jpg)", cache_examples=False)
+            with gr.Column(min_width=300):
+                ui.video_out = gr.Video(label="Annotated video (H.264 MP4)", interactive=False, height=280)
         ui.counts_plot = gr.LinePlot(x="time_s", y="count", color="class", label="Objects per frame",
                                      y_lim=[0, 10], height=300)
         ui.counts_file = gr.File(label="Per-frame counts (CSV)", interactive=False)
@@ -254,19 +244,25 @@ def _webcam_tab(ui) -> None:
 
 
 def build(ctx) -> None:
-    """The tab, inside the current gr.Blocks."""
+    """The tab, inside the current gr.Blocks: the picker, the Image, Video and Webcam sub-tabs, then the settings
+    they share (collapsed)."""
+    import gradio as gr
+
     ui = SimpleNamespace()
     ui.model, ui.notice = ctx.model_picker()
+    with gr.Tabs():
+        _image_tab(ui)
+        _video_tab(ui)
+        _webcam_tab(ui)
     ui.settings = _settings(ctx)  # conf, iou, classes, max_det, imgsz: the handlers' order after the input
     ui.classes = ui.settings[2]
-    _image_tab(ui)
-    _video_tab(ui)
-    _webcam_tab(ui)
     _events(ctx, ui)
 
 
 def _events(ctx, ui) -> None:
     import gradio as gr
+
+    from hub.uploads import refuse_bad_images
 
     @ctx.handler
     def run_detect(model, image, conf, iou, classes, max_det, imgsz, progress=gr.Progress(track_tqdm=True)):
@@ -311,8 +307,8 @@ def _events(ctx, ui) -> None:
         return gr.update(choices=list(names), value=[])
 
     quiet = {"api_visibility": "private", "show_progress": "hidden"}  # queued: a queue=False step lost clicks
-    ui.image.upload(ctx.handler(check_upload), ui.image, None, api_visibility="private",
-                    show_progress_on=[ui.image_status]).failure(lambda: None, None, ui.image, **quiet)
+    # an upload is read right away: a file that is not an image is refused on upload, not on Detect
+    refuse_bad_images(ctx, ui.image, ui.image_status, load_image)
     ui.go.click(run_detect, [ui.model, ui.image, *ui.settings],
                 [ui.annotated, ui.table, ui.counts, ui.downloads, ui.image_record], api_name="detect",
                 **ctx.events_on(ui.image_status)).success(image_summary, [ui.image_record, ui.counts], ui.image_status,
