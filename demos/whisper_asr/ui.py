@@ -116,7 +116,7 @@ def _components(ctx) -> SimpleNamespace:
         with gr.Column(min_width=300):
             c.text = gr.Textbox(label="Transcript", lines=10, buttons=["copy"])
             c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple", interactive=False,
-                              height=120)
+                              height=120, elem_classes=["hub-compact"])  # one line while empty on a phone
     # widths in pixels for the times: as shares of a phone's width a header broke between every letter
     c.table = gr.Dataframe(_frame([], SEGMENT_HEADERS), headers=SEGMENT_HEADERS, label="Segments", wrap=True,
                            interactive=False, column_widths=["112px", "112px", "auto"], max_height=420,
