@@ -117,7 +117,16 @@ class DemoContext:
         this hub (started with --demos without it)."""
         if demo == self.spec.name:
             return self
-        return DemoContext(self._manager, self.settings, self._manager.spec(demo), metrics=self.metrics)
+        others = self.__dict__.setdefault("_others", {})
+        if demo not in others:
+            from hub.options import parse
+            from hub.registry import load_demos
+
+            spec = self._manager.spec(demo)  # UserError when this hub does not run it
+            (handle,) = load_demos((demo,))  # its operator options (DEMOHUB_<DEMO>_*), as its own tab reads them
+            others[demo] = DemoContext(self._manager, self.settings, spec, parse(handle.demo, self.settings.env),
+                                       metrics=self.metrics)
+        return others[demo]
 
     @property
     def concurrency(self) -> int:

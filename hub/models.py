@@ -96,6 +96,7 @@ class ModelManager:
         self._free_bytes = free_bytes
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._lock = threading.RLock()
+        self._slots: dict[str, threading.BoundedSemaphore] = {}  # per demo: its concurrency, on every path
         # Loads run one at a time: concurrent first imports of torch/torchvision from several threads deadlock
         # in Python's import machinery, and one load at a time keeps the memory-budget arithmetic exact.
         self._load_lock = threading.Lock()
@@ -124,8 +125,16 @@ class ModelManager:
 
     @contextmanager
     def use(self, demo: str, model: str | None = None) -> Iterator[Lease]:
-        """Hold `demo`'s model (loading it if needed) for the duration of the block."""
-        entry = self._acquire(demo, self.choice(demo, model))
+        """Hold `demo`'s model (loading it if needed) for the duration of the block. At most the demo's concurrency
+        of blocks run at once, whichever path asks (its tab, /v1, another demo's chain): the models are not all safe
+        to run from two threads (openai-whisper's key/value cache hooks, a diffusers pipeline)."""
+        slots = self._slots_of(demo)
+        slots.acquire()
+        try:
+            entry = self._acquire(demo, self.choice(demo, model))
+        except BaseException:
+            slots.release()
+            raise
         try:
             yield Lease(demo, entry.engine, entry.weights, entry.placement, entry.warning, dict(self.where))
         finally:
@@ -133,12 +142,19 @@ class ModelManager:
                 entry.leases -= 1
                 entry.last_used = time.monotonic()
                 idle = not any(e.leases for e in self._entries.values())
+            slots.release()
             if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
                 self._make_room(None, entry.placement.kind)
             self.keep_alive.released(demo)
             # freed request buffers go back to the OS: when the hub falls idle (at most every second), and at most
             # every 10 s while it stays busy
             memory.trim_heap(1.0 if idle else 10.0)
+
+    def _slots_of(self, demo: str) -> threading.BoundedSemaphore:
+        with self._lock:
+            if demo not in self._slots:
+                self._slots[demo] = threading.BoundedSemaphore(max(1, int(self.concurrency(demo))))
+            return self._slots[demo]
 
     def work(self, demo: str):
         """`demo`'s table of work methods (hub.work.Work)."""

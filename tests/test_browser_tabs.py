@@ -141,7 +141,7 @@ def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app)
     steps.press("Tab")
     with slowed(engine(app, "stable_diffusion").pipe.unet, 0.05):  # >= 7.5 s for 150 steps, like a real model
         page.get_by_role("button", name="Generate", exact=True).click()
-        page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for()
+        page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for(timeout=180_000)
         assert in_use(app, "stable_diffusion") == 1
         page.get_by_role("button", name="Cancel", exact=True).click()
         # the pipeline stops after its current step and gives the model back

@@ -208,9 +208,10 @@ def test_a_local_z_image_folder_loads_as_z_image_and_other_folders_are_refused(e
 def test_picking_it_in_the_tab_sets_its_steps_guidance_scheduler_and_sides():
     from demos.stable_diffusion import ui
 
-    steps, guidance, scheduler, width, height = ui._defaults_for("Tongyi-MAI/Z-Image-Turbo")
-    assert (steps, guidance) == (8, 0.0)
+    steps, guidance, scheduler, width, height, decoder = ui._defaults_for("Tongyi-MAI/Z-Image-Turbo")
+    assert (steps, guidance) == (8, 0.0) and decoder == "full", "Z-Image has no tiny decoder: the picker says full"
     assert scheduler["choices"] == ["FlowMatch Euler"] and scheduler["value"] == "FlowMatch Euler"
     assert width["value"] == height["value"] == 1024 and width["step"] == 16 and "multiple of 16" in width["info"]
     back = ui._defaults_for("stabilityai/sd-turbo")  # and back: SD's schedulers and steps of 8
     assert "FlowMatch Euler" not in back[2]["choices"] and back[2]["value"] == "Euler" and back[3]["step"] == 8
+    assert back[5] != "full", "SD keeps the decoder the visitor picked"

@@ -26,6 +26,7 @@ SPEC = DemoSpec(
     default_model={"cpu": "tiny-random"},
     api_names=("select_objects", "cut_out", "replace_object", "remove_object"),
     zero_gpu_seconds=120,
+    gpu_share=0.0,  # Ray backend: no GPU of its own (CPU work; a chain's steps run on their demos' replicas)
 )
 
 _PICK = {"image": Sample("image"), "classes": "", "clicks": '[[60, 40, "+"]]', "conf": 0.25,

@@ -69,11 +69,20 @@ def parse_clicks(text, size: tuple[int, int]) -> list[tuple[float, float, object
     return clicks
 
 
+CONF_RANGE = (0.05, 0.95)  # the tab's slider: the same range on every path
+
+
 def find_objects(chain, picture, classes: list[str], clicks, conf, model) -> Selection:
     """Step 1: detect with YOLO and pick the boxes of `classes` and the boxes under "pick" clicks. Skipped (an empty
     selection) when there are only + / - points: SAM segments those directly."""
     from demos.yolo_detect.types import DetectRequest
+    from hub import validate
 
+    # checked even when YOLO does not run (+ / - points only): a value out of range is never silently unused
+    try:
+        conf = validate.number(conf, "Detection confidence", CONF_RANGE[0], CONF_RANGE[1], default=0.25)
+    except UserError as e:
+        raise UserError(f"{FIND}: {e}") from None
     picks = [(x, y) for x, y, k in clicks if k == "pick"]
     if not classes and not picks:
         return Selection()

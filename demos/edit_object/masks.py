@@ -12,14 +12,10 @@ COLORS = ((255, 64, 64), (64, 160, 255), (64, 220, 96), (255, 200, 40), (200, 80
 
 
 def check_px(value, name: str) -> int:
-    """A grow / feather distance in pixels, 0..MAX_GROW."""
-    try:
-        v = float(value if value is not None else 0)
-    except (TypeError, ValueError):
-        raise UserError(f"{name} must be a number of pixels from 0 to {MAX_GROW}.") from None
-    if not 0 <= v <= MAX_GROW:
-        raise UserError(f"{name} must be from 0 to {MAX_GROW} pixels, not {value}.")
-    return int(round(v))
+    """A grow / feather distance in whole pixels, 0..MAX_GROW (the validator's sentence otherwise)."""
+    from hub import validate
+
+    return int(validate.number(value, name, 0, MAX_GROW, integer=True, default=0))
 
 
 def union(masks) -> np.ndarray:

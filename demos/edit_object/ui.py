@@ -14,6 +14,7 @@ import gradio as gr
 from demos.edit_object import STEPS, flow
 from demos.edit_object import formats as F
 from demos.edit_object import masks as M
+from demos.stable_diffusion.spec import MAX_STEPS as SD_MAX_STEPS
 from hub import fields
 from hub.chain import Chain, StepRun, reachable
 from hub.errors import UserError
@@ -89,11 +90,11 @@ def _settings(ui, others) -> None:
             ui.segmenter = _picker(others["sam_segment"], "Make masks with (SAM)")
             ui.painter = _picker(others["stable_diffusion"], "Inpaint with (Stable Diffusion)")
         with gr.Row():
-            ui.conf = fields.slider("Detection confidence", 0.05, 0.95, 0.25, 0.05)
+            ui.conf = fields.slider("Detection confidence", *flow.CONF_RANGE, 0.25, 0.05)
             ui.grow = fields.slider("Grow mask (px)", 0, M.MAX_GROW, 8, 1)
             ui.feather = fields.slider("Feather (px)", 0, M.MAX_GROW, 8, 1)
         with gr.Row():
-            ui.steps = fields.slider("Inpainting steps", 1, 100, 20, 1)
+            ui.steps = fields.slider("Inpainting steps", 1, SD_MAX_STEPS, 20, 1)  # SD's own range
             ui.seed = fields.number("Seed", -1, 2**32 - 1, -1, info="-1: a random one")
             ui.size = fields.slider("Inpainting size (px)", 64, 1024, 512, 8,
                                     info="the crop around the mask fits in it")

@@ -95,7 +95,7 @@ SPEC = DemoSpec(
     api_names=("chat",),
     gpu_concurrency=1,
     zero_gpu_seconds=120,
-    gpu_share=0.2,  # Ray backend: one replica of every demo fits one GPU
+    gpu_share=0.15,  # Ray backend: one replica of every demo fits one GPU
 )
 
 OPTIONS = (

@@ -23,6 +23,7 @@ SPEC = DemoSpec(
     default_model={"cpu": "tiny-random"},
     api_names=("summarize_audio",),
     zero_gpu_seconds=180,
+    gpu_share=0.0,  # Ray backend: no GPU of its own (CPU work; a chain's steps run on their demos' replicas)
 )
 
 DEMO = Demo(

@@ -61,7 +61,7 @@ SPEC = DemoSpec(
     components=(TINY_DECODER,),
     gpu_concurrency=1,
     zero_gpu_seconds=120,
-    gpu_share=0.4,  # Ray backend: the largest share; one replica of every demo still fits one GPU
+    gpu_share=0.3,  # Ray backend: the largest share; one replica of every demo still fits one GPU
 )
 
 SCHEDULERS = ("Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM", "FlowMatch Euler")

@@ -75,4 +75,5 @@ SPEC = DemoSpec(
     api_names=("speak",),
     gpu_concurrency=1,
     zero_gpu_seconds=60,
+    gpu_share=0.0,  # Ray backend: no GPU of its own (CPU work; a chain's steps run on their demos' replicas)
 )

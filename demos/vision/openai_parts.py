@@ -67,23 +67,11 @@ def _has_images(raw: dict) -> bool:
 
 def _vision(ctx):
     """The vision demo's context on the chat's backend, with its operator options (made once, kept on `ctx`)."""
-    found = getattr(ctx, "_vision_ctx", None)
-    if found is not None:
-        return found
-    from hub.context import DemoContext
-    from hub.options import parse as parse_options
-    from hub.registry import load_demos
-
-    backend = ctx._manager  # the same backend (and budget) as the chat: one hub, two demos
     try:
-        spec = backend.spec(VISION)
-    except (KeyError, LookupError):
+        return ctx.other(VISION)  # the same backend (and budget) as the chat: one hub, two demos
+    except UserError:
         raise UserError("This hub does not run a vision model (the vision demo), so it cannot read images; send "
                         "text only, or start the hub with the vision demo.") from None
-    (handle,) = load_demos((VISION,))
-    ctx._vision_ctx = DemoContext(backend, ctx.settings, spec, parse_options(handle.demo, ctx.settings.env),
-                                  ctx.metrics)
-    return ctx._vision_ctx
 
 
 def _route(chat, vision, model):
