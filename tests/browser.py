@@ -19,13 +19,21 @@ SHOTS = Path(__file__).resolve().parent / "screenshots"
 
 
 @contextmanager
-def browser_page(url: str):
+def browser_page(url: str, viewport: dict | None = None, mic: str | Path | None = None, timeout_ms: int = 60_000):
+    """A fresh Chromium page on `url` once its tabs are drawn. `mic`: a wav that Chromium's fake microphone plays
+    (once), with the microphone permission granted."""
     from playwright.sync_api import sync_playwright
 
+    args = list(ARGS)
+    if mic is not None:
+        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 f"--use-file-for-fake-audio-capture={mic}%noloop"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        context = browser.new_context(viewport=viewport or {"width": 1400, "height": 1000},
+                                      permissions=["microphone"] if mic is not None else [])
+        page = context.new_page()
+        page.set_default_timeout(timeout_ms)
         page.goto(url)
         page.wait_for_selector("button[role=tab]")
         try:
@@ -39,7 +47,7 @@ def open_tab(page, title: str) -> None:
 
 
 def shot(page, name: str) -> Path:
-    SHOTS.mkdir(exist_ok=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -5,11 +5,10 @@ tab within 1440 px; a picker that says whether a model fits. Positions come from
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM, block, engine, in_use, open_tab, see, shot, slowed, text_of, wait_until
+from tests.browser import block, browser_page, engine, in_use, open_tab, see, shot, slowed, text_of, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -23,20 +22,8 @@ MAIN = {
 }
 
 
-@contextmanager
 def sized(app, viewport: dict):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        page = browser.new_page(viewport=viewport)
-        page.set_default_timeout(60_000)
-        page.goto(app.url)
-        page.wait_for_selector("button[role=tab]")
-        try:
-            yield page
-        finally:
-            browser.close()
+    return browser_page(app.url, viewport)
 
 
 def _visible(locator):

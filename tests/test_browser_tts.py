@@ -1,30 +1,27 @@
 """Speech out in headless Chromium at 1440x900 and 390x844, on real weights (Whisper tiny.en, SmolLM2-135M GGUF, the
 Piper voice): the Text to speech tab speaks a sentence into a playable player and a download; the chat tab's voice
 button, fed by Chromium's fake microphone (an espeak-ng question), records, shows the question and the answer in the
-chat and plays the spoken answer. Screenshots go to /work/shots/ (or DEMOHUB_SHOTS)."""
+chat and plays the spoken answer. Screenshots go to tests/screenshots/."""
 
 from __future__ import annotations
 
 import importlib.util
 import io
-import os
 import re
 import shutil
 import subprocess
 import wave
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.browser import ARGS, CHROMIUM, open_tab
+from tests.browser import browser_page, open_tab, shot
 from tests.test_tts import SENTENCE, needs_piper
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_weights, needs_piper]
 
-SHOTS = Path(os.environ.get("DEMOHUB_SHOTS", "/work/shots"))
 SIZES = {"1440": {"width": 1440, "height": 900}, "390": {"width": 390, "height": 844}}
 QUESTION = "Which city is the capital of France?"  # espeak-ng at 110 words/min: what Whisper tiny.en hears right
 # an audio element matching the selector has a source the browser can play (metadata read, a length)
@@ -66,33 +63,9 @@ def _mic_wav(folder: Path) -> Path:
     return out
 
 
-@contextmanager
 def sized_page(url: str, size: str, mic: Path | None = None):
     """A page at one of SIZES; with `mic`, Chromium's fake microphone plays that wav (permission granted)."""
-    from playwright.sync_api import sync_playwright
-
-    args = list(ARGS)
-    if mic is not None:
-        args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={mic}%noloop"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
-        context = browser.new_context(viewport=SIZES[size], permissions=["microphone"] if mic else [])
-        page = context.new_page()
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        page.wait_for_selector("button[role=tab]")
-        try:
-            yield page
-        finally:
-            browser.close()
-
-
-def shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
-    return path
+    return browser_page(url, SIZES[size], mic=mic, timeout_ms=120_000)
 
 
 @pytest.mark.parametrize("size", SIZES)

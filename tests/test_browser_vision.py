@@ -1,29 +1,25 @@
 """The "Describe image" tab in headless Chromium at 1440x900, on the tiny random SmolVLM: a photo uploaded and
 described (the answer and the status line under Describe), the question field shown only for "Ask a question",
 an empty question said in one sentence, and a file that is not a picture refused on upload. Screenshots go to
-/work/shots/ (DEMOHUB_SHOTS) to be looked at."""
+tests/screenshots/ to be looked at."""
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
-from tests.browser import ARGS, CHROMIUM, block
+from tests.browser import block, browser_page, shot
 
 pytestmark = pytest.mark.browser
 
-SHOTS = Path(os.environ.get("DEMOHUB_SHOTS", "/work/shots"))
 BUS = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" / "bus.jpg"  # not imported: torch
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     from dataclasses import replace
-
-    from playwright.sync_api import sync_playwright
 
     from hub.app import create_app, launch
     from hub.settings import Settings
@@ -33,22 +29,14 @@ def page(tmp_path_factory):
     s = Settings.load({}, cache_dir=str(tmp / "cache"), offline=True, device="cpu", port=free_port())
     blocks = create_app(replace(s, models={"vision": "tiny-random"}), ("vision",))
     launch(blocks, s, prevent_thread_lock=True, quiet=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        pg = browser.new_page(viewport={"width": 1440, "height": 900})
-        pg.set_default_timeout(60_000)
-        pg.goto(f"http://127.0.0.1:{s.port}/")
+    with browser_page(f"http://127.0.0.1:{s.port}/", {"width": 1440, "height": 900}) as pg:
         pg.get_by_role("tab", name="Describe image").click()
         yield pg
-        browser.close()
     blocks.close()
 
 
 def _shot(page, name: str) -> Path:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"vision-{name}.png"
-    page.screenshot(path=str(path))
-    return path
+    return shot(page, f"vision-{name}")
 
 
 def _status(page) -> str:
