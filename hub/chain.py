@@ -175,5 +175,20 @@ def reachable(ctx, names) -> dict:
     return out
 
 
+def show_reach(title: str, others: dict, outputs: str) -> None:
+    """Under a chain tab's title (inside gr.Blocks): which demos it chains are missing from this hub, and a banner
+    when any of its steps runs random weights (its `outputs` are then meaningless)."""
+    import gradio as gr
+
+    missing = [name for name, o in others.items() if o is None]
+    if missing:
+        gr.Markdown(f"**{title} needs the {', '.join(missing)} demo(s)**: start the hub with them (leave out "
+                    f"`--demos`, or list {', '.join(others)} too).")
+    random = [o.spec.title for o in others.values() if o is not None and o.choice().source == "random"]
+    if random:
+        gr.Markdown(f"**Random weights** in this hub's {', '.join(random)}: the chain runs end to end, but its "
+                    f"{outputs} are meaningless.", elem_classes=["random-banner"])
+
+
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text[:2] != text[:2].upper() else text

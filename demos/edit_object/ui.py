@@ -16,7 +16,7 @@ from demos.edit_object import formats as F
 from demos.edit_object import masks as M
 from demos.stable_diffusion.spec import MAX_STEPS as SD_MAX_STEPS
 from hub import fields
-from hub.chain import Chain, StepRun, reachable
+from hub.chain import Chain, StepRun, reachable, show_reach
 from hub.errors import UserError
 from hub.outputs import request_folder
 from hub.page import MAIN, STATUS
@@ -25,21 +25,13 @@ MODES = ("Pick a detected box", "+ point (SAM)", "− point (SAM)")
 KIND = {MODES[0]: "pick", MODES[1]: "+", MODES[2]: "-"}
 HINT = ("Upload a photo, type the classes to pick (or click a detected box, or add + points), then **Find and "
         "mask**; then cut out, replace or remove.")
-RANDOM = ("**Random weights** in this hub's {names}: the chain runs end to end, but its boxes, masks and paintings "
-          "are meaningless.")
 
 
 def build(ctx) -> None:
     """The tab inside the current gr.Blocks. Without the demos it chains (a hub started with --demos), it still
     serves its APIs, which answer with a sentence saying which tab is missing."""
     others = reachable(ctx, STEPS)
-    missing = [name for name, o in others.items() if o is None]
-    if missing:
-        gr.Markdown(f"**Edit by object needs the {', '.join(missing)} demo(s)**: start the hub with them (leave out "
-                    "`--demos`, or list yolo_detect, sam_segment and stable_diffusion too).")
-    random = [o.spec.title for o in others.values() if o is not None and o.choice().source == "random"]
-    if random:
-        gr.Markdown(RANDOM.format(names=", ".join(random)), elem_classes=["random-banner"])
+    show_reach("Edit by object", others, "boxes, masks and paintings")
     ui = _layout(others)
     _events(ctx, others, ui)
 

@@ -11,7 +11,7 @@ import gradio as gr
 
 from demos.speech_notes import STEPS, TASKS, notes
 from hub import fields
-from hub.chain import Chain, reachable
+from hub.chain import Chain, reachable, show_reach
 from hub.errors import UserError
 from hub.outputs import request_folder
 from hub.page import MAIN, STATUS
@@ -21,14 +21,7 @@ def build(ctx) -> None:
     """The tab inside the current gr.Blocks. Without the demos it chains (a hub started with --demos), it still
     serves its API, which answers with a sentence saying which demo is missing."""
     others = reachable(ctx, STEPS)
-    missing = [name for name, o in others.items() if o is None]
-    if missing:
-        gr.Markdown(f"**Speech to notes needs the {', '.join(missing)} demo(s)**: start the hub with them (leave out "
-                    "`--demos`, or list whisper_asr and llm_chat too).")
-    random = [o.spec.title for o in others.values() if o is not None and o.choice().source == "random"]
-    if random:
-        gr.Markdown(f"**Random weights** in this hub's {', '.join(random)}: the chain runs end to end, but its "
-                    "transcript and notes are meaningless.", elem_classes=["random-banner"])
+    show_reach("Speech to notes", others, "transcript and notes")
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             audio = gr.Audio(type="filepath", label="Speech (a recording or the microphone)")
