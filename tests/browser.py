@@ -80,6 +80,51 @@ def slowed(module, seconds: float):
         del module.forward  # back to the class's forward
 
 
+@contextmanager
+def gated(module):
+    """Let a torch module's first forward call through, then hold every later one until the test opens the gate
+    (`gate.set()`): a run is then surely mid-way (step 1 done, step 2 waiting) for as long as the test needs, on any
+    machine. The gate opens by itself when the block ends."""
+    import threading
+
+    fast, gate, calls = module.forward, threading.Event(), [0]
+
+    def held(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] > 1:
+            gate.wait()
+        return fast(*args, **kwargs)
+
+    module.forward = held
+    try:
+        yield gate
+    finally:
+        gate.set()
+        del module.forward  # back to the class's forward
+
+
+def settled(page) -> None:
+    """Two animation frames have passed: what the page was about to draw is drawn."""
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def type_number(box, text: str, tries: int = 5) -> None:
+    """Type `text` into a slider's number box and leave it (Tab), as a person does, and see it stay. A box drawn a
+    moment ago (Settings just opened on a busy machine) can still take the slider's first value back once the page
+    catches up: then type again, as a person would. Any other value (a clamp, a rounding) fails at once."""
+    box.wait_for()
+    first = box.input_value()
+    for _ in range(tries):
+        box.fill(text)
+        box.press("Tab")
+        settled(box.page)
+        shown = box.input_value()
+        if shown == text:
+            return
+        assert shown == first, f"typed {text!r}, the box shows {shown!r}"
+    raise AssertionError(f"typed {text!r} {tries} times, the box went back to {first!r} each time")
+
+
 class _SlowGenerator:
     """A CTranslate2 generator whose every token takes `seconds` longer (closing the stream closes the real one)."""
 

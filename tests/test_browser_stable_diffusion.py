@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.browser import block, open_tab, see_field, shot, shows
+from tests.browser import block, open_tab, see_field, shot, shows, type_number
 
 pytestmark = pytest.mark.browser
 
@@ -37,8 +37,11 @@ def _set(page, label, value: str) -> None:
     if not found.locator("visible=true").count():
         _open_settings(page)
     box = _visible(found)
-    box.fill(value)
-    box.press("Tab")
+    if isinstance(label, str) and label.startswith("number input for"):
+        type_number(box, value)
+    else:
+        box.fill(value)
+        box.press("Tab")
 
 
 def _generate(page, prompt: str) -> None:
@@ -238,7 +241,7 @@ def test_the_tab_reads_top_to_bottom_with_cancel_only_while_a_run_goes(page, app
     "Seed used" showed 0. Now: model, mode tabs, prompt, settings, the one button, status, images; Cancel is small
     and shown only during a run; "Seed used" appears with the first run. Since issue #36 the images sit beside
     the prompt and the settings below, collapsed."""
-    from tests.browser import engine, slowed
+    from tests.browser import engine, gated
 
     open_tab(page, TAB)
     _open_settings(page)
@@ -262,7 +265,7 @@ def test_the_tab_reads_top_to_bottom_with_cancel_only_while_a_run_goes(page, app
 
     _set(page, "number input for Steps", "150")
     _visible(page.get_by_label("Prompt", exact=True)).fill("a slow cube")
-    with slowed(engine(app, "stable_diffusion").pipe.unet, 0.05):
+    with gated(engine(app, "stable_diffusion").pipe.unet):  # held at step 2 until the block ends
         page.get_by_role("button", name="Generate", exact=True).click()
         cancel.wait_for()
         page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser import browser_page, open_tab, shot
+from tests.browser import browser_page, open_tab, shot, type_number
 from tests.test_tts import SENTENCE, needs_piper
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_weights, needs_piper]
@@ -91,9 +91,7 @@ def test_the_voice_button_records_a_question_and_answers_it_aloud(voice_hub, siz
         open_tab(page, "LLM chat")
         page.get_by_text("Settings", exact=True).locator("visible=true").first.click()
         for label, value in (("Temperature", "0"), ("Max new tokens", "40")):
-            box = page.get_by_label(f"number input for {label}").locator("visible=true").first
-            box.fill(value)
-            box.press("Tab")
+            type_number(page.get_by_label(f"number input for {label}").locator("visible=true").first, value)
         voice = page.locator("#voice-question")
         voice.get_by_role("button", name="Record", exact=True).click()
         # the fake microphone plays 1 s of silence, the question (~3 s), then silence: stop after 5 s of it
