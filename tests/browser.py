@@ -81,17 +81,18 @@ def slowed(module, seconds: float):
 
 
 @contextmanager
-def gated(module):
-    """Let a torch module's first forward call through, then hold every later one until the test opens the gate
-    (`gate.set()`): a run is then surely mid-way (step 1 done, step 2 waiting) for as long as the test needs, on any
-    machine. The gate opens by itself when the block ends."""
+def gated(module, after: int = 1):
+    """Let a torch module's first `after` forward calls through, then hold every later one until the test opens the
+    gate (`gate.set()`): a run is then surely mid-way for as long as the test needs, on any machine. The gate opens
+    by itself when the block ends. `gate.calls[0]`: the forward calls so far."""
     import threading
 
     fast, gate, calls = module.forward, threading.Event(), [0]
+    gate.calls = calls
 
     def held(*args, **kwargs):
         calls[0] += 1
-        if calls[0] > 1:
+        if calls[0] > after:
             gate.wait()
         return fast(*args, **kwargs)
 
@@ -125,33 +126,42 @@ def type_number(box, text: str, tries: int = 5) -> None:
     raise AssertionError(f"typed {text!r} {tries} times, the box went back to {first!r} each time")
 
 
-class _SlowGenerator:
-    """A CTranslate2 generator whose every token takes `seconds` longer (closing the stream closes the real one)."""
+class _GatedGenerator:
+    """A CTranslate2 generator that gives `after` tokens, then holds the next one until `gate` opens (closing the
+    stream closes the real one)."""
 
-    def __init__(self, generator, seconds: float):
-        self.generator, self.seconds = generator, seconds
-
-    def generate_tokens(self, *args, **kwargs):
-        for step in self.generator.generate_tokens(*args, **kwargs):
-            time.sleep(self.seconds)
-            yield step
+    def __init__(self, generator, gate, after: int):
+        self.generator, self.gate, self.after = generator, gate, after
 
     def __getattr__(self, name):
         return getattr(self.generator, name)
 
+    def generate_tokens(self, *args, **kwargs):
+        for i, step in enumerate(self.generator.generate_tokens(*args, **kwargs)):
+            if i >= self.after:
+                self.gate.wait()
+            self.gate.calls[0] += 1
+            yield step
+
 
 @contextmanager
-def slowed_chat(engine, seconds: float):
-    """Every token of the chat engine takes `seconds` longer, on transformers or on CTranslate2 (a CPU's path)."""
+def gated_chat(engine, after: int = 30):
+    """The chat engine answers `after` tokens, then holds the next until the test opens the gate (`gate.set()`), on
+    transformers or on CTranslate2 (a CPU's path). The gate opens by itself when the block ends. `gate.calls[0]`:
+    the tokens (or forward calls) made so far."""
+    import threading
+
     if engine.model is not None:
-        with slowed(engine.model, seconds):
-            yield
+        with gated(engine.model, after) as gate:
+            yield gate
         return
-    real = engine.fast.generator
-    engine.fast.generator = _SlowGenerator(real, seconds)
+    real, gate = engine.fast.generator, threading.Event()
+    gate.calls = [0]
+    engine.fast.generator = _GatedGenerator(real, gate, after)
     try:
-        yield
+        yield gate
     finally:
+        gate.set()
         engine.fast.generator = real
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.browser import (block, engine, flat, gated, in_use, open_tab, see, see_field, settled, shot, shows,
-                           slowed_chat, text_of, type_number, wait_until)
+                           gated_chat, text_of, type_number, wait_until)
 
 pytestmark = pytest.mark.browser
 
@@ -164,17 +164,23 @@ def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app)
 
 
 def test_chat_stop_ends_the_reply_and_the_next_one_works(page, app):
+    """Stop mid-answer: no token shows after it, no stats footer (the answer did not end), the model is given back,
+    and the next answer runs in full. The answer is held after 30 tokens by a gate until Stop has been seen."""
     open_tab(page, "LLM chat")
     message = page.locator("textarea").locator("visible=true").first
-    with slowed_chat(engine(app, "llm_chat"), 0.02):  # >= 10 s for the 512 new tokens, like a real model on CPU
+    with gated_chat(engine(app, "llm_chat")) as gate:
         message.fill("Tell me a long story.")
         message.press("Enter")
         page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => m.innerText.length > 20)")
-        page.locator("button.stop-button").locator("visible=true").click()
-        assert wait_until(lambda: in_use(app, "llm_chat") == 0, 5), app.hub_manager.status()
+        stop = page.locator("button.stop-button").locator("visible=true")
+        stop.click()
+        stop.wait_for(state="hidden", timeout=60_000)  # the page has let go of the answer
         reply = page.locator(".message.bot").locator("visible=true").last
         stopped = reply.inner_text()
-        page.wait_for_timeout(1500)
+        gate.set()  # the engine goes on to its next token, sees the stop and gives the model back
+        assert wait_until(lambda: in_use(app, "llm_chat") == 0, 120), app.hub_manager.status()
+        assert gate.calls[0] < 512  # the engine stopped too, not only the page (512 new tokens is the full answer)
+        settled(page)
         assert reply.inner_text() == stopped  # no token after Stop
         assert "tokens/s" not in stopped  # stopped before the end: no stats footer
     shot(page, "chat-stopped")
