@@ -412,14 +412,15 @@ def test_real_smollm2_gguf_answers_paris(settings):
 
 
 def test_a_non_streaming_answer_stops_when_its_client_hangs_up(serve, monkeypatch):
-    """The model is free again within seconds of the client going away, not after the whole answer."""
+    """The model is free again once the client has gone away, not after the whole answer (which would hold it for
+    10 minutes here; the cap below leaves a slow machine time to notice the hang-up)."""
     import socket
     import time
 
     real_stream = L.stream_chat
 
-    def slow_stream(engine, msgs, params, stop=None, since=None):  # a 30 s answer unless the work's stop is set
-        end = time.monotonic() + 30
+    def slow_stream(engine, msgs, params, stop=None, since=None):  # a 10-minute answer unless the work's stop is set
+        end = time.monotonic() + 600
         while time.monotonic() < end and not (stop is not None and stop.is_set()):
             time.sleep(0.02)
         yield from real_stream(engine, msgs, params, stop, since)
@@ -438,7 +439,7 @@ def test_a_non_streaming_answer_stops_when_its_client_hangs_up(serve, monkeypatc
             time.sleep(0.02)
     t0 = time.monotonic()  # the client is gone
     while any(r["in_use"] for r in manager.status()):
-        assert time.monotonic() - t0 < 5, "the model was still busy 5 s after the client hung up"
+        assert time.monotonic() - t0 < 120, "the model was still busy 2 minutes after the client hung up"
         time.sleep(0.02)
 
 

@@ -245,7 +245,7 @@ def test_a_request_no_replica_takes_in_time_is_refused_with_a_sentence_and_the_q
         t0 = time.monotonic()
         with pytest.raises(UserError, match="was free within 3 s") as e:
             manager.call(SLOW, "denoise", Steps(1, 0.0))
-        assert 2.5 < time.monotonic() - t0 < 10 and is_sentence(str(e.value))
+        assert 2.5 < time.monotonic() - t0 < 60 and is_sentence(str(e.value))  # it waited its 3 s, then gave up
         assert seen_waiting == [1], "the Models tab counts the request waiting for a replica"
     finally:
         first.close()

@@ -129,7 +129,7 @@ def test_unreachable_hub_fails_fast_with_the_fetch_command(settings, monkeypatch
     t0 = time.monotonic()
     with pytest.raises(WeightsUnavailable) as e:
         resolve(SPEC, SPEC.choice("org/model"), online)
-    assert time.monotonic() - t0 < 10
+    assert time.monotonic() - t0 < 30  # no retries with back-off for minutes
     assert "cannot reach 127.0.0.1" in str(e.value) and "demohub fetch thing" in str(e.value)
 
 
