@@ -66,14 +66,19 @@ def choose(requested: str = "auto", dtype: str = "auto", *, cuda: bool = False, 
 
 def detect(requested: str = "auto", dtype: str = "auto", prefers: str | None = None,
            cpu_prefers: str | None = None) -> Placement:
-    """`choose` with availability read from torch and the CPU's flags (imports torch)."""
-    import torch
+    """`choose` with availability read from torch and the CPU's flags (imports torch, except for a CPU placement
+    that bf16 support cannot change: engines without torch, such as faster-whisper and Piper, then never import it;
+    torch's import is most of their cold start)."""
+    if probe_kind(requested) == "cpu" and not (dtype == "bfloat16" or dtype == "auto" and cpu_prefers == "bfloat16"):
+        p = choose(requested, dtype, prefers=prefers, cpu_prefers=cpu_prefers)  # what torch would say here
+    else:
+        import torch
 
-    cuda = torch.cuda.is_available()
-    mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    p = choose(requested, dtype, cuda=cuda, mps=mps, bf16=bf16, prefers=prefers, cpu_bf16=cpu_bf16(),
-               cpu_prefers=cpu_prefers)
+        cuda = torch.cuda.is_available()
+        mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+        bf16 = cuda and torch.cuda.is_bf16_supported()
+        p = choose(requested, dtype, cuda=cuda, mps=mps, bf16=bf16, prefers=prefers, cpu_bf16=cpu_bf16(),
+                   cpu_prefers=cpu_prefers)
     if p.reason:
         log.warning(p.reason)
     return p

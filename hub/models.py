@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping
 
-from hub import memory
+from hub import loadtimes, memory
 from hub.device import Placement, detect, probe_kind
 from hub.errors import UserError
 from hub.keep_alive import KeepAlive
@@ -75,6 +75,7 @@ class _Entry:
     load_seconds: float = 0.0
     warning: str = ""
     error: str = ""
+    times: loadtimes.LoadTimes | None = None  # the load's stages (hub.loadtimes): the Models tab's status line
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -288,7 +289,8 @@ class ModelManager:
                     "source": e.choice.source, "device": e.placement.device if e.placement else "", "dtype": dtype,
                     "bytes": e.nbytes, "in_use": e.leases,
                     "idle_s": round(now - e.last_used, 1) if e.last_used else None,
-                    "load_s": round(e.load_seconds, 2), "note": e.error or e.warning,
+                    "load_s": round(e.load_seconds, 2), "stages": dict(e.times.stages) if e.times else {},
+                    "note": e.error or e.warning or (e.times.status() if e.times and e.state == "loading" else ""),
                     "pinned": self.keep_alive.pinned(demo),
                     "unload_in_s": self.keep_alive.left(demo, e.last_used, e.leases > 0 or e.state != "loaded", now),
                 })
@@ -317,7 +319,7 @@ class ModelManager:
                     entry.leases += 1
                     entry.last_used = time.monotonic()
                     return entry
-            with self._load_lock:
+            with self._load_lock, loadtimes.recording() as entry.times:  # the load's stages (hub.loadtimes)
                 self._load(key, entry)
             with self._lock:
                 entry.leases += 1
@@ -327,7 +329,8 @@ class ModelManager:
 
     def _load(self, key, entry: _Entry, placement: Placement | None = None) -> None:
         spec, loader = self._demos[entry.demo][:2]
-        placement = placement or self._placement(entry.choice.dtype, cpu_prefers=entry.choice.cpu_dtype)
+        with loadtimes.stage("import"):  # the first placement imports torch
+            placement = placement or self._placement(entry.choice.dtype, cpu_prefers=entry.choice.cpu_dtype)
         entry.state, entry.error = "loading", ""
         try:
             weights = resolve(spec, entry.choice, self.settings)
@@ -394,7 +397,7 @@ class ModelManager:
             entry.warning = (f"{self.spec(demo).title}: the GPU ran out of memory ({error[:120]}), so this "
                              "model now runs on the CPU (slower). Unload other models in the Models tab to free the GPU.")
             log.warning(entry.warning)
-            with self._load_lock:
+            with self._load_lock, loadtimes.recording() as entry.times:
                 self._load(key, entry, CPU)
 
     def _budget(self, kind: str) -> int | None:

@@ -67,6 +67,22 @@ def parse_auth(text: str, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def parse_preload(text: str, name: str) -> tuple[str, ...]:
+    """'yolo_detect, llm_chat:HuggingFaceTB/SmolLM2-135M-Instruct, pinned' -> the same items, each checked for
+    its form ('demo' or 'demo:model', or 'pinned'); 'none' or '' -> (). The names are checked against the hub's
+    demos when it starts (hub.preload.plan)."""
+    items = tuple(i.strip() for i in text.split(",") if i.strip())
+    if items in ((), ("none",)):
+        return ()
+    for item in items:
+        demo, sep, model = item.partition(":")
+        if item == "none" or not demo.strip() or not all(c.isalnum() or c == "_" for c in demo.strip()) \
+                or (sep and not model.strip()):
+            raise SettingsError(f"{name}: {item!r} is not a demo name, demo:model or 'pinned'; give a comma-separated "
+                                "list like yolo_detect,llm_chat (or 'none').")
+    return items
+
+
 def parse_hosts(text: str, name: str) -> tuple[str, ...]:
     """'hub.lan, Demo.Example.com:7860' -> ('hub.lan', 'demo.example.com'): host names, lower case, ports dropped;
     '*' allows every name."""
@@ -157,6 +173,7 @@ class Settings:
     keep_alive: float = 1800.0  # seconds an idle model stays loaded; -1 = until evicted for room or unloaded
     keep_alives: Mapping[str, float] = field(default_factory=dict)  # demo name -> DEMOHUB_<DEMO>_KEEP_ALIVE
     pinned: tuple[str, ...] = ()  # demos whose models are never unloaded for time or room (DEMOHUB_PINNED)
+    preload: tuple[str, ...] = ("pinned",)  # loaded in the background after launch (DEMOHUB_PRELOAD; hub.preload)
     api_keys: tuple[str, ...] = ()  # Bearer keys for /v1 and /metrics (DEMOHUB_API_KEYS)
     allow_any_model: bool = False  # requests may name any HF repo id or local path (loopback hubs only)
     allowed_origins: tuple[str, ...] = ()  # other websites whose pages may call /v1 (DEMOHUB_ALLOWED_ORIGINS)
@@ -225,6 +242,8 @@ class Settings:
         }
         if (v := get("DEMOHUB_PINNED")) is not None:
             kw["pinned"] = _demo_list(v) or ()
+        if (v := get("DEMOHUB_PRELOAD")) is not None:
+            kw["preload"] = parse_preload(v, "DEMOHUB_PRELOAD")
         if (v := get("DEMOHUB_ALLOW_ANY_MODEL")) is not None:
             kw["allow_any_model"] = _bool(v, "DEMOHUB_ALLOW_ANY_MODEL")
         if (v := get("DEMOHUB_ALLOWED_ORIGINS")) is not None:

@@ -42,6 +42,7 @@ from demos.clip_zero_shot.checks import (DEFAULT_TEMPLATE, ENSEMBLES, MODES, Che
 from demos.clip_zero_shot.fast import GRAPH_BATCHES, GraphedEncoder, apply_tensor_transforms, tensor_transforms
 from demos.clip_zero_shot.types import (Classification, ClassifyRequest, EmbedRequest, Embeddings, SearchRequest,
                                         SearchResult)
+from hub import loadtimes
 from hub.contract import EngineBase
 from hub.options import defaults
 from hub.work import Work
@@ -241,11 +242,15 @@ def load(weights, device: str, dtype: str, options=None) -> ClipEngine:
     sources), and on CUDA record the image encoder's CUDA graphs. `options`: the demo's parsed options (None: the
     declared defaults); their `max_labels` / `max_images` become the engine's per-request caps."""
     options = defaults(DEMO) if options is None else options
-    model, preprocess, tokenizer = build_model(weights, device, dtype, TINY_CONFIG)
+    with loadtimes.stage("import"):
+        import open_clip  # noqa: F401
+    with loadtimes.stage("build"):  # open_clip reads the checkpoint itself (mmap'd safetensors for a snapshot)
+        model, preprocess, tokenizer = build_model(weights, device, dtype, TINY_CONFIG)
     engine = ClipEngine(model, preprocess, tokenizer, device, dtype if device != "cpu" or dtype == "bfloat16"
                         else "float32",
                         weights.choice.id, max_labels=options.max_labels, max_images=options.max_images)
-    engine.capture_graphs()
+    with loadtimes.stage("warm-up"):
+        engine.capture_graphs()
     return engine
 
 

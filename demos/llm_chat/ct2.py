@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from demos.llm_chat.engine import Engine, GenParams, Run
+from hub import loadtimes
 
 log = logging.getLogger("demohub")
 
@@ -144,23 +145,29 @@ def convert(weights, folder: Path) -> None:
 
 def load(weights, options, notes: list[str]) -> Engine:
     """An Engine whose decoding runs on CTranslate2 (converting the checkpoint first if this is its first load)."""
-    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+    with loadtimes.stage("import"):
+        import ctranslate2  # noqa: F401
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     from demos.llm_chat.engine import chat_template_or_chatml, context_for, eos_ids
 
     folder = folder_for(weights)
     if not (folder / "model.bin").is_file():
-        convert(weights, folder)
+        with loadtimes.stage("convert"):
+            convert(weights, folder)
     hf = folder / "hf"
-    tok = AutoTokenizer.from_pretrained(hf, trust_remote_code=False)
-    config = AutoConfig.from_pretrained(hf, trust_remote_code=False)
-    try:
-        gen_config = GenerationConfig.from_pretrained(hf)
-    except OSError:  # no generation_config.json: the model config's ids
-        gen_config = GenerationConfig.from_model_config(config)
+    with loadtimes.stage("build"):
+        tok = AutoTokenizer.from_pretrained(hf, trust_remote_code=False)
+        config = AutoConfig.from_pretrained(hf, trust_remote_code=False)
+        try:
+            gen_config = GenerationConfig.from_pretrained(hf)
+        except OSError:  # no generation_config.json: the model config's ids
+            gen_config = GenerationConfig.from_model_config(config)
     chat_template_or_chatml(tok, notes)
     threads = options.ct2_threads or auto_threads()
-    generator = _generator(folder, threads)
+    loadtimes.read_files([folder / "model.bin"])
+    with loadtimes.stage("build"):
+        generator = _generator(folder, threads)
     vocab = int(config.vocab_size)
     context = context_for(config, "cpu", options)
     engine = Engine(None, tok, "cpu", QUANTIZATION, context, eos_ids(gen_config, config, tok),

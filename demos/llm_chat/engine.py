@@ -15,12 +15,13 @@ from contextlib import closing
 from pathlib import Path
 from typing import Iterator
 
-from hub import validate
+from hub import loadtimes, validate
 from hub.contract import EngineBase
 from hub.errors import UserError
 from hub.work import Work
 
 from demos.llm_chat.configs import CHATML, guess_config, random_model
+from demos.llm_chat import gguf_cache
 from demos.llm_chat.gguf_file import gguf_format
 from demos.llm_chat.prompt import prepare
 from demos.llm_chat.thinking import check_thinking, split
@@ -118,7 +119,8 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
     Never runs remote code. On CUDA it starts compiling the fast decode path in the background; on a CPU a
     supported architecture decodes with CTranslate2 int8 (ct2.py), converted once at its first load.
     """
-    import torch
+    with loadtimes.stage("import"):
+        import torch
 
     if options is None:
         from demos.llm_chat import DEMO
@@ -133,16 +135,26 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         except Exception as e:  # a checkpoint CTranslate2 cannot convert or load: transformers may still run it
             log.warning("CTranslate2 could not take %s (%s: %s); it runs on transformers.", weights.choice.display,
                         type(e).__name__, str(e)[:300])
+    with loadtimes.stage("import"):
+        from transformers import AutoModelForCausalLM  # noqa: F401 (the modeling code, before the build)
     torch_dtype = getattr(torch, dtype)
     choice = weights.choice
     notes: list[str] = []
     weights_format = ""
     if weights.is_random:
-        model, tok = random_model(choice.options.get("config") or guess_config(choice.id), torch_dtype)
+        with loadtimes.stage("build"):
+            model, tok = random_model(choice.options.get("config") or guess_config(choice.id), torch_dtype)
     else:
-        model, tok = _from_files(Path(weights.path), choice, torch_dtype)
-        if Path(weights.path).is_file():  # a .gguf file (anything else was refused)
-            weights_format = gguf_format(Path(weights.path), dtype)
+        path = Path(weights.path)
+        cache = gguf_cache.folder_for(weights, dtype) if path.is_file() else None  # a .gguf file's dequantized copy
+        source = cache if cache is not None and gguf_cache.ready(cache) else path
+        loadtimes.read_files(loadtimes.files_under(source, (".gguf", ".safetensors", ".bin")))
+        with loadtimes.stage("build"):  # a GGUF file is dequantized here too (transformers does both in one call)
+            model, tok = _from_files(source, choice, torch_dtype)
+        if cache is not None:
+            weights_format = gguf_cache.weights_format(cache) if source == cache else gguf_format(path, dtype)
+            if source != cache:
+                gguf_cache.save(cache, model, tok, weights_format)
     model.to(device).eval()
     chat_template_or_chatml(tok, notes)
     context = context_for(model.config, device, options)

@@ -26,6 +26,7 @@ from demos.sam_segment.store import EmbeddingStore
 from demos.sam_segment.types import (EmbedRequest, EmbedResult, EverythingRequest, EverythingResult, Picture,
                                      SegmentRequest, SegmentResult, TrackRequest, TrackResult)
 from demos.sam_segment.video import track_video
+from hub import loadtimes
 from hub.contract import EngineBase
 from hub.device import cpu_channels_last
 from hub.errors import UserError
@@ -73,7 +74,9 @@ def load(weights, device: str, dtype: str, options=None):
 
     options: unused (SAM declares no operator options).
     """
-    import torch
+    with loadtimes.stage("import"):
+        import torch
+        from segment_anything.modeling import MaskDecoder  # noqa: F401 (the library, before its build)
 
     if weights.choice.options.get("family") == "sam2":  # SAM 2.1: transformers' classes, images and video
         from demos.sam_segment import sam2
@@ -85,16 +88,19 @@ def load(weights, device: str, dtype: str, options=None):
         arch = arch or "vit_b"
     else:
         path = _checkpoint(weights) if weights.source == "native" else _find_checkpoint(Path(weights.path))
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        loadtimes.read_files([path])
+        with loadtimes.stage("build"):
+            state = torch.load(path, map_location="cpu", weights_only=True)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):
             state = state["model"]
         arch = _arch_of(state, path)
-    with torch.random.fork_rng(devices=[]):
+    with loadtimes.stage("build"), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # random weights are reproducible, and the global RNG is left alone
         sam = build(arch, weights.cache_dir)
-    if state is not None:
-        sam.load_state_dict(state)
-    return SamEngine(sam, device, dtype, arch)
+        if state is not None:
+            sam.load_state_dict(state)
+    with loadtimes.stage("convert"):  # to the device, its layout (and on a GPU its warm-up, counted apart)
+        return SamEngine(sam, device, dtype, arch)
 
 
 def _find_checkpoint(path: Path) -> Path:
@@ -188,8 +194,9 @@ class SamEngine(EngineBase):
                                                                                    PromptEncoder)
         if device.startswith("cuda"):
             use_sdpa_attention(self.sam.image_encoder)
-            self._capture_encoder()
-            self._warm_up()
+            with loadtimes.stage("warm-up"):
+                self._capture_encoder()
+                self._warm_up()
 
     def _capture_encoder(self) -> None:
         """Record the image encoder as a CUDA graph at load (its input is always 1x3xSxS). On failure the encoder

@@ -21,7 +21,7 @@ from demos.tts.formats import FORMATS, Encoder
 from demos.tts.sentences import split_sentences
 from demos.tts.spec import INSTALL, MAX_CHARS, SPEED_RANGE
 from demos.tts.types import SpeakRequest, SpeechChunk, SpeechDone, Voice, VoiceList, VoicesRequest
-from hub import validate
+from hub import loadtimes, validate
 from hub.contract import EngineBase
 from hub.errors import UserError
 from hub.work import Work
@@ -160,11 +160,15 @@ def load(weights, device: str, dtype: str, options=None):
         engine = RandomEngine(info)
     else:
         try:
-            import piper  # noqa: F401  (the optional extra: said at load, not at the first sentence)
+            with loadtimes.stage("import"):
+                import piper  # noqa: F401  (the optional extra: said at load, not at the first sentence)
         except ImportError:
             raise UserError(INSTALL) from None
         engine = PiperEngine(_voice_files(weights, info), info, weights.choice.display, device)
-        engine.voice(next(iter(engine.files)))  # the first voice loads with the model, not with the first request
+        first = next(iter(engine.files))
+        loadtimes.read_files([engine.files[first], f"{engine.files[first]}.json"])
+        with loadtimes.stage("build"):
+            engine.voice(first)  # the first voice loads with the model, not with the first request
         engine.rhythm_noise = None if options.rhythm_noise < 0 else float(options.rhythm_noise)
     engine.max_chars = int(options.max_chars)
     return engine

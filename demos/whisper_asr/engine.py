@@ -22,7 +22,7 @@ from demos.whisper_asr.languages import languages, normalize_language
 from demos.whisper_asr.spec import MAX_MINUTES, NATIVE
 from demos.whisper_asr.types import (TEMPERATURES, Options, Segment, TranscribeRequest, TranscribeResult,  # noqa: F401
                                      Transcript, Word)
-from hub import validate
+from hub import loadtimes, validate
 from hub.contract import EngineBase
 from hub.errors import UserError
 from hub.media.audio import load_audio
@@ -177,7 +177,8 @@ def load(weights, device: str, dtype: str, options=None):
 
 
 def _load_faster(weights, device: str, dtype: str) -> FasterWhisperEngine:
-    from faster_whisper import WhisperModel
+    with loadtimes.stage("import"):
+        from faster_whisper import WhisperModel
 
     path = Path(weights.path)
     if not (path / "model.bin").is_file() or not (path / "config.json").is_file():
@@ -186,8 +187,10 @@ def _load_faster(weights, device: str, dtype: str) -> FasterWhisperEngine:
     kind = device.split(":")[0]
     compute = "int8" if kind == "cpu" else ("float16" if dtype == "float16" else "int8_float16" if kind == "cuda" else "int8")
     index = int(device.split(":")[1]) if ":" in device else 0
-    model = WhisperModel(str(path), device="cuda" if kind == "cuda" else "cpu", device_index=index,
-                         compute_type=compute, cpu_threads=os.cpu_count() or 0, local_files_only=True)
+    loadtimes.read_files(loadtimes.files_under(path))
+    with loadtimes.stage("build"):
+        model = WhisperModel(str(path), device="cuda" if kind == "cuda" else "cpu", device_index=index,
+                             compute_type=compute, cpu_threads=os.cpu_count() or 0, local_files_only=True)
     nbytes = weights.choice.approx_bytes or (path / "model.bin").stat().st_size
     return FasterWhisperEngine(model, _name(weights, weights.choice.id), device, compute, nbytes)
 

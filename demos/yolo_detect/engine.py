@@ -14,127 +14,23 @@ from pathlib import Path
 
 import numpy as np
 
-from hub import validate
+from hub import loadtimes, validate
 from hub.contract import EngineBase
 from hub.device import cpu_channels_last
-from hub.errors import UserError, WeightsUnavailable
+from hub.errors import UserError
 from hub.media.image import Picture, read_image
 from hub.outputs import request_folder
 from hub.sessions import Sessions
-from hub.spec import ModelChoice
-from hub.ultralytics_env import import_ultralytics
 from hub.work import Work
 
 from .formats import annotate, export_counts, export_table
-from .spec import COCO_NAMES, DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
+from .loading import fetch, load  # noqa: F401 (the Demo names them here; load builds a Detector)
+from .spec import DEFAULTS, IMGSZ_RANGE, MAX_DET_RANGE, MAX_SIDE, MIN_SIDE, SPEC, VIDEO_BATCH
 from .spec import VIDEO_MAX_FRAMES
 from .types import ClassNames, DetectRequest, DetectResult, NamesRequest, TrackRequest, TrackResult, VideoDone
 from .types import VideoRequest, VideoResult
 
 log = logging.getLogger("demohub")
-
-# ---- loading ----------------------------------------------------------------------------------------------------
-
-
-def _weight_file(choice: ModelChoice) -> str:
-    if choice.files:
-        return choice.files[0]
-    return choice.id if choice.id.endswith(".pt") else f"{choice.id}.pt"
-
-
-def fetch(weights) -> Path:
-    """Download a native model (an official Ultralytics release asset) into `weights.path`
-    (`<cache>/native/yolo_detect/`), checking its pinned hash."""
-    from hub.weights import verify_file
-
-    import_ultralytics(weights.cache_dir)
-    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
-
-    name = _weight_file(weights.choice)
-    if name not in GITHUB_ASSETS_NAMES:
-        raise UserError(f"{weights.choice.id!r} is not an Ultralytics model name; use yolo11n, yolo11s, yolo11m, "
-                        "yolov8n (or another official name), or the path to your own .pt file.")
-    target = Path(weights.path) / name
-    if not target.exists():
-        try:
-            attempt_download_asset(str(target))  # an absolute path: the library downloads exactly there
-        except Exception as e:
-            raise WeightsUnavailable(
-                f"Could not download {name} for {SPEC.title} ({type(e).__name__}: {str(e)[:200]}). Check the "
-                f"connection, or copy the file to {target} by hand, or run `demohub fetch {SPEC.name}` where there "
-                "is network.") from e
-        if not target.exists():
-            raise WeightsUnavailable(f"Downloading {name} did not produce {target}; check the connection and "
-                                     f"run `demohub fetch {SPEC.name}` again.")
-    verify_file(target, weights.choice.sha256, SPEC.name)
-    return target
-
-
-def load(weights, device: str, dtype: str, options=None) -> "Detector":
-    """Build the engine: official weights (native), a local .pt (path) or the architecture with random weights.
-
-    options: the demo's parsed options (`cuda_graphs`, `video_batch`, `max_video_frames`); None takes the declared
-    defaults."""
-    from hub.options import defaults
-
-    from . import DEMO
-
-    options = options if options is not None else defaults(DEMO)
-    import_ultralytics(weights.cache_dir)
-    from ultralytics import YOLO
-
-    if weights.is_random:
-        yolo = _random_yolo(YOLO, weights.choice)
-    elif weights.source == "native":
-        yolo = YOLO(str(fetch(weights)), task="detect")
-    else:
-        yolo = _local_yolo(YOLO, Path(weights.path))
-    if yolo.task != "detect":
-        raise UserError(f"{weights.choice.display} is a YOLO {yolo.task} model; this tab runs detection models "
-                        "(yolo11n.pt, yolov8s.pt, ...). Pick a detection checkpoint.")
-    det = Detector(yolo, device, dtype, cuda_graphs=options.cuda_graphs, video_batch=options.video_batch or None)
-    det.max_video_frames = options.max_video_frames
-    if device == "cpu" and options.openvino:
-        from . import openvino
-
-        if openvino.available():
-            folder = Path(weights.cache_dir) / "native" / "yolo_detect" / "openvino" / openvino.checkpoint_key(weights)
-            try:
-                net = openvino.OpenVinoNet(det.net, folder)
-                net.compiled()  # converted (once) and compiled now, not in a request
-                det.openvino, det.weights_format = net, f"float32 (OpenVINO {net.version})"
-            except Exception as e:  # a network OpenVINO cannot convert: torch still runs it
-                log.warning("OpenVINO could not take %s (%s: %s); it runs on torch.", weights.choice.display,
-                            type(e).__name__, str(e)[:300])
-    return det
-
-
-def _random_yolo(YOLO, choice: ModelChoice):
-    config = choice.options.get("config") or f"{Path(_weight_file(choice)).stem}.yaml"
-    try:
-        yolo = YOLO(config, task="detect", verbose=False)
-    except FileNotFoundError:
-        raise UserError(f"No architecture config {config!r} ships with ultralytics; pick a listed model.") from None
-    if len(yolo.model.names) == len(COCO_NAMES):  # same head as the real COCO models: give it their labels
-        yolo.model.names = dict(enumerate(COCO_NAMES))
-    return yolo
-
-
-def _local_yolo(YOLO, path: Path):
-    if path.is_dir():
-        found = sorted(path.glob("*.pt"))
-        if len(found) != 1:
-            raise UserError(f"The folder {path.name} should hold exactly one .pt YOLO checkpoint "
-                            f"(found {len(found)}).")
-        path = found[0]
-    if path.suffix != ".pt":
-        raise UserError(f"{path.name} is not a PyTorch .pt checkpoint; give the path to a YOLO .pt file.")
-    try:
-        return YOLO(str(path))
-    except Exception as e:
-        raise UserError(f"{path.name} is not a YOLO checkpoint that ultralytics can load "
-                        f"({type(e).__name__}: {str(e)[:200]}).") from e
-
 
 TRACKER_BYTES = 256 * 1024  # a generous bound of one ByteTrack tracker (its tracks' Kalman states), for the budget
 
@@ -168,8 +64,9 @@ class Detector(EngineBase):
         net.eval().requires_grad_(False)
         self.torch_dtype = torch.float16 if dtype == "float16" else torch.bfloat16 if dtype == "bfloat16" \
             else torch.float32
-        net.to(device=device, dtype=self.torch_dtype)
-        cpu_channels_last(device, net)
+        with loadtimes.stage("convert"):  # the run dtype and layout
+            net.to(device=device, dtype=self.torch_dtype)
+            cpu_channels_last(device, net)
         self.net = net
         self.device = torch.device(device)
         self.dtype = dtype
