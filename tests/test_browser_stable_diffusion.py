@@ -293,7 +293,7 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
 
     client = Client(app.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder"]
+    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder", "loras"]
     expected = {"/generate_image": ["model", "prompt", "negative_prompt", *common],
                 "/img2img": ["model", "image", "prompt", "negative_prompt", "strength", *common],
                 "/inpaint": ["model", "image", "mask", "prompt", "negative_prompt", "strength", *common]}

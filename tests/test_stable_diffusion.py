@@ -239,10 +239,10 @@ def test_a_size_not_a_multiple_of_8_is_refused_naming_the_nearest_sizes_and_the_
             sd.img2img(engine, Image.new("RGB", (64, 64)), "x", steps=1, seed=1, **kwargs)
     r = sd.generate(engine, "", width=sd.MIN_SIDE, height=sd.MAX_SIDE, steps=1, seed=1)
     assert r.images[0].size == (sd.MIN_SIDE, sd.MAX_SIDE) and any("empty" in n for n in r.notes)
-    long_prompt = " ".join(f"word{i}" for i in range(120))
+    long_prompt = " ".join(f"word{i}" for i in range(250))  # SD reads 8 chunks of 75 tokens (weighting.py)
     r = sd.generate(engine, long_prompt, steps=1, seed=1, width=64, height=64)
     note = next(n for n in r.notes if "tokens long" in n)
-    assert note.startswith("The prompt is 370 tokens") and "word30 word31" in note and "word0 " not in note
+    assert note.startswith("The prompt is 890 tokens") and "word200 word201" in note and "word0 " not in note
 
 
 def test_nan_from_half_vae_is_decoded_again_in_float32(tmp_path, monkeypatch):
@@ -461,6 +461,7 @@ def test_operator_options_and_model_sizes():
     opts = parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER": "0",
                                 "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes"})
     assert (opts.safety_checker, opts.compile) == (False, True)
-    assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "offload": "auto", "compile": False}
+    assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "offload": "auto", "lora_dir": "",
+                                                 "compile": False}
     turbo = package.SPEC.choice("stabilityai/sd-turbo")  # fp16 sizes: twice the room as float32 on a CPU
     assert turbo.bytes_at("float16") == 2_600_000_000 and turbo.bytes_at("float32") == 5_200_000_000

@@ -6,7 +6,8 @@ decoder (TAESD, the default on a CPU), pipelines.py builds them (embedded archit
 files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA, ui.py builds the tab,
 openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
 DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
-DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load.
+DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load; DEMOHUB_STABLE_DIFFUSION_LORA_DIR names a folder of LoRAs
+(lora.py lists them, fuse.py fuses them; weighting.py reads A1111's prompt weighting, comfy.py ComfyUI's PNGs).
 """
 
 from hub.contract import Demo, Example, Option, Sample
@@ -16,7 +17,7 @@ from demos.stable_diffusion.spec import SPEC
 __all__ = ["DEMO", "SPEC"]
 
 _COMMON = {"seed": 1, "steps": 2, "guidance_scale": 7.5, "scheduler": "Euler a", "width": 64, "height": 64,
-           "num_images": 1, "decoder": "tiny"}
+           "num_images": 1, "decoder": "tiny", "loras": ""}
 
 DEMO = Demo(
     spec=SPEC,
@@ -31,6 +32,9 @@ DEMO = Demo(
                                   "CPU offload (one component at a time; Z-Image-Turbo on a 16 GB GPU), else "
                                   "sequential offload (layer by layer, slow). model, sequential or none force one.",
                choices=("auto", "model", "sequential", "none")),
+        Option("lora_dir", "", "A folder of .safetensors LoRAs (kohya/A1111 or diffusers format; subfolders too): "
+                               "listed in the tab and GET /v1/images/loras, used by name or with <lora:name:0.8> "
+                               "in the prompt. Empty: only the pinned Hub LoRAs that `demohub fetch` got."),
         Option("compile", False, "On CUDA, torch.compile the UNet at load (CUDA graphs, warmed up at the default "
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import secrets
 
+from demos.stable_diffusion import lora
 from demos.stable_diffusion.decoder import check_decoder
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from hub import validate
@@ -21,8 +22,9 @@ def check_text_model(engine) -> None:
 
 
 def check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes,
-                 decoder=None) -> dict:
-    """The parameters every mode shares, checked; notes for an empty or over-long prompt."""
+                 decoder=None, loras=()) -> dict:
+    """The parameters every mode shares, checked; notes for an empty or over-long prompt. `loras`: the tab's or the
+    body's LoRAs (lora.py: a "name:0.8, other:0.5" text or (name, weight) pairs), with the prompt's tags."""
     d = engine.defaults
     steps = validate.number(steps, "steps", 1, MAX_STEPS, integer=True, default=d["steps"])
     guidance = validate.number(guidance, "guidance scale", 0, MAX_GUIDANCE, default=d["guidance"])
@@ -38,13 +40,16 @@ def check_common(engine, prompt, negative_prompt, seed, steps, guidance, schedul
         seed = secrets.randbelow(MAX_SEED - MAX_IMAGES)
     prompt = "" if prompt is None else str(prompt)
     negative_prompt = "" if negative_prompt is None else str(negative_prompt)
-    if not prompt.strip():
+    chosen = lora.check(engine, loras, prompt)  # before any work: names listed, weights in range, the same base
+    text, negative_text = lora.split_tags(prompt)[0], lora.split_tags(negative_prompt)[0]
+    if not text.strip():
         notes.append("The prompt is empty, so the model draws without a subject (an unconditioned image).")
-    _check_length(engine.pipe.tokenizer, engine.prompt_limit, prompt, "prompt", notes)
-    _check_length(engine.pipe.tokenizer, engine.prompt_limit, negative_prompt, "negative prompt", notes)
-    return {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "steps": steps,
-            "guidance": float(guidance), "scheduler": scheduler, "num_images": n,
-            "decoder": check_decoder(decoder, engine, notes), "model": engine.model_id, "revision": engine.revision}
+    _check_length(engine.pipe.tokenizer, engine.prompt_limit, text, "prompt", notes)
+    _check_length(engine.pipe.tokenizer, engine.prompt_limit, negative_text, "negative prompt", notes)
+    p = {"prompt": prompt, "negative_prompt": negative_prompt, "seed": seed, "steps": steps,
+         "guidance": float(guidance), "scheduler": scheduler, "num_images": n,
+         "decoder": check_decoder(decoder, engine, notes), "model": engine.model_id, "revision": engine.revision}
+    return {**p, "loras": chosen} if chosen else p
 
 
 def check_side(value, name: str, default: int, multiple: int = 8) -> int:

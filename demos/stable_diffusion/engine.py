@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from demos.stable_diffusion import masks, zimage
+from demos.stable_diffusion import conditioning, fuse, masks, weighting, zimage
 from demos.stable_diffusion.checks import (  # noqa: F401  (re-exported: the UI and the tests reach them here)
     EMPTY_MASK, check_common, check_fit, check_mask, check_side, check_steps_for_strength, check_strength,
     check_text_model)
@@ -74,9 +74,10 @@ class Engine(EngineBase):
         self.multiple = zimage.MULTIPLE if family == zimage.FAMILY else 8  # sides: a multiple of this
         # prompt tokens the text encoder reads (CLIP: 77 less start and end; Z-Image: 512 less its chat template)
         self.prompt_limit = (zimage.prompt_limit(pipe.tokenizer) if family == zimage.FAMILY
-                             else pipe.tokenizer.model_max_length - 2)
+                             else weighting.CHUNK * weighting.MAX_CHUNKS)  # SD: 75-token chunks (weighting.py)
         self.lock = threading.Lock()  # one request at a time per pipeline (schedulers and `_interrupt` are state)
         self.safety_checker = True  # the operator's DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER (load sets it)
+        self.loras = fuse.LoraState(None, None)  # the LoRAs fused now (load sets where they are listed from)
 
     @property
     def has_safety_checker(self) -> bool:
@@ -129,6 +130,7 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
     engine = Engine(pipe, weights.choice.id, weights.choice.revision, weights.source, device, dtype,
                     {**choice, "size": size}, offloaded=offloaded, family=family)
     engine.safety_checker = bool(options.safety_checker)
+    engine.loras = fuse.LoraState(getattr(options, "lora_dir", ""), weights.cache_dir)
     if family == zimage.FAMILY:
         engine.tiny_missing = zimage.NO_TINY
     else:
@@ -216,26 +218,28 @@ OnLatents = Callable[[int, int, object], None]
 
 
 def plan_txt2img(engine: Engine, prompt: str, negative_prompt: str = "", *, seed=None, steps=None, guidance=None,
-                 width=None, height=None, scheduler=None, num_images=1, decoder=None) -> Plan:
+                 width=None, height=None, scheduler=None, num_images=1, decoder=None, loras=()) -> Plan:
     """Text to image. Bad values (a size not a multiple of 8 included) raise UserError; a long prompt gets a note."""
     notes: list[str] = []
     check_text_model(engine)
     size = engine.defaults["size"]
     w = check_side(width, "width", size, engine.multiple)
     h = check_side(height, "height", size, engine.multiple)
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder,
+                     loras)
     p.update(mode="txt2img", width=w, height=h)
     return Plan(engine.pipe, p, dict(height=h, width=w), notes)
 
 
 def plan_img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, strength=0.75, seed=None,
                  steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
-                 decoder=None) -> Plan:
+                 decoder=None, loras=()) -> Plan:
     """Image to image: `image` (any upload the hub decoder takes) is fitted into width x height keeping its shape."""
     notes: list[str] = []
     check_text_model(engine)
     init = check_fit(open_image(image, "the init image"), width, height, engine, notes)
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder,
+                     loras)
     p.update(mode="img2img", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
     return Plan(engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes)
@@ -243,14 +247,15 @@ def plan_img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", 
 
 def plan_inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, strength=1.0, seed=None,
                  steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
-                 decoder=None) -> Plan:
+                 decoder=None, loras=()) -> Plan:
     """Repaint the white part of `mask` (any mode; alpha counts as coverage). Pixels far from it stay unchanged."""
     from PIL import Image
 
     notes: list[str] = []
     init = check_fit(open_image(image, "the image to inpaint"), width, height, engine, notes)
     m = check_mask(mask_from(mask).resize(init.size, Image.Resampling.NEAREST))
-    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder)
+    p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder,
+                     loras)
     p.update(mode="inpaint", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
     extra = dict(image=init, mask_image=m, height=init.height, width=init.width, strength=p["strength"])
@@ -316,8 +321,9 @@ def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_ch
     with engine.lock:
         pipe.scheduler = make_scheduler(p["scheduler"], engine.scheduler_config, engine.scheduler_class)
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]  # CPU noise: same image on any device
+        text = conditioning.prepare(engine, pipe, p)  # LoRAs fused, A1111-weighted prompt embeddings
         with torch.inference_mode():
-            latents = pipe(prompt=p["prompt"], negative_prompt=p["negative_prompt"] or None,
+            latents = pipe(**text,
                            num_inference_steps=p["steps"], guidance_scale=p["guidance"], num_images_per_prompt=len(seeds),
                            generator=generators, output_type="latent", callback_on_step_end=step_end, **extra).images
             if pipe.interrupt:
@@ -433,7 +439,7 @@ def stream_inpaint(lease, req: InpaintRequest, job):
 
 def _settings(s: Settings) -> dict:
     return dict(seed=s.seed, steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, width=s.width,
-                height=s.height, num_images=s.num_images, decoder=s.decoder)
+                height=s.height, num_images=s.num_images, decoder=s.decoder, loras=s.loras)
 
 
 def _stream(lease, plan: Plan, s: Settings, job):

@@ -1,8 +1,8 @@
 """PNG files that carry their generation parameters, and reading them back.
 
 Every image is written with two text chunks: "parameters" (AUTOMATIC1111's format, which many tools read) and
-"demohub" (the exact parameters as JSON). `read_parameters` takes either, so a PNG made here or by AUTOMATIC1111's
-web UI fills the tab's fields again.
+"demohub" (the exact parameters as JSON). `read_parameters` takes either, or ComfyUI's "prompt" graph (comfy.py),
+so a PNG made here, by AUTOMATIC1111's web UI or by ComfyUI fills the tab's fields again.
 """
 
 from __future__ import annotations
@@ -15,19 +15,26 @@ from pathlib import Path
 from hub.errors import UserError
 from hub.media.image import open_image
 
-NO_PARAMETERS = ("This image carries no generation parameters; use a PNG saved by this tab (or by AUTOMATIC1111), "
-                 "not a screenshot or a re-encoded copy.")
+NO_PARAMETERS = ("This image carries no generation parameters; use a PNG saved by this tab (or by AUTOMATIC1111 or "
+                 "ComfyUI), not a screenshot or a re-encoded copy.")
 
 
 def parameters_text(params: dict) -> str:
-    """AUTOMATIC1111-style "parameters" text, which many tools read."""
-    lines = [params.get("prompt", "")]
+    """AUTOMATIC1111-style "parameters" text, which many tools read. LoRAs picked in the tab (not by a prompt tag)
+    are written as `<lora:name:weight>` tags after the prompt, so A1111 applies them too, and every LoRA is named with
+    its hash as A1111 writes it (`Lora hashes: "name: abcdef123456"`)."""
+    loras = params.get("loras") or []
+    prompt = params.get("prompt", "")
+    extra = [f"<lora:{x['name']}:{x['weight']:g}>" for x in loras if f"<lora:{x['name']}:" not in prompt
+             and f"<lora:{x['name']}>" not in prompt]
+    lines = [" ".join([prompt, *extra]) if extra else prompt]
     if params.get("negative_prompt"):
         lines.append(f"Negative prompt: {params['negative_prompt']}")
     fields = [("Steps", params.get("steps")), ("Sampler", params.get("scheduler")), ("CFG scale", params.get("guidance")),
               ("Seed", params.get("seed")), ("Size", f"{params.get('width')}x{params.get('height')}"),
               ("Model", params.get("model")), ("Model revision", params.get("revision")),
-              ("Denoising strength", params.get("strength")), ("Mode", params.get("mode"))]
+              ("Denoising strength", params.get("strength")), ("Mode", params.get("mode")),
+              ("Lora hashes", ", ".join(f"{x['name']}: {x['hash']}" for x in loras) or None)]
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields if v is not None))
     return "\n".join(lines)
 
@@ -76,6 +83,12 @@ def read_parameters(file, missing_ok: bool = False) -> dict:
             return params
     if "parameters" in text:
         return parse_a1111(text["parameters"])
+    if "prompt" in text:  # ComfyUI's API-format graph
+        from demos.stable_diffusion.comfy import parse_comfy
+
+        found = parse_comfy(text["prompt"])
+        if found:
+            return found
     if missing_ok:
         return {}
     raise UserError(NO_PARAMETERS)

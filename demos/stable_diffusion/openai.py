@@ -1,6 +1,7 @@
 """OpenAI-compatible image routes on the hub's server: `POST /v1/images/generations` (text to image),
-`POST /v1/images/edits` (inpainting: image + mask, multipart as the OpenAI SDK sends it) and
-`GET /v1/files/stable_diffusion/<token>.png` (the images of `response_format=url`).
+`POST /v1/images/edits` (inpainting: image + mask, multipart as the OpenAI SDK sends it),
+`GET /v1/files/stable_diffusion/<token>.png` (the images of `response_format=url`) and `GET /v1/images/loras` (the
+LoRAs the `loras` extension may name, as /v1/models lists models).
 
 Every image is the PNG the tab makes (formats.WritePNG, with its "parameters" and "demohub" text chunks), so the
 tab's *Read parameters from a PNG* reads it back. Bodies are pydantic models (fields, defaults, checks and docs in one
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from demos.stable_diffusion import masks
+from demos.stable_diffusion import lora, masks
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import SPEC
 from demos.stable_diffusion.types import GenerateRequest, InpaintRequest, Settings
@@ -35,7 +36,7 @@ from hub.media.image import open_image
 from hub.outputs import request_folder
 
 OPENAI_MODELS = ("dall-e-2", "dall-e-3")  # OpenAI's names (tools send them by default): the hub's default model
-MAX_PROMPT_CHARS = 32_000  # OpenAI's own longest prompt; the text encoder reads 75 tokens, the rest gets a note
+MAX_PROMPT_CHARS = 32_000  # OpenAI's own longest prompt; SD reads 8 chunks of 75 tokens, the rest gets a note
 KEEP_S = 3600.0  # url images live an hour, as OpenAI's urls do (hub.outputs.request_folder removes them after)
 FILES_PATH = f"/v1/files/{SPEC.name}"
 SIZES = (f"WIDTHxHEIGHT with each side a multiple of 8 from {MIN_SIDE} to {MAX_SIDE} (of 16 for Z-Image-Turbo; for "
@@ -50,8 +51,9 @@ class ImageRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    prompt: str = Field(description=f"What to draw; at most {MAX_PROMPT_CHARS} characters (the text encoder reads "
-                                    "about 75 tokens; the answer's notes say what was ignored).")
+    prompt: str = Field(description=f"What to draw; at most {MAX_PROMPT_CHARS} characters, with AUTOMATIC1111's "
+                                    "(word:1.2) weighting and BREAK (SD reads 600 tokens in 75-token chunks; the "
+                                    "answer's notes say what was ignored).")
     model: str | None = Field(None, description="A Stable Diffusion model this hub serves (GET /v1/models); '', "
                                                 "'default', 'dall-e-2' or 'dall-e-3' mean the hub's default model.")
     n: int = Field(1, description=f"Number of images, 1 to {MAX_IMAGES}; image i uses seed + i.")
@@ -69,6 +71,10 @@ class ImageRequest(BaseModel):
                                                     "model's).")
     decoder: str | None = Field(None, description="Extension: 'full' (the model's VAE) or 'tiny' (TAESD, fast on a "
                                                   "CPU); default: tiny on a CPU, full on a GPU.")
+    loras: str | list | None = Field(None, description="Extension: LoRAs with weights, as a list of {\"name\": ..., "
+                                                      "\"weight\": 0.8} or the text 'name:0.8, other:0.5' (names "
+                                                      "from GET /v1/images/loras); <lora:name:0.8> in the prompt "
+                                                      "works too.")
     output_format: str | None = Field(None, description="Only 'png' (the images carry their parameters).")
     stream: bool | None = Field(None, description="Only false: partial images are not streamed.")
 
@@ -134,6 +140,12 @@ class ImageRequest(BaseModel):
     def _decoder(cls, value):
         return None if value is None else validate.choice(value, "'decoder'", ("full", "tiny"))
 
+    @field_validator("loras", mode="before")
+    @classmethod
+    def _loras(cls, value):
+        """Shape and weights here (a sentence each); the names against the listing in the engine."""
+        return [list(pair) for pair in lora.wanted(value, "")] or None
+
     @field_validator("output_format", mode="before")
     @classmethod
     def _png(cls, value):
@@ -160,7 +172,8 @@ class ImageRequest(BaseModel):
         """The engine's settings: its Result alone (no Step items), the tab's defaults for what is left out."""
         width, height = self.box()
         return Settings(seed=self.seed, steps=self.steps, guidance=self.guidance_scale, scheduler=self.scheduler,
-                        width=width, height=height, num_images=self.n, decoder=self.decoder, step_items=False)
+                        width=width, height=height, num_images=self.n, decoder=self.decoder, step_items=False,
+                        loras=tuple(tuple(pair) for pair in self.loras or ()))
 
 
 def _text(value: str, name: str) -> str:
@@ -314,7 +327,8 @@ async def _answer(request, files: _Files, res, response_format: str) -> dict:
 
 
 def routes(ctx):
-    """`POST /v1/images/generations`, `POST /v1/images/edits` and `GET /v1/files/stable_diffusion/<token>.png`."""
+    """`POST /v1/images/generations`, `POST /v1/images/edits`, `GET /v1/files/stable_diffusion/<token>.png` and
+    `GET /v1/images/loras`."""
     import anyio
     from fastapi import APIRouter
     from fastapi.responses import FileResponse
@@ -343,6 +357,14 @@ def routes(ctx):
         work = InpaintRequest(image, mask, req.prompt, req.negative_prompt, 1.0, req.settings())
         res = await api.call(ctx, "inpaint", work, model, http=request)
         return await _answer(request, files, res, req.response_format)
+
+    @add_route(router, ctx, "/v1/images/loras", "GET", api="loras")
+    async def loras(request):
+        """The LoRAs `loras` may name, shaped as GET /v1/models is: read from the folder and the cache, with no
+        model loaded (a listing must not wait for 2.6 GB of weights)."""
+        from demos.stable_diffusion import lora_ui
+
+        return {"object": "list", "data": await anyio.to_thread.run_sync(lora_ui.rows, ctx)}
 
     @add_route(router, ctx, FILES_PATH + "/{name}", "GET", api="files")
     async def image_file(request):

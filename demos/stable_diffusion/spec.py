@@ -16,6 +16,18 @@ TINY_DECODER = ModelChoice("madebyollin/taesd", "hf", label="TAESD tiny decoder"
                            approx_bytes=9_793_292, size_dtype="float32", license="MIT")
 DECODERS = ("full", "tiny")  # the VAE's own decoder, or TAESD
 
+# Pinned Hub LoRAs (lora.py lists them once `demohub fetch stable_diffusion` has them; `name` is what the tab, the
+# `<lora:name:w>` tag and the API say). LCM-LoRA for SD 1.5 (OpenRAIL++, 67.5M parameters in float16): 4-8 steps at a
+# guidance of 1-2 on SD 1.5 and its fine-tunes; refused on SD 2.x / SD-Turbo (another base). Its revision is the one
+# a public project pins; it could not be checked against the Hub from here (no network): `demohub fetch` fails loudly
+# if it is wrong.
+LORA_PINS = (
+    ModelChoice("latent-consistency/lcm-lora-sdv1-5", "hf", label="LCM-LoRA (SD 1.5)",
+                revision="cf2fced511dbe7e26c8d1d397e728fbab875db4b", files=("pytorch_lora_weights.safetensors",),
+                approx_bytes=135_000_000, size_dtype="float16", license="OpenRAIL++",
+                options={"name": "lcm-lora-sdv1-5", "file": "pytorch_lora_weights.safetensors", "base": "sd15"}),
+)
+
 # approx_bytes are the fp16 sizes of the weights (size_dtype): on a CPU in float32 the manager counts twice as much.
 SPEC = DemoSpec(
     name="stable_diffusion",
@@ -58,7 +70,7 @@ SPEC = DemoSpec(
     ),
     default_model={"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": "stabilityai/sd-turbo"},
     api_names=("generate_image", "img2img", "inpaint", "read_parameters"),
-    components=(TINY_DECODER,),
+    components=(TINY_DECODER, *LORA_PINS),  # fetched with the models by `demohub fetch stable_diffusion`
     gpu_concurrency=1,
     zero_gpu_seconds=120,
     gpu_share=0.3,  # Ray backend: the largest share; one replica of every demo still fits one GPU

@@ -33,6 +33,9 @@ class Settings:
     decoder: str | None = None  # "full" (the VAE) or "tiny" (TAESD); None: tiny on a CPU, full on a GPU
     step_items: bool = True  # yield a Step per denoising step (False: only the Result)
     preview: bool = False  # Step items carry a preview of the first image (the tiny decoder; SD models only)
+    # LoRAs: "name:0.8, other:0.5", or (name, weight) pairs; names from the hub's listing (lora.py). The prompt's
+    # <lora:name:weight> tags are added to these.
+    loras: Any = ()
 
 
 @dataclass(frozen=True)
