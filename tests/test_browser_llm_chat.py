@@ -176,8 +176,10 @@ def test_the_api_page_names_every_chat_parameter(page):
     for name in ("message=", "model=", "system_prompt=", "temperature=", "top_p=", "top_k=", "max_new_tokens=",
                  "repetition_penalty="):
         assert name in chat, name
-    assert 'provided in the "Message" Textbox component' in chat and "model_id" not in chat
-    assert re.search(r"message\s+str\s+Required", chat) and re.search(r"system_prompt\s+str\s+Default", chat)
+    assert 'provided in the "Message" Multimodaltextbox component' in chat and "model_id" not in chat
+    # text, or text with pictures (issue #32): the box takes both
+    assert re.search(r"message\s+str \| dict\(text: str, files: list\[filepath\]\)\s+Required", chat)
+    assert re.search(r"system_prompt\s+str\s+Default", chat)
     page.get_by_text('api_name="/chat"').first.scroll_into_view_if_needed()
     shot(page, "after-llm_chat-api")
 

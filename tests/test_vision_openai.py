@@ -1,6 +1,7 @@
 """Pictures in /v1/chat/completions through the official `openai` SDK: a random SmolVLM answers image_url parts
 (streamed and not); a bad image, too many images, an http(s) URL, a local path and a text-only chat model each get
-one sentence; text-only requests still reach the chat model; the image is never written to disk."""
+one sentence (the URL's says how the operator allows downloads: tests/test_vision_fetch.py); text-only requests
+still reach the chat model; the image is never written to disk."""
 
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ def test_text_only_requests_still_reach_the_chat_model(hub):
 @pytest.mark.parametrize("messages, model, words", [
     (ask(data_url(b"GIF89a but not really")), "default", "not an image"),
     (ask(*[data_url(png(i)) for i in range(5)]), "default", "at most 4 images"),
-    (ask("https://example.com/cat.png"), "default", "does not download image URLs"),
+    (ask("https://example.com/cat.png"), "default", "can allow it with DEMOHUB_VISION_FETCH_URLS=1"),
     (ask("file:///etc/passwd"), "default", "never read"),
     (ask("/etc/passwd"), "default", "never read"),
     (ask("data:image/png;base64,%%%"), "default", "not valid base64"),

@@ -8,6 +8,10 @@ starts the chat's events at all: the submit event's validator refuses it before 
 or the message is added to the chat (so the example prompts stay), and a listener of its own says the sentence
 (gradio puts a refused validator's message in the textbox's label, which a ChatInterface hides). The API, which has
 no validator, gets the handler's sentence.
+
+The message box takes pictures too (a MultimodalTextbox whose API still takes a plain string): a conversation with
+pictures is answered by the vision demo (ui_images.py), and the validator also refuses a message whose pictures the
+vision demo would refuse, so the text and the pictures stay in the box.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 
 import gradio as gr
 
+from demos.llm_chat import ui_images
 from demos.llm_chat.engine import check_params
 from demos.llm_chat.messages import EMPTY, build_messages
 from demos.llm_chat.types import ChatDelta, ChatRequest
@@ -44,12 +49,19 @@ def reply(thinking: str, thinking_done: bool, text: str):
 
 
 def answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-           repetition_penalty, thinking=None):
+           repetition_penalty, thinking=None, request=None):
     """(answer so far, details) pairs for the chat: a loading line while the model loads, the growing text (after
     the reasoning of a thinking model, collapsible), then the text with notes, the stats footer (first token timed
-    from the click) and the reproducibility record. Inputs are checked before anything loads."""
+    from the click) and the reproducibility record. Inputs are checked before anything loads. A message with
+    pictures, or any message of a conversation that has them, is answered by the vision demo (ui_images.py)."""
     sent_at = time.time()
     params = check_params(temperature, top_p, top_k, max_new_tokens, repetition_penalty, thinking=thinking)
+    message, files = ui_images.split(message)
+    if files or ui_images.has_images(history):
+        if not message.strip() and not files:
+            raise UserError(EMPTY)
+        yield from ui_images.answer(ctx, message, files, history, model, system_prompt, params, request)
+        return
     msgs = build_messages(system_prompt, history, message)
     ctx.choice(model)  # the allow-list: an unknown model is named before anything loads
     loading = ctx.loading_text(model)
@@ -84,14 +96,33 @@ def has_thinking(ctx, model) -> bool:
 
 
 def refuse_empty(message):
-    """The submit event's validator: gradio runs ChatInterface's send only when the message has some text."""
-    return gr.validate(bool(isinstance(message, str) and message.strip()), EMPTY)
+    """The submit event's validator: gradio runs ChatInterface's send only when the message has some text (or, from
+    the box, a picture)."""
+    text, files = ui_images.split(message)
+    return gr.validate(bool(text.strip() or files), EMPTY)
 
 
 def say_if_empty(message) -> None:
     """The sentence for an empty or whitespace-only message, as an info toast (the validator stops the send)."""
-    if not (isinstance(message, str) and message.strip()):
+    text, files = ui_images.split(message)
+    if not (text.strip() or files):
         gr.Info(EMPTY)  # a gentle notice, not an error: nothing went wrong
+
+
+def refuse(ctx):
+    """The validator of the send (`refuse_empty`, and the pictures' checks) and the listener that says its sentence
+    as a toast: a warning for pictures the vision demo would refuse, the info notice for an empty message."""
+    def validator(message):
+        why = ui_images.refusal(ctx, message)
+        return gr.validate(why is None, why or "")
+
+    def say(message) -> None:
+        why = ui_images.refusal(ctx, message)
+        if why == EMPTY:
+            say_if_empty(message)
+        elif why:
+            gr.Warning(why)
+    return validator, say
 
 
 class ChatTab(gr.ChatInterface):
@@ -111,9 +142,10 @@ class ChatTab(gr.ChatInterface):
 
         def recover(message, history, was_stopped):
             if was_stopped:  # Stop, not an error: the answer so far stays, and the input is emptied by `.then()`
-                return gr.Textbox(interactive=True, submit_btn=send, stop_btn=False), gr.skip(), False
-            return (gr.Textbox(message, interactive=True, submit_btn=send, stop_btn=False, placeholder=PLACEHOLDER),
-                    history, False)
+                return gr.update(interactive=True, submit_btn=send, stop_btn=False), gr.skip(), False
+            # the message comes back with its pictures (the box's {"text", "files"})
+            return (gr.update(value=message, interactive=True, submit_btn=send, stop_btn=False,
+                              placeholder=PLACEHOLDER), history, False)
 
         for event in events_to_cancel:  # sending, retrying, an example prompt
             # gradio blanks the placeholder while an answer streams and never gives it back
@@ -146,11 +178,12 @@ def build(ctx) -> None:
 
     @ctx.handler
     def respond(message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-                repetition_penalty, thinking):
+                repetition_penalty, thinking, request: gr.Request = None):
         """Chat with a small instruction-tuned model; the answer streams, ending with a stats footer.
 
         Args:
-            message: what you say to the model (not empty).
+            message: what you say to the model (not empty): a string, or {"text": ..., "files": [images]} to ask
+                about pictures (answered by the hub's vision model; the conversation keeps them).
             history: the conversation so far (kept per session by the server; not an API parameter).
             model: a model this hub lists (GET /v1/models); optional, the tab's default.
             system_prompt: instructions the model reads before the conversation; optional, empty for none.
@@ -164,20 +197,27 @@ def build(ctx) -> None:
                 title "💭 Thinking") and the answer; other models ignore it.
         """
         yield from answer(ctx, message, history, model, system_prompt, temperature, top_p, top_k, max_new_tokens,
-                          repetition_penalty, thinking)
+                          repetition_penalty, thinking, request)
 
-    message = gr.Textbox(label="Message", placeholder=PLACEHOLDER, scale=7, autofocus=True, submit_btn=True,
-                         stop_btn=True, render=False)
+    # max_plain_text_length: gradio turns a longer paste into a .txt attachment, which is not a picture
+    message = gr.MultimodalTextbox(label="Message", placeholder=PLACEHOLDER, scale=7, autofocus=True, submit_btn=True,
+                                   stop_btn=True, render=False, file_types=["image"], file_count="multiple",
+                                   sources=["upload"], max_plain_text_length=1_000_000, elem_id="chat-message")
+    ui_images.adapt(message)
+    from gradio.context import Context
+
+    Context.root_block.load(None, None, None, js=ui_images.NAME_BOX, api_visibility="private", queue=False)
+    validator, say = refuse(ctx)
     # The validator keeps the chat as it is, but its sentence would go to the hidden label: this listener says it.
     # It is registered before ChatInterface's own: gradio's front end stops at a refused validator and would never
     # reach a listener after it.
-    message.submit(say_if_empty, message, None, show_progress="hidden", api_visibility="private")
+    message.submit(say, message, None, show_progress="hidden", api_visibility="private")
     tab = ChatTab(
         respond, additional_inputs=[model, system, temperature, top_p, top_k, max_new, rep, thinking],
         additional_inputs_accordion=gr.Accordion("Settings", open=False, render=False), additional_outputs=[record],
         chatbot=gr.Chatbot(height=480, label="Chat", buttons=["copy"], render=False),
-        textbox=message,
-        validator=refuse_empty, api_name="chat", concurrency_limit=ctx.events["concurrency_limit"], fill_height=False,
+        textbox=message, multimodal=True,
+        validator=validator, api_name="chat", concurrency_limit=ctx.events["concurrency_limit"], fill_height=False,
         # Shown in the empty chat; a click sends the prompt with the current settings (never run at page load)
         examples=EXAMPLES, cache_examples=False,
     )

@@ -66,6 +66,9 @@ OPTIONS = (
            lo=0, hi=65536),
     Option("cache_minutes", 30, "A conversation's image features are dropped after this long unused.", lo=1,
            hi=1440),
+    Option("fetch_urls", False, "Download the http(s) image URLs of /v1 chat requests (off: only data URLs are "
+                                "read). Public addresses only (loopback, private and link-local ones are refused), "
+                                "at most max_image_mb per image, 10 s each, images only."),
 )
 
 EXAMPLES = (

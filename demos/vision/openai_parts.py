@@ -5,9 +5,10 @@
 image part gives None and the chat goes on as before, untouched and unparsed. With one, the request goes to the
 vision demo's `chat` work method (streamed as server-sent events, or `complete` for one JSON answer) when its `model`
 is a vision model or left out; a text-only chat model named with a picture gets one sentence naming the vision
-models. Only data URLs are read: an http(s) URL is refused with a sentence (this hub never downloads images for a
-request), a local path or a file:// URL too. The image bytes stay in memory (never written to disk); JSON parsing and
-base64 decoding run in a worker thread, never on the event loop. The conversation key that keeps image features
+models. Data URLs are read; an http(s) URL is downloaded only when the operator turned that on
+(`DEMOHUB_VISION_FETCH_URLS=1`: fetch.py, with its address, size, time and type checks) and is refused with a
+sentence saying so otherwise; a local path or a file:// URL is never read. The image bytes stay in memory (never
+written to disk); JSON parsing, base64 decoding and downloads run in a worker thread, never on the event loop. The conversation key that keeps image features
 between turns is a hash of the caller's `user` field and the conversation's first message.
 """
 
@@ -24,8 +25,9 @@ from hub.errors import UserError
 
 VISION = "vision"
 IMAGE_TYPES = ("image_url", "input_image")
-NO_FETCH = ("This hub does not download image URLs; send the picture inline as a data URL "
-            "(data:image/png;base64,...), as the OpenAI SDK does for a local file.")
+NO_FETCH = ("This hub does not download image URLs (its operator can allow it with DEMOHUB_VISION_FETCH_URLS=1); "
+            "send the picture inline as a data URL (data:image/png;base64,...), as the OpenAI SDK does for a local "
+            "file.")
 
 
 async def vision_answer(ctx, body: bytes, http=None):
@@ -37,7 +39,7 @@ async def vision_answer(ctx, body: bytes, http=None):
     raw = await anyio.to_thread.run_sync(_loads, body)
     if raw is None or not _has_images(raw):
         return None  # the chat's own parser says what is wrong with the body, or it is text after all
-    vision = _vision(ctx)
+    vision = vision_context(ctx)
     model = _route(ctx, vision, raw.get("model"))
     req, stream, usage = await anyio.to_thread.run_sync(parse, raw, vision.options)
     if stream:
@@ -61,12 +63,17 @@ def _loads(body: bytes):
 
 
 def _has_images(raw: dict) -> bool:
-    return any(isinstance(p, dict) and p.get("type") in IMAGE_TYPES for m in raw["messages"] if isinstance(m, dict)
+    return _count_images(raw) > 0
+
+
+def _count_images(raw: dict) -> int:
+    return sum(isinstance(p, dict) and p.get("type") in IMAGE_TYPES for m in raw["messages"] if isinstance(m, dict)
                for p in (m.get("content") if isinstance(m.get("content"), list) else ()))
 
 
-def _vision(ctx):
-    """The vision demo's context on the chat's backend, with its operator options (made once, kept on `ctx`)."""
+def vision_context(ctx):
+    """The vision demo's context on the chat's backend, with its operator options (made once, kept on `ctx`); the
+    chat tab's pictures go through it too (demos/llm_chat/ui_images.py)."""
     try:
         return ctx.other(VISION)  # the same backend (and budget) as the chat: one hub, two demos
     except UserError:
@@ -100,10 +107,11 @@ def parse(raw: dict, options) -> tuple:
 
     if raw.get("n") not in (None, 1):
         raise UserError("Only n=1 is supported.")
+    count = _count_images(raw)
+    if count > int(options.max_images):  # said before any picture is decoded or downloaded
+        raise UserError(f"Send at most {int(options.max_images)} images in one request; this one has {count}.")
     images: list[bytes] = []
     messages = [_message(i, m, images, options) for i, m in enumerate(raw["messages"])]
-    if len(images) > int(options.max_images):
-        raise UserError(f"Send at most {int(options.max_images)} images in one request; this one has {len(images)}.")
     most = raw.get("max_completion_tokens", raw.get("max_tokens"))
     sampling = check_sampling(most, raw.get("temperature"), raw.get("top_p"), raw.get("seed"),
                               most=int(options.max_new_tokens))
@@ -129,7 +137,7 @@ def _message(i: int, m, images: list, options) -> dict:
         if kind == "text" and isinstance(part.get("text"), str):
             texts.append(part["text"])
         elif kind in IMAGE_TYPES:
-            images.append(image_bytes(part, float(options.max_image_mb)))
+            images.append(image_bytes(part, float(options.max_image_mb), bool(options.fetch_urls)))
             mine.append(len(images) - 1)
         else:
             raise UserError(f"messages[{i}] has a content part this hub does not read with images ({str(kind)[:30]}); "
@@ -138,8 +146,9 @@ def _message(i: int, m, images: list, options) -> dict:
     return {"role": role, "text": "\n".join(texts), "images": tuple(mine)}
 
 
-def image_bytes(part: dict, max_mb: float) -> bytes:
-    """The file bytes of one image part: a base64 data URL only (size-checked before it is decoded)."""
+def image_bytes(part: dict, max_mb: float, fetch: bool = False) -> bytes:
+    """The file bytes of one image part: a base64 data URL (size-checked before it is decoded), or with `fetch` an
+    http(s) URL downloaded by fetch.py (at most `max_mb`)."""
     ref = part.get("image_url", part.get("url"))
     url = ref.get("url") if isinstance(ref, dict) else ref
     if not isinstance(url, str) or not url.strip():
@@ -147,7 +156,11 @@ def image_bytes(part: dict, max_mb: float) -> bytes:
     url = url.strip()
     scheme = url[:8].lower()
     if scheme.startswith(("http://", "https://")):
-        raise UserError(NO_FETCH)
+        if not fetch:
+            raise UserError(NO_FETCH)
+        from demos.vision.fetch import fetch_image
+
+        return fetch_image(url, int(max_mb * 2**20))
     if not scheme.startswith("data:"):
         raise UserError("An image_url must be a data URL (data:image/png;base64,...); local paths and file:// URLs "
                         "are never read.")
