@@ -10,6 +10,7 @@ import traceback
 
 from hub import options as demo_options
 from hub.context import DemoContext
+from hub.links import Links
 from hub.contract import resolve
 from hub.models import ModelManager
 from hub.registry import DEMOS, DemoHandle, load_demos
@@ -53,14 +54,17 @@ def create_app(settings: Settings | None = None, demos: tuple[str, ...] | None =
 
     with HubBlocks(title="demohub", delete_cache=(1800, 3600)) as blocks:
         gr.Markdown("# demohub\nPretrained-model demos on one GPU. Every tab is also an API: see *Use via API* below.")
-        with gr.Tabs():
+        with gr.Tabs(elem_id="hub-tabs") as tabs:
+            links = Links(tabs)  # tabs that send to each other (hub.links)
             for h in handles:
-                with gr.Tab(h.title, id=h.name):
-                    _render_demo(h, manager, settings, opts.get(h.name), metrics)
+                with gr.Tab(h.title, id=h.name) as tab:
+                    links.tab(h.name, tab)
+                    _render_demo(h, manager, settings, opts.get(h.name), metrics, links)
             with gr.Tab("Models", id="models"):
                 from hub import models_tab
 
                 refresh, outputs = models_tab.build(manager, settings, [h.name for h in ok])
+        links.finish()  # every tab is built: wire the sends, run the after-build hooks
         blocks.load(refresh, None, outputs, show_progress="hidden", api_visibility="private")
     blocks.queue(max_size=settings.queue_size, default_concurrency_limit=4)
     blocks.hub_manager = manager
@@ -78,7 +82,8 @@ def _queue_waiting(blocks) -> int:
     return sum(len(q.queue) for q in list(per_id.values()))
 
 
-def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, options, metrics=None) -> None:
+def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, options, metrics=None,
+                 links: Links | None = None) -> None:
     import gradio as gr
 
     if h.demo is None:
@@ -86,7 +91,7 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, optio
                     "Install the demo's libraries (`pip install -e .` in the project folder) and restart. "
                     "The other tabs work.")
         return
-    ctx = DemoContext(manager, settings, h.spec, options, metrics)
+    ctx = DemoContext(manager, settings, h.spec, options, metrics, links=links)
     gr.Markdown(h.spec.description)
     try:
         if manager.choice(h.name).source == "random" and not h.demo.extra.get("chain"):  # a chain has no weights
@@ -95,12 +100,16 @@ def _render_demo(h: DemoHandle, manager: ModelManager, settings: Settings, optio
             resolve(h.demo.ui)(ctx)
     except Exception as e:
         log.error("Building the %s tab failed:\n%s", h.name, traceback.format_exc())
+        ctx.links.drop(h.name)  # what it offered other tabs is not there
         gr.Markdown(f"**This tab failed to build:** `{type(e).__name__}: {e}`. The other tabs work.")
 
 
 def launch(blocks, settings: Settings, **extra):
     """Launch with the settings' host, port, share/auth and upload cap; mount demos' extra routes."""
     settings.check_launch()
+    from hub import preload
+
+    preloads = preload.plan(settings, blocks.hub_manager, [h.name for h in blocks.hub_demos if h.demo])
     contexts = api_routers(blocks, settings)
     kwargs = dict(
         server_name=settings.host, server_port=settings.port, share=settings.share,
@@ -128,6 +137,7 @@ def launch(blocks, settings: Settings, **extra):
         if ctx is not None:
             ctx.app = app
         _add_routes(app, router)
+    blocks.hub_preload = preload.start(blocks.hub_manager, preloads)  # background: the page answers meanwhile
     if not block:
         blocks.block_thread()
     return app, local_url, share_url

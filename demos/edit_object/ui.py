@@ -69,6 +69,7 @@ def _layout(others) -> SimpleNamespace:
             _settings(ui, others)
         with gr.Column(scale=1):
             ui.result = gr.Image(label="Result", type="filepath", format="png", interactive=False, height=360)
+            ui.send_sd = gr.Button("Send to SD tab: inpaint with this mask", size="sm")  # shown with an SD tab
             ui.files = gr.File(label="Downloads: PNG with its record, mask PNG, record JSON", file_count="multiple")
             ui.record = gr.JSON(label="Record of the whole chain", open=False)
     ui.state = gr.State(None)
@@ -119,6 +120,33 @@ def _events(ctx, others, ui) -> None:
     ui.cancel.click(lambda: "Cancelled; what was shown before stays.", None, ui.status,
                     cancels=[sel, again, cut, rep, rem],
                     api_visibility="private", queue=False)
+    ctx.links.send(ctx.name, ui.send_sd, to_sd_inpaint, [ui.photo, ui.result, ui.files, ui.record, ui.prompt],
+                   ("stable_diffusion.editor", "stable_diffusion.mask", "stable_diffusion.prompt"),
+                   opens="stable_diffusion.inpaint")
+
+
+def to_sd_inpaint(photo, result, files, record, prompt) -> dict:
+    """"Send to SD tab": the picture as it is now (the edited one; the photo for a cut-out, whose transparent
+    background is no picture to paint on) in SD's Inpaint editor, the object's mask as its "upload a mask" (white =
+    repaint), and the prompt that painted it. Inpaint, not Image to image: the mask is what this tab made, and a
+    person sends a result on to repaint that object again with more control (steps, strength, seed), not the whole
+    picture. The mask goes to the mask upload, not onto the editor's layer: gradio 6.31's editor does not draw a
+    layer sent by an event ("No draw texture found for layer"). The picture goes as pixels, which gradio saves as a
+    new file: the editor drew nothing from a URL this page had already shown in an <img>."""
+    from hub.media.image import image_size, open_image
+
+    mask = next((f for f in files or () if str(f).endswith("mask.png")), None)
+    if not result or not isinstance(record, dict) or mask is None:
+        raise UserError("Cut out, replace or remove an object first; then send the result to the SD tab.")
+    action = record.get("action")
+    picture = photo if action == "cut out" else result
+    if image_size(picture, "the picture to send") != image_size(mask, "the mask"):
+        raise UserError("The photo changed since this result; run the action again, then send it.")
+    out = {"stable_diffusion.editor": open_image(picture, "the picture to send"), "stable_diffusion.mask": str(mask)}
+    said = {"replace": prompt, "remove": flow.REMOVE_PROMPT}.get(action)
+    if said:
+        out["stable_diffusion.prompt"] = said
+    return out
 
 
 def add_click(mode, clicks, evt: gr.SelectData):

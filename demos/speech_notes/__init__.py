@@ -3,7 +3,8 @@
 Whisper transcribes; the chat model writes a summary, a list of action items, or a translation of the subtitles into
 another language (one segment at a time, so the SRT / VTT keep Whisper's timings). A long transcript is summarized in
 parts (this demo's `split` work method cuts it at segment ends), then the parts together. notes.py runs the steps,
-engine.py splits, ui.py builds the tab and the /summarize_audio API.
+engine.py splits, ui.py builds the /summarize_audio API (and the tab, left out of the tab bar when the Whisper tab's
+Notes section, demos/whisper_asr/ui_notes.py, runs the same chain on the transcript it shows).
 """
 
 from hub.contract import Demo, Example, Sample

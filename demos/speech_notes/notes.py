@@ -1,8 +1,10 @@
-"""Speech to notes, step by step (no gradio: the tab, the tests and the bench run it the same way).
+"""Speech to notes, step by step (no gradio: the API, the Whisper tab's Notes, the tests and the bench run it the same
+way).
 
 transcribe (Whisper `transcribe`) -> split (this demo's `split`) -> the chat model (`complete`): a summary or the
 action items of each part, then of the parts together; or each subtitle segment translated on its own, so the SRT /
-VTT keep Whisper's timings. Each step is a hub.chain step, under the one budget, in the one record.
+VTT keep Whisper's timings. Each step is a hub.chain step, under the one budget, in the one record. `run` starts from
+the audio (/summarize_audio); `from_transcript` from a transcript the Whisper tab already shows.
 """
 
 from __future__ import annotations
@@ -103,14 +105,28 @@ def translate(chain, transcript, language: str, model, *, max_new_tokens=128) ->
     return Notes(transcript, "\n".join(s.text.strip() for s in out), segments=out, parts=len(out))
 
 
+def check(task, language, part_chars, max_new_tokens) -> tuple[str, str, int, int]:
+    """The request's settings, checked before any model: (task, language, part_chars, max_new_tokens)."""
+    task = check_task(task)
+    return (task, check_language(task, language), check_part_chars(part_chars),
+            validate.number(max_new_tokens, "max new tokens", 1, 2048, integer=True))
+
+
 def run(chain, samples, task, language, asr_model, chat_model, *, part_chars=6000, max_new_tokens=256,
         max_seconds=None, vad: bool = True) -> Notes:
     """The whole chain: checks first (before any model), then transcribe and the notes."""
-    task = check_task(task)
-    language = check_language(task, language)
-    part_chars = check_part_chars(part_chars)
-    max_new = validate.number(max_new_tokens, "max new tokens", 1, 2048, integer=True)
+    task, language, part_chars, max_new = check(task, language, part_chars, max_new_tokens)
     transcript = transcribe(chain, samples, asr_model, max_seconds, vad)
+    return from_transcript(chain, transcript, task, language, chat_model, part_chars=part_chars,
+                           max_new_tokens=max_new)
+
+
+def from_transcript(chain, transcript, task, language, chat_model, *, part_chars=6000,
+                    max_new_tokens=256) -> Notes:
+    """The notes of a transcript Whisper already made (the Whisper tab's Notes: the speech is not heard twice)."""
+    task, language, part_chars, max_new = check(task, language, part_chars, max_new_tokens)
+    if not transcript.text.strip():
+        raise UserError(f"{ASR}: no speech was heard in the audio; try a recording with someone talking.")
     if task == "Translate subtitles":
         return translate(chain, transcript, language, chat_model, max_new_tokens=max_new)
     return write_notes(chain, transcript, task, chat_model, part_chars=part_chars, max_new_tokens=max_new)

@@ -1,5 +1,9 @@
 """The Speech-to-notes tab: audio in; the notes, the transcript, SRT / VTT (translated in step with the segments) and
-the chain's one record out. One chained request (hub.chain over notes.py's steps), also the /summarize_audio API."""
+the chain's one record out. One chained request (hub.chain over notes.py's steps), also the /summarize_audio API.
+
+In the page, notes are written in the Whisper tab's Notes section (demos/whisper_asr/ui_notes.py, from the transcript
+shown there); when that section is built, this tab is left out of the tab bar (hub.links) and serves only the API.
+It shows when the Whisper tab cannot host the notes (a hub without the chat model), saying what is missing."""
 
 from __future__ import annotations
 

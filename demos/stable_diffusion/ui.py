@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from demos.stable_diffusion import decoder, masks
+from demos.stable_diffusion import decoder, lora_ui, masks
 from demos.stable_diffusion.checks import EMPTY_MASK
 from demos.stable_diffusion.formats import NO_PARAMETERS
 from demos.stable_diffusion.formats import read_parameters as read_parameters_from
@@ -36,6 +36,8 @@ def build(ctx) -> None:
     model_id = ctx.choice().id
     c = _components(ctx, {**model_defaults(model_id), "family": family(model_id)})
     _wire(ctx, c)
+    from demos.stable_diffusion import ui_links  # parts other tabs send to, and Describe by the gallery (hub.links)
+    ui_links.build(ctx, c)
 
 
 def _components(ctx, d: dict) -> SimpleNamespace:
@@ -55,6 +57,7 @@ def _components(ctx, d: dict) -> SimpleNamespace:
             c.prompt = gr.Textbox(label="Prompt", lines=2,
                                   placeholder="a watercolor fox in a snowy forest (Ctrl+Enter generates)")
             c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality")
+            lora_ui.picker(ctx, c)  # c.loras: "name:0.8, other:0.5", sent with every run
             with gr.Row():
                 # One main button: the one of the selected mode (the others are hidden; each is its own API).
                 c.run_t2i = gr.Button("Generate", variant="primary", scale=6, elem_classes=[MAIN])
@@ -134,7 +137,7 @@ def _settings(c: SimpleNamespace, d: dict, kind: str) -> None:
 def _wire(ctx, c: SimpleNamespace) -> None:
     import gradio as gr
 
-    common = [c.seed, c.steps, c.guidance, c.scheduler, c.width, c.height, c.count, c.decoder]
+    common = [c.seed, c.steps, c.guidance, c.scheduler, c.width, c.height, c.count, c.decoder, c.loras]
     runs = [
         _run_event(ctx, c, c.run_t2i, _generate_handler(ctx), [c.model, c.prompt, c.negative, *common],
                    "generate_image"),
@@ -155,7 +158,8 @@ def _wire(ctx, c: SimpleNamespace) -> None:
                    api_visibility="private")
     _refuse_bad_pictures(ctx, c)
     c.png.upload(_fill_handler(ctx), [c.png], [c.prompt, c.negative, c.seed, c.steps, c.guidance, c.scheduler,
-                                                c.width, c.height, c.model, c.record], api_name="read_parameters")
+                                                c.width, c.height, c.model, c.loras, c.record],
+                 api_name="read_parameters")
 
 
 def _refuse_bad_pictures(ctx, c: SimpleNamespace) -> None:
@@ -208,9 +212,10 @@ def _defaults_for(model_id):
                                                  value=o["scheduler"]), *side, "full" if full_only else gr.skip())
 
 
-def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder) -> Settings:
+def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
+                      loras="") -> Settings:
     return Settings(seed=seed, steps=steps, guidance=guidance_scale, scheduler=scheduler, width=width, height=height,
-                    num_images=num_images, decoder=decoder)
+                    num_images=num_images, decoder=decoder, loras=loras or ())
 
 
 # ---- handlers: the positional order is the API's (gradio_client); the names and Args are the API page's -----------
@@ -222,7 +227,7 @@ def _generate_handler(ctx):
 
     @ctx.handler
     def generate_image(model, prompt, negative_prompt="", seed=-1, steps=None, guidance_scale=None,
-                       scheduler=None, width=None, height=None, num_images=1, decoder=None,
+                       scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
                        progress=gr.Progress(track_tqdm=True)):
         """Text to image: PNGs that carry their parameters, the seed used, notes and the reproducibility record.
 
@@ -238,8 +243,10 @@ def _generate_handler(ctx):
             height: image height in pixels, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
+            loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
-        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
+                                     loras)
         yield from stream(ctx, "txt2img", GenerateRequest(prompt, negative_prompt, settings), model)
     return generate_image
 
@@ -249,7 +256,7 @@ def _img2img_handler(ctx):
 
     @ctx.handler
     def img2img(model, image, prompt, negative_prompt="", strength=0.75, seed=-1, steps=None,
-                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None,
+                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
                 progress=gr.Progress(track_tqdm=True)):
         """Image to image: the picture redrawn after the prompt, as PNGs with their parameters.
 
@@ -267,8 +274,10 @@ def _img2img_handler(ctx):
             height: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
+            loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
-        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
+                                     loras)
         picture = open_image(image, "the init image")  # fail fast, before waiting for the model
         yield from stream(ctx, "img2img", Img2ImgRequest(picture, prompt, negative_prompt, strength, settings), model)
     return img2img
@@ -279,7 +288,7 @@ def _inpaint_handler(ctx):
 
     @ctx.handler
     def inpaint(model, image, mask=None, prompt="", negative_prompt="", strength=1.0, seed=-1, steps=None,
-                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None,
+                guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
                 progress=gr.Progress(track_tqdm=True)):
         """Inpaint: repaint part of a picture after the prompt; pixels far from the mask stay as they were.
 
@@ -298,8 +307,10 @@ def _inpaint_handler(ctx):
             height: the box the picture is fitted into, a multiple of 8 (16 for Z-Image), 64 to 1024.
             num_images: how many images, 1 to 4.
             decoder: "full" (the model's VAE) or "tiny" (TAESD, fast on a CPU); None: tiny on a CPU, full on a GPU.
+            loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
-        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder)
+        settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
+                                     loras)
         background = (image or {}).get("background")
         if background is None:
             raise UserError("Upload the image to inpaint into the editor first.")
@@ -317,7 +328,7 @@ def _fill_handler(ctx):
 
     @ctx.handler
     def read_parameters(file):
-        """Fill the tab's fields from a PNG this tab (or AUTOMATIC1111) made.
+        """Fill the tab's fields from a PNG this tab, AUTOMATIC1111 or ComfyUI made (LoRAs as "name:0.8, ...").
 
         Args:
             file: a PNG with parameters in its text chunks.
@@ -325,13 +336,13 @@ def _fill_handler(ctx):
         p = read_parameters_from(file, missing_ok=True)
         if not p:  # a picture without parameters: nothing to fill in, which is an answer, not an error
             gr.Warning(NO_PARAMETERS)
-            return (gr.skip(),) * 9 + ({},)
+            return (gr.skip(),) * 10 + ({},)
         models = [m for _, m in ctx.model_choices()]
         sched = p.get("scheduler")
         return (p.get("prompt", gr.skip()), p.get("negative_prompt", gr.skip()), p.get("seed", gr.skip()),
                 p.get("steps", gr.skip()), p.get("guidance", gr.skip()),
                 sched if sched in SCHEDULERS else gr.skip(), p.get("width", gr.skip()), p.get("height", gr.skip()),
-                p["model"] if p.get("model") in models else gr.skip(), p)
+                p["model"] if p.get("model") in models else gr.skip(), lora_ui.as_text(p.get("loras")), p)
     return read_parameters
 
 

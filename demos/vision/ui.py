@@ -14,6 +14,7 @@ import gradio as gr
 
 from demos.vision.engine import check_count, check_sampling, describe_messages
 from demos.vision.types import DescribeRequest, Delta
+from hub.errors import UserError
 from hub.uploads import refuse_bad_images, undecoded
 
 MODE_CHOICES = [("Caption", "caption"), ("Stable Diffusion prompt", "sd_prompt"), ("Read text (OCR)", "ocr"),
@@ -48,7 +49,19 @@ def build(ctx) -> None:
         after(lambda: gr.update(visible=False), None, c.stop, **quiet)
     c.stop.click(lambda: gr.update(visible=False), None, c.stop, cancels=[event], **quiet)
     c.mode.change(lambda m: gr.update(visible=m == "ask"), c.mode, c.question, **quiet, queue=False)
+    # "Send to SD tab" (hub.links): shown for the Stable Diffusion prompt, when this hub has an SD tab
+    send = ctx.links.send(ctx.name, c.send_sd, to_sd_prompt, [c.answer], ("stable_diffusion.prompt",), show=False)
+    c.mode.change(lambda m: gr.update(visible=send.wired and m == "sd_prompt"), c.mode, c.send_sd, **quiet,
+                  queue=False)
     refuse_bad_images(ctx, c.image, c.status, _check_upload(ctx))
+
+
+def to_sd_prompt(answer) -> dict:
+    """The answer, as the SD tab's prompt."""
+    text = " ".join((answer or "").split())
+    if not text:
+        raise UserError("Describe the picture first; then send its prompt to the SD tab.")
+    return {"stable_diffusion.prompt": text}
 
 
 def _check_upload(ctx):
@@ -121,6 +134,7 @@ def _components(ctx) -> SimpleNamespace:
         with gr.Column(min_width=300):
             c.answer = gr.Textbox(label="Answer", lines=10, max_lines=30, buttons=["copy"], interactive=False,
                                   elem_id="vision-answer")
+            c.send_sd = gr.Button("Send to SD tab as the prompt", size="sm")  # for an SD prompt, with an SD tab
             with gr.Accordion("Record", open=False):
                 c.record = gr.JSON(label="Record (model, revision, settings, timings)")
     return c

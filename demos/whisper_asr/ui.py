@@ -5,6 +5,8 @@ The handler checks the options and decodes the audio first (no model needed for 
 transcript from the engine's `transcribe_stream` method through `ctx.stream`, which holds the model for the whole run;
 Stop closes the stream, which sets the method's job.stop (it ends within one window).
 Progress and errors show on the status line only (`ctx.events_on`): an error leaves the last transcript in place.
+Under the transcript, **Notes** (ui_notes.py) has the chat model write a summary, action items or translated
+subtitles from that transcript.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
-from demos.whisper_asr import engine
+from demos.whisper_asr import engine, ui_notes
 from demos.whisper_asr.types import TranscribeRequest, Transcript
 from demos.whisper_asr.formats import write_files
 from demos.whisper_asr.languages import choices as language_choices, languages
@@ -65,6 +67,7 @@ def build(ctx):
     c.stop.click(lambda: gr.update(visible=False), None, c.stop, cancels=[event], **quiet)
     c.word_timestamps.change(lambda on: gr.update(visible=bool(on)), c.word_timestamps, c.word_table, **quiet)
     c.model.change(lambda m: gr.update(info=_runs_as_or_blank(ctx, m)), c.model, c.model, queue=False, **quiet)
+    ui_notes.wire(ctx, c)
 
 
 def _runs_as_or_blank(ctx, model) -> str:
@@ -117,6 +120,7 @@ def _components(ctx) -> SimpleNamespace:
             c.text = gr.Textbox(label="Transcript", lines=10, buttons=["copy"])
             c.files = gr.File(label="Downloads (.txt .srt .vtt .json)", file_count="multiple", interactive=False,
                               height=120, elem_classes=["hub-compact"])  # one line while empty on a phone
+            c.notes = ui_notes.layout(ctx)  # summary / action items / translated subtitles of this transcript
     # widths in pixels for the times: as shares of a phone's width a header broke between every letter
     c.table = gr.Dataframe(_frame([], SEGMENT_HEADERS), headers=SEGMENT_HEADERS, label="Segments", wrap=True,
                            interactive=False, column_widths=["112px", "112px", "auto"], max_height=420,
