@@ -109,7 +109,8 @@ def launch(blocks, settings: Settings, **extra):
     settings.check_launch()
     from hub import preload
 
-    preloads = preload.plan(settings, blocks.hub_manager, [h.name for h in blocks.hub_demos if h.demo])
+    manager = getattr(blocks, "hub_manager", None)  # None: Blocks not made by create_app (nothing to preload)
+    preloads = [] if manager is None else preload.plan(settings, manager, [h.name for h in blocks.hub_demos if h.demo])
     contexts = api_routers(blocks, settings)
     kwargs = dict(
         server_name=settings.host, server_port=settings.port, share=settings.share,
@@ -137,7 +138,7 @@ def launch(blocks, settings: Settings, **extra):
         if ctx is not None:
             ctx.app = app
         _add_routes(app, router)
-    blocks.hub_preload = preload.start(blocks.hub_manager, preloads)  # background: the page answers meanwhile
+    blocks.hub_preload = preload.start(manager, preloads)  # background: the page answers meanwhile
     if not block:
         blocks.block_thread()
     return app, local_url, share_url
