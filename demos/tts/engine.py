@@ -1,5 +1,6 @@
-"""Text to speech engines: Piper voices (ONNX Runtime) or a random stand-in, the request check, and the work methods
-(WORK: `speak` streams one audio file sentence by sentence, `voices` lists a model's voices).
+"""Text to speech engines: Piper voices (ONNX Runtime), Kokoro-82M (kokoro.py) or a random stand-in, the request
+check, and the work methods (WORK: `speak` streams one audio file sentence by sentence, `voices` lists a model's
+voices).
 
 Piper (piper-tts, GPL-3.0) is an optional extra, imported only when a Piper model loads; without it the load says
 in one sentence how to install it. Text is cut into sentences here (sentences.py), each is synthesised and encoded
@@ -145,7 +146,7 @@ class RandomEngine(EngineBase):
 
 
 def load(weights, device: str, dtype: str, options=None):
-    """The model's engine: its Piper voices (files found on disk), or the random stand-in.
+    """The model's engine: its Piper voices (files found on disk), Kokoro-82M (kokoro.py), or the random stand-in.
 
     options: the demo's parsed options (None: the declared defaults); `max_chars` caps one request's text,
     `rhythm_noise` is Piper's noise_w (0: the same durations every time; -1: the voice's own, varied).
@@ -158,6 +159,10 @@ def load(weights, device: str, dtype: str, options=None):
     info = weights.choice.options.get("voices", {})
     if weights.source == "random":
         engine = RandomEngine(info)
+    elif weights.choice.options.get("engine") == "kokoro" or weights.source == "native":
+        from demos.tts import kokoro
+
+        engine = kokoro.load(weights, info)
     else:
         try:
             with loadtimes.stage("import"):

@@ -5,11 +5,15 @@ it is checked with the engine's own check (`engine.check_request`) before any mo
 it is made: the engine's `speak` method runs through `ctx.stream` under the demo's /v1 admission, and each
 sentence's bytes go out as soon as they are encoded (a client that hangs up stops the work at the next sentence).
 The first sentence is made before the response starts, so a failed load still gets its proper status code.
-OpenAI's model names (tts-1, tts-1-hd, gpt-4o-mini-tts) mean the hub's default voice model, and OpenAI's voice names
-(alloy, echo, ...) the model's first voice; `GET /v1/audio/voices?model=...` lists a model's own voices.
+OpenAI's model names tts-1 and gpt-4o-mini-tts mean the hub's default voice model; tts-1-hd means Kokoro-82M where
+kokoro-onnx is installed and a Kokoro model's files are on this machine (the higher-quality voices, slower on a
+CPU), else the default too. OpenAI's voice names (alloy, echo, ...) mean the model's first voice;
+`GET /v1/audio/voices?model=...` lists a model's own voices.
 """
 
 from __future__ import annotations
+
+import importlib.util
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -18,6 +22,7 @@ from demos.tts.formats import MEDIA_TYPES
 from demos.tts.types import SpeakRequest, SpeechChunk, VoicesRequest
 from hub.api import add_route, call, json_body, model_id, started_stream
 from hub.errors import UserError
+from hub.weights import is_cached, public_id
 
 OPENAI_MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 OPENAI_VOICES = ("alloy", "ash", "ballad", "cedar", "coral", "echo", "fable", "marin", "nova", "onyx", "sage",
@@ -31,7 +36,8 @@ class SpeechBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str | None = Field(None, description="A voice model this hub serves (GET /v1/models); 'tts-1', "
-                                                "'tts-1-hd', 'gpt-4o-mini-tts', '' and 'default' mean the default.")
+                                                "'gpt-4o-mini-tts', '' and 'default' mean the default; 'tts-1-hd' "
+                                                "Kokoro-82M where it is installed, else the default.")
     input: str = Field(..., description="The text to speak (at most DEMOHUB_TTS_MAX_CHARS characters, 4096 by "
                                         "default).")
     voice: str | None = Field(None, description="One of the model's voices (GET /v1/audio/voices); OpenAI's "
@@ -40,7 +46,8 @@ class SpeechBody(BaseModel):
     speed: float = Field(1.0, description="0.25 to 4; 1 is the voice's own pace.")
     stream_format: str = Field("audio", description="'audio' (the file's bytes as they are made); 'sse' is not "
                                                     "offered.")
-    instructions: str | None = Field(None, description="Not offered: Piper voices take no style instructions.")
+    instructions: str | None = Field(None, description="Not offered: Piper and Kokoro voices take no style "
+                                                       "instructions.")
 
     @field_validator("stream_format", mode="before")
     @classmethod
@@ -92,10 +99,24 @@ def routes(ctx):
 
 
 def tts_model(ctx, model) -> str | None:
-    """The `model` field: OpenAI's names -> the default; a model this hub does not serve -> 404 model_not_found."""
+    """The `model` field: OpenAI's names -> the default (tts-1-hd -> Kokoro where it is here); a model this hub does
+    not serve -> 404 model_not_found."""
     if isinstance(model, str) and model.strip() in OPENAI_MODELS:
-        return None
+        return hd_model(ctx) if model.strip() == "tts-1-hd" else None
     return model_id(ctx, model)
+
+
+def hd_model(ctx) -> str | None:
+    """`tts-1-hd`: the first Kokoro model the hub lists whose files are on this machine (the release files with
+    English voices before the packaged Japanese ones), where kokoro-onnx is installed; None (the default) else."""
+    if importlib.util.find_spec("kokoro_onnx") is None:
+        return None
+    listed = set(ctx.listed_models())
+    for choice in ctx.spec.models:
+        if choice.options.get("engine") == "kokoro" and public_id(choice) in listed \
+                and is_cached(ctx.spec, choice, ctx.settings)[0]:
+            return public_id(choice)
+    return None
 
 
 async def _stream(ctx, model: str | None, req: SpeakRequest):

@@ -1,10 +1,11 @@
 """The text-to-speech tab: text in, speech out (played while it is made, and a download), voice, speed, format.
 
 Top to bottom: the model picker and its notice (and, when piper-tts is missing, the one sentence that says how to
-install it), the text, the voice (with its sample line and a button to hear it), speed and format, Speak / Stop, the
-status line, the player, the download and the record. The handler checks the request before any model, then streams
-the engine's `speak` method through `ctx.stream` in raw 24 kHz PCM: each sentence goes to the player as a small WAV
-as soon as it is made (gr.Audio streaming), and at the end the whole speech is written in the chosen format.
+install it; a Kokoro model without kokoro-onnx says so when it is picked), the text, the voice (with its sample line
+and a button to hear it), speed and format, Speak / Stop, the status line, the player, the download and the record.
+The handler checks the request before any model, then streams the engine's `speak` method through `ctx.stream` in
+raw 24 kHz PCM: each sentence goes to the player as a small WAV as soon as it is made (gr.Audio streaming), and at
+the end the whole speech is written in the chosen format.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ def _components(ctx) -> SimpleNamespace:
     from hub import fields
 
     c = SimpleNamespace()
-    c.model, c.notice = ctx.model_picker(info="Piper voices run on the CPU faster than real time.")
+    c.model, c.notice = ctx.model_picker(info="Piper voices run on the CPU several times faster than real time; "
+                                              "Kokoro-82M sounds more natural and is slower.")
     if importlib.util.find_spec("piper") is None:
         gr.Markdown(f"⚠️ {INSTALL}", elem_classes=["model-note"])
     lines = _voice_lines(ctx, ctx.default_model())
