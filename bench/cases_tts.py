@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.harness import Case
+from bench.wer import wer
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Speech synthesis turns written words into sound. The first "
         "sentence plays while the next one is made. A small computer can do this faster than real time. That is why "
@@ -85,18 +85,6 @@ def _read_back(ctx) -> dict:
                                        condition_on_previous_text=False)
         out[side] = wer(TEXT, " ".join(s.text for s in segments))
     return out
-
-
-# Copied from tests.test_whisper_asr.wer (the bench runs where tests/ is not importable)
-def wer(ref: str, hyp: str) -> float:
-    norm = lambda s: re.sub(r"[^a-z' ]+", " ", s.lower().replace("’", "'")).split()  # noqa: E731
-    r, h = norm(ref), norm(hyp)
-    d = np.arange(len(h) + 1)
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(h) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
-    return d[len(h)] / max(1, len(r))
 
 
 def _teardown(ctx) -> None:

@@ -12,12 +12,12 @@ twice the worst voice's, so a broken model, voice table or phonemizer (which rea
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.test_tts import PARAGRAPH, SENTENCE, decode16k, duration, hear, is_sentence, tiny_en  # noqa: F401
+from tests.test_tts_openai import held_after_first, sdk
 from tests.test_whisper_asr import wer
 
 pytest.importorskip("kokoro_onnx", reason="kokoro-onnx is not installed (pip install 'demohub[kokoro]')")
@@ -39,12 +39,6 @@ def manager_for(settings):
 
     (h,) = load_demos(("tts",))
     return ModelManager(settings, {"tts": (h.demo.spec, h.demo.loader(), h.demo.work)})
-
-
-def sdk(client):
-    import openai
-
-    return openai.OpenAI(base_url=client.src + "v1", api_key="x", max_retries=0, timeout=300)
 
 
 # ---- no weights needed ----------------------------------------------------------------------------------------------
@@ -153,19 +147,7 @@ def test_tts_1_hd_means_kokoro_and_a_voice_of_another_model_gets_a_sentence(serv
 @needs_packaged
 def test_a_streamed_kokoro_response_starts_before_the_whole_text_is_made(serve):
     client = serve(("tts",), models={"tts": str(KOKORO_PACKAGED)})
-    with client.blocks.hub_manager.use("tts", str(KOKORO_PACKAGED)) as lease:
-        engine = lease.engine
-    gate, made = threading.Event(), []
-    synthesize = engine.synthesize
-
-    def gated(text, voice, speed):  # sentence 2 onwards waits until the client has the first bytes
-        made.append(text)
-        if len(made) > 1:
-            assert gate.wait(120), "the client never got the first bytes"
-        return synthesize(text, voice, speed)
-
-    engine.synthesize = gated
-    try:
+    with held_after_first(client, str(KOKORO_PACKAGED)) as (gate, made):
         with sdk(client).audio.speech.with_streaming_response.create(model=LABEL, voice="jm_kumo", input=PARAGRAPH,
                                                                      response_format="pcm") as r:
             assert r.headers["x-demohub-sentences"] == "4"
@@ -174,7 +156,4 @@ def test_a_streamed_kokoro_response_starts_before_the_whole_text_is_made(serve):
             assert len(made) <= 2 and len(first) > 0, "bytes arrived while sentence 2 of 4 was still waiting"
             gate.set()
             rest = b"".join(chunks)
-    finally:
-        engine.synthesize = synthesize
-        gate.set()
     assert len(made) == 4 and duration(first + rest, "pcm") > 4.0

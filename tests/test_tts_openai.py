@@ -6,6 +6,7 @@ sentences for bad input, login and metrics."""
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -25,6 +26,29 @@ def refused(exc_type, fn, **kw):
     message = e.value.body["message"] if isinstance(getattr(e.value, "body", None), dict) else str(e.value)
     assert is_sentence(message), message
     return e.value, message
+
+
+@contextmanager
+def held_after_first(client, model: str):
+    """The engine of `model` made to hold sentence 2 onwards until the test sets the gate (once its client has the
+    first bytes): yields (gate, made), `made` the texts asked for so far. The engine is given back as it was."""
+    with client.blocks.hub_manager.use("tts", model) as lease:
+        engine = lease.engine
+    gate, made = threading.Event(), []
+    synthesize = engine.synthesize
+
+    def gated(text, voice, speed):
+        made.append(text)
+        if len(made) > 1:
+            assert gate.wait(120), "the client never got the first bytes"
+        return synthesize(text, voice, speed)
+
+    engine.synthesize = gated
+    try:
+        yield gate, made
+    finally:
+        engine.synthesize = synthesize
+        gate.set()
 
 
 # ---- the real voice -------------------------------------------------------------------------------------------------
@@ -63,21 +87,8 @@ def test_every_response_format_of_the_real_voice_decodes_to_the_same_duration(se
 
 def test_a_streamed_response_starts_before_the_whole_text_is_synthesized(serve):
     client = serve(("tts",), models={"tts": "tiny-random"})
-    manager = client.blocks.hub_manager
-    with manager.use("tts", "tiny-random") as lease:
-        engine = lease.engine
-    gate, made = threading.Event(), []
-    synthesize = engine.synthesize
-
-    def gated(text, voice, speed):  # sentence 2 onwards waits until the client has the first bytes
-        made.append(text)
-        if len(made) > 1:
-            assert gate.wait(60), "the client never got the first bytes"
-        return synthesize(text, voice, speed)
-
-    engine.synthesize = gated
-    try:
-        api = sdk(client)
+    api = sdk(client)
+    with held_after_first(client, "tiny-random") as (gate, made):
         with api.audio.speech.with_streaming_response.create(model="tiny-random", voice="alpha", input=PARAGRAPH,
                                                              response_format="pcm") as r:
             chunks = r.iter_bytes()
@@ -85,9 +96,6 @@ def test_a_streamed_response_starts_before_the_whole_text_is_synthesized(serve):
             assert len(made) <= 2 and len(first) > 0, "bytes arrived while sentence 2 of 4 was still waiting"
             gate.set()
             rest = b"".join(chunks)
-    finally:
-        engine.synthesize = synthesize
-        gate.set()
     assert len(made) == 4
     single = api.audio.speech.create(model="tiny-random", voice="alpha", input=PARAGRAPH, response_format="pcm")
     assert first + rest == single.content  # the stream is the whole file, in order

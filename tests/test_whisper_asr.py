@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.wer import wer  # noqa: F401 (other test files import it from here)
 from demos.whisper_asr import DEMO, SPEC, engine as W, fast as F, formats
 from hub.errors import UserError
 from hub.media import audio as A
@@ -22,17 +23,6 @@ HEATH_WORDS = "if you're good at something never do it for free"
 
 
 # ---- helpers ------------------------------------------------------------------------------------------------
-
-
-def wer(ref: str, hyp: str) -> float:
-    norm = lambda s: re.sub(r"[^a-z' ]+", " ", s.lower().replace("’", "'")).split()  # noqa: E731
-    r, h = norm(ref), norm(hyp)
-    d = np.arange(len(h) + 1)
-    for i in range(1, len(r) + 1):
-        prev, d[0] = d.copy(), i
-        for j in range(1, len(h) + 1):
-            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (r[i - 1] != h[j - 1]))
-    return d[len(h)] / max(1, len(r))
 
 
 def babble(seconds: float, seed: int = 0) -> np.ndarray:
