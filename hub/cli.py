@@ -128,7 +128,9 @@ def _fetch(settings: Settings, demo: str, model: str | None) -> int:
         parts = {c.id: c for c in h.spec.components}  # pinned weights the models use (SD's tiny decoder)
         picked = [parts.get(model) or choice_for(h.spec, model)] if model else \
             [m for m in h.spec.models if m.source in ("hf", "native")]
-        choices = picked + [c for c in h.spec.components if c not in picked]
+        # a component made for some models only (options["with_models"]: SD 1.5's LCM-LoRA) comes with those
+        choices = picked + [c for c in h.spec.components if c not in picked and (
+            not model or not c.options.get("with_models") or picked[0].id in c.options["with_models"])]
         for c in choices:
             print(f"{h.name}: fetching {c.id} ...", flush=True)
             try:

@@ -89,7 +89,11 @@ def test_the_tiny_decoder_is_pinned_and_fetched_with_the_models(monkeypatch, tmp
 
     monkeypatch.setattr(hub.weights, "resolve", fake_resolve)
     assert cli._fetch(Settings.load({}, cache_dir=str(tmp_path)), "stable_diffusion", "stabilityai/sd-turbo") == 0
-    assert fetched == ["stabilityai/sd-turbo", "madebyollin/taesd"]
+    assert fetched == ["stabilityai/sd-turbo", "madebyollin/taesd"]  # not SD 1.5's LCM-LoRA: another base
+    fetched.clear()
+    sd15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert cli._fetch(Settings.load({}, cache_dir=str(tmp_path)), "stable_diffusion", sd15) == 0
+    assert fetched == [sd15, "madebyollin/taesd", "latent-consistency/lcm-lora-sdv1-5"]
 
 
 def test_a_cpu_with_native_bf16_runs_the_listed_sd_models_in_bf16():

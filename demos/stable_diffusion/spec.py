@@ -25,7 +25,9 @@ LORA_PINS = (
     ModelChoice("latent-consistency/lcm-lora-sdv1-5", "hf", label="LCM-LoRA (SD 1.5)",
                 revision="cf2fced511dbe7e26c8d1d397e728fbab875db4b", files=("pytorch_lora_weights.safetensors",),
                 approx_bytes=135_000_000, size_dtype="float16", license="OpenRAIL++",
-                options={"name": "lcm-lora-sdv1-5", "file": "pytorch_lora_weights.safetensors", "base": "sd15"}),
+                options={"name": "lcm-lora-sdv1-5", "file": "pytorch_lora_weights.safetensors", "base": "sd15",
+                         # `demohub fetch stable_diffusion --model X` gets it only with an SD 1.5 model
+                         "with_models": ("stable-diffusion-v1-5/stable-diffusion-v1-5",)}),
 )
 
 # approx_bytes are the fp16 sizes of the weights (size_dtype): on a CPU in float32 the manager counts twice as much.
