@@ -143,6 +143,12 @@ class ModelManager:
                 entry.leases -= 1
                 entry.last_used = time.monotonic()
                 idle = not any(e.leases for e in self._entries.values())
+            if getattr(entry.engine, "extra_bytes", None) is not None:
+                # what it holds beside its weights may have changed in this request (SD's ControlNets and hires
+                # upscaler, SAM's embeddings): counted again, so the budget check below sees it
+                n = memory.engine_bytes(entry.engine)
+                with self._lock:
+                    entry.nbytes = n or entry.nbytes
             slots.release()
             if entry.placement is not None:  # a load that went over budget beside a busy model: settle now
                 self._make_room(None, entry.placement.kind)

@@ -169,6 +169,9 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
             f"id and the connection, or download it where there is network (demohub fetch {spec.name} --model {choice.id})."
         ) from e
     verify_tree(path, None, spec.name)
+    pinned = [path / f for f in choice.files if Path(f).suffix in _CHECKPOINT_SUFFIXES and "*" not in f]
+    if choice.sha256 and len(pinned) == 1:  # a one-file pin (TAESD, Depth Anything): its hash, at fetch and load
+        verify_file(pinned[0], choice.sha256, spec.name)
     return path
 
 

@@ -141,3 +141,25 @@ def test_an_unlisted_library_name_keeps_nothing_of_a_listed_models_options():
                     models=(ModelChoice("tiny.en", "native", sha256="0" * 64, options={"size": "tiny.en"}),))
     other = choice_for(spec, "large-v2")
     assert other.id == "large-v2" and other.options == {} and other.sha256 is None  # not tiny.en under another name
+
+
+def test_a_one_file_hf_pin_is_checked_against_its_hash_when_resolved(settings):
+    """A pinned Hub file (TAESD, Depth Anything) whose bytes are not the pinned ones is refused with the fetch
+    command, wherever it came from: the fetch that just downloaded it, or a cache copied from elsewhere."""
+    import hashlib
+    from dataclasses import replace
+
+    from hub.weights import hf_cache
+
+    rev = "89abcdef0123456789abcdef0123456789abcdef"
+    snap = Path(hf_cache(settings)) / "models--org--pinned" / "snapshots" / rev
+    snap.mkdir(parents=True)
+    good = write_safetensors(snap / "w.safetensors")
+    pin = ModelChoice("org/pinned", "hf", revision=rev, files=("config.json", "w.safetensors"),
+                      sha256=hashlib.sha256(good.read_bytes()).hexdigest(), approx_bytes=1, license="MIT")
+    (snap / "config.json").write_text("{}")
+    spec = replace(SPEC, models=(*SPEC.models, pin))
+    assert resolve(spec, pin, settings).path == snap
+    write_safetensors(snap / "w.safetensors", n_floats=5)  # another file, still well-formed
+    with pytest.raises(CorruptWeights, match="its SHA-256 does not match the pinned hash"):
+        resolve(spec, pin, settings)

@@ -125,7 +125,7 @@ def _sentences(item: ImageInput):
     try:
         yield
     except UserError as e:
-        text = str(e).replace("the uploaded data", item.what)
+        text = str(e)
         if text.lower().startswith(item.what.lower()):  # "input[2] ...", as the other input sentences
             text = item.what + text[len(item.what):]
         raise InputError(400, text, param="input") from None

@@ -182,20 +182,9 @@ def open_images(images: tuple, options) -> list[tuple[object, str]]:
     # a path is decoded from the file (the sentence names it); bytes (a /v1 data URL) are named by their place
     sources = [src if isinstance(src, str) else data for src, data in zip(images, blobs)]
     for i, src in enumerate(sources):
-        _named(image_size, src, _what(i, n))
-    return [(_named(open_image, src, _what(i, n), max_side=int(options.max_side)), hashlib.sha256(data).hexdigest())
-            for i, (src, data) in enumerate(zip(sources, blobs))]
-
-
-def _named(fn, source, what: str, **kw):
-    """`fn(source, what, ...)` whose sentence names bytes by `what` ("Image 2 is not an image ...")."""
-    try:
-        return fn(source, what, min_side=8, **kw)
-    except UserError as e:
-        text = str(e)
-        if text.startswith("the uploaded data"):
-            raise UserError(what[0].upper() + what[1:] + text[len("the uploaded data"):]) from None
-        raise
+        image_size(src, _what(i, n), min_side=8)  # bytes: the sentence names them by `what`
+    return [(open_image(src, _what(i, n), min_side=8, max_side=int(options.max_side)),
+             hashlib.sha256(data).hexdigest()) for i, (src, data) in enumerate(zip(sources, blobs))]
 
 
 def _what(i: int, n: int) -> str:

@@ -149,7 +149,7 @@ def _open(source, what: str):
     if isinstance(source, (bytes, bytearray)):
         import io
 
-        source, name = io.BytesIO(source), "the uploaded data"
+        source, name = io.BytesIO(source), _cap(what)  # bytes have no file name: the sentence names what they are
     else:
         path = Path(source)
         name = path.name
