@@ -18,6 +18,7 @@ log = logging.getLogger("demohub")
 
 DEMOS = (
     "stable_diffusion",
+    "upscale",
     "whisper_asr",
     "yolo_detect",
     "clip_zero_shot",

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_IDS = ["stabilityai/sd-turbo", "Systran/faster-whisper-base", "yolo11n", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
+MODEL_IDS = ["stabilityai/sd-turbo", "stable-diffusion-v1-5/stable-diffusion-v1-5", "Systran/faster-whisper-base", "yolo11n", "laion/CLIP-ViT-B-32-laion2B-s34B-b79K",
              "vit_b", "facebook/sam2.1-hiera-tiny", "HuggingFaceTB/SmolLM2-360M-Instruct"]
 
 

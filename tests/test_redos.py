@@ -64,7 +64,9 @@ A1111 = [
      {"prompt": "masterpiece, best quality, 1girl, (smile:1.2), looking at viewer",
       "negative_prompt": "(worst quality, low quality:1.4), lowres, bad anatomy", "steps": 28,
       "scheduler": "DPM++ 2M Karras", "guidance": 7.0, "seed": 3056911843, "width": 512, "height": 768,
-      "model": "v1-5-pruned-emaonly", "strength": 0.45}),
+      "model": "v1-5-pruned-emaonly",
+      # with Hires fields, Denoising strength is the hires pass's, as A1111 means it
+      "hires": {"upscaler": "Latent", "scale": 2.0, "denoise": 0.45, "steps": 15}}),
     ("a photo of an astronaut riding a horse on mars\n"
      "Steps: 20, Sampler: Euler a, CFG scale: 7.5, Seed: 42, Size: 768x512, Model hash: e1441589a6, "
      "Model: sd_xl_base_1.0, TI hashes: \"EasyNegative: c74b4e810b03, bad-hands-5: aa7651be154c\", "

@@ -462,6 +462,6 @@ def test_operator_options_and_model_sizes():
                                 "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes"})
     assert (opts.safety_checker, opts.compile) == (False, True)
     assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "offload": "auto", "lora_dir": "",
-                                                 "compile": False}
+                                                 "controlnet_dir": "", "compile": False}
     turbo = package.SPEC.choice("stabilityai/sd-turbo")  # fp16 sizes: twice the room as float32 on a CPU
     assert turbo.bytes_at("float16") == 2_600_000_000 and turbo.bytes_at("float32") == 5_200_000_000

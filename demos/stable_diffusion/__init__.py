@@ -8,16 +8,24 @@ openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
 DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
 DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load; DEMOHUB_STABLE_DIFFUSION_LORA_DIR names a folder of LoRAs
 (lora.py lists them, fuse.py fuses them; weighting.py reads A1111's prompt weighting, comfy.py ComfyUI's PNGs).
+ControlNet: controlnet.py lists and checks the units (pinned v1.1 models, DEMOHUB_STABLE_DIFFUSION_CONTROLNET_DIR),
+control_maps.py makes the preprocessors' maps, control_run.py loads the ControlNets and builds the pipelines (and the
+control_map work method), ui_control.py the tab's units and their API parameters, openai_extras.py the /v1 `controlnet`
+and `hires` extensions. The hires fix: hires.py (two passes; the upscaler models of demos/upscale) and ui_hires.py.
 """
 
 from hub.contract import Demo, Example, Option, Sample
 
 from demos.stable_diffusion.spec import SPEC
+from demos.stable_diffusion.ui_control import DEFAULTS, FIELDS, HIRES, UNITS, prefix
 
 __all__ = ["DEMO", "SPEC"]
 
 _COMMON = {"seed": 1, "steps": 2, "guidance_scale": 7.5, "scheduler": "Euler a", "width": 64, "height": 64,
            "num_images": 1, "decoder": "tiny", "loras": ""}
+# the ControlNet units' parameters (ui_control.py), all off; the text-to-image example turns the first one on
+_CONTROL = {prefix(k) + f: DEFAULTS[f] for k in range(UNITS) for f in FIELDS}
+_HIRES = {name: value for name, value, _ in HIRES}
 
 DEMO = Demo(
     spec=SPEC,
@@ -35,21 +43,29 @@ DEMO = Demo(
         Option("lora_dir", "", "A folder of .safetensors LoRAs (kohya/A1111 or diffusers format; subfolders too): "
                                "listed in the tab and GET /v1/images/loras, used by name or with <lora:name:0.8> "
                                "in the prompt. Empty: only the pinned Hub LoRAs that `demohub fetch` got."),
+        Option("controlnet_dir", "", "A folder of diffusers ControlNet folders (config.json and weights; subfolders "
+                                     "too), listed beside the pinned ones in the tab and GET /v1/images/controlnets "
+                                     "by folder name (control_v11p_sd15_lineart, an SD 2.1 one...)."),
         Option("compile", False, "On CUDA, torch.compile the UNet at load (CUDA graphs, warmed up at the default "
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),
     examples=(
         Example("generate_image", {"model": "tiny-random", "prompt": "a red cube", "negative_prompt": "",
-                                   **_COMMON},
+                                   **_COMMON, **_CONTROL, "controlnet_model": "canny",
+                                   "controlnet_image": Sample("image"), **_HIRES},
                 bad={"width": 20}),
         Example("img2img", {"model": "tiny-random", "image": Sample("image"), "prompt": "a red cube",
-                            "negative_prompt": "", "strength": 0.5, **_COMMON},
+                            "negative_prompt": "", "strength": 0.5, **_COMMON, **_CONTROL},
                 bad={"image": None}),
         # The one layer of an uploaded picture has no transparency: it counts as painted all over (repaint all).
         Example("inpaint", {"model": "tiny-random",
                             "image": {"background": Sample("image"), "layers": [Sample("image")], "composite": None},
-                            "mask": None, "prompt": "a red cube", "negative_prompt": "", "strength": 1.0, **_COMMON},
+                            "mask": None, "prompt": "a red cube", "negative_prompt": "", "strength": 1.0, **_COMMON,
+                            **_CONTROL},
                 bad={"image": {"background": Sample("image"), "layers": [], "composite": None}}),
+        Example("control_map", {"model": "tiny-random", "image": Sample("image"), "preprocessor": "canny",
+                                "controlnet_model": "", "low": 100, "high": 200, "width": 64, "height": 64},
+                bad={"preprocessor": "hed"}),
         # A PNG without parameters is a valid request: the fields stay as they are, with a warning.
         Example("read_parameters", {"file": Sample("image")}, bad={"file": None}, model_arg=None),
     ),

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from demos.stable_diffusion import conditioning, fuse, masks, weighting, zimage
+from demos.stable_diffusion import conditioning, controlnet, fuse, masks, weighting, zimage
 from demos.stable_diffusion.checks import (  # noqa: F401  (re-exported: the UI and the tests reach them here)
     EMPTY_MASK, check_common, check_fit, check_mask, check_side, check_steps_for_strength, check_strength,
     check_text_model)
 from demos.stable_diffusion.decoder import decode_tiny, load_tiny
+from demos.stable_diffusion.hires import check_hires, run_hires
 from demos.stable_diffusion.pipelines import build_pipeline
+from demos.stable_diffusion.placement import OFFLOADS, _place, offload_plan  # noqa: F401  (re-exported)
 from demos.stable_diffusion.spec import (  # noqa: F401  (re-exported: the limits belong to the engine's API)
     DEFAULTS, FAMILY_SCHEDULERS, MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS, SPEC)
 from demos.stable_diffusion.types import (
@@ -78,6 +80,8 @@ class Engine(EngineBase):
         self.lock = threading.Lock()  # one request at a time per pipeline (schedulers and `_interrupt` are state)
         self.safety_checker = True  # the operator's DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER (load sets it)
         self.loras = fuse.LoraState(None, None)  # the LoRAs fused now (load sets where they are listed from)
+        self.controlnet_dir = ""  # the operator's ControlNet folder (load sets it); control_run keeps the loaded ones
+        self.nets, self.depth = {}, None
 
     @property
     def has_safety_checker(self) -> bool:
@@ -88,7 +92,8 @@ class Engine(EngineBase):
         return self.family == "sd" and self.pipe.unet.config.in_channels == 9
 
     def close(self) -> None:
-        self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = None
+        self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = self.depth = None
+        self.nets = {}
 
 
 def _companions(pipe, family: str):
@@ -131,6 +136,7 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
                     {**choice, "size": size}, offloaded=offloaded, family=family)
     engine.safety_checker = bool(options.safety_checker)
     engine.loras = fuse.LoraState(getattr(options, "lora_dir", ""), weights.cache_dir)
+    engine.controlnet_dir = getattr(options, "controlnet_dir", "")
     if family == zimage.FAMILY:
         engine.tiny_missing = zimage.NO_TINY
     else:
@@ -152,49 +158,6 @@ def _family(weights) -> str:
     return zimage.FAMILY if path is not None and path.is_dir() and zimage.is_zimage_folder(path) else "sd"
 
 
-OFFLOADS = ("auto", "model", "sequential", "none")
-
-
-def offload_plan(sizes: list[int], room: int, setting: str = "auto") -> str:
-    """How to place a pipeline on a GPU: "none" (all of it on the GPU), "model" (diffusers' model CPU offload: one
-    component on the GPU at a time) or "sequential" (layer by layer: fits almost any GPU, much slower). "auto" picks
-    the fastest that fits `room` free bytes, from the components' weight bytes `sizes`: all of them need 1.6x their
-    weights (activations, the VAE decode); one at a time, the largest needs 1.1x its weights plus 1 GiB (Z-Image-Turbo's
-    12.3 GB transformer: 14.6 GB, inside a 16 GB GPU)."""
-    if setting != "auto":
-        return setting
-    if room >= int(1.6 * sum(sizes)):
-        return "none"
-    return "model" if room >= int(1.1 * max(sizes)) + 2**30 else "sequential"
-
-
-def _place(pipe, device: str, vram_budget: int | None, setting: str = "auto") -> bool | str:
-    """Move the pipeline to `device`; on a GPU with too little room offload (offload_plan). Returns False, or the
-    kind of offload ("model" or "sequential"), which the record shows."""
-    import torch
-
-    if not device.startswith("cuda"):
-        pipe.to(device)
-        return False
-    torch.backends.cudnn.benchmark = True
-    sizes = [sum(p.numel() * p.element_size() for p in m.parameters())
-             for m in pipe.components.values() if isinstance(m, torch.nn.Module)]
-    room = torch.cuda.mem_get_info(torch.device(device))[0]
-    if vram_budget is not None:
-        room = min(room, vram_budget)
-    plan = offload_plan(sizes, room, setting)
-    if plan == "none":
-        pipe.to(device)
-        return False
-    log.warning("Stable Diffusion: %.1f GB free on %s, %.1f GB needed; using %s CPU offload (slower).",
-                room / 1e9, device, 1.6 * sum(sizes) / 1e9, plan)
-    if plan == "model":
-        pipe.enable_model_cpu_offload(device=device)
-    else:
-        pipe.enable_sequential_cpu_offload(device=device)
-    return plan
-
-
 # ---- the work ---------------------------------------------------------------------------------------------------
 # plan_*: the check step (every input, before any work) -> a Plan; run(): the denoising and decoding of a plan.
 # generate/img2img/inpaint do both (tests and the bench call them); the work methods (work.py) stream them.
@@ -210,6 +173,7 @@ class Plan:
     extra: dict
     notes: list[str]
     keep: tuple | None = None
+    control: list | None = None  # the checked ControlNet units (controlnet.check), with their pictures
 
 
 OnStep = Callable[[int, int], None]
@@ -218,7 +182,8 @@ OnLatents = Callable[[int, int, object], None]
 
 
 def plan_txt2img(engine: Engine, prompt: str, negative_prompt: str = "", *, seed=None, steps=None, guidance=None,
-                 width=None, height=None, scheduler=None, num_images=1, decoder=None, loras=()) -> Plan:
+                 width=None, height=None, scheduler=None, num_images=1, decoder=None, loras=(),
+                 controlnet=(), hires=None) -> Plan:
     """Text to image. Bad values (a size not a multiple of 8 included) raise UserError; a long prompt gets a note."""
     notes: list[str] = []
     check_text_model(engine)
@@ -228,12 +193,12 @@ def plan_txt2img(engine: Engine, prompt: str, negative_prompt: str = "", *, seed
     p = check_common(engine, prompt, negative_prompt, seed, steps, guidance, scheduler, num_images, notes, decoder,
                      loras)
     p.update(mode="txt2img", width=w, height=h)
-    return Plan(engine.pipe, p, dict(height=h, width=w), notes)
+    return _hired(_controlled(Plan(engine.pipe, p, dict(height=h, width=w), notes), engine, controlnet), engine, hires)
 
 
 def plan_img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", *, strength=0.75, seed=None,
                  steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
-                 decoder=None, loras=()) -> Plan:
+                 decoder=None, loras=(), controlnet=(), hires=None) -> Plan:
     """Image to image: `image` (any upload the hub decoder takes) is fitted into width x height keeping its shape."""
     notes: list[str] = []
     check_text_model(engine)
@@ -242,12 +207,13 @@ def plan_img2img(engine: Engine, image, prompt: str, negative_prompt: str = "", 
                      loras)
     p.update(mode="img2img", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
-    return Plan(engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes)
+    return _hired(_controlled(Plan(engine.img2img_pipe, p, dict(image=init, strength=p["strength"]), notes), engine,
+                              controlnet), engine, hires)
 
 
 def plan_inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "", *, strength=1.0, seed=None,
                  steps=None, guidance=None, width=None, height=None, scheduler=None, num_images=1,
-                 decoder=None, loras=()) -> Plan:
+                 decoder=None, loras=(), controlnet=(), hires=None) -> Plan:
     """Repaint the white part of `mask` (any mode; alpha counts as coverage). Pixels far from it stay unchanged."""
     from PIL import Image
 
@@ -259,15 +225,33 @@ def plan_inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str 
     p.update(mode="inpaint", width=init.width, height=init.height, strength=check_strength(strength))
     p["steps"] = check_steps_for_strength(p["steps"], p["strength"], notes)
     extra = dict(image=init, mask_image=m, height=init.height, width=init.width, strength=p["strength"])
-    return Plan(engine.inpaint_pipe, p, extra, notes, keep=(init, m))
+    return _hired(_controlled(Plan(engine.inpaint_pipe, p, extra, notes, keep=(init, m)), engine, controlnet), engine,
+                  hires)
+
+
+def _controlled(plan: Plan, engine: Engine, units) -> Plan:
+    """The plan with its ControlNet units checked (controlnet.py; none: the plan as it was)."""
+    plan.control = controlnet.check(engine, units, plan.params["mode"]) or None
+    if plan.control:
+        plan.params["controlnet"] = controlnet.record(plan.control)
+    return plan
+
+
+def _hired(plan: Plan, engine: Engine, hires) -> Plan:
+    """The plan with its hires fix checked (hires.py: text to image only; None: off)."""
+    if hires is not None:
+        plan.params["hires"] = check_hires(hires, engine, plan.params)
+    return plan
 
 
 def run(engine: Engine, plan: Plan, safety_checker: bool = True, on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None, on_latents: OnLatents | None = None) -> Result:
     """Denoise and decode a checked plan. `on_step(i, n)` after each step; `should_stop()` is read after each step
     and stops the loop (a cancelled Result); `on_latents(i, n, latents)` gets the step's latents (previews)."""
+    if plan.params.get("hires"):  # two passes (hires.py)
+        return run_hires(engine, plan, safety_checker, on_step, should_stop, on_latents)
     result = _run(engine, plan.pipe, plan.params, plan.extra, plan.notes, safety_checker, on_step, should_stop,
-                  on_latents)
+                  on_latents, plan.control)
     if plan.keep is not None and result.images:
         from PIL import Image, ImageFilter
 
@@ -302,7 +286,8 @@ def inpaint(engine: Engine, image, mask, prompt: str, negative_prompt: str = "",
 
 
 def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_checker: bool,
-         on_step: OnStep | None, should_stop: ShouldStop | None, on_latents: OnLatents | None = None) -> Result:
+         on_step: OnStep | None, should_stop: ShouldStop | None, on_latents: OnLatents | None = None,
+         control: list | None = None) -> Result:
     import torch
 
     seeds = [(p["seed"] + i) % (MAX_SEED + 1) for i in range(p["num_images"])]
@@ -318,7 +303,13 @@ def _run(engine: Engine, pipe, p: dict, extra: dict, notes: list[str], safety_ch
             pl._interrupt = True  # diffusers skips the remaining steps
         return kwargs
 
+    if control:  # the preprocessors' maps, before the lock (the depth model has its own)
+        from demos.stable_diffusion import control_run
+
+        control_maps = control_run.maps(engine, control, p["width"], p["height"])
     with engine.lock:
+        if control:  # the ControlNet pipeline of this mode over the same modules (control_run.py)
+            pipe, extra = control_run.pipeline(engine, p["mode"], control, control_maps, extra)
         pipe.scheduler = make_scheduler(p["scheduler"], engine.scheduler_config, engine.scheduler_class)
         generators = [torch.Generator("cpu").manual_seed(s) for s in seeds]  # CPU noise: same image on any device
         text = conditioning.prepare(engine, pipe, p)  # LoRAs fused, A1111-weighted prompt embeddings
@@ -439,7 +430,8 @@ def stream_inpaint(lease, req: InpaintRequest, job):
 
 def _settings(s: Settings) -> dict:
     return dict(seed=s.seed, steps=s.steps, guidance=s.guidance, scheduler=s.scheduler, width=s.width,
-                height=s.height, num_images=s.num_images, decoder=s.decoder, loras=s.loras)
+                height=s.height, num_images=s.num_images, decoder=s.decoder, loras=s.loras, controlnet=s.controlnet,
+                hires=s.hires)
 
 
 def _stream(lease, plan: Plan, s: Settings, job):
@@ -469,3 +461,6 @@ def _steps(engine: Engine, plan: Plan, previews: bool, job):
         return run(engine, plan, engine.safety_checker, should_stop=job.stop.is_set, on_latents=step)
 
     return (yield from callback_items(denoise, job, name="stable-diffusion-steps"))
+
+
+from demos.stable_diffusion import control_run  # noqa: E402,F401  (its work method: a ControlNet map to look at)

@@ -2,7 +2,9 @@
 
 Every image is written with two text chunks: "parameters" (AUTOMATIC1111's format, which many tools read) and
 "demohub" (the exact parameters as JSON). `read_parameters` takes either, or ComfyUI's "prompt" graph (comfy.py),
-so a PNG made here, by AUTOMATIC1111's web UI or by ComfyUI fills the tab's fields again.
+so a PNG made here, by AUTOMATIC1111's web UI or by ComfyUI fills the tab's fields again. The hires fix is written
+as A1111 writes it (`Denoising strength: 0.5, Hires upscale: 2, Hires steps: 10, Hires upscaler: Latent`) and read
+back, from either chunk, as `params["hires"]` (hires.py checks it like any request's).
 """
 
 from __future__ import annotations
@@ -34,9 +36,61 @@ def parameters_text(params: dict) -> str:
               ("Seed", params.get("seed")), ("Size", f"{params.get('width')}x{params.get('height')}"),
               ("Model", params.get("model")), ("Model revision", params.get("revision")),
               ("Denoising strength", params.get("strength")), ("Mode", params.get("mode")),
-              ("Lora hashes", ", ".join(f"{x['name']}: {x['hash']}" for x in loras) or None)]
+              ("Lora hashes", ", ".join(f"{x['name']}: {x['hash']}" for x in loras) or None),
+              *_hires_fields(params.get("hires")), *_controlnet_fields(params.get("controlnet"))]
     lines.append(", ".join(f"{k}: {_quote(v)}" for k, v in fields if v is not None))
     return "\n".join(lines)
+
+
+def _hires_fields(hires) -> list[tuple[str, object]]:
+    """The hires fix as AUTOMATIC1111 writes it (its denoise is A1111's "Denoising strength" of a txt2img image)."""
+    if not isinstance(hires, dict):
+        return []
+    scale = hires.get("scale")
+    return [("Denoising strength", hires.get("denoise")),
+            ("Hires upscale", f"{scale:g}" if isinstance(scale, (int, float)) else scale),
+            ("Hires steps", hires.get("steps")), ("Hires upscaler", hires.get("upscaler"))]
+
+
+CN_KEYS = (("Module", "preprocessor"), ("Model", "name"), ("Weight", "strength"), ("Guidance Start", "start"),
+           ("Guidance End", "end"), ("Threshold A", "low"), ("Threshold B", "high"))
+
+
+def _controlnet_fields(units) -> list[tuple[str, object]]:
+    """Each ControlNet unit as sd-webui-controlnet writes it: `ControlNet 0: "Module: canny, Model: ..., Weight: 1,
+    Guidance Start: 0, Guidance End: 1"` (canny's thresholds as Threshold A and B)."""
+    if not isinstance(units, list):
+        return []
+    out = []
+    for k, u in enumerate(x for x in units if isinstance(x, dict)):
+        parts = [f"{label}: {u[key]:g}" if isinstance(u.get(key), float) else f"{label}: {u[key]}"
+                 for label, key in CN_KEYS if u.get(key) is not None]
+        out.append((f"ControlNet {k}", ", ".join(parts)))
+    return out
+
+
+def _read_controlnet(fields: dict, params: dict) -> None:
+    """sd-webui-controlnet's "ControlNet 0" ... fields -> params["controlnet"] (what it names; the pictures are not
+    in a PNG, so the tab cannot fill its units from it)."""
+    names = dict(CN_KEYS)
+    units = []
+    for k in range(8):
+        text = fields.get(f"ControlNet {k}")
+        if text is None:
+            break
+        unit = {}
+        for part in text.split(", "):
+            label, _, value = part.partition(": ")
+            if label in names:
+                key = names[label]
+                try:
+                    unit[key] = (float(value) if key in ("strength", "start", "end")
+                                 else int(float(value)) if key in ("low", "high") else value)
+                except ValueError:
+                    continue
+        units.append(unit)
+    if units:
+        params["controlnet"] = units
 
 
 def _quote(value) -> str:
@@ -162,7 +216,27 @@ def parse_a1111(text: str) -> dict:
                 params["width"], params["height"] = int(w), int(h)
     if fields.get("Schedule type") == "Karras" and params.get("scheduler") == "DPM++ 2M":
         params["scheduler"] = "DPM++ 2M Karras"
+    if "Hires upscale" in fields:
+        _read_hires(fields, params)
+    _read_controlnet(fields, params)
     return params
+
+
+def _read_hires(fields: dict, params: dict) -> None:
+    """A1111's hires fields -> params["hires"] (scale, upscaler, denoise, steps; a field that cannot be read is left
+    out, so the request's defaults apply). "Denoising strength" then is the hires denoise, not an img2img strength;
+    "Hires steps" 0 or missing means as many as the first pass, as A1111 writes it."""
+    hires: dict = {"upscaler": fields.get("Hires upscaler") or "Latent"}
+    for key, name, typ in (("Hires upscale", "scale", float), ("Denoising strength", "denoise", float),
+                           ("Hires steps", "steps", int)):
+        try:
+            hires[name] = typ(fields[key])
+        except (KeyError, ValueError):
+            pass
+    if not hires.get("steps"):
+        hires["steps"] = None
+    params.pop("strength", None)
+    params["hires"] = hires
 
 
 def _quoted_end(line: str, i: int) -> int:

@@ -21,10 +21,11 @@ import secrets
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from demos.stable_diffusion import lora, masks
+from demos.stable_diffusion import lora, masks, openai_extras
 from demos.stable_diffusion.spec import MAX_GUIDANCE, MAX_IMAGES, MAX_SEED, MAX_SIDE, MAX_STEPS, MIN_SIDE, SCHEDULERS
 from demos.stable_diffusion.spec import SPEC
 from demos.stable_diffusion.types import GenerateRequest, InpaintRequest, Settings
@@ -75,6 +76,13 @@ class ImageRequest(BaseModel):
                                                       "\"weight\": 0.8} or the text 'name:0.8, other:0.5' (names "
                                                       "from GET /v1/images/loras); <lora:name:0.8> in the prompt "
                                                       "works too.")
+    controlnet: Any = Field(None, description="Extension: ControlNets, a list of {\"model\": name (GET "
+                                              "/v1/images/controlnets), \"image\": a base64 data URL, and optionally "
+                                              "\"preprocessor\", \"strength\" (0-2), \"start\"/\"end\" (0-1), "
+                                              "\"low\"/\"high\" (canny, 0-255)}; at most 3.")
+    hires: Any = Field(None, description="Extension (generations): the hires fix, {\"scale\": 1-4, \"upscaler\": "
+                                         "\"latent\", \"lanczos\" or an upscaler model, \"denoise\": 0-1, "
+                                         "\"steps\"}.")
     output_format: str | None = Field(None, description="Only 'png' (the images carry their parameters).")
     stream: bool | None = Field(None, description="Only false: partial images are not streamed.")
 
@@ -146,6 +154,16 @@ class ImageRequest(BaseModel):
         """Shape and weights here (a sentence each); the names against the listing in the engine."""
         return [list(pair) for pair in lora.wanted(value, "")] or None
 
+    @field_validator("controlnet", mode="before")
+    @classmethod
+    def _controlnet(cls, value):
+        return openai_extras.units(value)
+
+    @field_validator("hires", mode="before")
+    @classmethod
+    def _hires(cls, value):
+        return openai_extras.hires(value)
+
     @field_validator("output_format", mode="before")
     @classmethod
     def _png(cls, value):
@@ -173,7 +191,8 @@ class ImageRequest(BaseModel):
         width, height = self.box()
         return Settings(seed=self.seed, steps=self.steps, guidance=self.guidance_scale, scheduler=self.scheduler,
                         width=width, height=height, num_images=self.n, decoder=self.decoder, step_items=False,
-                        loras=tuple(tuple(pair) for pair in self.loras or ()))
+                        loras=tuple(tuple(pair) for pair in self.loras or ()), controlnet=self.controlnet or (),
+                        hires=self.hires)
 
 
 def _text(value: str, name: str) -> str:
@@ -365,6 +384,13 @@ def routes(ctx):
         from demos.stable_diffusion import lora_ui
 
         return {"object": "list", "data": await anyio.to_thread.run_sync(lora_ui.rows, ctx)}
+
+    @add_route(router, ctx, "/v1/images/controlnets", "GET", api="controlnets")
+    async def controlnets(request):
+        """The ControlNets `controlnet` may name (the folder's and the fetched pins), as GET /v1/models lists."""
+        from demos.stable_diffusion import ui_control
+
+        return {"object": "list", "data": await anyio.to_thread.run_sync(ui_control.rows, ctx)}
 
     @add_route(router, ctx, FILES_PATH + "/{name}", "GET", api="files")
     async def image_file(request):

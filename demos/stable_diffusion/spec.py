@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from demos.stable_diffusion.controlnet import DEPTH_ESTIMATOR, PINS as CONTROLNET_PINS
 from hub.spec import DemoSpec, ModelChoice
 
 _SD_FILES = ("model_index.json", "*.json", "*.txt", "*/*.fp16.safetensors")
@@ -71,8 +72,10 @@ SPEC = DemoSpec(
                     hidden=True),
     ),
     default_model={"cuda": "stable-diffusion-v1-5/stable-diffusion-v1-5", "cpu": "stabilityai/sd-turbo"},
-    api_names=("generate_image", "img2img", "inpaint", "read_parameters"),
-    components=(TINY_DECODER, *LORA_PINS),  # fetched with the models by `demohub fetch stable_diffusion`
+    api_names=("generate_image", "img2img", "inpaint", "control_map", "read_parameters"),
+    # fetched with the models by `demohub fetch stable_diffusion` (the LoRA, the ControlNets and the depth model only
+    # with SD 1.5: their with_models)
+    components=(TINY_DECODER, *LORA_PINS, *CONTROLNET_PINS, DEPTH_ESTIMATOR),
     gpu_concurrency=1,
     zero_gpu_seconds=120,
     gpu_share=0.3,  # Ray backend: the largest share; one replica of every demo still fits one GPU

@@ -36,6 +36,50 @@ class Settings:
     # LoRAs: "name:0.8, other:0.5", or (name, weight) pairs; names from the hub's listing (lora.py). The prompt's
     # <lora:name:weight> tags are added to these.
     loras: Any = ()
+    controlnet: Any = ()  # ControlUnit items (several at once: multi-ControlNet); controlnet.py
+    hires: Any = None  # a Hires: the two-pass hires fix (txt2img only); hires.py
+
+
+@dataclass(frozen=True)
+class ControlUnit:
+    """One ControlNet on a request: `model`, a listed ControlNet's name ("canny", "depth", ...); `image`, the picture
+    it reads, turned into its map by `preprocessor` (None: the model's own; "none": the image is the map as it is);
+    `strength` (the conditioning scale, 0-2), `start`/`end` (the fraction of the steps it acts on, 0-1); `low`/`high`:
+    the canny preprocessor's thresholds (0-255)."""
+
+    model: str
+    image: Annotated[Any, FILE]
+    preprocessor: str | None = None
+    strength: Number = 1.0
+    start: Number = 0.0
+    end: Number = 1.0
+    low: Number = 100
+    high: Number = 200
+
+
+@dataclass(frozen=True)
+class ControlMapRequest:
+    """The map a ControlNet would read from `image` through `preprocessor` at width x height (None: the model's
+    size), to look at before generating (and to upload as it is, with the preprocessor none)."""
+
+    image: Annotated[Any, FILE]
+    preprocessor: str = "canny"
+    low: Number = 100
+    high: Number = 200
+    width: Number = None
+    height: Number = None
+
+
+@dataclass(frozen=True)
+class Hires:
+    """AUTOMATIC1111's hires fix: the image is first made at the request's width x height, then enlarged `scale`
+    times by `upscaler` ("latent": the latents themselves; "lanczos": the pixels; or a listed upscaler model's name,
+    demos/upscale) and repainted by img2img at `denoise` (0-1) for `steps` (None: as many as the first pass)."""
+
+    scale: Number = 2.0
+    upscaler: str = "latent"
+    denoise: Number = 0.5
+    steps: Number = None
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from demos.stable_diffusion import decoder, lora_ui, masks
+from demos.stable_diffusion import decoder, lora_ui, masks, ui_control, ui_hires
 from demos.stable_diffusion.checks import EMPTY_MASK
 from demos.stable_diffusion.formats import NO_PARAMETERS
 from demos.stable_diffusion.formats import read_parameters as read_parameters_from
@@ -18,6 +18,8 @@ from demos.stable_diffusion.types import GenerateRequest, Img2ImgRequest, Inpain
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.outputs import request_folder
+
+HIRES = True  # the hires fix's controls on text to image (ui_hires.py)
 
 EXAMPLE_PROMPTS = [["a watercolor fox in a snowy forest, soft morning light", "blurry, low quality"],
                    ["a cozy reading nook by a big window, rain outside, digital painting", "people, text, watermark"],
@@ -58,6 +60,7 @@ def _components(ctx, d: dict) -> SimpleNamespace:
                                   placeholder="a watercolor fox in a snowy forest (Ctrl+Enter generates)")
             c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality")
             lora_ui.picker(ctx, c)  # c.loras: "name:0.8, other:0.5", sent with every run
+            ui_control.components(ctx, c)  # the ControlNet units (their values go with every run)
             with gr.Row():
                 # One main button: the one of the selected mode (the others are hidden; each is its own API).
                 c.run_t2i = gr.Button("Generate", variant="primary", scale=6, elem_classes=[MAIN])
@@ -95,6 +98,7 @@ def _modes(c: SimpleNamespace) -> None:
     with gr.Tabs():
         with gr.Tab("Text to image") as c.tab_t2i:
             gr.Markdown("To start from a picture of your own, use *Image to image* or *Inpaint*.")
+            ui_hires.components(c)  # the hires fix: text to image only
         with gr.Tab("Image to image") as c.tab_i2i:
             c.init_image = undecoded(gr.Image(type="filepath", label="Init image (fitted into width x height)",
                                               height=260))
@@ -138,14 +142,17 @@ def _wire(ctx, c: SimpleNamespace) -> None:
     import gradio as gr
 
     common = [c.seed, c.steps, c.guidance, c.scheduler, c.width, c.height, c.count, c.decoder, c.loras]
+    control = ui_control.inputs(c)  # the ControlNet units' values (and text to image's hires fix)
     runs = [
-        _run_event(ctx, c, c.run_t2i, _generate_handler(ctx), [c.model, c.prompt, c.negative, *common],
-                   "generate_image"),
+        _run_event(ctx, c, c.run_t2i, _generate_handler(ctx),
+                   [c.model, c.prompt, c.negative, *common, *ui_control.inputs(c, hires=HIRES)], "generate_image"),
         _run_event(ctx, c, c.run_i2i, _img2img_handler(ctx),
-                   [c.model, c.init_image, c.prompt, c.negative, c.strength_i2i, *common], "img2img"),
+                   [c.model, c.init_image, c.prompt, c.negative, c.strength_i2i, *common, *control], "img2img"),
         _run_event(ctx, c, c.run_inp, _inpaint_handler(ctx),
-                   [c.model, c.editor, c.mask_upload, c.prompt, c.negative, c.strength_inp, *common], "inpaint"),
+                   [c.model, c.editor, c.mask_upload, c.prompt, c.negative, c.strength_inp, *common, *control],
+                   "inpaint"),
     ]
+    ui_control.wire(ctx, c)
     quiet = dict(queue=False, show_progress="hidden", api_visibility="private")
     # Cancel only cancels: the run's after-step (below) hides it and says "Cancelled." once the page has let go of
     # the run, so no late step can overwrite that and Generate is not clicked while the old run is still held.
@@ -158,7 +165,7 @@ def _wire(ctx, c: SimpleNamespace) -> None:
                    api_visibility="private")
     _refuse_bad_pictures(ctx, c)
     c.png.upload(_fill_handler(ctx), [c.png], [c.prompt, c.negative, c.seed, c.steps, c.guidance, c.scheduler,
-                                                c.width, c.height, c.model, c.loras, c.record],
+                                                c.width, c.height, c.model, c.loras, *ui_hires.inputs(c), c.record],
                  api_name="read_parameters")
 
 
@@ -213,9 +220,9 @@ def _defaults_for(model_id):
 
 
 def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
-                      loras="") -> Settings:
+                      loras="", controlnet=(), hires=None) -> Settings:
     return Settings(seed=seed, steps=steps, guidance=guidance_scale, scheduler=scheduler, width=width, height=height,
-                    num_images=num_images, decoder=decoder, loras=loras or ())
+                    num_images=num_images, decoder=decoder, loras=loras or (), controlnet=controlnet, hires=hires)
 
 
 # ---- handlers: the positional order is the API's (gradio_client); the names and Args are the API page's -----------
@@ -225,10 +232,9 @@ def _request_settings(seed, steps, guidance_scale, scheduler, width, height, num
 def _generate_handler(ctx):
     import gradio as gr
 
-    @ctx.handler
     def generate_image(model, prompt, negative_prompt="", seed=-1, steps=None, guidance_scale=None,
-                       scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
-                       progress=gr.Progress(track_tqdm=True)):
+                       scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="", *,
+                       controlnet=(), hires=None, progress=gr.Progress(track_tqdm=True)):
         """Text to image: PNGs that carry their parameters, the seed used, notes and the reproducibility record.
 
         Args:
@@ -246,18 +252,17 @@ def _generate_handler(ctx):
             loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
         settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
-                                     loras)
+                                     loras, controlnet, hires)
         yield from stream(ctx, "txt2img", GenerateRequest(prompt, negative_prompt, settings), model)
-    return generate_image
+    return ctx.handler(ui_control.extend(generate_image, hires=HIRES))
 
 
 def _img2img_handler(ctx):
     import gradio as gr
 
-    @ctx.handler
     def img2img(model, image, prompt, negative_prompt="", strength=0.75, seed=-1, steps=None,
                 guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
-                progress=gr.Progress(track_tqdm=True)):
+                *, controlnet=(), progress=gr.Progress(track_tqdm=True)):
         """Image to image: the picture redrawn after the prompt, as PNGs with their parameters.
 
         Args:
@@ -277,19 +282,18 @@ def _img2img_handler(ctx):
             loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
         settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
-                                     loras)
+                                     loras, controlnet)
         picture = open_image(image, "the init image")  # fail fast, before waiting for the model
         yield from stream(ctx, "img2img", Img2ImgRequest(picture, prompt, negative_prompt, strength, settings), model)
-    return img2img
+    return ctx.handler(ui_control.extend(img2img))
 
 
 def _inpaint_handler(ctx):
     import gradio as gr
 
-    @ctx.handler
     def inpaint(model, image, mask=None, prompt="", negative_prompt="", strength=1.0, seed=-1, steps=None,
                 guidance_scale=None, scheduler=None, width=None, height=None, num_images=1, decoder=None, loras="",
-                progress=gr.Progress(track_tqdm=True)):
+                *, controlnet=(), progress=gr.Progress(track_tqdm=True)):
         """Inpaint: repaint part of a picture after the prompt; pixels far from the mask stay as they were.
 
         Args:
@@ -310,7 +314,7 @@ def _inpaint_handler(ctx):
             loras: LoRAs with weights, "name:0.8, other:0.5" ("" = none; GET /v1/images/loras lists the names).
         """
         settings = _request_settings(seed, steps, guidance_scale, scheduler, width, height, num_images, decoder,
-                                     loras)
+                                     loras, controlnet)
         background = (image or {}).get("background")
         if background is None:
             raise UserError("Upload the image to inpaint into the editor first.")
@@ -320,7 +324,7 @@ def _inpaint_handler(ctx):
             raise UserError(EMPTY_MASK)
         request = InpaintRequest(picture, mask_image, prompt, negative_prompt, strength, settings)
         yield from stream(ctx, "inpaint", request, model)
-    return inpaint
+    return ctx.handler(ui_control.extend(inpaint))
 
 
 def _fill_handler(ctx):
@@ -328,7 +332,8 @@ def _fill_handler(ctx):
 
     @ctx.handler
     def read_parameters(file):
-        """Fill the tab's fields from a PNG this tab, AUTOMATIC1111 or ComfyUI made (LoRAs as "name:0.8, ...").
+        """Fill the tab's fields from a PNG this tab, AUTOMATIC1111 or ComfyUI made (LoRAs as "name:0.8, ...", then
+        the hires fix: on, upscaler, scale, denoise, steps).
 
         Args:
             file: a PNG with parameters in its text chunks.
@@ -336,13 +341,14 @@ def _fill_handler(ctx):
         p = read_parameters_from(file, missing_ok=True)
         if not p:  # a picture without parameters: nothing to fill in, which is an answer, not an error
             gr.Warning(NO_PARAMETERS)
-            return (gr.skip(),) * 10 + ({},)
+            return (gr.skip(),) * 15 + ({},)
         models = [m for _, m in ctx.model_choices()]
         sched = p.get("scheduler")
         return (p.get("prompt", gr.skip()), p.get("negative_prompt", gr.skip()), p.get("seed", gr.skip()),
                 p.get("steps", gr.skip()), p.get("guidance", gr.skip()),
                 sched if sched in SCHEDULERS else gr.skip(), p.get("width", gr.skip()), p.get("height", gr.skip()),
-                p["model"] if p.get("model") in models else gr.skip(), lora_ui.as_text(p.get("loras")), p)
+                p["model"] if p.get("model") in models else gr.skip(), lora_ui.as_text(p.get("loras")),
+                *ui_hires.filled(p.get("hires")), p)
     return read_parameters
 
 

@@ -1,6 +1,7 @@
 """The Stable Diffusion tab's links to the other tabs (hub.links), kept out of ui.py: the parts other tabs send to
-("Send to SD tab" on Edit by object and Describe image), and **Describe this image** under the gallery, which has the
-vision demo write the picked image's caption as a prompt, with **Use as prompt**.
+("Send to SD tab" on Edit by object and Describe image), **Describe this image** under the gallery, which has the
+vision demo write the picked image's caption as a prompt, with **Use as prompt**, and **Upscale**, which sends the
+picked image to the Upscale tab.
 
 Parts published: "stable_diffusion.prompt" (the prompt box), "stable_diffusion.init_image" (Image to image's
 picture), "stable_diffusion.editor" (Inpaint's image editor) and "stable_diffusion.mask" (Inpaint's mask upload);
@@ -25,6 +26,7 @@ CAPTION_TOKENS = 77  # the CLIP text encoder of SD 1.x/2.x reads 77 tokens: a lo
 def build(ctx, c) -> None:
     """ui.build's one call, after its components and events (`c`: its SimpleNamespace of components)."""
     publish(ctx.links, c)
+    upscale_send(ctx, c)
     vision = reachable(ctx, ("vision",))["vision"]
     if vision is not None:  # a hub without the vision demo shows no Describe
         describe(vision, c)
@@ -59,6 +61,24 @@ def describe(vision, c) -> None:
                      **{**vision.events, "show_progress_on": [caption]})
     ran.then(lambda text: gr.update(visible=bool((text or "").strip())), caption, use, **quiet)
     use.click(lambda text: text, caption, c.prompt, **quiet)
+
+
+def upscale_send(ctx, c) -> None:
+    """**Upscale** beside *Reuse this seed*: the picked image of the gallery (else the first) goes to the Upscale
+    tab's picture input, and the hub switches to that tab (hub.links: the button shows only in a hub with it)."""
+    with _inside(c.seed_row):
+        go = gr.Button("Upscale", size="sm", scale=1, min_width=110)
+    picked = gr.State(None)
+    quiet = {"api_visibility": "private", "show_progress": "hidden", "queue": False}
+    c.gallery.select(_picked, None, picked, **quiet)
+    c.gallery.change(lambda: None, None, picked, **quiet)  # new images: the first is sent until one is picked
+    ctx.links.send(DEMO, go, _to_upscale, [c.gallery, picked], ("upscale.image",))
+
+
+def _to_upscale(images, index) -> dict:
+    if not images:
+        raise UserError("Generate an image first; then Upscale sends it to the Upscale tab.")
+    return {"upscale.image": pick(images, index)}
 
 
 def _picked(evt: gr.SelectData):
