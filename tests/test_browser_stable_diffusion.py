@@ -293,8 +293,12 @@ def test_api_parameters_have_plain_names_and_descriptions(app):
 
     client = Client(app.url, verbose=False)
     api = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
-    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder", "loras"]
-    expected = {"/generate_image": ["model", "prompt", "negative_prompt", *common],
+    from demos.stable_diffusion.ui_control import FIELDS, HIRES, UNITS, prefix
+
+    units = [prefix(k) + f for k in range(UNITS) for f in FIELDS]  # controlnet_model, ..., controlnet2_high
+    common = ["seed", "steps", "guidance_scale", "scheduler", "width", "height", "num_images", "decoder", "loras",
+              *units]
+    expected = {"/generate_image": ["model", "prompt", "negative_prompt", *common, *(n for n, _, _ in HIRES)],
                 "/img2img": ["model", "image", "prompt", "negative_prompt", "strength", *common],
                 "/inpaint": ["model", "image", "mask", "prompt", "negative_prompt", "strength", *common]}
     for name, params in expected.items():

@@ -60,7 +60,6 @@ def _components(ctx, d: dict) -> SimpleNamespace:
                                   placeholder="a watercolor fox in a snowy forest (Ctrl+Enter generates)")
             c.negative = gr.Textbox("", label="Negative prompt", lines=1, placeholder="blurry, low quality")
             lora_ui.picker(ctx, c)  # c.loras: "name:0.8, other:0.5", sent with every run
-            ui_control.components(ctx, c)  # the ControlNet units (their values go with every run)
             with gr.Row():
                 # One main button: the one of the selected mode (the others are hidden; each is its own API).
                 c.run_t2i = gr.Button("Generate", variant="primary", scale=6, elem_classes=[MAIN])
@@ -69,6 +68,9 @@ def _components(ctx, d: dict) -> SimpleNamespace:
                 c.cancel = gr.Button("Cancel", variant="stop", size="sm", scale=1, min_width=90, visible=False)
             # The one status line: loading, steps, the error pill, notes (one line high even when empty)
             c.status = gr.Markdown(label="Status", min_height=36, elem_classes=["sd-status", STATUS])
+            # the ControlNet units (their values go with every run), under the button as sd-webui-controlnet's
+            # are under A1111's generation settings: Generate stays in view at 1440x900
+            ui_control.components(ctx, c)
         with gr.Column(scale=6, min_width=300):
             # scale-down: every image whole (never cropped) and never blown up past its own size; two fixed
             # columns (with fitted columns one image got a full-width square cell taller than the box)

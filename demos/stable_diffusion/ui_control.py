@@ -65,10 +65,19 @@ def units(values: dict) -> tuple:
             if u["image"] is not None:
                 raise UserError(f"ControlNet unit {k + 1} has a picture but no ControlNet model: pick one, or "
                                 "remove the picture.")
+            _in_range(u, k)  # off, but a value out of range is still a mistake worth its sentence
             continue
         out.append(ControlUnit(u["model"], u["image"], u["preprocessor"] or None, u["strength"], u["start"],
                                u["end"], u["low"], u["high"]))
     return tuple(out)
+
+
+def _in_range(u: dict, k: int) -> None:
+    from hub import validate
+
+    for f, hi, whole in (("strength", controlnet.MAX_STRENGTH, False), ("start", 1, False), ("end", 1, False),
+                         ("low", 255, True), ("high", 255, True)):
+        validate.number(u[f], f"ControlNet unit {k + 1}'s {f}", 0, hi, integer=whole, default=DEFAULTS[f])
 
 
 def extend(fn, hires: bool = False):

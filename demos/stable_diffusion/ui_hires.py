@@ -43,7 +43,12 @@ def inputs(c) -> list:
 def to_hires(enable, upscaler="Latent", scale=2.0, denoise=0.5, steps=0) -> Hires | None:
     """The request's Hires from the accordion's (or an API call's) values; None when not enabled. Steps 0 or None:
     as many as the first pass. The values are passed on as they came: the engine checks them."""
-    if not enable:
+    if not enable:  # off, but a value out of range is still a mistake worth its sentence
+        from hub import validate
+
+        validate.number(scale, "hires scale", MIN_SCALE, MAX_SCALE, default=2.0)
+        validate.number(denoise, "hires denoise", 0, 1, default=0.5)
+        validate.number(steps, "hires steps", 0, MAX_STEPS, integer=True, default=0)
         return None
     return Hires(scale=scale, upscaler=upscaler or "Latent", denoise=denoise,
                  steps=None if steps in (0, None) else steps)
