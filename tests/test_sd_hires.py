@@ -202,3 +202,20 @@ def test_the_accordions_values_become_the_request(engine):
     labels = [label for label, _ in hires.upscalers()]
     assert labels[:3] == ["Latent", "Latent (nearest-exact)", "Lanczos"] and "Real-ESRGAN x4plus (photos)" in labels
     assert "tiny-random" not in [v for _, v in hires.upscalers()]
+
+
+def test_the_api_makes_a_hires_picture_and_read_parameters_turns_the_accordion_on_again(serve):
+    """gradio_client: /generate_image with the hires parameters makes a picture twice the size; its PNG dropped on
+    *Read parameters* fills the accordion (on, upscaler, scale, denoise, steps) before the record; a PNG without a
+    hires fix turns it off."""
+    from gradio_client import handle_file
+
+    client = serve(("stable_diffusion",), {"stable_diffusion": "tiny-random"})
+    common = dict(model="tiny-random", prompt="a cube", seed=3, steps=2, width=64, height=64, decoder="tiny")
+    gallery, *_ = client.predict(**common, hires=True, hires_upscaler="Lanczos", hires_scale=2, hires_denoise=0.4,
+                                 hires_steps=2, api_name="/generate_image")
+    assert Image.open(gallery[0]["image"]).size == (128, 128)
+    filled = client.predict(handle_file(gallery[0]["image"]), api_name="/read_parameters")
+    assert tuple(filled[10:15]) == (True, "Lanczos", 2.0, 0.4, 2) and filled[-1]["hires"]["width"] == 128
+    plain, *_ = client.predict(**common, api_name="/generate_image")
+    assert client.predict(handle_file(plain[0]["image"]), api_name="/read_parameters")[10] is False
