@@ -93,7 +93,11 @@ def test_the_tiny_decoder_is_pinned_and_fetched_with_the_models(monkeypatch, tmp
     fetched.clear()
     sd15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     assert cli._fetch(Settings.load({}, cache_dir=str(tmp_path)), "stable_diffusion", sd15) == 0
-    assert fetched == [sd15, "madebyollin/taesd", "latent-consistency/lcm-lora-sdv1-5"]
+    # and SD 1.5's ControlNets and the depth preprocessor's model (controlnet.py), which sd-turbo does not get
+    assert fetched == [sd15, "madebyollin/taesd", "latent-consistency/lcm-lora-sdv1-5",
+                       "lllyasviel/control_v11p_sd15_canny", "lllyasviel/control_v11f1p_sd15_depth",
+                       "lllyasviel/control_v11p_sd15_openpose", "lllyasviel/control_v11f1e_sd15_tile",
+                       "depth-anything/Depth-Anything-V2-Small-hf"]
 
 
 def test_a_cpu_with_native_bf16_runs_the_listed_sd_models_in_bf16():
