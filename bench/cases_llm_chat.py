@@ -12,7 +12,9 @@ Both sides decode exactly N tokens (min_new_tokens = max_new_tokens = N), greedy
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +32,8 @@ def _engine(choice, device: str, dtype: str, ctranslate2: bool = True):
 
     source = choice.source
     path = Path(choice.id) if source == "path" else None
-    options = DemoOptions({**{o.key: o.default for o in llm_chat.DEMO.options}, "ctranslate2": ctranslate2})
+    options = DemoOptions({**{o.key: o.default for o in llm_chat.DEMO.options}, "ctranslate2": ctranslate2,
+                           "ct2_threads": int(os.environ.get("DEMOHUB_LLM_CHAT_CT2_THREADS", "0"))})
     return L.load(Weights("llm_chat", choice, source, path, Path("model_cache")), device, dtype, options)
 
 
@@ -58,7 +61,7 @@ def _setup(choice, tokens: int, prompt_tokens: int = 0):
             prompt += " " + PROMPT.split(".")[0] + "."
         ids = torch.tensor([prep.input_ids], device=device)
         return {"engine": engine, "naive": naive, "msgs": msgs, "params": params, "ids": ids, "tokens": tokens,
-                "ttft_s": []}
+                "ttft_s": [], "decode_tok_s": []}
     return setup
 
 
@@ -87,15 +90,19 @@ def _naive(ctx):
 def _hub(ctx):
     from demos.llm_chat import engine as L
 
+    start = time.perf_counter()
     final = L.chat(ctx["engine"], ctx["msgs"], ctx["params"])
+    total = time.perf_counter() - start
     assert final.new_tokens == ctx["tokens"], final.new_tokens
     ctx["ttft_s"].append(final.first_token_s)
+    ctx["decode_tok_s"].append((final.new_tokens - 1) / (total - final.first_token_s))  # after the first token
 
 
 def _metrics(ctx) -> dict:
     import statistics
 
     return {"prompt_tokens": ctx["ids"].shape[1], "hub_ttft_ms_p50": round(statistics.median(ctx["ttft_s"]) * 1e3, 1),
+            "hub_decode_tokens_per_s_p50": round(statistics.median(ctx["decode_tok_s"]), 1),
             "hub_fast_path": bool(ctx["engine"].last_run.get("fast_path"))}
 
 

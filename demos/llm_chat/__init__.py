@@ -115,8 +115,9 @@ OPTIONS = (
     Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
                                 "CTranslate2 int8 (converted once into the cache folder at the first load; 2.4x "
                                 "transformers' fp32 on a 2-vCPU AMD EPYC). 0 keeps transformers."),
-    Option("ct2_threads", 0, "CPU threads of one CTranslate2 decode; 0 = half the CPUs (one on a 2-vCPU machine, "
-                             "where a second thread made decoding slower).", lo=0, hi=1024),
+    Option("ct2_threads", 0, "CPU threads of one CTranslate2 decode; 0 = all the CPUs, at most 4 (on a quiet 2-vCPU "
+                             "machine two threads decode ~20% faster than one; on one shared with other work, 1 is "
+                             "faster).", lo=0, hi=1024),
     Option("graph_len", 4096, "Longest conversation (tokens) the CUDA-graph decoder serves, and the length of its "
                               "static KV cache; longer ones use plain generate.", lo=64, hi=1_048_576),
 )

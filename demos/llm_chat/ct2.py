@@ -40,11 +40,12 @@ def version() -> str:
 
 
 def auto_threads() -> int:
-    """Half the CPUs this process may use (at least one). Batch-1 decoding reads every weight once per token: on
-    a 2-vCPU AMD EPYC one thread decoded SmolLM2-360M int8 at 17 tokens/s and two at 11-14 (their hand-offs cost
-    more than the second core gives), and the other core stays free for the web server and the other tabs."""
+    """All the CPUs this process may use, at most 4 (CTranslate2's own default). Batch-1 decoding reads every weight
+    once per token; on a quiet 2-vCPU AMD EPYC SmolLM2-360M int8 decoded at 22-23.6 tokens/s on two threads and
+    18-19 on one (2026-12-07). With a busy loop on the other core, two threads fell to 16 and one held 18: an
+    operator whose hub shares a small machine with other work sets `DEMOHUB_LLM_CHAT_CT2_THREADS=1`."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // 2)
+    return max(1, min(cpus, 4))
 
 
 def _random_config(weights) -> str:
