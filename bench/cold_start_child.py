@@ -74,7 +74,9 @@ def _vision():
 def _sd():
     from demos.stable_diffusion.types import GenerateRequest, Settings
 
-    return GenerateRequest("a red fox in the snow", settings=Settings(seed=1, step_items=False))
+    # SD-Turbo's own settings, also for the folder target (a local folder carries no listed model's settings)
+    return GenerateRequest("a red fox in the snow", settings=Settings(seed=1, steps=1, guidance=0.0, width=512,
+                                                                      height=512, step_items=False))
 
 
 REQUESTS = {"yolo_detect": ("detect", _yolo), "whisper_asr": ("transcribe", _whisper),

@@ -56,6 +56,15 @@ def hf_cache(settings: Settings) -> Path:
     return Path(settings.cache_dir) / "hf"
 
 
+def cached_snapshot(cache_dir, pin: ModelChoice) -> Path | None:
+    """The pinned revision's snapshot folder of `pin` (an "hf" ModelChoice) in the hub's Hugging Face cache under
+    `cache_dir`, when every one of its `files` is there; None otherwise. No download, no log line."""
+    if cache_dir is None or not pin.revision:
+        return None
+    folder = Path(cache_dir) / "hf" / f"models--{pin.id.replace('/', '--')}" / "snapshots" / str(pin.revision)
+    return folder if all((folder / f).is_file() for f in pin.files or ()) and folder.is_dir() else None
+
+
 def native_dir(settings: Settings, demo: str) -> Path:
     return Path(settings.cache_dir) / "native" / demo
 

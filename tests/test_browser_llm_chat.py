@@ -120,7 +120,7 @@ def test_a_first_answer_says_the_model_is_loading_and_times_the_first_token_from
                                              "it").wait_for()
     shot(page, "after-llm_chat-loading")
     footer = _answered(page, 1)
-    first, loading = (float(x) for x in re.search(r"first token (\d+\.\d+) s \((\d+\.\d) s of it loading the model\)",
+    first, loading = (float(x) for x in re.search(r"first token (\d+\.\d+) s \((\d+\.\d+) s of it loading the model\)",
                                                   footer).groups())
     assert first >= loading >= 3.0, footer
     message.fill("And now?")

@@ -47,8 +47,8 @@ def finishes(fn, *args, cap: float = CAP_S):
 
     t = threading.Thread(target=run, daemon=True)
     # the garbage collector off while timed: a full collection walks every object the whole test run holds (seconds
-    # late in a suite), which says nothing about the parser
-    gc.collect()
+    # late in a suite), which says nothing about the parser; no gc.collect() here either (one per call made the
+    # audit of every regex take minutes late in a run)
     gc.disable()
     try:
         t0 = time.perf_counter()

@@ -163,3 +163,19 @@ def test_a_one_file_hf_pin_is_checked_against_its_hash_when_resolved(settings):
     write_safetensors(snap / "w.safetensors", n_floats=5)  # another file, still well-formed
     with pytest.raises(CorruptWeights, match="its SHA-256 does not match the pinned hash"):
         resolve(spec, pin, settings)
+
+
+def test_a_pinned_snapshot_counts_as_cached_only_with_every_file_of_its_pin(tmp_path):
+    from hub.spec import ModelChoice
+    from hub.weights import cached_snapshot
+
+    pin = ModelChoice("org/net", "hf", revision="b" * 40, files=("config.json", "model.safetensors"))
+    snap = tmp_path / "hf" / "models--org--net" / "snapshots" / ("b" * 40)
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    assert cached_snapshot(tmp_path, pin) is None  # the weights file is still missing (an interrupted fetch)
+    (snap / "model.safetensors").write_bytes(b"x")
+    assert cached_snapshot(tmp_path, pin) == snap
+    assert cached_snapshot(None, pin) is None
+    other_revision = ModelChoice("org/net", "hf", revision="c" * 40, files=("config.json",))
+    assert cached_snapshot(tmp_path, other_revision) is None  # another revision's files are not this pin's

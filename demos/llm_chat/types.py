@@ -73,7 +73,9 @@ class Chunk:
         model (said only when this request loaded it)."""
         parts = [f"{self.new_tokens} tokens", f"{self.tokens_per_s:.1f} tokens/s"]
         if self.first_token_s is not None:
-            loading = f" ({loading_s:.1f} s of it loading the model)" if loading_s is not None else ""
+            # the same precision as the first token's time, and never more than it (the two are measured apart)
+            shown = min(loading_s, self.first_token_s) if loading_s is not None else None
+            loading = f" ({shown:.2f} s of it loading the model)" if shown is not None else ""
             parts.append(f"first token {self.first_token_s:.2f} s{loading}")
         if self.finish_reason == "cancelled":
             parts.append("stopped")

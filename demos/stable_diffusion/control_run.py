@@ -34,7 +34,9 @@ def depth_model(engine):
         if engine.source == "random":
             engine.depth = control_maps.random_depth()
         else:
-            folder = _pinned_folder(engine, DEPTH_ESTIMATOR)
+            from hub.weights import cached_snapshot
+
+            folder = cached_snapshot(engine.loras.cache_dir, DEPTH_ESTIMATOR)
             if folder is None:
                 from hub.errors import UserError
 
@@ -54,19 +56,6 @@ def _count(engine, model, sign: int = 1) -> None:
     model manager reads again after every request, so its memory budget counts the ControlNets kept."""
     n = sum(p.numel() * p.element_size() for p in model.parameters())
     engine.extra_bytes = max(0, int(getattr(engine, "extra_bytes", 0) or 0) + sign * n)
-
-
-def _pinned_folder(engine, pin):
-    from pathlib import Path
-
-    from hub.settings import Settings
-    from hub.weights import hf_cache
-
-    if engine.loras.cache_dir is None:
-        return None
-    cache = Path(hf_cache(Settings.load({}, cache_dir=str(engine.loras.cache_dir), offline=True)))
-    folder = cache / f"models--{pin.id.replace('/', '--')}" / "snapshots" / str(pin.revision)
-    return folder if all((folder / f).is_file() for f in pin.files) else None
 
 
 def net(engine, name: str):

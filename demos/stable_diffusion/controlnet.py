@@ -122,17 +122,12 @@ def scan(folder: str | Path | None) -> dict[str, Net]:
 
 def pinned(cache_dir: str | Path | None) -> dict[str, Net]:
     """The pinned ControlNets already in the cache, by name (no download, no log line)."""
-    if cache_dir is None:
-        return {}
-    from hub.settings import Settings
-    from hub.weights import hf_cache
+    from hub.weights import cached_snapshot
 
-    hub_cache = Path(hf_cache(Settings.load({}, cache_dir=str(cache_dir), offline=True)))
     found = {}
     for pin in PINS:
-        folder = hub_cache / f"models--{pin.id.replace('/', '--')}" / "snapshots" / str(pin.revision)
-        conf = _config(folder)
-        if conf is not None and all((folder / f).is_file() for f in pin.files):
+        folder = cached_snapshot(cache_dir, pin)
+        if folder is not None and (conf := _config(folder)) is not None:
             name = pin.options["name"]
             found[name] = Net(name, folder, "pinned", conf.get("cross_attention_dim"), pin.options["preprocessor"])
     return found

@@ -56,15 +56,16 @@ def _hires(value) -> Hires:
     raise UserError(f"The hires fix must be given as its settings ({', '.join(names)}), or left out to turn it off.")
 
 
-def _upscaler_name(value, engine) -> str:
-    """The canonical name of a hires upscaler ("Latent", "Lanczos", a model id); UserError listing them."""
+def upscaler_name(value, random_weights: bool = False) -> str:
+    """The canonical name of a hires upscaler ("Latent", "Lanczos", a model id); UserError listing them. The hidden
+    test upscalers are names only for a model on random weights."""
     key = str(value or "latent").strip().lower()
     if key in LATENT:
         return LATENT[key][0]
     if key == LANCZOS.lower():
         return LANCZOS
     model = upscale_spec.by_name(key)
-    if model is not None and (not model.hidden or engine.source == "random"):  # test upscalers for test models
+    if model is not None and (not model.hidden or random_weights):  # test upscalers for test models
         return model.id
     shown = ", ".join(value for _, value in upscalers())
     raise UserError(f"Hires upscaler {str(value)[:60]!r} is not one of the choices; use one of: {shown}.")
@@ -90,7 +91,7 @@ def check_hires(value, engine, params: dict) -> dict | None:
         raise UserError(f"Hires scale {validate.plain_number(scale)} would make {size[0]}x{size[1]} pixels from "
                         f"{w}x{hgt}; this tab makes at most {MAX_SIDE} px per side: use a hires scale of at most "
                         f"{validate.plain_number(most)}, or a smaller width and height.")
-    name = _upscaler_name(h.upscaler, engine)
+    name = upscaler_name(h.upscaler, engine.source == "random")
     denoise = validate.number(h.denoise, "hires denoise", 0, 1)
     zero = isinstance(h.steps, (int, float)) and not isinstance(h.steps, bool) and h.steps == 0  # A1111's "same"
     steps = validate.number(None if zero else h.steps, "hires steps", 1, MAX_STEPS, integer=True,

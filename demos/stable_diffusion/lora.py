@@ -70,18 +70,12 @@ def pinned(cache_dir: str | Path | None) -> dict[str, Lora]:
     """The pinned Hub LoRAs already in the cache (`demohub fetch stable_diffusion` gets them), by their names: the
     pinned revision's snapshot folder in the Hugging Face cache, looked up without a download or a log line."""
     from demos.stable_diffusion.spec import LORA_PINS
-    from hub.settings import Settings
-    from hub.weights import hf_cache
+    from hub.weights import cached_snapshot
 
-    if not LORA_PINS or cache_dir is None:
-        return {}
-    hub_cache = Path(hf_cache(Settings.load({}, cache_dir=str(cache_dir), offline=True)))
     found = {}
     for pin in LORA_PINS:
-        folder = hub_cache / f"models--{pin.id.replace('/', '--')}" / "snapshots" / str(pin.revision)
-        path = folder / pin.options["file"]
-        if path.is_file():
-            found[pin.options["name"]] = Lora(pin.options["name"], path, "pinned")
+        if (folder := cached_snapshot(cache_dir, pin)) is not None and (folder / pin.options["file"]).is_file():
+            found[pin.options["name"]] = Lora(pin.options["name"], folder / pin.options["file"], "pinned")
     return found
 
 

@@ -62,12 +62,10 @@ def filled(hires) -> tuple:
 
     if not isinstance(hires, dict):
         return False, gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    from types import SimpleNamespace
-
-    from demos.stable_diffusion.hires import _upscaler_name
+    from demos.stable_diffusion.hires import upscaler_name
 
     try:
-        upscaler = _upscaler_name(hires.get("upscaler"), SimpleNamespace(source="hf"))
+        upscaler = upscaler_name(hires.get("upscaler"))
     except Exception:  # a name this hub does not list
         upscaler = gr.skip()
     scale, denoise = hires.get("scale"), hires.get("denoise")
