@@ -78,11 +78,11 @@ def choice_for(spec: DemoSpec, text: str) -> ModelChoice:
         return known
     p = Path(text).expanduser()
     if p.exists():
-        return ModelChoice(id=str(p), source="path", label=readable_name(p))
+        return ModelChoice(id=str(p), source="path", label=readable_name(p), cpu_dtype=_shared_cpu_dtype(spec))
     if text.startswith(("/", "./", "../", "~")) or text.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise UserError(f"Model file or folder {text!r} does not exist; check the path ({spec.env_var}).")
     if _REPO_ID.match(text):
-        return ModelChoice(id=text, source="hf", label=f"{text} (unpinned)")
+        return ModelChoice(id=text, source="hf", label=f"{text} (unpinned)", cpu_dtype=_shared_cpu_dtype(spec))
     native = [m for m in spec.models if m.source == "native"]
     if native:
         # an unlisted library name: the library resolves it; nothing of another listed model (its size, config) is kept
@@ -91,6 +91,13 @@ def choice_for(spec: DemoSpec, text: str) -> ModelChoice:
         f"Unknown model {text!r} for {spec.title}: use one of {', '.join(m.id for m in spec.models)}, "
         "a Hugging Face repo id (org/name) or a local path."
     )
+
+
+def _shared_cpu_dtype(spec: DemoSpec) -> str | None:
+    """The CPU dtype every listed model of the demo prefers (SD and CLIP: bfloat16, used where the CPU computes it
+    natively), so a local folder or an unpinned repo of the same kind runs as fast; None when they differ."""
+    prefs = {m.cpu_dtype for m in spec.models if not m.hidden}
+    return prefs.pop() if len(prefs) == 1 else None
 
 
 _GENERIC = {"model", "models", "weights", "checkpoint", "checkpoints", "snapshot", "ct2", "main", "latest"}

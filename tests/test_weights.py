@@ -179,3 +179,20 @@ def test_a_pinned_snapshot_counts_as_cached_only_with_every_file_of_its_pin(tmp_
     assert cached_snapshot(None, pin) is None
     other_revision = ModelChoice("org/net", "hf", revision="c" * 40, files=("config.json",))
     assert cached_snapshot(tmp_path, other_revision) is None  # another revision's files are not this pin's
+
+
+def test_a_local_or_unpinned_model_gets_the_cpu_dtype_every_listed_model_of_its_demo_prefers(tmp_path):
+    """A local SD folder ran fp32 on a CPU with native bf16 (2x slower than the listed SD-Turbo there), though the
+    README promises bf16 for SD and CLIP on such CPUs."""
+    from demos.stable_diffusion.spec import SPEC as SD
+    from demos.yolo_detect import SPEC as YOLO
+    from hub.device import choose
+
+    folder = tmp_path / "my-sd-model"
+    folder.mkdir()
+    for choice in (choice_for(SD, str(folder)), choice_for(SD, "someone/sd-finetune")):
+        assert choice.cpu_dtype == "bfloat16"
+        assert choose("cpu", cpu_bf16=True, cpu_prefers=choice.cpu_dtype).dtype == "bfloat16"
+        assert choose("cpu", cpu_bf16=False, cpu_prefers=choice.cpu_dtype).dtype == "float32"  # an AVX2-only CPU
+    assert {m.cpu_dtype for m in YOLO.models} == {None}  # no YOLO measured faster in bf16: a local one neither
+    assert choice_for(YOLO, str(write_safetensors(tmp_path / "mine.safetensors"))).cpu_dtype is None
