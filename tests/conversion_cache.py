@@ -1,5 +1,6 @@
-"""One conversion per test run: the YOLO -> OpenVINO IR and chat model -> CTranslate2 int8 folders that a load writes
-into its cache folder are made once per test run and copied into every later cache folder that asks for them.
+"""One conversion per test run: the YOLO -> OpenVINO IR and chat model -> CTranslate2 int8 folders, and a real GGUF's
+dequantized copy, that a load writes into its cache folder are made once per test run and copied into every later
+cache folder that asks for them.
 
 Why: the tiny random models themselves build in 0.01-0.15 s (faster than reading them back from disk), but every
 test module and many tests start from an empty cache folder, and the derived artefacts cost seconds each there:
@@ -39,6 +40,10 @@ def install(root: Path) -> None:
         openvino.OpenVinoNet._convert = _shared_openvino(openvino.OpenVinoNet._convert)
     if not getattr(ct2.convert, "shared", False):
         ct2.convert = _shared_ct2(ct2.convert)
+    from demos.llm_chat import gguf_cache
+
+    if not getattr(gguf_cache.ready, "shared", False):
+        gguf_cache.ready, gguf_cache.save = _shared_gguf(gguf_cache.ready, gguf_cache.save)
 
 
 def net_digest(net) -> str:
@@ -81,6 +86,52 @@ def _shared_ct2(convert):
     return shared_convert
 
 
+def _shared_gguf(ready, save):
+    """A real GGUF's dequantized copy (demos/llm_chat/gguf_cache.py, 24-56 s to make on 2 vCPUs): the first module
+    that loads the packaged SmolLM2 GGUF saves it as the product does and leaves a copy here; later cache folders
+    get that copy where the product would look for its own. Keyed by the product's folder (file hash or state,
+    transformers version, dtype)."""
+
+    def entry_for(folder: Path) -> Path:
+        return _ROOT[0] / "gguf" / f"{folder.parent.name}-{folder.name}"
+
+    def shared_ready(folder) -> bool:
+        folder = Path(folder)
+        if ready(folder):
+            return True
+        entry = entry_for(folder)
+        if not ready(entry):
+            return False
+        _copy(entry, folder)
+        _note("gguf", "copied", 0.0)
+        return ready(folder)
+
+    def shared_save(folder, model, tok, fmt) -> None:
+        from filelock import FileLock
+
+        save(folder, model, tok, fmt)
+        folder, entry = Path(folder), entry_for(Path(folder))
+        if ready(folder) and not ready(entry):
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(entry) + ".lock"):
+                if not ready(entry):
+                    _copy(folder, entry)
+                    _note("gguf", "made", 0.0)
+
+    shared_ready.shared = True
+    return shared_ready, shared_save
+
+
+def _copy(src: Path, dest: Path) -> None:
+    """Copy the folder `src` to `dest` atomically (a partial copy is never seen under `dest`'s name)."""
+    tmp = dest.with_name(f"{dest.name}.partial-{os.getpid()}-copy")
+    shutil.rmtree(tmp, ignore_errors=True)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+
+
 def _fetch(kind: str, entry: Path, dest: Path, make) -> None:
     """Copy `entry` into `dest` (atomically, as the product writes it), making `entry` first if no one has."""
     from filelock import FileLock
@@ -95,12 +146,7 @@ def _fetch(kind: str, entry: Path, dest: Path, make) -> None:
             _note(kind, "made", float(seconds.read_text()))
         else:
             _note(kind, "copied", float(seconds.read_text()) if seconds.is_file() else 0.0)
-    tmp = dest.with_name(f"{dest.name}.partial-{os.getpid()}-copy")
-    shutil.rmtree(tmp, ignore_errors=True)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(entry, tmp)
-    shutil.rmtree(dest, ignore_errors=True)
-    tmp.rename(dest)
+    _copy(entry, dest)
     log.info("tests: %s artefact %s copied from this run's shared cache", kind, dest.name)
 
 
@@ -115,10 +161,12 @@ def summary(root: Path) -> str:
     events = root / "events.log"
     rows = [line.split() for line in events.read_text().splitlines()] if events.is_file() else []
     parts = []
-    for kind in ("openvino", "ct2"):
+    for kind in ("openvino", "ct2", "gguf"):
         made = [float(r[2]) for r in rows if r[:2] == [kind, "made"]]
         copied = [float(r[2]) for r in rows if r[:2] == [kind, "copied"]]
-        if made or copied:
+        if kind == "gguf" and (made or copied):  # the dequantizing is timed by the load, not here
+            parts.append(f"gguf: {len(made)} dequantized copy made, {len(copied)} copied instead")
+        elif made or copied:
             parts.append(f"{kind}: {len(made)} made ({sum(made):.0f} s), {len(copied)} copied instead "
                          f"(~{sum(copied):.0f} s of conversions saved)")
     return "; ".join(parts)
