@@ -35,7 +35,6 @@ from pathlib import Path
 
 from bench.harness import Case
 from hub.assets import package_file
-from hub.device import cpu_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 REPEAT = 2  # cold clicks per case (plus the untimed first load in setup): the machine is shared, the runs are slow
@@ -50,7 +49,6 @@ class Target:
     repeat: int = REPEAT
     default_real: bool = False  # the CPU default itself is on this machine (the Piper voice ships in a package)
     made: str = ""  # a folder the bench writes once (untimed) in the real on-disk format: MADE's function makes it
-    env: tuple[tuple[str, str], ...] = ()  # more settings of the hub process
 
     @property
     def name(self) -> str:
@@ -78,9 +76,8 @@ TARGETS = (
     Target("vision", label="SmolVLM-256M, random"),
     Target("stable_diffusion", label="SD-Turbo 512 px 1 step, random", repeat=1),
     Target("stable_diffusion", "folder", made="sd-turbo-folder", repeat=1,
-           env=(("DEMOHUB_DTYPE", "bfloat16" if cpu_bf16() else "float32"),),  # what the listed SD-Turbo gets
            label="SD-Turbo's architecture saved as its Hub folder is (fp16 safetensors variant), random values: the "
-                 "real load path (no TAESD: the full VAE decodes; the dtype the listed SD-Turbo gets on this CPU)"),
+                 "real load path (no TAESD: the full VAE decodes; bf16 where the CPU has it, as for the listed SD-Turbo)"),
 )
 
 
@@ -147,8 +144,7 @@ class Child:
     """One fresh hub process for `target` (bench/cold_start_child.py), driven line by line."""
 
     def __init__(self, target: Target):
-        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DEMOHUB_OFFLINE": "1", "DEMOHUB_DEVICE": "cpu",
-               **dict(target.env)}
+        env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "DEMOHUB_OFFLINE": "1", "DEMOHUB_DEVICE": "cpu"}
         path = target.model_path()
         if path is not None:
             env[f"DEMOHUB_{target.demo.upper()}_MODEL"] = str(path)

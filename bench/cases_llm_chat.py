@@ -27,13 +27,13 @@ def _engine(choice, device: str, dtype: str, ctranslate2: bool = True):
     """The hub's engine for `choice` (on a CPU: CTranslate2 int8 when `ctranslate2`, else transformers)."""
     import demos.llm_chat as llm_chat
     from demos.llm_chat import engine as L
-    from hub.options import DemoOptions
+    from hub.options import DemoOptions, parse
     from hub.weights import Weights
 
     source = choice.source
     path = Path(choice.id) if source == "path" else None
-    options = DemoOptions({**{o.key: o.default for o in llm_chat.DEMO.options}, "ctranslate2": ctranslate2,
-                           "ct2_threads": int(os.environ.get("DEMOHUB_LLM_CHAT_CT2_THREADS", "0"))})
+    # the operator's DEMOHUB_LLM_CHAT_* settings (DEMOHUB_LLM_CHAT_CT2_THREADS, ...), as the hub reads them
+    options = DemoOptions({**parse(llm_chat.DEMO, os.environ).as_dict(), "ctranslate2": ctranslate2})
     return L.load(Weights("llm_chat", choice, source, path, Path("model_cache")), device, dtype, options)
 
 
