@@ -5,7 +5,9 @@ Building the app imports gradio and the demo modules, never torch and never a we
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 import traceback
 
 from hub import options as demo_options
@@ -123,7 +125,8 @@ def launch(blocks, settings: Settings, **extra):
     block = kwargs.pop("prevent_thread_lock", False)
     from hub import guard, hosts
 
-    with hosts.uvicorn_trusts_no_proxy():  # X-Forwarded-* count only from DEMOHUB_TRUSTED_PROXIES (hub.hosts)
+    # X-Forwarded-* count only from DEMOHUB_TRUSTED_PROXIES (hub.hosts); a busy machine does not stop the start
+    with hosts.uvicorn_trusts_no_proxy(), patient_self_check():
         app, local_url, share_url = blocks.launch(prevent_thread_lock=True, **kwargs)
     if settings.share and not share_url:
         # gradio prints its own hint and carries on; say plainly what happened and that the hub still serves.
@@ -142,6 +145,30 @@ def launch(blocks, settings: Settings, **extra):
     if not block:
         blocks.block_thread()
     return app, local_url, share_url
+
+
+@contextlib.contextmanager
+def patient_self_check(seconds: float = 120.0):
+    """While gradio starts: it asks its own new server for the page and gives up at the first 3-second timeout,
+    refusing to start ("When localhost is not accessible, a shareable link must be created") when the machine is
+    merely busy. Its check keeps asking for `seconds` instead."""
+    from gradio import networking
+
+    check = networking.url_ok
+
+    def url_ok(url: str) -> bool:
+        deadline = time.monotonic() + seconds
+        while not check(url):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    networking.url_ok = url_ok
+    try:
+        yield
+    finally:
+        networking.url_ok = check
 
 
 def api_routers(blocks, settings: Settings) -> list[tuple[DemoContext | None, object]]:

@@ -5,6 +5,7 @@ as bytes, the manager's events in /metrics, and the Models tab listing replicas.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -45,33 +46,37 @@ def hubs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("ray")
     root = str(Path(__file__).resolve().parents[1])  # replicas import tests.slow_demo by its module path
     saved_env = dict(os.environ)
-    # the same start as the hub's own local Ray (token auth with a private token, loopback address)
-    ray.init(num_cpus=2, object_store_memory=256 * 2**20, namespace="demohub", log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": root}}, **local_init_options())
-    s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
-                models={d: "tiny-random" for d in DEMOS}, backend="ray")
-    t0 = time.perf_counter()
-    specs = {**{h.name: h.spec for h in load_demos()}, slow_demo.SPEC.name: slow_demo.SPEC}
-    manager = RayManager(s, specs, ClusterConfig(demos=CONFIG), sources={slow_demo.SPEC.name: "tests.slow_demo"})
-    print(f"Ray backend up in {time.perf_counter() - t0:.1f} s")
-    remote = create_app(s, manager=manager)
-    launch(remote, s, prevent_thread_lock=True, quiet=True)
-    local_s = replace(s, port=free_port(), backend="local")
-    local = create_app(local_s)
-    launch(local, local_s, prevent_thread_lock=True, quiet=True)
-    paths = make_samples(tmp / "media")
-    yield {"ray": Client(f"http://127.0.0.1:{s.port}/", verbose=False),
-           "local": Client(f"http://127.0.0.1:{local_s.port}/", verbose=False),
-           "fill": lambda args: fill(args, paths, handle_file), "manager": manager, "blocks": remote}
-    remote.close()
-    local.close()
-    manager.shutdown()
+    with contextlib.ExitStack() as undo:  # a setup that fails half-way undoes what it made (Ray, servers, env)
+        undo.callback(lambda: (os.environ.clear(), os.environ.update(saved_env)))
+        # the same start as the hub's own local Ray (token auth with a private token, loopback address)
+        ray.init(num_cpus=2, object_store_memory=256 * 2**20, namespace="demohub", log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": root}}, **local_init_options())
+        undo.callback(ray.shutdown)
+        s = replace(Settings.load({}), port=free_port(), device="cpu", offline=True, cache_dir=tmp / "cache",
+                    models={d: "tiny-random" for d in DEMOS}, backend="ray")
+        t0 = time.perf_counter()
+        specs = {**{h.name: h.spec for h in load_demos()}, slow_demo.SPEC.name: slow_demo.SPEC}
+        manager = RayManager(s, specs, ClusterConfig(demos=CONFIG), sources={slow_demo.SPEC.name: "tests.slow_demo"})
+        undo.callback(_serve_shutdown)
+        undo.callback(manager.shutdown)
+        print(f"Ray backend up in {time.perf_counter() - t0:.1f} s")
+        remote = create_app(s, manager=manager)
+        launch(remote, s, prevent_thread_lock=True, quiet=True)
+        undo.callback(remote.close)
+        local_s = replace(s, port=free_port(), backend="local")
+        local = create_app(local_s)
+        launch(local, local_s, prevent_thread_lock=True, quiet=True)
+        undo.callback(local.close)
+        paths = make_samples(tmp / "media")
+        yield {"ray": Client(f"http://127.0.0.1:{s.port}/", verbose=False),
+               "local": Client(f"http://127.0.0.1:{local_s.port}/", verbose=False),
+               "fill": lambda args: fill(args, paths, handle_file), "manager": manager, "blocks": remote}
+
+
+def _serve_shutdown():
     from ray import serve
 
     serve.shutdown()
-    ray.shutdown()
-    os.environ.clear()
-    os.environ.update(saved_env)
 
 
 VOLATILE = {"replica", "ms", "seconds", "elapsed_s", "load_s", "loading_s", "first_token_s", "tokens_per_s",
