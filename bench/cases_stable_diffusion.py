@@ -23,29 +23,38 @@ from pathlib import Path
 
 from bench.harness import Case
 
+ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a photograph of an astronaut riding a horse on the moon, detailed, 35mm"
 
 
-def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, compile_unet: bool):
+def _setup(model_id: str, arch: str, size: int, steps: int, guidance: float, compile_unet: bool,
+           dtype: str | None = None, int8: bool = False):
+    """`dtype`: the CPU dtype to run (None: what this CPU gets); `int8`: DEMOHUB_STABLE_DIFFUSION_INT8=1, its int8
+    UNet kept in model_cache/bench (made once: minutes)."""
     def setup():
         import torch
         from diffusers import StableDiffusionPipeline
 
+        from demos.stable_diffusion import DEMO
         from demos.stable_diffusion import engine as sd
         from demos.stable_diffusion.fast import compile_and_warm_up
+        from hub.options import DemoOptions, defaults
         from hub.settings import Settings
         from hub.weights import Weights
 
         from hub.device import detect
 
         cuda = torch.cuda.is_available()
-        cache = Path(tempfile.mkdtemp(prefix="bench-sd-"))
+        cache = ROOT / "model_cache" / "bench" if int8 else Path(tempfile.mkdtemp(prefix="bench-sd-"))
         choice = replace(sd.SPEC.choice(model_id), source="random", options={**sd.SPEC.choice(model_id).options,
                                                                             "arch": arch})
         # the hub's placement: fp16 on CUDA; on a CPU bf16 where the CPU has it and the model prefers it, else fp32
-        device, dtype = ("cuda", "float16") if cuda else ("cpu", detect("cpu", cpu_prefers=choice.cpu_dtype).dtype)
+        device, run_dtype = ("cuda", "float16") if cuda else ("cpu", dtype or detect("cpu",
+                                                                                    cpu_prefers=choice.cpu_dtype).dtype)
         settings = replace(Settings.load({}), compile=False)
-        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, dtype, settings=settings)
+        options = DemoOptions({**defaults(DEMO).as_dict(), "int8": int8})
+        engine = sd.load(Weights("stable_diffusion", choice, "random", None, cache), device, run_dtype,
+                         options=options, settings=settings)
         # What a user writes: a pipeline on the same modules, with the model's own scheduler, default call. On x86
         # CPUs the hub keeps UNet/VAE weights channels-last: there the naive side gets default-layout copies.
         parts = dict(engine.pipe.components)
@@ -138,6 +147,18 @@ def cases() -> list[Case]:
              notes="SD-Turbo architecture, random weights: CPU seconds per image of the default CPU model; hub: "
                    "bf16 if the CPU has it + tiny decoder; naive: fp32 + full VAE",
              goal=">= 4x naive, <= 7 s"),
+        # What a CPU without native bf16 runs (issue #35: 8.6 s, 2.86x naive on such a Xeon), without and with the
+        # int8 UNet (DEMOHUB_STABLE_DIFFUSION_INT8=1); on any CPU, as fp32 is forced.
+        Case(name="sd_turbo_arch_512px_1step_cpu_fp32", unit="image", repeat=3, warmup=1,
+             setup=_setup("stabilityai/sd-turbo", "sd21", 512, 1, 0.0, False, dtype="float32"),
+             naive=_naive(512, 1, 0.0), hub=_hub(512, 1, 0.0, "Euler"), teardown=_teardown,
+             notes="SD-Turbo architecture, random weights, as on a CPU without bf16: hub fp32 + tiny decoder; "
+                   "naive: fp32 + full VAE", goal=">= 4x naive, <= 5 s"),
+        Case(name="sd_turbo_arch_512px_1step_cpu_int8", unit="image", repeat=3, warmup=1,
+             setup=_setup("stabilityai/sd-turbo", "sd21", 512, 1, 0.0, False, dtype="float32", int8=True),
+             naive=_naive(512, 1, 0.0), hub=_hub(512, 1, 0.0, "Euler"), teardown=_teardown,
+             notes="the same with DEMOHUB_STABLE_DIFFUSION_INT8=1: the UNet in int8 through OpenVINO + NNCF (made "
+                   "once into model_cache/bench: minutes)", goal=">= 4x naive, <= 5 s"),
         # Z-Image-Turbo at full size is a GPU model (6B + 4B parameters: minutes per image on a 2-vCPU CPU); on a CPU
         # only the tiny build runs, to show the hub's overhead on this pipeline family.
         Case(name="zimage_tiny_256px_4steps_cpu", unit="image", repeat=5, warmup=1,

@@ -459,9 +459,9 @@ def test_operator_options_and_model_sizes():
     from hub.options import parse
 
     opts = parse(package.DEMO, {"DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER": "0",
-                                "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes"})
-    assert (opts.safety_checker, opts.compile) == (False, True)
+                                "DEMOHUB_STABLE_DIFFUSION_COMPILE": "yes", "DEMOHUB_STABLE_DIFFUSION_INT8": "1"})
+    assert (opts.safety_checker, opts.compile, opts.int8) == (False, True, True)
     assert parse(package.DEMO, {}).as_dict() == {"safety_checker": True, "offload": "auto", "lora_dir": "",
-                                                 "controlnet_dir": "", "compile": False}
+                                                 "controlnet_dir": "", "int8": False, "compile": False}
     turbo = package.SPEC.choice("stabilityai/sd-turbo")  # fp16 sizes: twice the room as float32 on a CPU
     assert turbo.bytes_at("float16") == 2_600_000_000 and turbo.bytes_at("float32") == 5_200_000_000

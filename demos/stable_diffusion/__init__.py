@@ -3,7 +3,8 @@
 types.py holds the work's requests and results, engine.py loads and runs the pipelines (its WORK: the txt2img,
 img2img and inpaint methods, streaming a Step per denoising step), checks.py checks every input, decoder.py the tiny
 decoder (TAESD, the default on a CPU), pipelines.py builds them (embedded architecture configs, folders, single
-files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA, ui.py builds the tab,
+files), formats.py writes and reads the PNG parameters, fast.py compiles the UNet on CUDA, int8.py runs it in int8
+through OpenVINO on a CPU (DEMOHUB_STABLE_DIFFUSION_INT8=1), ui.py builds the tab,
 openai.py serves /v1/images/generations and /v1/images/edits. Operator settings:
 DEMOHUB_STABLE_DIFFUSION_SAFETY_CHECKER=0 turns the safety checker off; DEMOHUB_COMPILE=1 or
 DEMOHUB_STABLE_DIFFUSION_COMPILE=1 compiles the UNet at load; DEMOHUB_STABLE_DIFFUSION_LORA_DIR names a folder of LoRAs
@@ -47,6 +48,10 @@ DEMO = Demo(
         Option("controlnet_dir", "", "A folder of diffusers ControlNet folders (config.json and weights; subfolders "
                                      "too), listed beside the pinned ones in the tab and GET /v1/images/controlnets "
                                      "by folder name (control_v11p_sd15_lineart, an SD 2.1 one...)."),
+        Option("int8", False, "On a CPU, run the UNet in int8 through OpenVINO and NNCF (pip install "
+                              "'demohub[openvino]', which `bash run.sh` installs): made once per checkpoint at its "
+                              "first load with this on (about 4 minutes for SD-Turbo on 2 vCPUs) and cached. LoRAs, "
+                              "ControlNet and sides that are not multiples of 64 run on torch's UNet."),
         Option("compile", False, "On CUDA, torch.compile the UNet at load (CUDA graphs, warmed up at the default "
                                  "size): faster steps, a minute or more of start. DEMOHUB_COMPILE=1 does it too."),
     ),

@@ -82,6 +82,7 @@ class Engine(EngineBase):
         self.loras = fuse.LoraState(None, None)  # the LoRAs fused now (load sets where they are listed from)
         self.controlnet_dir = ""  # the operator's ControlNet folder (load sets it); control_run keeps the loaded ones
         self.nets, self.depth = {}, None
+        self.int8 = None  # the UNet's int8 OpenVINO path (int8.py), on a CPU with DEMOHUB_STABLE_DIFFUSION_INT8=1
 
     @property
     def has_safety_checker(self) -> bool:
@@ -92,7 +93,7 @@ class Engine(EngineBase):
         return self.family == "sd" and self.pipe.unet.config.in_channels == 9
 
     def close(self) -> None:
-        self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = self.depth = None
+        self.pipe = self.img2img_pipe = self.inpaint_pipe = self.tiny = self.depth = self.int8 = None
         self.nets = {}
 
 
@@ -141,12 +142,31 @@ def load(weights, device: str, dtype: str, options=None, settings=None) -> Engin
         engine.tiny_missing = zimage.NO_TINY
     else:
         engine.tiny, engine.tiny_missing = load_tiny(weights, device, getattr(torch, dtype), settings)
+    if family == "sd" and device == "cpu" and getattr(options, "int8", False):
+        engine.int8 = _int8(engine, weights)
+        if engine.int8 is not None:  # the Models tab and every record say so
+            engine.weights_format = f"{dtype}, UNet int8 (OpenVINO {engine.int8.version})"
     if (family == "sd" and device.startswith("cuda") and not offloaded
             and (getattr(settings, "compile", False) or options.compile)):
         from demos.stable_diffusion.fast import compile_and_warm_up
 
         compile_and_warm_up(engine, weights.cache_dir)
     return engine
+
+
+def _int8(engine, weights):
+    """The int8 OpenVINO UNet (int8.py), or None with the reason in the log: the UNet then runs on torch."""
+    from demos.stable_diffusion import int8
+
+    if not int8.available():
+        log.warning("DEMOHUB_STABLE_DIFFUSION_INT8=1 needs OpenVINO and NNCF: pip install 'demohub[openvino]'. "
+                    "The UNet runs on torch.")
+        return None
+    try:
+        return int8.load(engine, weights, engine.defaults)
+    except Exception:  # a UNet OpenVINO or NNCF cannot take still draws, on torch
+        log.exception("Stable Diffusion: the int8 UNet could not be made; the UNet runs on torch.")
+        return None
 
 
 def _family(weights) -> str:
@@ -248,6 +268,8 @@ def run(engine: Engine, plan: Plan, safety_checker: bool = True, on_step: OnStep
         should_stop: ShouldStop | None = None, on_latents: OnLatents | None = None) -> Result:
     """Denoise and decode a checked plan. `on_step(i, n)` after each step; `should_stop()` is read after each step
     and stops the loop (a cancelled Result); `on_latents(i, n, latents)` gets the step's latents (previews)."""
+    if engine.int8 is not None:
+        engine.int8.used.clear()  # the record says which UNet ran for this request
     if plan.params.get("hires"):  # two passes (hires.py)
         return run_hires(engine, plan, safety_checker, on_step, should_stop, on_latents)
     result = _run(engine, plan.pipe, plan.params, plan.extra, plan.notes, safety_checker, on_step, should_stop,
@@ -397,7 +419,8 @@ def record(lease, res: Result, safety_checker: bool) -> dict:
     return lease.record(**{k: v for k, v in res.params.items() if k not in ("model", "revision")},
                         seeds=res.seeds, notes=res.notes, compiled=lease.engine.compiled,
                         safety_checker=safety_checker and lease.engine.has_safety_checker,
-                        offloaded=lease.engine.offloaded)
+                        offloaded=lease.engine.offloaded,
+                        unet=lease.engine.int8.ran() if lease.engine.int8 is not None else "torch")
 
 
 # ---- the work methods: typed requests in, Step items and the Result out (types.py) --------------------------------

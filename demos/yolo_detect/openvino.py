@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import logging
 import os
 import shutil
@@ -21,22 +20,14 @@ import threading
 import time
 from pathlib import Path
 
+from hub.openvino import available as openvino_available
+from hub.openvino import telemetry_off
+
 log = logging.getLogger("demohub")
 
 
 def available() -> bool:
-    return importlib.util.find_spec("openvino") is not None
-
-
-def telemetry_off() -> None:
-    """OpenVINO's Python package sends usage telemetry (Google Analytics) from `import openvino` and from every
-    conversion, and writes ~/intel, unless a consent file there says no: a hub must neither phone home nor write in
-    the user's home. Its own checker is made to answer "declined" before openvino is imported."""
-    try:
-        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
-    except ImportError:  # no telemetry package: nothing is sent
-        return
-    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+    return openvino_available()
 
 
 def checkpoint_key(weights) -> str:
