@@ -62,7 +62,13 @@ case "${1:-serve}" in
       ''|*[!0-9]*) echo "run.sh: DEMOHUB_TEST_WORKERS must be a number of workers (1 = serial), not '$workers'." >&2; exit 2 ;;
     esac
     xdist=()
-    [ "$workers" -gt 1 ] && xdist=(-n "$workers" --dist loadgroup)
+    if [ "$workers" -gt 1 ]; then
+      xdist=(-n "$workers" --dist loadgroup)
+      # torch's (OpenMP) threads: each worker its share of the CPUs, not all of them each (2 workers x 2 threads on
+      # 2 CPUs spin against each other: a torch-heavy file ran 1.25-1.44x slower, quiet or busy). Yours wins if set.
+      share=$(( cpus / workers ))
+      export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(( share > 0 ? share : 1 ))}"
+    fi
     exec "$VENV/bin/python" -m pytest ${xdist[@]+"${xdist[@]}"} "$@"
     ;;
   *)
