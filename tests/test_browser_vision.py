@@ -39,13 +39,18 @@ def _shot(page, name: str) -> Path:
     return shot(page, f"vision-{name}")
 
 
+def _picture(page) -> None:
+    """The bus photo in the Picture box, shown."""
+    block(page, "Picture").locator("input[type=file]").set_input_files(str(BUS))
+    block(page, "Picture").locator("img").first.wait_for()
+
+
 def _status(page) -> str:
     return page.locator("#vision-status").inner_text()
 
 
 def test_a_photo_is_described_with_the_answer_and_its_stats(page):
-    block(page, "Picture").locator("input[type=file]").set_input_files(str(BUS))
-    block(page, "Picture").locator("img").first.wait_for()
+    _picture(page)
     go = page.get_by_role("button", name="Describe", exact=True)
     assert not page.get_by_label("Question", exact=True).is_visible(), "the question field shows only for 'Ask'"
     go.click()
@@ -61,6 +66,7 @@ def test_a_photo_is_described_with_the_answer_and_its_stats(page):
 
 
 def test_ask_shows_the_question_and_an_empty_one_is_one_sentence(page):
+    _picture(page)  # whatever the tests before left in it (xdist may run them in another order)
     page.get_by_label("Ask a question").check()
     question = page.get_by_label("Question", exact=True)
     question.wait_for(state="visible")
@@ -78,4 +84,5 @@ def test_a_file_that_is_not_a_picture_is_refused_on_upload(page, tmp_path):
     fake.write_bytes(b"this is a text file, not a photo")
     block(page, "Picture").locator("input[type=file]").set_input_files(str(fake))
     page.get_by_text("holiday.jpg is not an image").first.wait_for()
+    block(page, "Picture").locator("img").first.wait_for(state="detached")  # the refused file is not kept
     _shot(page, "bad-upload")

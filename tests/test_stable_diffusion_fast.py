@@ -18,7 +18,8 @@ def _weights(tmp_path, model_id="tiny-random", source="random"):
     return Weights("stable_diffusion", SPEC.choice(model_id), source, None, tmp_path)
 
 
-def _psnr(a, b) -> float:
+def psnr(a, b) -> float:
+    """PSNR in dB of two 8-bit images (inf when equal)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     mse = np.mean((a - b) ** 2)
     return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
@@ -40,7 +41,7 @@ def test_bf16_draws_the_fp32_image_of_the_same_seed(fp32_and_bf16, decoder):
     a, b = sd.generate(fp32, "a red cube", **kw), sd.generate(bf16, "a red cube", **kw)
     assert a.params["decoder"] == b.params["decoder"] == decoder
     assert np.asarray(a.images[0]).std() > 1  # a picture, not a flat field
-    assert _psnr(a.images[0], b.images[0]) >= 30, _psnr(a.images[0], b.images[0])
+    assert psnr(a.images[0], b.images[0]) >= 30, psnr(a.images[0], b.images[0])
 
 
 def test_the_tiny_decoder_is_the_default_on_a_cpu_and_the_record_says_which_ran(fp32_and_bf16):

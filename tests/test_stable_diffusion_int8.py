@@ -18,6 +18,7 @@ from demos.stable_diffusion import int8  # noqa: E402
 from demos.stable_diffusion.spec import SPEC  # noqa: E402
 from hub.options import DemoOptions  # noqa: E402
 from hub.weights import Weights  # noqa: E402
+from tests.test_stable_diffusion_fast import psnr  # noqa: E402
 from tests.test_stable_diffusion_lora import kohya_file  # noqa: E402
 
 ON = DemoOptions({**{o.key: o.default for o in DEMO.options}, "int8": True})
@@ -25,12 +26,6 @@ ON = DemoOptions({**{o.key: o.default for o in DEMO.options}, "int8": True})
 
 def _weights(cache):
     return Weights("stable_diffusion", SPEC.choice("tiny-random"), "random", None, cache)
-
-
-def _psnr(a, b) -> float:
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    mse = np.mean((a - b) ** 2)
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +64,7 @@ def test_the_int8_unet_draws_the_fp32_image_of_the_same_seed(engines, size):
     assert quantized.weights_format.startswith("float32, UNet int8 (OpenVINO 20") and fp32.weights_format == ""
     unet_bytes = sum(p.numel() for p in quantized.pipe.unet.parameters())  # int8: about a byte per parameter
     assert 0.9 * unet_bytes < quantized.extra_bytes < 2 * unet_bytes  # the int8 copy counts in the manager's budget
-    assert 28 <= _psnr(a.images[0], b.images[0]) < float("inf")  # close, and not torch's own image
+    assert 28 <= psnr(a.images[0], b.images[0]) < float("inf")  # close, and not torch's own image
 
 
 def test_calls_the_int8_unet_cannot_serve_run_on_torch(engines):

@@ -33,7 +33,7 @@ SD_DEFAULTS = {"size": 512, "steps": 4, "guidance": 7.5, "scheduler": "Euler a"}
 def sd_engine(inpainting: bool = False):
     return NS(is_inpainting_model=inpainting, defaults=dict(SD_DEFAULTS), pipe=NS(tokenizer=clip_tokenizer()),
               img2img_pipe=None, inpaint_pipe=None, model_id="tiny-random", revision=None, device="cpu",
-              tiny=object(), tiny_missing="", schedulers=sd.SCHEDULERS[:5], multiple=8, prompt_limit=75)
+              tiny=object(), tiny_missing="", schedulers=sd.SCHEDULERS[:5], multiple=8, prompt_limit=75, int8=None)
 
 
 def sd_captured(fn, *args, **kw):
