@@ -331,6 +331,10 @@ class ModelManager:
                 entry.leases += 1
                 entry.last_used = time.monotonic()
                 self._drop_other_idle_models_of(demo, keep=key)
+            # what the load left for the collector (its files' mapped pages, dtype-conversion copies) is freed before
+            # the first request's own buffers come on top (peak RSS of the first click, issue #35)
+            memory.release_memory()
+            memory.trim_heap(0)
             return entry
 
     def _load(self, key, entry: _Entry, placement: Placement | None = None) -> None:
@@ -372,6 +376,7 @@ class ModelManager:
             entry.nbytes = memory.engine_bytes(engine) or entry.choice.bytes_at(placement.dtype)
             entry.load_seconds = time.perf_counter() - start
             entry.state = "loaded"
+            entry.last_used = time.monotonic()  # just loaded is just used: no keep-alive or eviction takes it first
         log.info("Loaded %s/%s on %s (%s) in %.1fs, %.0f MB", entry.demo, entry.choice.id, placement.device,
                  placement.dtype, entry.load_seconds, entry.nbytes / 1e6)
 

@@ -239,6 +239,21 @@ def test_first_loads_of_different_demos_run_one_at_a_time(settings):
     assert peak[0] == 1 and len(m.status()) == 4
 
 
+def test_a_model_just_loaded_is_not_unloaded_before_its_first_request_takes_it(settings):
+    """Between a load's end and the lease of the request that asked for it, another request's keep-alive pass ran and
+    took the model as idle since forever (its last use was never set): the first request then ran on a dropped
+    engine. A model just loaded counts as just used."""
+    from hub.models import _Entry
+
+    m = manager(settings, {"a": (spec("a"), loader())})
+    choice = m.choice("a")
+    key = ("a", choice.id)
+    entry = m._entries[key] = _Entry("a", choice)
+    m._load(key, entry)  # loaded, not yet leased: the window
+    m.expire()  # another request ends now
+    assert [(r["demo"], r["state"]) for r in m.status()] == [("a", "CUDA")]
+
+
 def test_a_loader_that_asks_for_settings_gets_them(settings):
     seen = {}
 
@@ -259,6 +274,11 @@ def test_the_heap_is_trimmed_when_idle_every_second_when_busy_every_ten_and_on_u
     monkeypatch.setattr(memory, "_malloc_trim", lambda: trims.append)
     monkeypatch.setitem(memory._trim, "last", -1e9)
     m = manager(settings, {"a": (spec("a"), loader()), "b": (spec("b"), loader())})
+    for demo in "ab":
+        with m.use(demo):
+            assert trims == [0] * ("ab".index(demo) + 1), "each load trims what it left, before its request runs"
+    trims.clear()
+    memory._trim["last"] = -1e9
     for _ in range(3):
         run(m, "a", lambda lease: None)
     assert trims == [0], "one trim after the first request, none again within a second"

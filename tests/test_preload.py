@@ -102,7 +102,7 @@ def test_the_page_answers_while_a_preload_is_still_loading(tmp_path):
         assert row["state"] == "loading" and row["note"].startswith("loading: ")
         GATE.set()
         _wait(lambda: manager.is_loaded("gated_preload"), "the preload finished")
-        assert manager.status()[0]["in_use"] == 0  # loaded and released: no request holds it
+        _wait(lambda: manager.status()[0]["in_use"] == 0, "the preload let go of the model")  # no request holds it
     finally:
         GATE.set()
         blocks.close()

@@ -67,7 +67,7 @@ def build_pipeline(weights, device: str, torch_dtype):
 
 
 def folder_pipeline(path: Path, torch_dtype):
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 
     index = path / "model_index.json"
     if not index.is_file():
@@ -78,8 +78,11 @@ def folder_pipeline(path: Path, torch_dtype):
         raise UserError(f"{path.name} holds a {cls or 'unknown'} model; this tab runs Stable Diffusion 1.x/2.x "
                         "pipelines (StableDiffusionPipeline).")
     variant = "fp16" if any(path.glob("unet/*.fp16.safetensors")) else None
-    return StableDiffusionPipeline.from_pretrained(path, torch_dtype=torch_dtype, variant=variant,
-                                                   use_safetensors=True, local_files_only=True)
+    kw = dict(torch_dtype=torch_dtype, variant=variant, use_safetensors=True, local_files_only=True)
+    # The UNet first, alone: while a module loads, its file's pages and its run-dtype copy are both resident; the
+    # biggest module loaded first has none of the others beside it (peak RSS, issue #35)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **kw) if (path / "unet").is_dir() else None
+    return StableDiffusionPipeline.from_pretrained(path, **({"unet": unet} if unet is not None else {}), **kw)
 
 
 def single_file_pipeline(path: Path, cache_dir: Path, torch_dtype):
