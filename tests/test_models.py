@@ -10,7 +10,7 @@ import torch
 
 from hub.device import Placement
 from hub.errors import UserError
-from hub.models import ModelManager
+from hub.models import RELEASE_AFTER_LOAD, ModelManager
 from hub.spec import DemoSpec, ModelChoice
 
 GPU = Placement("cuda", "float16")
@@ -273,10 +273,15 @@ def test_the_heap_is_trimmed_when_idle_every_second_when_busy_every_ten_and_on_u
     trims = []
     monkeypatch.setattr(memory, "_malloc_trim", lambda: trims.append)
     monkeypatch.setitem(memory._trim, "last", -1e9)
-    m = manager(settings, {"a": (spec("a"), loader()), "b": (spec("b"), loader())})
+    big = RELEASE_AFTER_LOAD
+    m = manager(settings, {"a": (spec("a", big), loader(big)), "b": (spec("b", big), loader(big)),
+                           "small": (spec("small"), loader())})
     for demo in "ab":
         with m.use(demo):
-            assert trims == [0] * ("ab".index(demo) + 1), "each load trims what it left, before its request runs"
+            assert trims == [0] * ("ab".index(demo) + 1), "each big load trims what it left, before its request runs"
+    memory._trim["last"] = -1e9
+    with m.use("small"):
+        assert trims == [0, 0], "a small model's load is not worth a collection and a trim"
     trims.clear()
     memory._trim["last"] = -1e9
     for _ in range(3):
