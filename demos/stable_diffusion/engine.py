@@ -269,7 +269,7 @@ def run(engine: Engine, plan: Plan, safety_checker: bool = True, on_step: OnStep
     """Denoise and decode a checked plan. `on_step(i, n)` after each step; `should_stop()` is read after each step
     and stops the loop (a cancelled Result); `on_latents(i, n, latents)` gets the step's latents (previews)."""
     if engine.int8 is not None:
-        engine.int8.used.clear()  # the record says which UNet ran for this request
+        engine.int8.reset()  # the record says which UNet ran for this request
     if plan.params.get("hires"):  # two passes (hires.py)
         return run_hires(engine, plan, safety_checker, on_step, should_stop, on_latents)
     result = _run(engine, plan.pipe, plan.params, plan.extra, plan.notes, safety_checker, on_step, should_stop,

@@ -62,7 +62,7 @@ class Int8UNet:
     def __init__(self, compiled, version: str, fused_loras):
         self.compiled, self.version = compiled, version
         self.fused_loras = fused_loras  # () -> the LoRAs fused into the UNet now (their weights are not the IR's)
-        self.used: set[str] = set()  # which ran since the last `reset` (one request at a time: the engine's lock)
+        self.used: set[str] = set()  # which ran since `reset` (one request at a time: the engine's lock)
         self._lock = threading.Lock()
 
     def serves(self, unet, sample, args, kwargs) -> bool:
@@ -75,7 +75,7 @@ class Int8UNet:
         import numpy as np
         import torch
 
-        t = torch.as_tensor(timestep).float().reshape(-1).expand(sample.shape[0])
+        t = _timesteps(timestep, sample.shape[0])
         feed = [np.ascontiguousarray(x.detach().float().cpu().numpy()) for x in (sample, t, encoder_hidden_states)]
         with self._lock:  # one inference request of a compiled model at a time
             out = self.compiled(feed)[0]
@@ -97,9 +97,21 @@ class Int8UNet:
 
         unet.forward = forward
 
+    def reset(self) -> None:
+        """A new request: `ran` says what its UNet calls used."""
+        self.used.clear()
+
     def ran(self) -> str:
-        """What ran since the last reset: "openvino int8", "torch" or both ("openvino int8 + torch")."""
-        return " + ".join(sorted(self.used, reverse=True)) or OPENVINO
+        """What ran since `reset`: "openvino int8", "torch", both ("openvino int8 + torch"), or "none" (a request
+        stopped before its first step)."""
+        return " + ".join(sorted(self.used, reverse=True)) or "none"
+
+
+def _timesteps(timestep, batch: int):
+    """The step's timestep as the int8 graph takes it: float32, one per sample (diffusers passes a 0-d tensor)."""
+    import torch
+
+    return torch.as_tensor(timestep).float().reshape(-1).expand(batch)
 
 
 def load(engine, weights, defaults: dict):
@@ -176,8 +188,8 @@ def calibration_inputs(pipe, defaults: dict) -> list[tuple]:
 
     def capture(sample, timestep, encoder_hidden_states, *args, **kwargs):
         if len(captured) < SAMPLES:
-            t = torch.as_tensor(timestep).float().reshape(-1).expand(sample.shape[0])
-            captured.append((sample.detach().float().clone(), t.clone(), encoder_hidden_states.detach().float().clone()))
+            t = _timesteps(timestep, sample.shape[0]).clone()
+            captured.append((sample.detach().float().clone(), t, encoder_hidden_states.detach().float().clone()))
         return torch_forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
 
     size, steps = int(defaults["size"]), min(int(defaults.get("steps", 4)), 4)
