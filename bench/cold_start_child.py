@@ -3,7 +3,7 @@
 `python -m bench.cold_start_child TARGET` builds the app the way `demohub serve` does (settings from the
 environment, `create_app` for the target's demo: gradio imported, no torch, no weight), prepares the request, says
 "ready" and waits. On "go" it times click -> result through the manager (the engine module's import, the load with
-its stages from hub.loadtimes, the work), with the peak RSS from the click on (VmHWM after `clear_refs`), and
+its stages from hub.loadtimes, the work), with the peak RSS from the click on (VmHWM after `clear_refs`), at the load's end and at the result, and
 answers one JSON line. "warm" runs the same request again (timed); "quit" ends it. The protocol goes to the original
 stdout; anything the libraries print goes to stderr.
 """
@@ -133,7 +133,8 @@ def cold(manager, demo: str, method: str, request) -> dict:
             "status": times.status(), "model_bytes": row["bytes"], "dtype": row["dtype"], "model": row["display"],
             "random": choice.source == "random", "rss_before_mb": rss0 / 1024,
             "rss_after_mb": _status_kb("VmRSS") / 1024,
-            "peak_rss_mb": _status_kb("VmHWM") / 1024 if peak_reset else None}
+            "peak_rss_mb": _status_kb("VmHWM") / 1024 if peak_reset else None,
+            "load_peak_rss_mb": times.peak_rss_kb / 1024 if peak_reset and times.peak_rss_kb else None}
 
 
 def warm(manager, demo: str, method: str, request) -> dict:

@@ -40,6 +40,7 @@ class LoadTimes:
     now: str = ""  # the stage running at this moment ("" between stages and when done)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
+    peak_rss_kb: int | None = None  # the process's high-water RSS (VmHWM) when the load ended (the bench resets it)
     _stack: list = field(default_factory=list, repr=False)
 
     def add(self, name: str, seconds: float) -> None:
@@ -78,7 +79,20 @@ def recording(record: LoadTimes | None = None) -> Iterator[LoadTimes]:
         yield record
     finally:
         record.finished, record.now = time.perf_counter(), ""
+        record.peak_rss_kb = _peak_rss_kb()
         _local.record = outer
+
+
+def _peak_rss_kb() -> int | None:
+    """VmHWM of this process in kB (Linux), None elsewhere."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 @contextmanager
