@@ -26,6 +26,7 @@ from pathlib import Path
 
 from demos.llm_chat.engine import Engine, GenParams, Run
 from hub import loadtimes
+from hub.atomic import partial_name, replacing_folder
 
 log = logging.getLogger("demohub")
 
@@ -107,11 +108,10 @@ def convert(weights, folder: Path) -> None:
     from ctranslate2.converters import TransformersConverter
     from tqdm.auto import tqdm
 
-    tmp = folder.with_name(folder.name + f".partial-{os.getpid()}-{threading.get_ident()}")
-    src = tmp.with_name(tmp.name + "-source")  # random weights are saved here to be converted
-    for d in (tmp, src):
-        shutil.rmtree(d, ignore_errors=True)
-    with tqdm(total=2, desc=f"Converting {weights.choice.display} to CTranslate2 {QUANTIZATION} (once)") as bar:
+    src = partial_name(folder).with_name(partial_name(folder).name + "-source")  # random weights are saved here
+    shutil.rmtree(src, ignore_errors=True)
+    with tqdm(total=2, desc=f"Converting {weights.choice.display} to CTranslate2 {QUANTIZATION} (once)") as bar, \
+            replacing_folder(folder) as tmp:
         source = Path(weights.path) if not weights.is_random else src
         if weights.is_random:
             import torch
@@ -140,8 +140,6 @@ def convert(weights, folder: Path) -> None:
         bar.update(1)
     log.info("Converted %s to CTranslate2 %s in %.1f s.", weights.choice.display, QUANTIZATION,
              time.perf_counter() - start)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
 
 
 def load(weights, options, notes: list[str]) -> Engine:

@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import shutil
-import threading
 from pathlib import Path
+
+from hub.atomic import replacing_folder
 
 log = logging.getLogger("demohub")
 
@@ -51,19 +50,14 @@ def save(folder: Path, model, tok, fmt: str) -> None:
 
     transformers refuses `save_pretrained` on a model it loaded from GGUF (its quantizer is kept on the model,
     though the weights are plain tensors now): the tensors and the config (without that quantizer) go out here."""
-    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{threading.get_ident()}")
     try:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        _save_model(model, tmp)
-        tok.save_pretrained(tmp)
-        (tmp / FORMAT).write_text(json.dumps({"weights_format": fmt}))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        with replacing_folder(folder) as tmp:
+            _save_model(model, tmp)
+            tok.save_pretrained(tmp)
+            (tmp / FORMAT).write_text(json.dumps({"weights_format": fmt}))
     except Exception as e:  # an optimisation: the loaded model is fine, so the load goes on (said in the log)
         log.warning("Could not keep the dequantized GGUF model in the cache (%s: %s); it is dequantized again at its "
                     "next load.", type(e).__name__, e)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _save_model(model, folder: Path) -> None:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
+
+from hub.atomic import replacing_folder
 
 log = logging.getLogger("demohub")
 
@@ -168,12 +168,8 @@ def make(pipe, folder: Path, defaults: dict) -> None:
                                  input=[(-1, example[0].shape[1], -1, -1), (-1,), (-1, -1, example[2].shape[-1])])
     data = nncf.Dataset(samples, lambda s: [x.numpy() for x in s])
     quantized = nncf.quantize(model, data, subset_size=len(samples), model_type=nncf.ModelType.TRANSFORMER)
-    tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{threading.get_ident()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    ov.save_model(quantized, str(tmp / "unet.xml"), compress_to_fp16=False)
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with replacing_folder(folder) as tmp:
+        ov.save_model(quantized, str(tmp / "unet.xml"), compress_to_fp16=False)
     log.info("Stable Diffusion: int8 UNet made in %.0f s.", time.perf_counter() - start)
 
 

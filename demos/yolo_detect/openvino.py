@@ -14,12 +14,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
 
+from hub.atomic import replacing_folder
 from hub.openvino import available as openvino_available
 from hub.openvino import telemetry_off
 
@@ -84,9 +83,6 @@ class OpenVinoNet:
 
         start = time.perf_counter()
         folder = self.xml.parent
-        tmp = folder.with_name(f"{folder.name}.partial-{os.getpid()}-{threading.get_ident()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
         example = torch.zeros(1, 3, 640, 640)
         net = copy.deepcopy(self.net).float().to(memory_format=torch.contiguous_format)
         for m in net.modules():
@@ -99,14 +95,12 @@ class OpenVinoNet:
         from tqdm.auto import tqdm
 
         with tqdm(total=1, desc=f"Converting YOLO to OpenVINO {self.version} (once)") as bar, \
-                torch.inference_mode(False), torch.no_grad():
+                torch.inference_mode(False), torch.no_grad(), replacing_folder(folder) as tmp:
             for _ in range(2):
                 net(example)
             model = ov.convert_model(net, example_input=example, input=[(-1, 3, -1, -1)])
             ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
             bar.update(1)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
         log.info("YOLO: converted to OpenVINO %s in %.1f s.", self.version, time.perf_counter() - start)
 
     def __call__(self, x):

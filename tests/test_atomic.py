@@ -1,0 +1,63 @@
+"""hub.atomic: a converted model's cache folder is there whole or not at all (CTranslate2, OpenVINO, int8, GGUF)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from hub.atomic import replacing_folder
+
+
+def test_a_finished_write_replaces_the_old_folder_and_leaves_no_work_folder(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    with replacing_folder(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.is_dir() and not any(tmp.iterdir())
+        (tmp / "new.bin").write_text("new")
+        assert (target / "old.bin").is_file()  # a reader during the write still sees the old artifact whole
+    assert sorted(p.name for p in target.iterdir()) == ["new.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_failed_write_keeps_the_old_folder_and_removes_the_half_written_one(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.bin").write_text("old")
+    with pytest.raises(RuntimeError, match="disk full"):
+        with replacing_folder(target) as tmp:
+            (tmp / "half.bin").write_text("half")
+            raise RuntimeError("disk full")
+    assert sorted(p.name for p in target.iterdir()) == ["old.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_failed_first_write_leaves_nothing_under_the_name(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        with replacing_folder(tmp_path / "deep" / "model") as tmp:
+            (tmp / "half.bin").write_text("half")
+            raise KeyboardInterrupt  # a stop mid-conversion
+    assert not (tmp_path / "deep" / "model").exists() and list((tmp_path / "deep").iterdir()) == []
+
+
+def test_two_threads_write_apart_and_the_folder_ends_whole(tmp_path):
+    target = tmp_path / "model"
+    names, both_in = [], threading.Barrier(2, timeout=30)
+
+    def write(tag: str) -> None:
+        with replacing_folder(target) as tmp:
+            names.append(tmp.name)
+            both_in.wait()  # both work folders exist at once
+            (tmp / "a.bin").write_text(tag)
+            (tmp / "b.bin").write_text(tag)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in ("one", "two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(set(names)) == 2 and all(n.startswith("model.partial-") for n in names)  # each its own work folder
+    a, b = (target / "a.bin").read_text(), (target / "b.bin").read_text()
+    assert a == b and a in ("one", "two")  # one writer's files, never a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
