@@ -64,6 +64,8 @@ PACKAGES: dict[str, dict[str, list[str]]] = {
         "hub/models.py": ["tests/test_models.py", "tests/test_service.py", "tests/test_request_path.py"],
         "hub/sessions.py": ["tests/test_sam_segment.py", "tests/test_yolo_detect_work.py"],
         "hub/weights.py": ["tests/test_weights.py"],
+        "hub/atomic.py": ["tests/test_atomic.py"],
+        "hub/loadtimes.py": ["tests/test_cold_start.py"],
         "hub/options.py": ["tests/test_options.py", "tests/test_settings.py"],
         "hub/settings.py": ["tests/test_settings.py", "tests/test_settings_properties.py", "tests/test_options.py",
                             "tests/test_mutation_survivors.py", "tests/test_mutation_survivors_more.py"],
@@ -108,6 +110,7 @@ PACKAGES: dict[str, dict[str, list[str]]] = {
         "demos/stable_diffusion/formats.py": ["tests/test_stable_diffusion_properties.py", "tests/test_stable_diffusion.py",
                                               "tests/test_mutation_survivors.py", "tests/test_mutation_survivors_more.py"],
         "demos/stable_diffusion/weighting.py": ["tests/test_stable_diffusion_weighting.py"],
+        "demos/stable_diffusion/int8.py": ["tests/test_stable_diffusion_int8.py"],
     },
     "tts": {
         "demos/tts/engine.py": ["tests/test_tts.py"],
@@ -231,19 +234,23 @@ class Campaign:
         """The sites are read from the copy the mutants are written into (the working tree may move meanwhile)."""
         for pkg in packages:
             sites = []
-            for module in PACKAGES[pkg]:
+            for module in self.modules(pkg):
                 sites.extend(sites_of(module, root))
             self.sites_total[pkg] = len(sites)
             rng = random.Random(f"{self.args.seed}:{pkg}")
             n = self.args.sample_for.get(pkg, self.args.sample)
             chosen = rng.sample(sites, min(self.args.sample, len(sites)))[:n]  # the first n of the same draw
             self.plan[pkg] = chosen
-            self.say(f"{pkg}: {len(sites)} sites in {len(PACKAGES[pkg])} modules; sampled {len(chosen)}")
+            self.say(f"{pkg}: {len(sites)} sites in {len(self.modules(pkg))} modules; sampled {len(chosen)}")
+
+    def modules(self, pkg: str) -> list[str]:
+        """The package's modules in this campaign: all, or those named with --module."""
+        return [m for m in PACKAGES[pkg] if not self.args.module or m in self.args.module]
 
     def baseline(self, scratch: Path, pkg: str):
         """Each of the package's test files, un-mutated, in a process of its own: its status and seconds."""
         files = {}
-        for test in sorted({t for ts in PACKAGES[pkg].values() for t in ts}):
+        for test in sorted({t for m in self.modules(pkg) for t in PACKAGES[pkg][m]}):
             old = self.reused.get(test)
             if old and old["status"] == "passed" and test not in self.args.rebaseline:
                 files[test] = dict(old, reused=True)
@@ -410,6 +417,8 @@ def main(argv=None):
     p.add_argument("--scratch", default="/tmp/mutation/scratch")
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "mutation"))
     p.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
+    p.add_argument("--module", action="append", default=[], metavar="PATH",
+                   help="only these modules of the packages (repeatable; e.g. the ones new since the last campaign)")
     p.add_argument("--list", metavar="PACKAGE", help="print the package's sites (and the sampled ones) and exit")
     args = p.parse_args(argv)
     if not Path(args.python).exists():
@@ -430,6 +439,10 @@ def main(argv=None):
         print(f"{len(sites)} sites")
         return 0
     packages = args.package or list(PACKAGES)
+    unknown = [m for m in args.module if not any(m in PACKAGES[pkg] for pkg in packages)]
+    if unknown:
+        p.error(f"not a module of the chosen packages: {', '.join(unknown)}")
+    packages = [pkg for pkg in packages if not args.module or any(m in PACKAGES[pkg] for m in args.module)]
     c = Campaign(args)
     c.run(packages)
     for row in c.summary():
