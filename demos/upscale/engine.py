@@ -31,7 +31,7 @@ from demos.upscale.spec import (DEFAULT_TILE, MAX_OUT_SIDE, MAX_SCALE, MIN_SCALE
                                 TILE_RANGE)
 from demos.upscale.tiles import count, upscale_tiled
 from demos.upscale.types import Tile, UpscaleRequest, UpscaleResult
-from hub import validate
+from hub import loadtimes, validate
 from hub.contract import EngineBase
 from hub.errors import CorruptWeights, UserError, WeightsUnavailable
 from hub.media.image import image_size, open_image
@@ -62,13 +62,18 @@ class Engine(EngineBase):
 def load(weights, device: str, dtype: str, options=None) -> Engine:
     """The model of `weights` (a pinned file, fetched when missing and the hub may download; or random weights) on
     `device`. options: the demo's (max_side); None: the declared defaults."""
-    import torch
+    with loadtimes.stage("import"):
+        import spandrel  # noqa: F401  (the architectures, imported here to time them apart from the build)
+        import torch
 
     path = _random_file(weights) if weights.is_random else _file(weights)
-    desc = _descriptor(_state_dict(path))
+    loadtimes.read_files([path])
+    with loadtimes.stage("build"):
+        desc = _descriptor(_state_dict(path))
     run_dtype = _run_dtype(desc, device, dtype)
-    desc.to(torch.device(device)).eval()
-    desc.model.to(getattr(torch, run_dtype))
+    with loadtimes.stage("convert"):
+        desc.to(torch.device(device)).eval()
+        desc.model.to(getattr(torch, run_dtype))
     max_side = getattr(options, "max_side", MAX_OUT_SIDE) if options is not None else MAX_OUT_SIDE
     return Engine(desc, weights.choice.id, weights.choice.revision, device, run_dtype, max_side)
 
