@@ -46,13 +46,35 @@ SERIAL_FILES = {
 }
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def group_of(nodeid: str) -> str:
+    """The worker group of a test: SERIAL for the files above and the browser files, else its own file."""
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    return SERIAL if name in SERIAL_FILES or name.startswith("test_browser_") else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """The groups, kept by the scheduler itself. xdist's own `loadgroup` reads `xdist_group` marks into
+    `item._nodeid`, which pytest 9.2 no longer reads: the groups silently fell apart (a file's tests went to both
+    workers, its module fixtures were built twice, and the serial files ran beside each other)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileGroups(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return FileGroups(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:  # a file or test that names its own group
-            continue
-        heavy = item.path.name in SERIAL_FILES or any(item.get_closest_marker(m) for m in SERIAL_MARKERS)
-        item.add_marker(pytest.mark.xdist_group(SERIAL if heavy else item.path.name))
+    """A test marked browser or load must be in the serial group (its file named test_browser_* or listed)."""
+    stray = sorted({item.path.name for item in items
+                    if any(item.get_closest_marker(m) for m in SERIAL_MARKERS) and group_of(item.nodeid) != SERIAL})
+    if stray:
+        raise pytest.UsageError(f"{', '.join(stray)}: browser and load tests run in the serial group; name the file "
+                                "test_browser_*.py or add it to SERIAL_FILES in tests/conftest.py.")
 
 
 def _conversions_root(config) -> Path:
