@@ -41,7 +41,7 @@ def replacing_folder(folder: str | os.PathLike) -> Iterator[Path]:
     try:
         tmp.rename(folder)
     except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
         if not folder.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        shutil.rmtree(tmp, ignore_errors=True)  # another writer's rename came between: keep theirs
+        # else another writer's rename came between: theirs is kept
