@@ -58,7 +58,7 @@ def test_first_token_time_counts_from_the_request(engine):
     since = time.perf_counter() - 5.0  # the user clicked 5 s ago, and the model took that long to load
     final = L.chat(engine, build_messages("", [], "Hi"), L.check_params(max_new_tokens=3), since=since)
     assert 5.0 <= final.first_token_s < 5.0 + 30 and final.seconds < 30
-    assert "first token 5." in final.footer() or "first token 6." in final.footer()
+    assert f"first token {final.first_token_s:.2f} s" in final.footer()  # the wait counted, however slow the machine
     assert final.footer(loading_s=4.96).endswith("(4.96 s of it loading the model) · hit max new tokens</sub>")
     # a load timed a little past the first token (two clocks) never reads as more than the whole wait
     first = f"{final.first_token_s:.2f}"
