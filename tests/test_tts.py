@@ -100,7 +100,7 @@ def test_an_endless_sentence_is_cut_at_spaces_in_bounded_pieces_in_linear_time()
     text = "word " * 20_000
     t0 = time.perf_counter()
     pieces = split_sentences(text)
-    assert time.perf_counter() - t0 < 2.0
+    assert time.perf_counter() - t0 < 10.0  # milliseconds when linear; a quadratic cut takes minutes on 100 KB
     assert all(len(p) <= 400 for p in pieces) and " ".join(pieces).split() == text.split()
     assert all(len(p) <= 400 for p in split_sentences("x" * 5000))  # no space at all: cut anyway
 
