@@ -16,14 +16,18 @@ CHROMIUM = os.environ.get("DEMOHUB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
+# How long any wait on the page may take (every locator, `wait_for_function` and `expect`): a condition, not a
+# deadline; a busy 2-vCPU CI machine has taken over a minute to draw a result that takes seconds when it is quiet.
+WAIT_MS = 300_000
 
 
 @contextmanager
-def browser_page(url: str, viewport: dict | None = None, mic: str | Path | None = None, timeout_ms: int = 60_000):
+def browser_page(url: str, viewport: dict | None = None, mic: str | Path | None = None, timeout_ms: int = WAIT_MS):
     """A fresh Chromium page on `url` once its tabs are drawn. `mic`: a wav that Chromium's fake microphone plays
     (once), with the microphone permission granted."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=timeout_ms)  # its own default is 5 s
     args = list(ARGS)
     if mic is not None:
         args += ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",

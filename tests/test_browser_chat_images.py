@@ -40,7 +40,7 @@ def _answers(page, n: int, has: str) -> None:
     """Wait for the n-th finished answer (its stats footer shown), which says `has`."""
     page.wait_for_function("([n, has]) => { const done = [...document.querySelectorAll('.message.bot')].filter(m => "
                            "m.innerText.includes('tokens/s')); return done.length >= n && "
-                           "done[n - 1].innerText.includes(has); }", arg=[n, has], timeout=180_000)
+                           "done[n - 1].innerText.includes(has); }", arg=[n, has])
     # and the box is given back (Send instead of Stop, editable): a picture attached before that is emptied with it
     box = page.locator("#chat-message")
     box.locator("[data-testid=submit-button]").wait_for()

@@ -21,7 +21,7 @@ SHOTS = Path("/work/shots")
 def _has(page, text: str) -> None:
     # file lists split a name over elements: compare without whitespace
     page.wait_for_function("t => document.querySelector('.gradio-container').innerText.replace(/\\s+/g, '')"
-                           ".includes(t.replace(/\\s+/g, ''))", arg=text, timeout=240_000)
+                           ".includes(t.replace(/\\s+/g, ''))", arg=text)
 
 
 def _shot(page, name: str) -> None:
@@ -54,7 +54,7 @@ def test_click_a_point_mask_it_cut_it_out_and_a_missing_class_is_one_sentence(pa
     field.fill("giraffe")
     page.get_by_role("button", name="Find and mask").click()
     toast = page.locator(".toast-body").locator("visible=true").first
-    toast.wait_for(timeout=120_000)
+    toast.wait_for()
     assert "Find objects (YOLO): no giraffe was found in the photo" in toast.inner_text()
     assert view.is_visible()
     _shot(page, "edit_object-missing-class")

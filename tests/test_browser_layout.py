@@ -106,7 +106,7 @@ def test_ctrl_enter_in_the_prompt_generates(page):
     prompt = page.get_by_label("Prompt", exact=True)
     prompt.fill("a red square")
     prompt.press("Control+Enter")
-    block(page, "Images (PNG with parameters)").locator("img").first.wait_for(timeout=120_000)
+    block(page, "Images (PNG with parameters)").locator("img").first.wait_for()
     assert prompt.input_value() == "a red square"  # no new line typed into it
 
 
@@ -150,9 +150,9 @@ def test_sam_box_first_corner_is_no_error_and_stop_ends_everything_in_words(app,
     sam = engine(app, "sam_segment")
     with slowed(sam.sam.mask_decoder, 0.5):
         page.locator("#sam-everything").click()
-        every.get_by_text(re.compile(r"point batch \d+/\d+")).wait_for(timeout=60_000)  # its progress, in words
+        every.get_by_text(re.compile(r"point batch \d+/\d+")).wait_for()  # its progress, in words
         page.get_by_role("button", name="Stop", exact=True).locator("visible=true").first.click()
-        every.get_by_text("Stopped before it finished").wait_for(timeout=60_000)
+        every.get_by_text("Stopped before it finished").wait_for()
         assert wait_until(lambda: in_use(app, "sam_segment") == 0, 60)
     assert "Error" not in every.inner_text() and page.locator("#sam-everything-status .error").count() == 0
     shot(page, "after-layout-sam-stopped")
@@ -247,10 +247,10 @@ def test_whisper_silence_says_no_speech_and_offers_no_empty_files(page, tmp_path
     open_tab(page, "Whisper speech to text")
     assert "Runs here as openai-whisper (PyTorch, float32) with random weights on the CPU" in text_of(page)
     block(page, "Audio (upload or record)").locator("input[type=file]").set_input_files(str(quiet))
-    _visible(block(page, "Audio (upload or record)").get_by_text("0:03")).wait_for(timeout=120_000)
+    _visible(block(page, "Audio (upload or record)").get_by_text("0:03")).wait_for()
     page.get_by_role("button", name="Transcribe", exact=True).click()
     status = _visible(page.locator(".hub-status"))
-    status.get_by_text("No speech found").wait_for(timeout=120_000)
+    status.get_by_text("No speech found").wait_for()
     assert "probability" not in status.inner_text()
     assert block(page, "Downloads (.txt .srt .vtt .json)").locator("a").count() == 0
     shot(page, "after-layout-whisper-silence")
@@ -268,7 +268,7 @@ def test_chat_notices_are_gentle_the_placeholder_stays_and_thinking_shows_only_f
     message.fill("Hello there")
     message.press("Enter")
     page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => "
-                           "m.innerText.includes('tokens/s'))", timeout=120_000)
+                           "m.innerText.includes('tokens/s'))")
     page.wait_for_function("() => [...document.querySelectorAll('textarea')].some(t => "
                            "t.placeholder === 'Type a message\u2026' && !t.disabled)")
     page.locator(".label-wrap").filter(has_text="Settings").locator("visible=true").first.click()

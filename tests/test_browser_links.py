@@ -24,9 +24,9 @@ ASSETS = Path(importlib.util.find_spec("ultralytics").origin).parent / "assets" 
 ZIDANE, BUS = ASSETS / "zidane.jpg", ASSETS / "bus.jpg"
 
 
-def _has(page, text: str, timeout: int = 240_000) -> None:
+def _has(page, text: str) -> None:
     page.wait_for_function("t => document.querySelector('.gradio-container').innerText.replace(/\\s+/g, '')"
-                           ".includes(t.replace(/\\s+/g, ''))", arg=text, timeout=timeout)
+                           ".includes(t.replace(/\\s+/g, ''))", arg=text)
 
 
 def _selected(page, tab: str) -> bool:
@@ -98,7 +98,7 @@ def test_sd_describes_its_image_and_uses_the_caption_as_the_prompt(page):
     describe.click()
     caption = page.locator("#sd-caption textarea")
     use = page.get_by_role("button", name="Use as prompt")
-    _visible(use).wait_for(timeout=240_000)  # shown once the caption is written
+    _visible(use).wait_for()  # shown once the caption is written
     text = caption.input_value()
     assert text.strip()
     shot(page, "links-sd-described")

@@ -29,15 +29,15 @@ def _usable(page) -> None:
     """The input takes a message now: enabled, Send shown, no Stop."""
     from playwright.sync_api import expect
 
-    expect(_message(page)).to_be_enabled(timeout=10_000)
-    expect(page.locator("button.submit-button").locator("visible=true")).to_have_count(1, timeout=10_000)
+    expect(_message(page)).to_be_enabled()
+    expect(page.locator("button.submit-button").locator("visible=true")).to_have_count(1)
     expect(page.locator("button.stop-button").locator("visible=true")).to_have_count(0)
 
 
 def _answered(page, n: int) -> str:
     """The text of the n-th answer (1-based) once its stats footer is there."""
     page.wait_for_function("n => [...document.querySelectorAll('.message.bot')].filter(m => "
-                           "m.innerText.includes('tokens/s')).length >= n", arg=n, timeout=120_000)
+                           "m.innerText.includes('tokens/s')).length >= n", arg=n)
     return page.locator(".message.bot").locator("visible=true").nth(n - 1).inner_text()
 
 

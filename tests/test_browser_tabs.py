@@ -143,11 +143,11 @@ def test_stable_diffusion_cancel_stops_the_run_and_the_next_one_works(page, app)
     type_number(steps, "150")
     with gated(engine(app, "stable_diffusion").pipe.unet) as gate:
         page.get_by_role("button", name="Generate", exact=True).click()
-        page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for(timeout=180_000)
+        page.get_by_text(re.compile(r"Step \d+ of 150")).locator("visible=true").first.wait_for()
         assert in_use(app, "stable_diffusion") == 1
         page.get_by_role("button", name="Cancel", exact=True).click()
         status = page.get_by_text("Cancelled.", exact=True).locator("visible=true").first
-        status.wait_for(timeout=60_000)
+        status.wait_for()
         gate.set()  # step 2 ends; the pipeline sees the stop before step 3 and gives the model back
         assert wait_until(lambda: in_use(app, "stable_diffusion") == 0, 120), app.hub_manager.status()
         settled(page)
@@ -174,7 +174,7 @@ def test_chat_stop_ends_the_reply_and_the_next_one_works(page, app):
         page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => m.innerText.length > 20)")
         stop = page.locator("button.stop-button").locator("visible=true")
         stop.click()
-        stop.wait_for(state="hidden", timeout=60_000)  # the page has let go of the answer
+        stop.wait_for(state="hidden")  # the page has let go of the answer
         reply = page.locator(".message.bot").locator("visible=true").last
         stopped = reply.inner_text()
         gate.set()  # the engine goes on to its next token, sees the stop and gives the model back

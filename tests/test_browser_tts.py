@@ -65,7 +65,7 @@ def _mic_wav(folder: Path) -> Path:
 
 def sized_page(url: str, size: str, mic: Path | None = None):
     """A page at one of SIZES; with `mic`, Chromium's fake microphone plays that wav (permission granted)."""
-    return browser_page(url, SIZES[size], mic=mic, timeout_ms=120_000)
+    return browser_page(url, SIZES[size], mic=mic)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -98,7 +98,7 @@ def test_the_voice_button_records_a_question_and_answers_it_aloud(voice_hub, siz
         page.wait_for_function("() => /0:0[5-9]/.test(document.querySelector('#voice-question').innerText)")
         voice.locator("button.stop-button").locator("visible=true").first.click()
         page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].some(m => "
-                               "m.innerText.includes('tokens/s'))", timeout=300_000)
+                               "m.innerText.includes('tokens/s'))")
         asked = page.locator(".message.user").last.inner_text().lower()
         answer = page.locator(".message.bot").last.inner_text()
         assert "capital" in asked and "france" in asked, asked
@@ -112,5 +112,5 @@ def test_the_voice_button_records_a_question_and_answers_it_aloud(voice_hub, siz
         page.get_by_role("textbox", name="Message").fill("Thank you.")  # typing still works after a voice turn
         page.get_by_role("textbox", name="Message").press("Enter")
         page.wait_for_function("() => [...document.querySelectorAll('.message.bot')].filter(m => "
-                               "m.innerText.includes('tokens/s')).length >= 2", timeout=300_000)
+                               "m.innerText.includes('tokens/s')).length >= 2")
         assert page.locator(".message.user").count() == 2

@@ -51,7 +51,7 @@ def test_an_sd_picture_is_sent_to_the_upscale_tab_and_upscaled_there(page):
     page.wait_for_timeout(300)
     shot(page, "upscale-received")
     _visible(page.get_by_role("button", name="Upscale", exact=True)).click()  # this tab's own main button
-    page.get_by_text("Done: 256x256 px.").wait_for(timeout=120_000)
+    page.get_by_text("Done: 256x256 px.").wait_for()
     see_field(page, "scale", 4)
     see_field(page, "width", 256)
     output = block(page, "Upscaled (PNG)")

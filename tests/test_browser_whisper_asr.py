@@ -29,7 +29,7 @@ def _transcribe_example(page, words: bool = False) -> None:
         _options(page)
         _visible(page, page.get_by_label("Word-level timestamps")).check()
     page.get_by_role("button", name="Transcribe", exact=True).click()
-    _visible(page, page.get_by_text("Took:")).wait_for(timeout=180_000)  # 2 busy cores: be generous
+    _visible(page, page.get_by_text("Took:")).wait_for()  # 2 busy cores: be generous
 
 
 def _pick_example(page) -> None:
@@ -37,7 +37,7 @@ def _pick_example(page) -> None:
     a file the server does not have yet)."""
     page.get_by_role("button", name="heath_ledger.mp3").click()
     page.locator("audio").first.wait_for(state="attached")
-    _visible(page, block(page, "Audio (upload or record)").get_by_text("0:03")).wait_for(timeout=120_000)
+    _visible(page, block(page, "Audio (upload or record)").get_by_text("0:03")).wait_for()
 
 
 def _options(page) -> None:

@@ -121,7 +121,7 @@ def test_the_per_frame_counts_plot_has_whole_number_ticks(page):
     page.get_by_role("tab", name="Video", exact=True).click()
     page.locator(".gallery-item").locator("visible=true").first.click()
     page.get_by_role("button", name="Detect in video").click()
-    _visible(page.get_by_text("Done:")).wait_for(timeout=300_000)
+    _visible(page.get_by_text("Done:")).wait_for()
     plot = block(page, "Objects per frame")
     plot.locator("svg").first.wait_for()
     labels = plot.locator("svg text").all_text_contents()
