@@ -177,13 +177,7 @@ def _snapshot(spec: DemoSpec, choice: ModelChoice, settings: Settings, local_onl
     except WeightsUnavailable:  # already the sentence (unreachable endpoint)
         raise
     except Exception as e:  # network down, repo gone, disk full: say which and what to do
-        if _looks_offline(e):
-            raise _offline_error(spec, choice, hf_cache(settings), reason=str(e).splitlines()[0]) from None
-        logging.getLogger("demohub").warning("Downloading %s failed", choice.id, exc_info=e)
-        raise WeightsUnavailable(
-            f"Could not download {choice.display} for {spec.title} ({str(e).splitlines()[0][:200]}). Check the model "
-            f"id and the connection, or download it where there is network (demohub fetch {spec.name} --model {choice.id})."
-        ) from e
+        raise download_error(spec, choice, hf_cache(settings), e) from None
     verify_tree(path, None, spec.name)
     pinned = [path / f for f in choice.files if Path(f).suffix in _CHECKPOINT_SUFFIXES and "*" not in f]
     if choice.sha256 and len(pinned) == 1:  # a one-file pin (TAESD, Depth Anything): its hash, at fetch and load
@@ -238,6 +232,29 @@ def _offline_error(spec: DemoSpec, choice: ModelChoice, folder: Path, reason: st
     return WeightsUnavailable(
         f"{choice.display} is not on this machine and {why}. The operator can download it where there is network "
         f"(demohub fetch {spec.name} --model {choice.id}); or pick another model."
+    )
+
+
+def _reason(e: BaseException) -> str:
+    """The library's own words for a failed download, as plain text: its first line, without the decoration some
+    libraries put in front ("❌  Download failure ...") or the wrapper urllib adds ("<urlopen error ...>")."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    if text.startswith("<urlopen error ") and text.endswith(">"):
+        text = text[len("<urlopen error "):-1]
+    return text.lstrip(" \t-:*!\u274c\u26a0\ufe0f")[:200]
+
+
+def download_error(spec: DemoSpec, choice: ModelChoice, folder: Path, e: BaseException) -> WeightsUnavailable:
+    """The one sentence for any failed download (Hub snapshot, a library's release asset, a URL): offline is said as
+    such; anything else names the library's reason, never a Python class name or a server path (both go to the
+    log for the operator)."""
+    if _looks_offline(e):
+        return _offline_error(spec, choice, folder, reason=_reason(e))
+    logging.getLogger("demohub").warning("Downloading %s for %s into %s failed", choice.id, spec.name, folder,
+                                         exc_info=e)
+    return WeightsUnavailable(
+        f"Could not download {choice.display} for {spec.title} ({_reason(e) or 'no reason given'}). Check the model "
+        f"and the connection, or download it where there is network (demohub fetch {spec.name} --model {choice.id})."
     )
 
 

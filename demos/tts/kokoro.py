@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from demos.tts.spec import KOKORO_FILES, KOKORO_ID, KOKORO_INSTALL, KOKORO_MODEL, KOKORO_PARTS, KOKORO_URL, \
-    KOKORO_VOICES_FILE, kokoro_voice_info
+    KOKORO_VOICES_FILE, SPEC, kokoro_voice_info
 from hub import loadtimes
 from hub.contract import EngineBase
 from hub.errors import CorruptWeights, UserError
-from hub.weights import _sha256  # the file hash every pinned download is checked with
+from hub.weights import _sha256, download_error  # the file hash every pinned download is checked with
 
 RATE = 24_000
 MAX_TOKENS = 510  # the model's context, in phonemes (kokoro_onnx.config.MAX_PHONEME_LENGTH)
@@ -162,9 +162,7 @@ def _download(url: str, target: Path, weights) -> None:
             shutil.copyfileobj(r, out, 1 << 20)
     except OSError as e:
         part.unlink(missing_ok=True)
-        raise UserError(f"Could not download {target.name} for {weights.choice.display} ({str(e)[:160]}); check the "
-                        f"connection, or copy the file from {url} into the hub's cache (demohub fetch tts --model "
-                        f"{weights.choice.id}).") from None
+        raise download_error(SPEC, weights.choice, target.parent, e) from None
     part.replace(target)
 
 

@@ -33,9 +33,10 @@ from demos.upscale.tiles import count, upscale_tiled
 from demos.upscale.types import Tile, UpscaleRequest, UpscaleResult
 from hub import loadtimes, validate
 from hub.contract import EngineBase
-from hub.errors import CorruptWeights, UserError, WeightsUnavailable
+from hub.errors import CorruptWeights, UserError
 from hub.media.image import image_size, open_image
 from hub.outputs import request_folder
+from hub.weights import download_error
 from hub.work import Work
 
 # ---- loading ------------------------------------------------------------------------------------------------------
@@ -189,9 +190,7 @@ def _download(repo: str, name: str, choice, folder: Path) -> Path:
     try:
         return Path(hf_hub_download(repo, name, revision=choice.revision, local_dir=folder))
     except Exception as e:  # network down, repo or revision gone: say which and what to do
-        raise WeightsUnavailable(f"Could not download {choice.display} ({str(e).splitlines()[0][:200]}); check the "
-                                 f"connection, or run `demohub fetch upscale --model {choice.id}` where there is "
-                                 "network.") from None
+        raise download_error(SPEC, choice, folder, e) from None
 
 
 # ---- the check step and the run -----------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _weight_file(choice: ModelChoice) -> str:
 def fetch(weights) -> Path:
     """Download a native model (an official Ultralytics release asset) into `weights.path`
     (`<cache>/native/yolo_detect/`), checking its pinned hash."""
-    from hub.weights import verify_file
+    from hub.weights import download_error, verify_file
 
     import_ultralytics(weights.cache_dir)
     from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES, attempt_download_asset
@@ -40,12 +40,9 @@ def fetch(weights) -> Path:
         try:
             attempt_download_asset(str(target))  # an absolute path: the library downloads exactly there
         except Exception as e:
-            raise WeightsUnavailable(
-                f"Could not download {name} for {SPEC.title} ({type(e).__name__}: {str(e)[:200]}). Check the "
-                f"connection, or copy the file to {target} by hand, or run `demohub fetch {SPEC.name}` where there "
-                "is network.") from e
+            raise download_error(SPEC, weights.choice, target.parent, e) from None
         if not target.exists():
-            raise WeightsUnavailable(f"Downloading {name} did not produce {target}; check the connection and "
+            raise WeightsUnavailable(f"Downloading {name} produced no file; check the connection and "
                                      f"run `demohub fetch {SPEC.name}` again.")
     verify_file(target, weights.choice.sha256, SPEC.name)
     return target
