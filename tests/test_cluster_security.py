@@ -20,7 +20,7 @@ def test_a_fresh_token_is_random_and_private(tmp_path):
 def test_the_hubs_own_ray_switches_token_auth_on_with_a_private_token():
     env = {}
     opts = security.local_init_options(env)
-    assert env["RAY_AUTH_MODE"] == "token" and opts == {"include_dashboard": False}
+    assert env["RAY_AUTH_MODE"] == "token" and opts["include_dashboard"] is False
     path = env["RAY_AUTH_TOKEN_PATH"]
     assert stat.S_IMODE(__import__("os").stat(path).st_mode) == 0o600
 

@@ -112,6 +112,15 @@ def test_every_example_answers_through_ray_as_it_does_in_process(hubs, name, ex)
         assert re.fullmatch(r"pid \d+ on \S+", rec["replica"]), "the record names the replica that ran it"
 
 
+def test_replicas_run_at_the_hubs_own_priority(hubs):
+    """Ray starts its workers at nice 15; the hub's own Ray runs them as the hub runs, so that another busy process
+    on the machine does not take the model work's CPU (under 3 busy loops a tiny SD call through Ray took minutes)."""
+    ex = next(ex for n, ex in EXAMPLES if n == "yolo_detect" and ex.api_name == "detect")
+    record = hubs["ray"].predict(*hubs["fill"](ex.values()), api_name="/detect")[-1]
+    pid = int(re.fullmatch(r"pid (\d+) on \S+", record["replica"]).group(1))
+    assert pid != os.getpid() and os.getpriority(os.PRIO_PROCESS, pid) == os.getpriority(os.PRIO_PROCESS, 0)
+
+
 def test_two_replicas_of_one_demo_share_concurrent_requests(hubs):
     from gradio_client import Client
 

@@ -47,14 +47,16 @@ def write_token(folder: str | os.PathLike | None = None) -> Path:
 
 
 def local_init_options(env=os.environ) -> dict:
-    """Switch on token auth with a fresh private token for a Ray this process starts; its `ray.init` options
-    (no dashboard: its job API is the easiest way in)."""
+    """Switch on token auth with a fresh private token for a Ray this process starts; its `ray.init` options:
+    no dashboard (its job API is the easiest way in), and the replicas at the hub's own priority. Ray starts its
+    workers at nice 15, meant for a node that does nothing else; on a hub's machine any other busy process then takes
+    the model work's CPU (3 busy loops on 2 vCPUs slowed a tiny Stable Diffusion call through Ray past minutes)."""
     if env.get(MODE, "").lower() != "disabled":
         env[MODE] = "token"
         if not env.get(TOKEN):
             env[TOKEN_PATH] = str(write_token())
         _refresh_ray_config()
-    return {"include_dashboard": False}
+    return {"include_dashboard": False, "_system_config": {"worker_niceness": 0}}
 
 
 def check_join(address: str, env=os.environ) -> None:
