@@ -36,7 +36,10 @@ def _setup():
     (h,) = load_demos(("yolo_detect",))
     s = replace(Settings.load({}), device="cpu", offline=True, models={"yolo_detect": "tiny-random"},
                 cache_dir=Path("model_cache").resolve())
-    ray.init(include_dashboard=False, namespace="demohub", log_to_driver=False)
+    from hub.cluster.security import local_init_options
+
+    # started as the hub starts its own Ray: token auth, no dashboard, replicas at this process's priority
+    ray.init(namespace="demohub", log_to_driver=False, **local_init_options())
     remote = RayManager(s, {"yolo_detect": h.spec})
     local = ModelManager(s, {"yolo_detect": (h.spec, h.demo.loader(), h.demo.work)})
     import ultralytics
