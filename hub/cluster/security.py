@@ -50,7 +50,8 @@ def local_init_options(env=os.environ) -> dict:
     """Switch on token auth with a fresh private token for a Ray this process starts; its `ray.init` options:
     no dashboard (its job API is the easiest way in), and the replicas at the hub's own priority. Ray starts its
     workers at nice 15, meant for a node that does nothing else; on a hub's machine any other busy process then takes
-    the model work's CPU (3 busy loops on 2 vCPUs slowed a tiny Stable Diffusion call through Ray past minutes)."""
+    the model work's CPU (under 3 busy loops on 2 vCPUs the Ray test file was unfinished after 50 minutes;
+    at the hub's priority it took 8)."""
     if env.get(MODE, "").lower() != "disabled":
         env[MODE] = "token"
         if not env.get(TOKEN):
