@@ -165,8 +165,19 @@ def encode(pipe, prompt: str, negative: str, notes: list[str] | None = None):
         z = enc(torch.tensor(ids, device=device), attention_mask=None)[0]  # [chunks, 77, width]
         w = torch.tensor(weights, device=device, dtype=z.dtype)
         if not bool((w == 1).all()):  # A1111's process_tokens, chunk by chunk
-            mean = z.float().mean(dim=(1, 2), keepdim=True)
-            z = z * w.unsqueeze(-1)
-            z = z * (mean / z.float().mean(dim=(1, 2), keepdim=True)).to(z.dtype)
+            weighted = z * w.unsqueeze(-1)
+            z = weighted * _mean_ratio(z, weighted).to(z.dtype)
         out.append(z.reshape(1, -1, z.shape[-1]).to(dtype=enc.dtype))
     return out[0], out[1]
+
+
+def _mean_ratio(z, weighted):
+    """Per chunk, A1111's factor that gives the weighted embeddings the chunk's original mean; 1 where a mean is ~0
+    against the values themselves (under 1/1000 of their mean size), where the quotient would be rounding noise or
+    inf: a text encoder whose last layer norm has no bias (a random build) gives every token a zero mean."""
+    import torch
+
+    before, after = z.float().mean(dim=(1, 2), keepdim=True), weighted.float().mean(dim=(1, 2), keepdim=True)
+    tiny = 1e-3 * weighted.float().abs().mean(dim=(1, 2), keepdim=True)
+    meaningful = (before.abs() > tiny) & (after.abs() > tiny)
+    return torch.where(meaningful, before / torch.where(meaningful, after, 1.0), 1.0)
