@@ -12,13 +12,15 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests import WAIT_S
+
 CHROMIUM = os.environ.get("DEMOHUB_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 SHOTS = Path(__file__).resolve().parent / "screenshots"
 # How long any wait on the page may take (every locator, `wait_for_function` and `expect`): a condition, not a
 # deadline; a busy 2-vCPU CI machine has taken over a minute to draw a result that takes seconds when it is quiet.
-WAIT_MS = 300_000
+WAIT_MS = WAIT_S * 1000
 
 
 @contextmanager

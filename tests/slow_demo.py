@@ -7,6 +7,7 @@ methods: `(method, request)` crosses to the replica as plain data, as every demo
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import dataclass
 
@@ -55,6 +56,18 @@ def denoise(lease, req: Steps, job) -> str:
         job.progress(i / req.n, f"Step {i}")
         time.sleep(req.delay_s)
     return "ran to the end"
+
+
+GATE = threading.Event()  # in-process tests only: `held` work waits for the test to set it
+
+
+@WORK.method(Steps)
+def held(lease, req: Steps, job) -> str:
+    """Work that holds the model until the test sets `GATE` (or stops it): as long as the test needs, never a guess."""
+    while not GATE.wait(0.01):
+        if job.stop.is_set():
+            return "stopped"
+    return "released"
 
 
 DEMO = Demo(spec=SPEC, load=load, ui=lambda ctx: None, work=WORK)

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from hub.atomic import replacing_folder
+from tests import WAIT_S
 
 
 def test_a_finished_write_replaces_the_old_folder_and_leaves_no_work_folder(tmp_path):
@@ -56,7 +57,7 @@ def test_two_threads_write_apart_and_the_folder_ends_whole(tmp_path):
     for t in threads:
         t.start()
     for t in threads:
-        t.join(30)
+        t.join(WAIT_S)
     assert len(set(names)) == 2 and all(n.startswith("model.partial-") for n in names)  # each its own work folder
     a, b = (target / "a.bin").read_text(), (target / "b.bin").read_text()
     assert a == b and a in ("one", "two")  # one writer's files, never a mix

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from tests import WAIT_S
 from tests.browser import block, open_tab, see_field, shot, shows, type_number
 
 pytestmark = pytest.mark.browser
@@ -113,7 +114,7 @@ def test_one_status_line_says_the_model_is_loading_then_counts_the_steps(page, a
     real_build = sd.build_pipeline
 
     def build_slowly(*args, **kwargs):  # a load that takes until the test has looked, and steps a person can see
-        gate.wait(60)
+        gate.wait(WAIT_S)
         pipe = real_build(*args, **kwargs)
         fast = pipe.unet.forward
         pipe.unet.forward = lambda *a, **kw: (time.sleep(0.05), fast(*a, **kw))[1]

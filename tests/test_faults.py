@@ -9,6 +9,7 @@ import wave
 import numpy as np
 import pytest
 from gradio_client import handle_file
+from tests import WAIT_S
 
 
 
@@ -91,7 +92,7 @@ def test_cancel_mid_work_releases_the_model_and_the_next_request_runs_at_once(hu
 
     monkeypatch.setattr(manager, "stream", counted)
     job = client.submit(*long_args, api_name=api)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + WAIT_S
     while in_use(manager, demo) == 0 or len(seen) < 2:  # wait until the work holds the model and has begun
         assert time.monotonic() < deadline and not job.done(), "the long request never started"
         time.sleep(0.05)

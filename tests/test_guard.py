@@ -17,6 +17,7 @@ import requests
 
 from hub.auth import is_operator
 from hub.guard import Throttle, client_addr, strip_api_info, throttle_of, too_many
+from tests import WAIT_S
 
 PUBLIC = dict(host="0.0.0.0", auth=(("visitor", "pw"), ("op", "secret")), operators=("op",))
 
@@ -170,7 +171,7 @@ def test_a_cut_off_upload_leaves_no_file_behind(serve):
                   b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 20000000\r\n\r\n"
                   + head + b"x" * 3_000_000)
         time.sleep(1.0)  # the server has written part of the file
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
         left = {e for e in os.listdir(folder)} - before
         if not left:

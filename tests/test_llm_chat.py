@@ -16,6 +16,7 @@ from demos.llm_chat.messages import build_messages
 from demos.llm_chat.openai import parse_openai_request
 from hub.errors import UserError
 from hub.models import ModelManager
+from tests import WAIT_S
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +56,19 @@ def test_streaming_yields_growing_text_then_stats(engine):
 def test_first_token_time_counts_from_the_request(engine):
     """Issue 16 point 2: the footer said "first token 0.17 s" after a 35 s wait for the model to load; with `since`
     (the click) the wait before generation counts, and the footer says how much of it was loading."""
-    since = time.perf_counter() - 5.0  # the user clicked 5 s ago, and the model took that long to load
+    start = time.perf_counter()
+    since = start - 5.0  # the user clicked 5 s ago, and the model took that long to load
     final = L.chat(engine, build_messages("", [], "Hi"), L.check_params(max_new_tokens=3), since=since)
-    assert 5.0 <= final.first_token_s < 5.0 + 30 and final.seconds < 30
+    took = time.perf_counter() - start  # the call itself, measured here: the bound holds however slow the machine
+    assert 5.0 <= final.first_token_s <= 5.0 + took and final.seconds <= took
     assert f"first token {final.first_token_s:.2f} s" in final.footer()  # the wait counted, however slow the machine
     assert final.footer(loading_s=4.96).endswith("(4.96 s of it loading the model) · hit max new tokens</sub>")
     # a load timed a little past the first token (two clocks) never reads as more than the whole wait
     first = f"{final.first_token_s:.2f}"
     assert f"first token {first} s ({first} s of it loading" in final.footer(loading_s=final.first_token_s + 0.04)
+    start = time.perf_counter()
     plain = L.chat(engine, build_messages("", [], "Hi"), L.check_params(max_new_tokens=3))
-    assert plain.first_token_s < 5.0 and "loading" not in plain.footer()
+    assert plain.first_token_s <= time.perf_counter() - start and "loading" not in plain.footer()
 
 
 def test_stop_flag_ends_generation_within_one_token(engine):
@@ -75,14 +79,14 @@ def test_stop_flag_ends_generation_within_one_token(engine):
     final = list(gen)[-1]
     assert final.finish_reason == "cancelled"
     assert final.new_tokens <= first.new_tokens + 2 < 500
-    assert _wait_idle(engine, 30)
+    assert _wait_idle(engine, WAIT_S)
 
 
 def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
     gen = L.stream_chat(engine, build_messages("", [], "Go on"), L.check_params(max_new_tokens=500))
     next(gen)
     gen.close()  # what Gradio does on Stop and on a disconnected client
-    assert _wait_idle(engine, 30)
+    assert _wait_idle(engine, WAIT_S)
     # ended early, well before its 500 tokens (how many more a busy machine makes before the next check varies)
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
 
@@ -112,7 +116,7 @@ def test_cuda_graph_decoder_loop_matches_generate_serves_again_and_stops(torch_e
     monkeypatch.setattr(torch_engine, "ignore_eos", True)
     dec = GraphDecoder(torch_engine, max_len=256)
     try:
-        assert dec.ready.wait(60) and dec.error == "", dec.error
+        assert dec.ready.wait(WAIT_S) and dec.error == "", dec.error
         msgs = build_messages("", [], "Tell me a story about a lighthouse")
         params = L.check_params(temperature=0, repetition_penalty=1.0, max_new_tokens=24, min_new_tokens=24)
         plain = L.chat(torch_engine, msgs, params)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests import WAIT_S
 from tests.test_contract import is_sentence
 
 SYSTEM = "You are a helpful assistant."  # the tab's default system prompt
@@ -101,7 +102,7 @@ def test_stop_ends_a_picture_answer_and_lets_go_of_the_vision_model(hub):
         job.cancel()
         assert wait_until(job.done, 60)
         assert wait_until(lambda: in_use(hub.blocks, "vision") == 0, 30), "the lease is given back"
-        assert eng.lock.acquire(timeout=30), "generation ended at the next token"
+        assert eng.lock.acquire(timeout=WAIT_S), "generation ended at the next token"
         eng.lock.release()
 
 

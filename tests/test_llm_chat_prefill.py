@@ -23,6 +23,7 @@ from demos.llm_chat.messages import build_messages
 from hub.errors import UserError
 from hub.models import ModelManager
 from hub.options import defaults, parse
+from tests import WAIT_S
 from tests.test_llm_chat import torch_engine  # noqa: F401  (the tiny model on transformers)
 
 LONG = "Summarize this: " + "the lighthouse keeper climbed the stairs again " * 60  # a few hundred tokens
@@ -55,7 +56,7 @@ def test_a_stop_while_the_prompt_is_read_ends_it_before_the_prompt_is_done(torch
     final = L.chat(torch_engine, msgs, params, stop)
     assert calls == [16, 16], "the prompt kept being read after Stop"
     assert final.finish_reason == "cancelled" and final.new_tokens == 0 and final.text == ""
-    assert torch_engine.lock.acquire(timeout=5)  # the model is free for the next request
+    assert torch_engine.lock.acquire(timeout=WAIT_S)  # the model is free for the next request
     torch_engine.lock.release()
 
 
@@ -101,7 +102,7 @@ def test_the_cuda_graph_decoder_reads_the_prompt_in_chunks_and_stops(torch_engin
     monkeypatch.setattr(torch.cuda, "synchronize", lambda *a, **k: None)
     dec = GraphDecoder(torch_engine, max_len=1024)
     try:
-        assert dec.ready.wait(60) and dec.error == "", dec.error
+        assert dec.ready.wait(WAIT_S) and dec.error == "", dec.error
         torch_engine.fast = dec
         monkeypatch.setattr(L, "PREFILL_CHUNK", 16)
         msgs = build_messages("", [], LONG)

@@ -4,6 +4,8 @@ tests/test_browser_llm_chat.py."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 PARAMETERS = ["message", "model", "system_prompt", "temperature", "top_p", "top_k", "max_new_tokens",
@@ -43,8 +45,10 @@ def test_the_first_answer_says_the_model_is_loading_and_times_the_first_token_fr
     assert outputs[0][0].startswith("Loading tiny random Llama (tests) (1 MB): the first request waits for it"), outputs[0]
     assert "6 tokens" in answer and "of it loading the model)" in answer, answer
     assert details["first_token_s"] >= details["loading_s"] > 0, details
+    start = time.perf_counter()
     again, details = chat_hub.predict("Hello again", max_new_tokens=6, api_name="/chat")  # loaded: no loading line
-    assert "loading" not in again.lower() and "loading_s" not in details and details["first_token_s"] < 30
+    took = time.perf_counter() - start  # the whole call as the client saw it: the first token came within it
+    assert "loading" not in again.lower() and "loading_s" not in details and 0 < details["first_token_s"] <= took
 
 
 def test_the_chat_api_names_and_describes_its_parameters(chat_hub):

@@ -20,6 +20,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="the Ray backend's extra: pip install 'demohub[ray]'")
 
 from hub.registry import DEMOS, load_demos  # noqa: E402
+from tests import WAIT_S  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.slow_demo import Steps  # noqa: E402
 from tests.test_contract import EXAMPLE_IDS, EXAMPLES, is_sentence  # noqa: E402
@@ -150,7 +151,7 @@ def ongoing(manager, demo: str) -> int:
     return sum(r["ongoing"] for r in manager._reports() if r["demo"] == demo)
 
 
-def wait_for(condition, timeout_s: float = 15.0) -> bool:
+def wait_for(condition, timeout_s: float = WAIT_S) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -182,10 +183,10 @@ def test_cancel_reaches_a_run_that_reads_its_stop_between_steps_and_progress_com
     outcome = []
     worker = threading.Thread(target=lambda: outcome.append(_result_or_error(work)))
     worker.start()
-    assert wait_for(lambda: len(seen) >= 3, 60), "steps arrive while the run goes"
+    assert wait_for(lambda: len(seen) >= 3), "steps arrive while the run goes"
     assert seen[:3] == ["Step 0", "Step 1", "Step 2"]
     stop.set()  # Cancel
-    worker.join(15)
+    worker.join(WAIT_S)
     assert not worker.is_alive(), "the run ended soon after Cancel"
     assert outcome and (isinstance(outcome[0], Stopped) or outcome[0].startswith("stopped")), outcome
     assert wait_for(lambda: ongoing(manager, SLOW) == 0), "the replica's work stopped and released the model"
@@ -272,7 +273,7 @@ def test_a_request_no_replica_takes_in_time_is_refused_with_a_sentence_and_the_q
                 queued.append(1)
             return bool(queued) or not caller.is_alive()
 
-        wait_for(counted, timeout_s=60)
+        wait_for(counted)
         assert queued, "the Models tab counts the request waiting for a replica"
         caller.join(timeout=120)
         e = outcome.get("refused")

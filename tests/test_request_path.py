@@ -15,6 +15,7 @@ import torch
 from hub.context import DemoContext
 from hub.errors import UserError
 from hub.work import Progress, Work
+from tests import WAIT_S
 from tests.test_models import manager, spec, loader
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +88,7 @@ def test_stream_holds_the_lease_until_the_method_returns_or_the_consumer_closes(
     items = ctx.stream("count", Count(10_000))
     next(items)
     items.close()  # a client that goes away: the method's stop is set, it returns, the lease goes
-    assert items.finished.wait(10)
+    assert items.finished.wait(WAIT_S)
     assert m.status()[0]["in_use"] == 0
 
 
@@ -98,7 +99,7 @@ def test_a_dropped_stream_stops_its_work(settings):
     next(items)
     finished = items.finished
     del items
-    assert finished.wait(10)
+    assert finished.wait(WAIT_S)
     assert m.status()[0]["in_use"] == 0
 
 
@@ -258,4 +259,4 @@ def test_an_async_consumer_reads_a_stream_without_holding_a_thread_and_closing_i
 
     got, finished = asyncio.run(main())
     assert got == [0, 1, 2, 3, 4]
-    assert finished.wait(10) and m.status()[0]["in_use"] == 0
+    assert finished.wait(WAIT_S) and m.status()[0]["in_use"] == 0

@@ -15,6 +15,7 @@ from demos.stable_diffusion import engine as sd, formats, pipelines
 from hub.errors import UserError
 from hub.media.image import open_image
 from hub.weights import Weights
+from tests import WAIT_S
 
 
 def _weights(tmp_path, model="tiny-random") -> Weights:
@@ -435,18 +436,18 @@ def test_api_cancel_stops_the_loop_and_releases_the_model(client):
     unet.forward = slow_forward
     try:
         job = client.submit(prompt="slow", seed=1, **{**T2I, "steps": 150, "num_images": 1}, api_name="/generate_image")
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WAIT_S
         while len(calls) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert len(calls) >= 3, "generation did not start"
         job.cancel()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline and manager.status()[0]["in_use"]:
             time.sleep(0.05)
         assert manager.status()[0]["in_use"] == 0, "the lease was not released after Cancel"
         n = len(calls)
         time.sleep(0.5)
-        assert len(calls) == n and n < 20, f"the denoising loop kept running ({n} steps)"
+        assert len(calls) == n and n < 150, f"the denoising loop kept running ({n} of 150 steps)"
     finally:
         del unet.forward
     assert threading.active_count() < 200

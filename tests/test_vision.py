@@ -13,6 +13,7 @@ import pytest
 from demos.vision import engine as V
 from demos.vision.types import DescribeRequest, Delta, Done, Sampling, VisionChatRequest
 from hub.errors import UserError
+from tests import WAIT_S
 from tests.test_contract import is_sentence
 
 
@@ -106,7 +107,7 @@ def test_a_stopped_job_ends_the_answer_at_the_next_token(eng, tmp_path):
     job.stop.set()
     rest = list(items)
     assert not any(isinstance(i, Done) for i in rest) and len(rest) <= 2
-    assert eng.lock.acquire(timeout=10), "generation ended and let go of the model"
+    assert eng.lock.acquire(timeout=WAIT_S), "generation ended and let go of the model"
     eng.lock.release()
 
 

@@ -20,6 +20,7 @@ from hub.models import ModelManager
 from hub.options import parse
 from hub.settings import Settings
 from hub.work import roundtrip
+from tests import WAIT_S
 from tests.test_yolo_detect import BUS, YOLO11N, _video, needs_lap, needs_real
 
 
@@ -91,7 +92,7 @@ def test_stopping_a_video_stream_stops_the_method_and_removes_its_file(hub_ctx, 
     first = next(work)
     assert isinstance(first, yt.VideoProgress) and first.done < 60
     work.close()  # what gradio's Stop does to the handler's generator
-    assert work.finished.wait(30)  # the method returned: the lease is released
+    assert work.finished.wait(WAIT_S)  # the method returned: the lease is released
     assert set(videos.glob("*/*.mp4")) <= before  # the half-written video was removed
 
 
