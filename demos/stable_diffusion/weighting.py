@@ -5,8 +5,9 @@ weight, `\\(` `\\)` `\\[` `\\]` literal brackets, `BREAK` starts a new 75-token 
 cut into 75-token chunks (at the last comma within 20 tokens of the end, as A1111's default "comma padding
 backtrack"); each chunk is encoded on its own as <start> 75 tokens <end> and the chunks' embeddings are
 concatenated, so nothing past 77 tokens is dropped (up to MAX_CHUNKS chunks). Weights scale each token's embedding,
-then the whole is rescaled to its original mean, as A1111's `process_tokens`. A prompt with every weight 1 gives
-exactly diffusers' own embeddings. compel is not used: its syntax (`word++`, `(word)1.2`) differs from A1111's.
+then the whole is rescaled to its original mean, as A1111's `process_tokens` (not where that mean is ~0: see
+`_mean_ratio`). A prompt with every weight 1 gives exactly diffusers' own embeddings. compel is not used: its
+syntax (`word++`, `(word)1.2`) differs from A1111's.
 
 `parse` is one left-to-right pass plus one pass over the groups (linear: a stack of open brackets, no regex), so a
 prompt of nested brackets cannot freeze the worker.
