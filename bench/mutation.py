@@ -106,7 +106,7 @@ PACKAGES: dict[str, dict[str, list[str]]] = {
     },
     "stable_diffusion": {
         "demos/stable_diffusion/engine.py": ["tests/test_stable_diffusion_properties.py", "tests/test_stable_diffusion.py",
-                                             "tests/test_stable_diffusion_work.py"],
+                                             "tests/test_stable_diffusion_work.py", "tests/test_sd_hires.py"],
         "demos/stable_diffusion/formats.py": ["tests/test_stable_diffusion_properties.py", "tests/test_stable_diffusion.py",
                                               "tests/test_mutation_survivors.py", "tests/test_mutation_survivors_more.py"],
         "demos/stable_diffusion/weighting.py": ["tests/test_stable_diffusion_weighting.py"],

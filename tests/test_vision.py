@@ -111,6 +111,29 @@ def test_a_stopped_job_ends_the_answer_at_the_next_token(eng, tmp_path):
     eng.lock.release()
 
 
+def test_a_reader_that_goes_away_without_stop_ends_generation_at_once(eng, tmp_path, monkeypatch):
+    """A client that closes the stream (a dropped connection) sends no Stop: generation must still end at the next
+    token, not run on to max_new_tokens with the model held (bench/MUTATION.md: `halt.set()` removed survived)."""
+    from hub.work import Job
+
+    req = DescribeRequest((photo(tmp_path),), sampling=Sampling(max_new_tokens=200, seed=1))
+    done = run(eng, req)[-1]
+    assert done.completion_tokens == 200 and done.finish_reason == "length"  # left alone, it runs to its limit
+    calls, forward = [], eng.model.forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(eng.model, "forward", counted)
+    items = V.describe(lease(eng), req, Job())
+    assert isinstance(next(items), Delta)
+    items.close()  # returns once generation has ended: the model is free
+    assert 0 < len(calls) < 200, f"generation went on to {len(calls)} of 200 tokens after the reader left"
+    assert eng.lock.acquire(timeout=0)
+    eng.lock.release()
+
+
 def test_a_conversation_with_two_pictures_answers_and_refuses_a_bad_index(eng, tmp_path):
     a, b = photo(tmp_path, "a.png", 1), photo(tmp_path, "b.png", 2, (90, 200))
     msgs = ({"role": "user", "text": "Compare them.", "images": (0, 1)},)

@@ -137,3 +137,39 @@ def test_tracker_sessions_are_kept_per_session_key_and_a_bad_key_is_refused(hub_
             hub_ctx.call("track_stream", yt.TrackRequest(frame, bad), "tiny-random")
     with pytest.raises(UserError, match="Max detections is 0"):
         hub_ctx.call("track_stream", yt.TrackRequest(frame, "page-c", max_det=0), "tiny-random")
+
+
+@needs_lap
+def test_a_webcam_object_out_of_sight_for_a_second_keeps_its_id_and_longer_gets_a_new_one(hub_ctx, monkeypatch):
+    """ByteTrack keeps a lost track until more than its buffer has passed since the object was last tracked: 30
+    frames at the webcam's 30 frames/s, one second (the object's first empty frame is its last tracked one, so 31
+    empty frames keep it and 32 do not). A scripted detector (one box, or none) drives the session's tracker
+    through `track_stream`; the ids are ByteTrack's own."""
+    import demos.yolo_detect.engine as yolo_engine
+
+    real = yolo_engine.detect_picture
+    seen = {"box": True}
+
+    def scripted(engine, picture, params):
+        det = real(engine, picture, params)  # the picture as the tab sees it; then one box, or nothing
+        n = 1 if seen["box"] else 0
+        det.boxes = np.array([[20.0, 10.0, 60.0, 50.0]] * n, np.float32).reshape(n, 4)
+        det.scores, det.class_ids = np.full(n, 0.9, np.float32), np.zeros(n, np.int64)
+        return det
+
+    monkeypatch.setattr(yolo_engine, "detect_picture", scripted)
+    frame = np.full((64, 96, 3), 127, np.uint8)
+
+    def ids_after_a_gap(session: str, gap: int) -> tuple[list, list]:
+        call = lambda: hub_ctx.call("track_stream", yt.TrackRequest(frame, session, imgsz=64), "tiny-random").track_ids
+        seen["box"] = True
+        before = [call() for _ in range(3)][-1]
+        seen["box"] = False
+        assert all(call() == [] for _ in range(gap))
+        seen["box"] = True
+        return before, [call() for _ in range(2)][-1]  # a new track shows from its second frame
+
+    before, after = ids_after_a_gap("page-a:tiny-random", 31)
+    assert before == after == [1]  # about a second out of sight: the same object
+    before, after = ids_after_a_gap("page-b:tiny-random", 32)
+    assert before == [1] and after == [2]  # longer: ByteTrack dropped it, and it is a new object
