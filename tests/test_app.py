@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from tests import fake_demo
+from tests import WAIT_S, fake_demo
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def test_unknown_demo_name_fails_with_the_list(settings):
 
 def test_share_without_auth_refuses_to_start():
     r = subprocess.run([sys.executable, "-m", "hub.cli", "serve", "--share", "--weights", "random"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True, timeout=WAIT_S)
     assert r.returncode == 2 and "--auth" in r.stderr and "--insecure-share" in r.stderr
 
 
@@ -82,7 +82,7 @@ def test_python_app_py_refuses_a_share_link_without_login(env):
     env = {**env, "PATH": os.environ["PATH"], "DEMOHUB_WEIGHTS": "random", "DEMOHUB_PORT": str(free_port()),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     try:
-        r = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+        r = subprocess.run([sys.executable, "app.py"], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S, env=env)
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"app.py started serving a share link without login: {e.stdout!r}") from None
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
@@ -92,7 +92,7 @@ def test_python_app_py_refuses_a_share_link_without_login(env):
 
 def test_invalid_setting_fails_at_start_with_a_sentence():
     r = subprocess.run([sys.executable, "-m", "hub.cli", "serve"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=60, env={"DEMOHUB_DEVICE": "gpu", "PATH": "/usr/bin:/bin"})
+                       timeout=WAIT_S, env={"DEMOHUB_DEVICE": "gpu", "PATH": "/usr/bin:/bin"})
     assert r.returncode == 2 and "DEMOHUB_DEVICE='gpu'" in r.stderr and "cuda" in r.stderr
 
 
@@ -124,7 +124,7 @@ def test_serve_starts_without_torch_and_answers_http(tmp_path):
         assert "/unload_model" in tabs["named_endpoints"]
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0]
+        out = proc.communicate(timeout=WAIT_S)[0]
     assert "TORCH False" in out, out[-2000:]
 
 

@@ -44,7 +44,7 @@ def test_a_failed_first_write_leaves_nothing_under_the_name(tmp_path):
 
 def test_two_threads_write_apart_and_the_folder_ends_whole(tmp_path):
     target = tmp_path / "model"
-    names, both_in = [], threading.Barrier(2, timeout=30)
+    names, both_in = [], threading.Barrier(2, timeout=WAIT_S)
 
     def write(tag: str) -> None:
         with replacing_folder(target) as tmp:

@@ -10,6 +10,7 @@ import urllib.request
 
 import pytest
 
+from tests import WAIT_S
 from tests.bad_inputs import corpus, make_files, valid as valid_requests
 
 
@@ -82,7 +83,7 @@ def test_openai_endpoint_answers_bad_requests_with_4xx_and_a_sentence(hub, case_
     url = client.src.rstrip("/") + "/v1/chat/completions"
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(req, timeout=60)
+        urllib.request.urlopen(req, timeout=WAIT_S)
     assert 400 <= e.value.code < 500
     payload = json.loads(e.value.read())
     message = payload["error"]["message"] if isinstance(payload.get("error"), dict) else str(payload)
@@ -90,5 +91,5 @@ def test_openai_endpoint_answers_bad_requests_with_4xx_and_a_sentence(hub, case_
     ok = urllib.request.Request(url, data=json.dumps({"model": "tiny-random", "max_tokens": 4,
                                                       "messages": [{"role": "user", "content": "hi"}]}).encode(),
                                 headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(ok, timeout=120) as r:
+    with urllib.request.urlopen(ok, timeout=WAIT_S) as r:
         assert r.status == 200 and json.loads(r.read())["choices"][0]["message"]["role"] == "assistant"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import WAIT_S
 from tests.browser import block, open_tab, see, see_field, shot
 from tests.conftest import free_port
 from tests.test_stable_diffusion_controlnet import square
@@ -54,7 +55,7 @@ def test_a_control_picture_previews_its_map_and_steers_the_run(page, tmp_path):
     import requests
 
     got = np.asarray(Image.open(requests.get(src if src.startswith("http") else page.url.rstrip("/") + src,
-                                             timeout=30, stream=True).raw).convert("RGB"))
+                                             timeout=WAIT_S, stream=True).raw).convert("RGB"))
     expected = control_maps.make({"image": Image.open(picture), "preprocessor": "canny", "low": 100, "high": 200},
                                  64, 64)
     assert np.array_equal(got, np.asarray(expected))

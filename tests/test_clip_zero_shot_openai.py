@@ -19,6 +19,7 @@ pytest.importorskip("open_clip")
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
 
+from tests import WAIT_S  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 MAX_INPUTS, MAX_IMAGES = 8, 2  # the operator's caps on the module's hub (DEMOHUB_CLIP_ZERO_SHOT_MAX_*)
@@ -54,7 +55,7 @@ def sdk(hub):
 
 
 def post(hub, body, **kw):
-    return httpx.post(hub.src + "v1/embeddings", json=body, timeout=60, **kw)
+    return httpx.post(hub.src + "v1/embeddings", json=body, timeout=WAIT_S, **kw)
 
 
 def vectors(resp) -> np.ndarray:
@@ -201,7 +202,7 @@ def test_sdk_sees_openai_errors_and_the_hub_keeps_serving(hub, sdk):
     assert e.value.code == "model_not_found" and e.value.param == "model"
     with pytest.raises(openai.BadRequestError, match="empty string"):
         sdk.embeddings.create(model="tiny-random", input="")
-    r = httpx.post(hub.src + "v1/embeddings", content=b"{not json", timeout=30,
+    r = httpx.post(hub.src + "v1/embeddings", content=b"{not json", timeout=WAIT_S,
                    headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
     assert len(sdk.embeddings.create(model="tiny-random", input="still serving").data) == 1

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from hub.registry import DEMOS
+from tests import WAIT_S
 from tests.conftest import free_port
 from tests.test_contract import EXAMPLES
 
@@ -62,7 +63,7 @@ def _secrets(tmp: Path) -> list[str]:
 
 def _get(url: str) -> str:
     try:
-        with urllib.request.urlopen(url, timeout=30) as r:
+        with urllib.request.urlopen(url, timeout=WAIT_S) as r:
             return r.read().decode(errors="replace")
     except urllib.error.HTTPError as e:
         return e.read().decode(errors="replace")

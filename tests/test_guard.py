@@ -24,7 +24,7 @@ PUBLIC = dict(host="0.0.0.0", auth=(("visitor", "pw"), ("op", "secret")), operat
 
 def _get(url: str, **kw) -> tuple[int, str, dict]:
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, **kw), timeout=30) as r:
+        with urllib.request.urlopen(urllib.request.Request(url, **kw), timeout=WAIT_S) as r:
             return r.status, r.read().decode(errors="replace"), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode(errors="replace"), dict(e.headers)
@@ -35,7 +35,7 @@ def test_no_page_describes_an_endpoint_or_a_model_until_login(serve):
     base = client.src.rstrip("/")
     for path in ("/", "/gradio_api/runs", "/gradio_api/runs/"):
         for encoding in ("identity", "gzip", "br"):  # gradio compresses what the client accepts
-            page = requests.get(base + path, headers={"Accept-Encoding": encoding}, timeout=30)
+            page = requests.get(base + path, headers={"Accept-Encoding": encoding}, timeout=WAIT_S)
             assert page.status_code == 200 and "gradio_api_info" in page.text, (path, encoding)
             for word in ("echo-small", "/echo", "named_endpoints\": {\"", "fake_echo", "Times"):
                 assert word not in page.text, (path, encoding, word)
@@ -145,11 +145,11 @@ def test_behind_a_trusted_proxy_the_forwarded_address_is_the_client(serve):
 def test_the_upload_cap_counts_every_file_of_a_request(serve):
     client = serve(("tests.fake_demo",), max_upload_mb=2)
     url = client.src.rstrip("/") + "/gradio_api/upload"
-    one = requests.post(url, files=[("files", ("a.bin", b"x" * 2**20))], timeout=30)
+    one = requests.post(url, files=[("files", ("a.bin", b"x" * 2**20))], timeout=WAIT_S)
     assert one.status_code == 200
-    many = requests.post(url, files=[("files", (f"{i}.bin", b"x" * 2**20)) for i in range(3)], timeout=30)
+    many = requests.post(url, files=[("files", (f"{i}.bin", b"x" * 2**20)) for i in range(3)], timeout=WAIT_S)
     assert many.status_code == 413 and "2 MB per request (all files together)" in many.text
-    chunked = requests.post(url, data=_chunks(3 * 2**20), timeout=30,
+    chunked = requests.post(url, data=_chunks(3 * 2**20), timeout=WAIT_S,
                             headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert chunked.status_code == 413  # no Content-Length: counted as it streams in
 

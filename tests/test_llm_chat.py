@@ -223,7 +223,7 @@ def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
     url = client.src.rstrip("/") + "/v1/chat/completions"
     body = {"model": "tiny-random", "max_tokens": 12,
             "messages": [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hello"}]}
-    r = httpx.post(url, json=body, timeout=120)
+    r = httpx.post(url, json=body, timeout=WAIT_S)
     assert r.status_code == 200, r.text
     data = r.json()
     assert data["object"] == "chat.completion" and data["model"] == "tiny-random"
@@ -233,7 +233,7 @@ def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
 
     events = []
     with httpx.stream("POST", url, json={**body, "stream": True, "stream_options": {"include_usage": True}},
-                      timeout=120) as r:
+                      timeout=WAIT_S) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "[DONE]"
@@ -252,30 +252,30 @@ def test_openai_endpoint_streaming_non_streaming_and_errors(serve):
         (json.dumps({**body, "messages": [{"role": "user", "content": ""}]}).encode(), 400, "Type a message"),
     ]
     for raw, status, words in bad:
-        r = httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=60)
+        r = httpx.post(url, content=raw, headers={"content-type": "application/json"}, timeout=WAIT_S)
         assert r.status_code == status and words in r.json()["error"]["message"], (raw, r.text)
     # A model this hub cannot serve is OpenAI's 404 model_not_found (it was a 400 before the package move).
     # Even on loopback, a request names only listed models: a page the operator visits cannot probe local paths
     # (an existing and a missing path get the same answer) or make the hub download a repo.
     answers = []
     for probe in ("/no/such/model.gguf", "/etc", "someone/any-repo"):
-        r = httpx.post(url, json={**body, "model": probe}, timeout=60)
+        r = httpx.post(url, json={**body, "model": probe}, timeout=WAIT_S)
         assert r.status_code == 404 and "is not one of this hub's" in r.json()["error"]["message"], r.text
         assert r.json()["error"]["code"] == "model_not_found" and r.json()["error"]["param"] == "model"
         answers.append(r.json()["error"]["message"].replace(probe, "X"))
     assert len(set(answers)) == 1
-    models = httpx.get(client.src.rstrip("/") + "/v1/models", timeout=30).json()
+    models = httpx.get(client.src.rstrip("/") + "/v1/models", timeout=WAIT_S).json()
     assert "HuggingFaceTB/SmolLM2-360M-Instruct" in [m["id"] for m in models["data"]]
 
     # A client that disconnects mid-stream: generation stops and the model is released.
-    with httpx.stream("POST", url, json={**body, "max_tokens": 500, "stream": True}, timeout=120) as r:
+    with httpx.stream("POST", url, json={**body, "max_tokens": 500, "stream": True}, timeout=WAIT_S) as r:
         next(r.iter_lines())
     engine = _hub_engine(client)
     end = time.monotonic() + 10
     while not (engine.last_run.get("ended_early") and _wait_idle(engine, 0.05)) and time.monotonic() < end:
         time.sleep(0.05)
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500
-    assert httpx.post(url, json=body, timeout=60).status_code == 200
+    assert httpx.post(url, json=body, timeout=WAIT_S).status_code == 200
 
 
 # ---- options, sizes, request bodies, routes without a server ----------------------------------------------------

@@ -15,6 +15,7 @@ from demos.llm_chat.gguf_file import gguf_format, gguf_quantization
 from demos.llm_chat.messages import build_messages
 from hub.models import ModelManager
 from hub.models_tab import status_rows
+from tests import WAIT_S
 
 gguf = pytest.importorskip("gguf")  # transformers needs it to load any GGUF
 
@@ -117,11 +118,11 @@ def test_the_tab_and_both_apis_never_show_the_gguf_path(serve, tiny_gguf):
     assert params["model"]["parameter_default"] == "tiny-chat.Q4_1.gguf (local)"
     url = client.src.rstrip("/")
     body = {"messages": [{"role": "user", "content": "Hello"}], "max_tokens": 3}
-    r = httpx.post(url + "/v1/chat/completions", json=body, timeout=120)
+    r = httpx.post(url + "/v1/chat/completions", json=body, timeout=WAIT_S)
     assert r.status_code == 200 and r.json()["model"] == "tiny-chat.Q4_1.gguf (local)", r.text
-    with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}, timeout=120) as r:
+    with httpx.stream("POST", url + "/v1/chat/completions", json={**body, "stream": True}, timeout=WAIT_S) as r:
         events = [line for line in r.iter_lines() if line.startswith("data: {")]
     assert events and all('"model": "tiny-chat.Q4_1.gguf (local)"' in e for e in events)
-    pages = [httpx.get(url + p, timeout=30).text for p in ("/config", "/gradio_api/info", "/v1/models")]
+    pages = [httpx.get(url + p, timeout=WAIT_S).text for p in ("/config", "/gradio_api/info", "/v1/models")]
     assert all("tiny-chat.Q4_1.gguf (local)" in p for p in pages)
     assert all(folder not in p for p in pages), "the server's folder appears in the page config or an API listing"

@@ -17,6 +17,7 @@ from demos.llm_chat.openai import parse_openai_request
 from demos.llm_chat.thinking import Split, split
 from hub.errors import UserError
 from hub.models import ModelManager
+from tests import WAIT_S
 
 REASONING, ANSWER = "Let me count: two and two.", "Four."
 SCRIPT = f"<think>\n{REASONING}\n</think>\n\n{ANSWER}"
@@ -190,9 +191,9 @@ def test_tab_api_and_openai_route_return_the_reasoning_apart(serve, monkeypatch)
     url = client.src.rstrip("/") + "/v1/chat/completions"
     body = {"model": "tiny-random-qwen3", "max_tokens": 200, "enable_thinking": True,
             "messages": [{"role": "user", "content": "What is 2+2?"}]}
-    message = httpx.post(url, json=body, timeout=120).json()["choices"][0]["message"]
+    message = httpx.post(url, json=body, timeout=WAIT_S).json()["choices"][0]["message"]
     assert (message["reasoning_content"], message["content"]) == (REASONING, ANSWER)
-    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=120) as r:
+    with httpx.stream("POST", url, json={**body, "stream": True}, timeout=WAIT_S) as r:
         chunks = [json.loads(line[6:]) for line in r.iter_lines() if line.startswith("data: {")]
     deltas = [c["choices"][0]["delta"] for c in chunks]
     assert "".join(d.get("reasoning_content", "") for d in deltas) == REASONING

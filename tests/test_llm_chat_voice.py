@@ -20,6 +20,7 @@ from demos.llm_chat import voice
 from demos.tts.sentences import split_sentences
 from demos.tts.types import SpeechChunk, SpeechDone
 from hub.errors import UserError
+from tests import WAIT_S
 from tests.test_tts import decode16k, hear, is_sentence, needs_piper, tiny_en  # noqa: F401
 from tests.test_whisper_asr import wer
 
@@ -58,7 +59,7 @@ def fetched(value) -> bytes:
     import httpx
 
     if isinstance(value, dict):
-        return httpx.get(value["url"], timeout=60).raise_for_status().content
+        return httpx.get(value["url"], timeout=WAIT_S).raise_for_status().content
     return Path(value).read_bytes()
 
 
@@ -158,7 +159,7 @@ def test_input_audio_with_whisper_not_downloaded_is_a_503_with_a_sentence(serve,
     question = write_wav(tmp_path / "q.wav", np.zeros(16_000, "<i2"), 16_000)
     client = serve(("whisper_asr", "llm_chat"), models={"llm_chat": "tiny-random"})  # offline, empty cache
     audio = base64.b64encode(question.read_bytes()).decode()
-    r = httpx.post(client.src + "v1/chat/completions", timeout=120, json={"model": "default", "messages": [
+    r = httpx.post(client.src + "v1/chat/completions", timeout=WAIT_S, json={"model": "default", "messages": [
         {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}}]}]})
     assert r.status_code == 503, r.text
     error = r.json()["error"]

@@ -21,6 +21,7 @@ import pytest
 from hub.errors import UserError
 from hub.media import audio as A
 from hub.media.video import open_video
+from tests import WAIT_S
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs the ffmpeg program")
 
@@ -183,7 +184,7 @@ def test_a_live_hub_has_no_recording_route_and_its_tabs_refuse_the_playlists(ser
     for name in ("clip.mp4", "list.m3u8"):
         with open(hostile[name], "rb") as fh:
             r = httpx.post(client.src + "gradio_api/process_recording", files={"video": (name, fh, "video/mp4")},
-                           timeout=60)
+                           timeout=WAIT_S)
         assert r.status_code == 404 and "turned off" in r.text and b"ftyp" not in r.content
     calls = [(ex, kind) for demo, kind in ((WHISPER, "audio"), (YOLO, "video"), (SAM, "video"))
              for ex in demo.examples if ex.api_name in ("transcribe", "detect_video", "track_video")]
@@ -204,7 +205,7 @@ def test_a_live_hub_has_no_recording_route_and_its_tabs_refuse_the_playlists(ser
     url = client.src + "v1/audio/transcriptions"
     for name in NAMES:
         r = httpx.post(url, files={"file": (name, hostile[name].read_bytes())}, data={"model": "whisper-1"},
-                       timeout=60)
+                       timeout=WAIT_S)
         assert r.status_code == 400, (name, r.text)
         one_sentence(r.json()["error"]["message"], private)
 

@@ -12,6 +12,7 @@ import pytest
 from hub import weights
 from hub.context import DemoContext
 from hub.models import ModelManager
+from tests import WAIT_S
 
 
 def _ctx(settings, module: str) -> DemoContext:
@@ -76,7 +77,7 @@ def _config(client) -> dict:
     req = urllib.request.Request(client.src.rstrip("/") + "/config", headers=client.headers)
     for k, v in client.cookies.items():
         req.add_header("Cookie", f"{k}={v}")
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=WAIT_S) as r:
         return json.loads(r.read())
 
 

@@ -12,6 +12,7 @@ from hub.contract import Demo, EngineBase
 from hub.errors import SettingsError
 from hub.settings import Settings, parse_preload
 from hub.spec import DemoSpec, ModelChoice
+from tests import WAIT_S
 from tests.conftest import free_port
 
 GATE = threading.Event()  # the gated demo's load waits for it: the test decides when the load ends
@@ -40,7 +41,7 @@ def _wait(condition, what: str, cap_s: float = 300.0):
 
 
 def _page_answers(port: int) -> bool:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=WAIT_S) as r:
         return r.status == 200 and b"demohub" in r.read()
 
 

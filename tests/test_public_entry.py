@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from hub.registry import DEMOS
+from tests import WAIT_S
 from tests.conftest import free_port
 from tests.test_crawl import _lan_ip
 
@@ -138,7 +139,7 @@ def loopback_hub(tmp_path_factory):
 
 def _output(proc) -> str:
     try:
-        return proc.communicate(timeout=30)[0] or ""
+        return proc.communicate(timeout=WAIT_S)[0] or ""
     except subprocess.TimeoutExpired:
         proc.kill()
         return proc.communicate()[0] or ""
@@ -151,14 +152,14 @@ def _send(url: str, method: str, path: str, *, auth: bool = True, origin: str | 
         headers["Origin"] = origin
     path = path.replace("{name}", "x.png")
     if method == "GET":
-        return httpx.get(url + path, headers=headers, timeout=60)
+        return httpx.get(url + path, headers=headers, timeout=WAIT_S)
     body, file_field = BODIES[path]
     if plain:  # what a web page may send without asking the browser first
         return httpx.post(url + path, content=json.dumps(body), headers={**headers, "Content-Type": "text/plain"},
-                          timeout=60)
+                          timeout=WAIT_S)
     if file_field:
-        return httpx.post(url + path, data=body, files={file_field: sample.open("rb")}, headers=headers, timeout=60)
-    return httpx.post(url + path, json=body, headers=headers, timeout=60)
+        return httpx.post(url + path, data=body, files={file_field: sample.open("rb")}, headers=headers, timeout=WAIT_S)
+    return httpx.post(url + path, json=body, headers=headers, timeout=WAIT_S)
 
 
 def test_every_route_refuses_strangers_other_websites_and_models_not_listed(public_hub, tmp_path):
@@ -195,7 +196,7 @@ def test_every_tab_api_needs_login_and_a_visitor_cannot_unload(public_hub):
     apis = list(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/chat", "/transcribe", "/detect", "/classify", "/segment", "/generate_image"} <= set(apis)
     for api in apis:
-        r = httpx.post(f"{public_hub}/gradio_api/call{api}", json={"data": []}, timeout=30)
+        r = httpx.post(f"{public_hub}/gradio_api/call{api}", json={"data": []}, timeout=WAIT_S)
         assert r.status_code == 401, (api, r.status_code, r.text[:200])
     for api in ("/unload_all", "/unload_model"):
         args = () if api == "/unload_all" else ("llm_chat",)
@@ -204,7 +205,7 @@ def test_every_tab_api_needs_login_and_a_visitor_cannot_unload(public_hub):
 
 
 def _try(url: str, method: str, path: str, headers: dict) -> httpx.Response:
-    return httpx.request(method, url + path, headers=headers, timeout=60)
+    return httpx.request(method, url + path, headers=headers, timeout=WAIT_S)
 
 
 def test_every_route_refuses_other_websites_and_null_origins(public_hub, loopback_hub):
@@ -231,13 +232,13 @@ def test_every_route_of_a_loopback_hub_refuses_a_name_a_web_page_points_at_it(lo
         assert said, (method, path, r.text)
     for host in (f"127.0.0.1:{port}", "127.0.0.1", f"localhost:{port}", "localhost", f"[::1]:{port}"):
         assert _try(loopback_hub, "GET", "/", {"Host": host}).status_code == 200, host  # the page at its names
-    config = httpx.get(loopback_hub + "/config", headers={"X-Forwarded-Host": "evil.example"}, timeout=30).json()
+    config = httpx.get(loopback_hub + "/config", headers={"X-Forwarded-Host": "evil.example"}, timeout=WAIT_S).json()
     assert "evil.example" not in json.dumps(config) and config["root"].startswith(loopback_hub)  # file URLs
     public_port = public_hub.rsplit(":", 1)[1]
-    r = httpx.get(public_hub + "/v1/models", headers={"Host": f"{REBIND}:{public_port}"}, timeout=30)
+    r = httpx.get(public_hub + "/v1/models", headers={"Host": f"{REBIND}:{public_port}"}, timeout=WAIT_S)
     assert r.status_code == 403 and "DEMOHUB_ALLOWED_HOSTS" in r.json()["error"]["message"]
     r = httpx.get(public_hub + "/v1/models", headers={"Host": f"{NAME}:{public_port}", "Origin": f"https://{NAME}",
-                                                      "Authorization": "Bearer " + ":".join(USER)}, timeout=30)
+                                                      "Authorization": "Bearer " + ":".join(USER)}, timeout=WAIT_S)
     assert r.status_code == 200, r.text  # a name the operator allowed, and a page served under it
     from gradio_client import Client
 
@@ -263,17 +264,17 @@ def test_no_header_makes_a_visitor_the_operator_or_resets_the_password_throttle(
 
     def guesses(n, path, user, **kw):
         if path.startswith("/login"):
-            return [httpx.post(public_hub + path, data={"username": user, "password": f"guess{i}"}, timeout=30,
+            return [httpx.post(public_hub + path, data={"username": user, "password": f"guess{i}"}, timeout=WAIT_S,
                                **kw).status_code for i in range(n)]
         return [httpx.get(public_hub + path, headers={"Authorization": f"Bearer {user}:guess{i}"},
-                          timeout=30).status_code for i in range(n)]
+                          timeout=WAIT_S).status_code for i in range(n)]
 
     assert guesses(6, "/login", USER[0]) == [400] * 5 + [429]
-    right = httpx.get(public_hub + "/v1/models", headers={"Authorization": "Bearer " + ":".join(USER)}, timeout=30)
+    right = httpx.get(public_hub + "/v1/models", headers={"Authorization": "Bearer " + ":".join(USER)}, timeout=WAIT_S)
     assert right.status_code == 429 and int(right.headers["Retry-After"]) >= 1  # one throttle: the page's failures
     assert guesses(6, "/login/", "slash") == [400] * 5 + [429]  # the trailing slash is the same door
     assert guesses(6, "/v1/models", "models") == [401] * 5 + [429]
     assert guesses(6, "/metrics", "metrics") == [401] * 5 + [429]
-    codes = [httpx.post(local + "/login", data={"username": "xff", "password": f"guess{i}"}, timeout=30,
+    codes = [httpx.post(local + "/login", data={"username": "xff", "password": f"guess{i}"}, timeout=WAIT_S,
                         headers={"X-Forwarded-For": f"198.51.100.{i}"}).status_code for i in range(6)]
     assert codes == [400] * 5 + [429]  # a new X-Forwarded-For per try is the same client

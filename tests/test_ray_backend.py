@@ -141,7 +141,7 @@ def test_chat_streams_token_by_token_through_ray(hubs):
     ex = next(ex for n, ex in EXAMPLES if n == "llm_chat")
     values = ex.values(max_new_tokens=64)
     job = hubs["ray"].submit(*hubs["fill"](values), api_name=f"/{ex.api_name}")
-    final = job.result(timeout=120)
+    final = job.result(timeout=WAIT_S)
     partial = [o for o in job.outputs() if o]
     assert len(partial) >= 3, "the answer arrives in pieces, not at once"
     assert "tokens" in str(final)
@@ -275,7 +275,7 @@ def test_a_request_no_replica_takes_in_time_is_refused_with_a_sentence_and_the_q
 
         wait_for(counted)
         assert queued, "the Models tab counts the request waiting for a replica"
-        caller.join(timeout=120)
+        caller.join(timeout=WAIT_S)
         e = outcome.get("refused")
         assert e is not None and "was free within 10 s" in str(e) and is_sentence(str(e))
         assert outcome["waited_s"] > 9.5  # it waited its 10 s, then gave up

@@ -6,6 +6,8 @@ from dataclasses import replace
 
 import pytest
 
+from tests import WAIT_S
+
 SECRET = "demohub-secret-canary"
 
 
@@ -39,9 +41,9 @@ def test_uploads_over_the_cap_are_refused(serve):
     import requests
 
     url = client.src.rstrip("/") + "/gradio_api/upload"
-    small = requests.post(url, files={"files": ("a.txt", b"x" * 1000)}, timeout=30)
+    small = requests.post(url, files={"files": ("a.txt", b"x" * 1000)}, timeout=WAIT_S)
     assert small.status_code == 200
-    big = requests.post(url, files={"files": ("b.bin", b"x" * (2 * 1024 * 1024))}, timeout=30)
+    big = requests.post(url, files={"files": ("b.bin", b"x" * (2 * 1024 * 1024))}, timeout=WAIT_S)
     assert big.status_code == 413 and "1" in big.text
 
 

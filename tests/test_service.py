@@ -19,7 +19,7 @@ from tests.test_models import loader, manager, spec
 
 def get(url: str, token: str | None = None):
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=WAIT_S) as r:
         return r.status, r.headers.get("content-type", ""), r.read().decode()
 
 
@@ -61,7 +61,7 @@ def test_metrics_count_requests_by_demo_api_and_outcome_and_show_loaded_models(s
 def post(url: str, body: dict):
     req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=60) as r:
+        with urllib.request.urlopen(req, timeout=WAIT_S) as r:
             return r.status, json.loads(r.read())
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read())
@@ -187,7 +187,7 @@ def test_other_websites_cannot_drive_the_api_and_bodies_must_be_bounded_json(ser
     def post(data, headers):
         req = urllib.request.Request(url, data=data, headers=headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=WAIT_S) as r:
                 return r.status, json.loads(r.read())
         except urllib.error.HTTPError as e:
             return e.code, json.loads(e.read())

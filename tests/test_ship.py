@@ -8,6 +8,8 @@ from pathlib import Path
 
 import yaml
 
+from tests import WAIT_S
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +49,7 @@ def test_app_py_imports_without_server_torch_or_weights(tmp_path):
             "assert 'torch' not in sys.modules; assert 'ray' not in sys.modules; "
             "assert app.demo.hub_manager.status() == []; "
             "assert not getattr(app.demo, 'is_running', False); print('ok')")
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S,
                        env={"PATH": "/usr/bin:/bin", "GRADIO_ANALYTICS_ENABLED": "False", "HOME": str(tmp_path),
                             "DEMOHUB_CACHE_DIR": str(tmp_path / "cache")})
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr[-2000:]

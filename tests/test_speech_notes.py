@@ -23,6 +23,7 @@ from hub.context import DemoContext
 from hub.errors import UserError
 from hub.registry import load_demos
 from hub.settings import Settings
+from tests import WAIT_S
 
 SPEECH = ("The library project needs a new budget. Maria will send the budget report to the council on Friday. "
           "The builders start work on the library roof in March. Everyone should read the building plans before the "
@@ -60,7 +61,7 @@ def speech(tmp_path_factory):
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
     wav = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SPEECH], check=True, timeout=60)
+    subprocess.run(["espeak-ng", "-s", "150", "-w", str(wav), SPEECH], check=True, timeout=WAIT_S)
     from hub.media.audio import load_audio
 
     return load_audio(str(wav))

@@ -21,6 +21,7 @@ from demos.stable_diffusion.types import ControlUnit
 from hub.errors import UserError
 from hub.options import DemoOptions, defaults
 from hub.weights import Weights
+from tests import WAIT_S
 
 KW = dict(seed=3, steps=4, guidance=7.5, scheduler="Euler", decoder="tiny")
 
@@ -273,16 +274,16 @@ def test_the_api_takes_controlnets_previews_maps_and_refuses_bad_units(serve, tm
     with pytest.raises(Exception, match="ControlNet unit 1 has a picture but no ControlNet model"):
         client.predict(prompt="a cube", controlnet_image=handle_file(picture), **common, api_name="/generate_image")
     url = client.src.rstrip("/")
-    listed = requests.get(f"{url}/v1/images/controlnets", timeout=30).json()
+    listed = requests.get(f"{url}/v1/images/controlnets", timeout=WAIT_S).json()
     assert {r["id"] for r in listed["data"]} == {"canny", "depth", "openpose", "tile"}
     body = {"prompt": "a cube", "size": "64x64", "steps": 2, "seed": 5, "response_format": "b64_json",
             "controlnet": [{"model": "canny", "image": _data_url(square()), "strength": 0.7}]}
-    r = requests.post(f"{url}/v1/images/generations", json=body, timeout=120)
+    r = requests.post(f"{url}/v1/images/generations", json=body, timeout=WAIT_S)
     assert r.status_code == 200 and r.json()["demohub"]["controlnet"][0]["strength"] == 0.7
     for unit, said in (({"model": "canny", "image": _data_url(square()), "weight": 1}, "has 'weight', which"),
                        ({"model": "canny", "image": "https://example.com/a.png"}, "must be sent inline"),
                        ({"model": "canny", "image": "data:image/png;base64,@@"}, "is not valid base64")):
-        bad = requests.post(f"{url}/v1/images/generations", json={**body, "controlnet": [unit]}, timeout=60)
+        bad = requests.post(f"{url}/v1/images/generations", json={**body, "controlnet": [unit]}, timeout=WAIT_S)
         assert bad.status_code == 400 and said in bad.json()["error"]["message"]
 
 

@@ -21,6 +21,7 @@ from demos.stable_diffusion import engine as sd
 from hub.errors import UserError
 from hub.options import DemoOptions, defaults
 from hub.weights import Weights
+from tests import WAIT_S
 
 RANK = 4
 ATTN2 = "down_blocks.1.attentions.0.transformer_blocks.0.attn2"  # the tiny UNet's cross-attention (32 -> 16)
@@ -222,16 +223,16 @@ def test_the_api_takes_loras_and_lists_them(serve, folder):
     with pytest.raises(Exception, match="There is no LoRA named 'nope'"):
         client.predict(prompt="a cube", loras="nope", **common, api_name="/generate_image")
     url = client.src.rstrip("/")
-    listed = requests.get(f"{url}/v1/images/loras", timeout=30).json()
+    listed = requests.get(f"{url}/v1/images/loras", timeout=WAIT_S).json()
     assert listed["object"] == "list" and "kohya" in [r["id"] for r in listed["data"]]
     body = {"prompt": "a cube", "size": "64x64", "steps": 1, "seed": 5, "response_format": "b64_json",
             "loras": [{"name": "kohya", "weight": 0.8}]}
-    r = requests.post(f"{url}/v1/images/generations", json=body, timeout=120)
+    r = requests.post(f"{url}/v1/images/generations", json=body, timeout=WAIT_S)
     assert r.status_code == 200 and r.json()["demohub"]["loras"][0]["hash"] == record["loras"][0]["hash"]
     bad = requests.post(f"{url}/v1/images/generations", json={**body, "loras": [{"name": "kohya", "weight": "x"}]},
-                        timeout=60)
+                        timeout=WAIT_S)
     assert bad.status_code == 400 and "The weight of LoRA 'kohya' must be a number" in bad.json()["error"]["message"]
-    xl = requests.post(f"{url}/v1/images/generations", json={**body, "loras": "xl:1"}, timeout=60)
+    xl = requests.post(f"{url}/v1/images/generations", json={**body, "loras": "xl:1"}, timeout=WAIT_S)
     assert xl.status_code == 400 and "was made for SDXL" in xl.json()["error"]["message"]
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from demos.stable_diffusion import formats
+from tests import WAIT_S
 
 KEY = "sk-1"
 QUICK = {"steps": 2, "guidance_scale": 7.5}  # extensions, through the SDK's extra_body
@@ -47,7 +48,7 @@ def hub(tmp_path_factory):
 def sdk(hub, key: str = KEY):
     import openai
 
-    return openai.OpenAI(base_url=hub.src + "v1", api_key=key, max_retries=0, timeout=120)
+    return openai.OpenAI(base_url=hub.src + "v1", api_key=key, max_retries=0, timeout=WAIT_S)
 
 
 def png(b64: str) -> Image.Image:
@@ -105,14 +106,14 @@ def test_generation_urls_n2_served_by_the_hub_with_its_login(hub):
     assert len(set(urls)) == 2  # no server path in the answer: the hub's address and a random token
     assert all(re.fullmatch(re.escape(hub.src) + r"v1/files/stable_diffusion/[\w-]{32}\.png", u) for u in urls), urls
     for url, seed in zip(urls, (3, 4)):
-        got = httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        got = httpx.get(url, headers={"Authorization": f"Bearer {KEY}"}, timeout=WAIT_S)
         assert got.status_code == 200 and got.headers["content-type"] == "image/png"
         im = Image.open(io.BytesIO(got.content))
         assert im.size == (64, 64) and f"Seed: {seed}" in im.text["parameters"]  # the model's own size (64)
-    assert httpx.get(urls[0], timeout=30).status_code == 401
-    assert httpx.get(urls[0], auth=("u", "p"), timeout=30).status_code == 200
+    assert httpx.get(urls[0], timeout=WAIT_S).status_code == 401
+    assert httpx.get(urls[0], auth=("u", "p"), timeout=WAIT_S).status_code == 200
     gone = httpx.get(hub.src + "v1/files/stable_diffusion/nosuchtoken.png", headers={"Authorization": f"Bearer {KEY}"},
-                     timeout=30)
+                     timeout=WAIT_S)
     assert gone.status_code == 404 and "kept for an hour" in gone.json()["error"]["message"]
     # The default response_format is OpenAI's: url.
     r = sdk(hub).images.generate(prompt="a castle", extra_body={"seed": 3, **QUICK})
@@ -143,7 +144,7 @@ def test_edit_without_mask_uses_the_images_transparency_and_fits_the_size(hub):
     src.paste((0, 0, 0, 0), (70, 20, 100, 60))
     r = sdk(hub).images.edit(image=upload(src), prompt="a window", size="128x128", response_format="url",
                              extra_body={"seed": 1, **QUICK})
-    got = httpx.get(r.data[0].url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    got = httpx.get(r.data[0].url, headers={"Authorization": f"Bearer {KEY}"}, timeout=WAIT_S)
     assert Image.open(io.BytesIO(got.content)).size == (128, 80)  # fitted into 128x128, shape kept
 
 
@@ -179,11 +180,11 @@ def test_generation_errors_are_openai_shaped_sentences(hub):
     _fails(gen, 400, "'seed' is -2", prompt="x", extra_body={"seed": -2})
     _fails(gen, 400, "PNG images only", prompt="x", output_format="jpeg")
     r = httpx.post(hub.src + "v1/images/generations", json={"n": 1}, headers={"Authorization": f"Bearer {KEY}"},
-                   timeout=30)
+                   timeout=WAIT_S)
     assert r.status_code == 400 and r.json()["error"]["message"] == "'prompt' is required."
     body = _fails(gen, 404, "no-such-model", prompt="x", model="no-such-model")
     assert body["code"] == "model_not_found" and body["param"] == "model"
-    r = httpx.post(hub.src + "v1/images/generations", content=b"{nope", timeout=30,
+    r = httpx.post(hub.src + "v1/images/generations", content=b"{nope", timeout=WAIT_S,
                    headers={"Authorization": f"Bearer {KEY}", "content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
@@ -206,11 +207,11 @@ def test_edit_errors_are_openai_shaped_sentences(hub):
     _fails(edit, 400, "has no transparency, and no mask was sent", image=upload(photo()), prompt="x")
     big = ("photo.png", b"\x89PNG" + bytes(2**20 + 10), "image/png")  # over the hub's 1 MB cap
     _fails(edit, 413, "larger than 1 MB", **{**good, "image": big})
-    r = httpx.post(hub.src + "v1/images/edits", json={"prompt": "x"}, timeout=30,
+    r = httpx.post(hub.src + "v1/images/edits", json={"prompt": "x"}, timeout=WAIT_S,
                    headers={"Authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and "multipart/form-data" in r.json()["error"]["message"]
     r = httpx.post(hub.src + "v1/images/edits", data={"prompt": "x"}, files={"mask": upload(openai_mask())},
-                   headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+                   headers={"Authorization": f"Bearer {KEY}"}, timeout=WAIT_S)
     assert r.status_code == 400 and "'image' is required" in r.json()["error"]["message"]
     # the server keeps serving
     r = sdk(hub).images.edit(**good, response_format="b64_json", extra_body={"seed": 2, **QUICK})
@@ -225,7 +226,7 @@ def test_an_edits_body_over_the_cap_is_refused_before_it_is_read(hub):
     import httpx
 
     host = hub.src.split("//", 1)[1].rstrip("/")
-    with socket.create_connection((host.split(":")[0], int(host.split(":")[1])), timeout=30) as sock:
+    with socket.create_connection((host.split(":")[0], int(host.split(":")[1])), timeout=WAIT_S) as sock:
         sock.sendall(f"POST /v1/images/edits HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {KEY}\r\n"
                      "Content-Type: multipart/form-data; boundary=b\r\n"
                      f"Content-Length: {2**30}\r\nConnection: close\r\n\r\n".encode() + b"--b\r\n")
@@ -237,7 +238,7 @@ def test_an_edits_body_over_the_cap_is_refused_before_it_is_read(hub):
         for _ in range(128):
             yield b"\0" * 65536
         yield b'\r\n--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx\r\n--b--\r\n'
-    r = httpx.post(hub.src + "v1/images/edits", content=chunks(), timeout=60,
+    r = httpx.post(hub.src + "v1/images/edits", content=chunks(), timeout=WAIT_S,
                    headers={"content-type": "multipart/form-data; boundary=b", "Authorization": f"Bearer {KEY}"})
     assert r.status_code == 413 and "over" in r.json()["error"]["message"] and "at most 1 MiB each" in r.text
     assert r.json()["error"]["param"] == "image"
@@ -281,7 +282,7 @@ def test_a_client_that_goes_away_stops_the_loop_and_releases_the_model(hub):
 
         where = urlsplit(hub.src)
         body = json.dumps({"prompt": "slow", "steps": 150, "seed": 1}).encode()
-        sock = socket.create_connection((where.hostname, where.port), timeout=30)
+        sock = socket.create_connection((where.hostname, where.port), timeout=WAIT_S)
         sock.sendall(f"POST /v1/images/generations HTTP/1.1\r\nHost: {where.netloc}\r\nAuthorization: Bearer {KEY}"
                      f"\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
         deadline = time.monotonic() + 300

@@ -16,6 +16,7 @@ from demos.stable_diffusion import engine as sd, zimage
 from demos.stable_diffusion.spec import SPEC, family, model_defaults
 from hub.errors import UserError
 from hub.weights import Weights
+from tests import WAIT_S
 
 MODEL = "tiny-random-zimage"
 
@@ -163,14 +164,14 @@ def test_tab_api_and_v1_images_generate_and_edit_with_it(serve):
     assert record["guidance"] == 0.0 and (record["width"], record["height"]) == (64, 64)
     with pytest.raises(Exception, match="not a multiple of 16"):
         client.predict(MODEL, "a red cube", "", 5, *fields[:3], 72, *fields[4:], api_name="/generate_image")
-    r = httpx.post(client.src + "v1/images/generations", timeout=120,
+    r = httpx.post(client.src + "v1/images/generations", timeout=WAIT_S,
                    json={"prompt": "a red cube", "model": MODEL, "seed": 9, "response_format": "b64_json"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["demohub"]["model"] == MODEL and body["demohub"]["seeds"] == [9] and body["demohub"]["steps"] == 4
     im = Image.open(io.BytesIO(base64.b64decode(body["data"][0]["b64_json"])))
     assert im.size == (64, 64) and "Seed: 9" in im.text["parameters"]
-    r = httpx.post(client.src + "v1/images/generations", timeout=120,
+    r = httpx.post(client.src + "v1/images/generations", timeout=WAIT_S,
                    json={"prompt": "a red cube", "model": MODEL, "steps": 0})
     assert r.status_code == 400 and "steps" in r.json()["error"]["message"]
     # edits: the transparent right half of the picture is repainted by Z-Image's inpaint pipeline
@@ -178,7 +179,7 @@ def test_tab_api_and_v1_images_generate_and_edit_with_it(serve):
     picture.paste((0, 0, 0, 0), (32, 0, 64, 64))
     buf = io.BytesIO()
     picture.save(buf, format="PNG")
-    r = httpx.post(client.src + "v1/images/edits", timeout=120, files={"image": ("p.png", buf.getvalue(), "image/png")},
+    r = httpx.post(client.src + "v1/images/edits", timeout=WAIT_S, files={"image": ("p.png", buf.getvalue(), "image/png")},
                    data={"prompt": "a blue sky", "model": MODEL, "steps": "2", "response_format": "b64_json"})
     assert r.status_code == 200, r.text
     assert r.json()["demohub"]["mode"] == "inpaint" and r.json()["demohub"]["model"] == MODEL

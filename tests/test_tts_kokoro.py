@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import WAIT_S
 from tests.test_tts import PARAGRAPH, SENTENCE, decode16k, duration, hear, is_sentence, tiny_en  # noqa: F401
 from tests.test_tts_openai import held_after_first, sdk
 from tests.test_whisper_asr import wer
@@ -132,7 +133,7 @@ def test_tts_1_hd_means_kokoro_and_a_voice_of_another_model_gets_a_sentence(serv
     import openai
 
     client = serve(("tts",))
-    listed = httpx.get(client.src + "v1/audio/voices", params={"model": "tts-1-hd"}, timeout=120).json()
+    listed = httpx.get(client.src + "v1/audio/voices", params={"model": "tts-1-hd"}, timeout=WAIT_S).json()
     assert [v["id"] for v in listed["data"]] == list(KOKORO_JA) and listed["model"] == LABEL
     api = sdk(client)
     spoken = api.audio.speech.create(model="tts-1-hd", voice="alloy", input=SENTENCE, response_format="wav").content

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 
+from tests import WAIT_S
 from tests.test_tts import PARAGRAPH, SENTENCE, decode16k, duration, hear, is_sentence, needs_piper, tiny_en  # noqa: F401
 from tests.test_whisper_asr import wer
 
@@ -129,9 +130,9 @@ def test_voices_are_listed_per_model_and_openai_names_mean_the_first_voice(serve
     import httpx
 
     client = serve(("tts",), models={"tts": "tiny-random"})
-    listed = httpx.get(client.src + "v1/audio/voices", params={"model": "tiny-random"}, timeout=60).json()
+    listed = httpx.get(client.src + "v1/audio/voices", params={"model": "tiny-random"}, timeout=WAIT_S).json()
     assert [v["id"] for v in listed["data"]] == ["alpha", "beta"] and listed["model"] == "tiny-random"
-    missing = httpx.get(client.src + "v1/audio/voices", params={"model": "someone/else"}, timeout=60)
+    missing = httpx.get(client.src + "v1/audio/voices", params={"model": "someone/else"}, timeout=WAIT_S)
     assert missing.status_code == 404 and is_sentence(missing.json()["error"]["message"])
     api = sdk(client)
     alloy = api.audio.speech.create(model="tiny-random", voice="alloy", input=SENTENCE, response_format="pcm").content
@@ -148,7 +149,7 @@ def test_login_and_metrics_are_the_other_routes(serve):
                      voice="alpha", input="Hi.")
     assert err.status_code == 401
     assert sdk(client, "k1").audio.speech.create(model="tiny-random", voice="alpha", input="Hi.").content
-    metrics = httpx.get(client.src + "metrics", headers={"Authorization": "Bearer k1"}, timeout=60).text
+    metrics = httpx.get(client.src + "metrics", headers={"Authorization": "Bearer k1"}, timeout=WAIT_S).text
     assert 'api="audio_speech"' in metrics and 'outcome="ok"' in metrics
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from demos.whisper_asr import openai as routes_module
 from hub.media import audio as A
+from tests import WAIT_S
 from tests.audio_files import tone, write_wav
 from tests.test_whisper_asr import HEATH, HEATH_WORDS, babble, wer  # the clip and its words
 
@@ -48,7 +49,7 @@ def cues(body: str, sep: str) -> list[tuple[float, float, str]]:
 def post(client, path: str, **kw):
     import httpx
 
-    return httpx.post(client.src + path.lstrip("/"), timeout=120, **kw)
+    return httpx.post(client.src + path.lstrip("/"), timeout=WAIT_S, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +146,7 @@ def test_translation_with_random_weights(serve, tmp_path):
     # metrics count the /v1 routes by their API name
     import httpx
 
-    text = httpx.get(client.src + "metrics", timeout=30).text
+    text = httpx.get(client.src + "metrics", timeout=WAIT_S).text
     assert re.search(r'demohub_requests_total\{api="audio_translations",demo="whisper_asr",outcome="ok"\} [5-9]',
                      text), text[:2000]
 
