@@ -27,6 +27,30 @@ from tests import hermetic  # noqa: E402
 hermetic.install()
 
 from hub.settings import Settings  # noqa: E402
+from tests import WAIT_S  # noqa: E402
+
+
+def _clients_wait_as_long_as_the_tests() -> None:
+    """Every gradio_client.Client of the tests waits WAIT_S for an answer. Its own waits are httpx's default of 5 s
+    for the API's description and each /queue/join (20 s for a heartbeat): on a busy machine a hub took longer to
+    describe its API, and a test failed on a ReadTimeout in `Client(...)` although nothing was wrong."""
+    import functools
+
+    from gradio_client import Client
+
+    real = Client.__init__
+    if getattr(real, "waits", False):
+        return
+
+    @functools.wraps(real)
+    def init(self, *args, httpx_kwargs: dict | None = None, **kwargs):
+        real(self, *args, httpx_kwargs={"timeout": WAIT_S, **(httpx_kwargs or {})}, **kwargs)
+
+    init.waits = True
+    Client.__init__ = init
+
+
+_clients_wait_as_long_as_the_tests()
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests import WAIT_S
 from tests.test_llm_chat import _hub_engine, _wait_idle
 
 
@@ -49,7 +50,7 @@ def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
     decoder.generator = Gated()
     try:
         job = a.submit("a long one", *args, 500, 1.0, api_name="/chat")
-        end = time.monotonic() + 300  # generous caps: the conditions are the assertion, not the machine's speed
+        end = time.monotonic() + WAIT_S  # generous caps: the conditions are the assertion, not the machine's speed
         while not job.outputs() and time.monotonic() < end:
             time.sleep(0.02)
         job.cancel()

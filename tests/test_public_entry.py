@@ -97,14 +97,14 @@ def _start(tmp, port: int, args: list[str], env_extra: dict):
 
 
 def _wait_up(proc, url: str) -> None:
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            httpx.get(url + "/", timeout=2)
+            httpx.get(url + "/", timeout=WAIT_S)
             return
         except httpx.TransportError:
             time.sleep(0.3)
-    pytest.fail(f"demohub serve did not answer within 180 s:\n{_output(proc)[-3000:]}")
+    pytest.fail(f"demohub serve did not answer within {WAIT_S} s:\n{_output(proc)[-3000:]}")
 
 
 @pytest.fixture(scope="module")

@@ -377,7 +377,7 @@ def test_models_tab_lists_the_replicas_where_they_run_and_what_they_hold(hubs):
     manager = hubs["manager"]
     hubs["ray"].predict(*hubs["fill"](next(ex for n, ex in EXAMPLES if n == "yolo_detect").values()),
                         api_name="/detect")
-    deadline = time.monotonic() + 300  # replicas report every second; on a busy machine the second may start late
+    deadline = time.monotonic() + WAIT_S  # replicas report every second; on a busy machine the second may start late
     while True:
         yolo = manager.replicas()["yolo_detect"]
         loaded = any(r[0] == "yolo_detect" and "pid" in r[3] for r in status_rows(manager))
