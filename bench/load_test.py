@@ -207,14 +207,20 @@ def _report(stats: Stats, sessions: int, start: float, threads: list) -> dict:
             "hung_sessions": sum(t.is_alive() for t in threads)}
 
 
-def serve_tiny(port: int, queue_size: int = 64):
-    """Start the whole hub in-process on loopback with tiny random models on CPU."""
+def serve_tiny(port: int, queue_size: int = 64, cache_dir: Path | None = None):
+    """Start the whole hub in-process on loopback with tiny random models on CPU. Its models are cached in
+    `cache_dir`, else in a temporary folder removed when the process exits."""
     from hub.app import create_app, launch
     from hub.registry import DEMOS
     from hub.settings import Settings
 
-    s = replace(Settings.load({}), port=port, device="cpu", queue_size=queue_size,
-                cache_dir=Path(tempfile.mkdtemp(prefix="demohub-load-cache-")), offline=True,
+    if cache_dir is None:
+        import atexit
+        import shutil
+
+        cache_dir = Path(tempfile.mkdtemp(prefix="demohub-load-cache-"))
+        atexit.register(shutil.rmtree, cache_dir, ignore_errors=True)
+    s = replace(Settings.load({}), port=port, device="cpu", queue_size=queue_size, cache_dir=cache_dir, offline=True,
                 models={d: "tiny-random" for d in DEMOS})
     blocks = create_app(s)
     launch(blocks, s, prevent_thread_lock=True, quiet=True)
@@ -229,9 +235,10 @@ def server_process(port: int, queue_size: int = 64):
     import urllib.request
 
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}  # as `run.sh serve` runs it
+    cache = Path(tempfile.mkdtemp(prefix="demohub-load-cache-"))  # removed here: a terminated child runs no atexit
     proc = subprocess.Popen([sys.executable, "-m", "bench.load_test", "--serve-only", "--port", str(port),
-                             "--queue-size", str(queue_size)], cwd=Path(__file__).resolve().parents[1], env=env,
-                            stdout=sys.stderr)  # the report owns stdout
+                             "--queue-size", str(queue_size), "--cache-dir", str(cache)],
+                            cwd=Path(__file__).resolve().parents[1], env=env, stdout=sys.stderr)  # the report owns stdout
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 180
@@ -245,8 +252,11 @@ def server_process(port: int, queue_size: int = 64):
                 time.sleep(0.5)
         yield url, proc.pid
     finally:
+        import shutil
+
         proc.terminate()
         proc.wait(timeout=60)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":
@@ -257,9 +267,10 @@ if __name__ == "__main__":
     p.add_argument("--sessions", type=int, default=50), p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--port", type=int, default=7990), p.add_argument("--queue-size", type=int, default=64)
     p.add_argument("--serve-only", action="store_true", help="only run the server (used by server_process)")
+    p.add_argument("--cache-dir", help="with --serve-only: where the models are cached (default: a temporary folder)")
     a = p.parse_args()
     if a.serve_only:
-        blocks, _ = serve_tiny(a.port, a.queue_size)
+        blocks, _ = serve_tiny(a.port, a.queue_size, Path(a.cache_dir) if a.cache_dir else None)
         blocks.block_thread()
     else:
         with server_process(a.port, a.queue_size) as (url, pid):

@@ -191,7 +191,7 @@ def tiny_hub(tmp_path_factory):
 
     from bench.load_test import serve_tiny
 
-    blocks, url = serve_tiny(free_port())
+    blocks, url = serve_tiny(free_port(), cache_dir=tmp_path_factory.mktemp("tiny-hub-cache"))
     client = Client(url, verbose=False)
     client.blocks, client.tmp = blocks, tmp_path_factory.mktemp("tiny-hub")
     yield client
