@@ -17,7 +17,14 @@ def test_run_case_reports_both_sides_and_the_ratio():
     assert r["speedup"] == pytest.approx(r["naive"]["p50_ms"] / r["hub"]["p50_ms"], rel=0.01) and r["speedup"] > 1
 
 
-def test_manager_bench_case_runs_under_its_budget_and_writes_json(tmp_path):
+def test_manager_bench_case_runs_under_its_budget_and_writes_json(tmp_path, monkeypatch):
+    import functools
+
+    from bench import cases_hub
+
+    # the case as `demohub bench` finds it, with 4 MB models instead of 64 (the same evictions under a budget of three;
+    # 64 MB of random numbers per naive load took 100 s of a CI run)
+    monkeypatch.setattr(cases_hub, "_manager_case", functools.partial(cases_hub._manager_case, mb_each=4))
     assert main(["hub/manager"], repeat=1, out=str(tmp_path)) == 0
     (report,) = tmp_path.glob("bench-*.json")
     data = json.loads(report.read_text())

@@ -5,13 +5,14 @@ import json
 import pytest
 
 from bench.load_test import run_load, server_process
+from tests import WAIT_S
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.load
 
 
 def test_fifty_sessions_across_all_tabs(tmp_path):
-    with server_process(free_port(), queue_size=64) as (url, pid):
+    with server_process(free_port(), queue_size=64, start_s=WAIT_S) as (url, pid):
         report = run_load(url, sessions=50, seconds=60, media_dir=tmp_path, min_requests=500, max_seconds=900,
                           server_pid=pid)
     (tmp_path / "load.json").write_text(json.dumps(report, indent=2))
@@ -38,7 +39,7 @@ def test_a_full_queue_answers_with_a_clear_try_again(tmp_path):
 
     from bench.load_test import QUEUE_FULL
 
-    with server_process(free_port(), queue_size=2) as (url, _):
+    with server_process(free_port(), queue_size=2, start_s=WAIT_S) as (url, _):
         outcomes = []
 
         def one():
