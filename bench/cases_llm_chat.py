@@ -23,8 +23,9 @@ from bench.harness import Case
 PROMPT = "Write a long, detailed story about a lighthouse keeper who finds a message in a bottle. " * 2
 
 
-def _engine(choice, device: str, dtype: str, ctranslate2: bool = True):
-    """The hub's engine for `choice` (on a CPU: CTranslate2 int8 when `ctranslate2`, else transformers)."""
+def _engine(choice, device: str, dtype: str, ctranslate2: bool = True, genai: bool | None = None):
+    """The hub's engine for `choice` (on a CPU: CTranslate2 int8 when `ctranslate2`, OpenVINO GenAI when `genai` (None:
+    as DEMOHUB_LLM_CHAT_OPENVINO_GENAI says), transformers when neither)."""
     import demos.llm_chat as llm_chat
     from demos.llm_chat import engine as L
     from hub.options import DemoOptions, parse
@@ -33,11 +34,14 @@ def _engine(choice, device: str, dtype: str, ctranslate2: bool = True):
     source = choice.source
     path = Path(choice.id) if source == "path" else None
     # the operator's DEMOHUB_LLM_CHAT_* settings (DEMOHUB_LLM_CHAT_CT2_THREADS, ...), as the hub reads them
-    options = DemoOptions({**parse(llm_chat.DEMO, os.environ).as_dict(), "ctranslate2": ctranslate2})
+    options = {**parse(llm_chat.DEMO, os.environ).as_dict(), "ctranslate2": ctranslate2}
+    if genai is not None or not ctranslate2:
+        options["openvino_genai"] = bool(genai)
+    options = DemoOptions(options)
     return L.load(Weights("llm_chat", choice, source, path, Path("model_cache")), device, dtype, options)
 
 
-def _setup(choice, tokens: int, prompt_tokens: int = 0):
+def _setup(choice, tokens: int, prompt_tokens: int = 0, genai: bool | None = None):
     def setup():
         import torch
 
@@ -46,7 +50,7 @@ def _setup(choice, tokens: int, prompt_tokens: int = 0):
 
         cuda = torch.cuda.is_available()
         device, dtype = ("cuda", "bfloat16") if cuda else ("cpu", "float32")
-        engine = _engine(choice, device, dtype)
+        engine = _engine(choice, device, dtype, genai=genai)
         naive = engine if engine.model is not None else _engine(choice, device, dtype, ctranslate2=False)
         if getattr(engine.fast, "ready", None) is not None:  # CUDA graphs: compiled off the timed path, as in the hub
             if not engine.fast.ready.wait(900) or engine.fast.error:
@@ -138,6 +142,11 @@ def cases() -> list[Case]:
                     notes="CPU default model's architecture, random weights; hub = stream_chat on CTranslate2 int8 "
                           "(converted once, before timing), naive = transformers fp32 generate",
                     goal=">= 4x naive fp32, >= 20 tokens/s"))
+    genai = _setup(cpu_default, 32, genai=True)
+    out.append(Case("llm_chat/cpu-smollm2-360m-random-32tok-openvino-genai", genai, _naive, _hub, items=32,
+                    unit="token", warmup=1, repeat=3, teardown=_teardown, metrics=_metrics,
+                    notes="the same on OpenVINO GenAI (DEMOHUB_LLM_CHAT_OPENVINO_GENAI=1: a Q8_0 GGUF export, made "
+                          "once, before timing)", goal=">= 4x naive fp32, >= 20 tokens/s"))
     qwen3 = replace(spec.choice("Qwen/Qwen3-0.6B"), source="random")
     out.append(Case("llm_chat/cpu-qwen3-0.6b-random-32tok", _setup(qwen3, 32), _naive, _hub, items=32, unit="token",
                     warmup=1, repeat=3, teardown=_teardown, metrics=_metrics,

@@ -36,6 +36,10 @@ def _weights(choice, cache: Path, path: Path | None = None) -> Weights:
 
 @pytest.fixture(scope="module")
 def smollm2_folder(tmp_path_factory):
+    return smollm2_checkpoint(tmp_path_factory)
+
+
+def smollm2_checkpoint(tmp_path_factory) -> Path:
     """The packaged SmolLM2-135M-Instruct GGUF, dequantized by transformers and saved as a checkpoint folder: the
     hub's own dequantized copy (gguf_cache.py; made once per test run, tests/conversion_cache.py)."""
     import shutil

@@ -115,9 +115,13 @@ OPTIONS = (
     Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
                                 "CTranslate2 int8 (converted once into the cache folder at the first load; 2.4x "
                                 "transformers' fp32 on a 2-vCPU AMD EPYC). 0 keeps transformers."),
-    Option("ct2_threads", 0, "CPU threads of one CTranslate2 decode; 0 = all the CPUs, at most 4 (on a quiet 2-vCPU "
-                             "machine two threads decode ~20% faster than one; on one shared with other work, 1 is "
-                             "faster).", lo=0, hi=1024),
+    Option("openvino_genai", False, "On a CPU, decode Llama/SmolLM2 and Mistral checkpoints with OpenVINO GenAI from a "
+                                    "Q8_0 GGUF export made once into the cache folder (1.8x CTranslate2 int8 on a "
+                                    "2-vCPU AMD EPYC with AVX2 only); off by default until checked on more real "
+                                    "models. Falls back to CTranslate2 where it cannot load."),
+    Option("ct2_threads", 0, "CPU threads of one CTranslate2 (or OpenVINO GenAI) decode; 0 = all the CPUs, at most "
+                             "4 (on a quiet 2-vCPU machine two threads decode ~20% faster than one; on one shared "
+                             "with other work, 1 is faster).", lo=0, hi=1024),
     Option("graph_len", 4096, "Longest conversation (tokens) the CUDA-graph decoder serves, and the length of its "
                               "static KV cache; longer ones use plain generate.", lo=64, hi=1_048_576),
 )

@@ -22,6 +22,7 @@ import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from demos.llm_chat.engine import Engine, GenParams, Run
@@ -88,18 +89,49 @@ def wanted(weights, device: str, options) -> bool:
     return True
 
 
-def folder_for(weights) -> Path:
-    """Where the converted model lives: one folder per model, revision (or local files' state) and version."""
+def checkpoint_key(weights) -> str:
+    """The converted model's folder name: model and revision, or a local folder's files' names, sizes and times."""
     choice = weights.choice
     if weights.is_random:
-        key = f"random-{_random_config(weights)}"
-    elif choice.source == "hf" and choice.revision:
-        key = f"{choice.id.replace('/', '--')}@{choice.revision[:12]}"
-    else:  # a local folder or an unpinned repo: its files' names, sizes and times
-        path = Path(weights.path)
-        state = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in path.iterdir() if f.is_file())
-        key = f"{path.name}-{hashlib.sha256(repr(state).encode()).hexdigest()[:12]}"
-    return Path(weights.cache_dir) / "native" / "llm_chat" / f"ct2-{version()}-{QUANTIZATION}" / key
+        return f"random-{_random_config(weights)}"
+    if choice.source == "hf" and choice.revision:
+        return f"{choice.id.replace('/', '--')}@{choice.revision[:12]}"
+    path = Path(weights.path)  # a local folder or an unpinned repo
+    state = sorted((f.name, f.stat().st_size, int(f.stat().st_mtime)) for f in path.iterdir() if f.is_file())
+    return f"{path.name}-{hashlib.sha256(repr(state).encode()).hexdigest()[:12]}"
+
+
+def folder_for(weights) -> Path:
+    """Where the converted model lives: one folder per model, revision (or local files' state) and version."""
+    return Path(weights.cache_dir) / "native" / "llm_chat" / f"ct2-{version()}-{QUANTIZATION}" / checkpoint_key(weights)
+
+
+@contextmanager
+def source_folder(weights, scratch: Path):
+    """The checkpoint folder to convert from: the weights' own, or (random weights) the model built from its config
+    and saved to `scratch`, removed afterwards."""
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        if weights.is_random:
+            import torch
+
+            from demos.llm_chat.configs import random_model
+
+            model, tok = random_model(_random_config(weights), torch.float32)
+            model.save_pretrained(scratch)
+            tok.save_pretrained(scratch)
+            del model
+        yield Path(weights.path) if not weights.is_random else scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def keep_small_files(source: Path, hf: Path) -> None:
+    """The tokenizer, configs and chat template (the small files) into `hf`, for later loads."""
+    hf.mkdir()
+    for f in source.iterdir():
+        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".jinja") and f.stat().st_size < 50e6:
+            shutil.copy2(f, hf / f.name)
 
 
 def convert(weights, folder: Path) -> None:
@@ -108,31 +140,14 @@ def convert(weights, folder: Path) -> None:
     from ctranslate2.converters import TransformersConverter
     from tqdm.auto import tqdm
 
-    src = partial_name(folder).with_name(partial_name(folder).name + "-source")  # random weights are saved here
-    shutil.rmtree(src, ignore_errors=True)
+    scratch = partial_name(folder).with_name(partial_name(folder).name + "-source")  # random weights are saved here
     with tqdm(total=2, desc=f"Converting {weights.choice.display} to CTranslate2 {QUANTIZATION} (once)") as bar, \
-            replacing_folder(folder) as tmp:
-        source = Path(weights.path) if not weights.is_random else src
-        if weights.is_random:
-            import torch
-
-            from demos.llm_chat.configs import random_model
-
-            model, tok = random_model(_random_config(weights), torch.float32)
-            model.save_pretrained(src)
-            tok.save_pretrained(src)
-            del model
+            replacing_folder(folder) as tmp, source_folder(weights, scratch) as source:
         bar.update(1)
         start = time.perf_counter()
-        try:
-            TransformersConverter(str(source), low_cpu_mem_usage=True, trust_remote_code=False).convert(
-                str(tmp), quantization=QUANTIZATION, force=True)
-            (tmp / "hf").mkdir()
-            for f in source.iterdir():  # tokenizer, configs, chat template: the small files, for later loads
-                if f.is_file() and f.suffix in (".json", ".txt", ".model", ".jinja") and f.stat().st_size < 50e6:
-                    shutil.copy2(f, tmp / "hf" / f.name)
-        finally:
-            shutil.rmtree(src, ignore_errors=True)
+        TransformersConverter(str(source), low_cpu_mem_usage=True, trust_remote_code=False).convert(
+            str(tmp), quantization=QUANTIZATION, force=True)
+        keep_small_files(source, tmp / "hf")
         config = json.loads((tmp / "config.json").read_text())
         if not config.get("bos_token"):  # tokenizers without a BOS token (Qwen2, the offline one): CT2 needs a string
             config["bos_token"] = config.get("eos_token") or "<|endoftext|>"
@@ -142,18 +157,14 @@ def convert(weights, folder: Path) -> None:
              time.perf_counter() - start)
 
 
-def load(weights, options, notes: list[str]) -> Engine:
-    """An Engine whose decoding runs on CTranslate2 (converting the checkpoint first if this is its first load)."""
-    with loadtimes.stage("import"):
-        import ctranslate2  # noqa: F401
-        from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+def engine_for(weights, folder: Path, weights_file: Path, options, notes: list[str], dtype: str,
+               weights_format: str) -> Engine:
+    """The Engine of a converted model (no torch model: `engine.fast` decodes), its tokenizer and configs read from
+    folder/hf."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     from demos.llm_chat.engine import chat_template_or_chatml, context_for, eos_ids
 
-    folder = folder_for(weights)
-    if not (folder / "model.bin").is_file():
-        with loadtimes.stage("convert"):
-            convert(weights, folder)
     hf = folder / "hf"
     with loadtimes.stage("build"):
         tok = AutoTokenizer.from_pretrained(hf, trust_remote_code=False)
@@ -163,17 +174,30 @@ def load(weights, options, notes: list[str]) -> Engine:
         except OSError:  # no generation_config.json: the model config's ids
             gen_config = GenerationConfig.from_model_config(config)
     chat_template_or_chatml(tok, notes)
+    vocab = int(config.vocab_size)
+    return Engine(None, tok, "cpu", dtype, context_for(config, "cpu", options), eos_ids(gen_config, config, tok),
+                  weights.choice.display, ignore_eos=bool(weights.choice.options.get("ignore_eos")),
+                  vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
+                  weights_format=weights_format, nbytes=weights_file.stat().st_size,
+                  max_prompt_tokens=int(options.max_prompt_tokens))
+
+
+def load(weights, options, notes: list[str]) -> Engine:
+    """An Engine whose decoding runs on CTranslate2 (converting the checkpoint first if this is its first load)."""
+    with loadtimes.stage("import"):
+        import ctranslate2  # noqa: F401
+        from transformers import AutoConfig, AutoTokenizer, GenerationConfig  # noqa: F401
+
+    folder = folder_for(weights)
+    if not (folder / "model.bin").is_file():
+        with loadtimes.stage("convert"):
+            convert(weights, folder)
+    engine = engine_for(weights, folder, folder / "model.bin", options, notes, QUANTIZATION,
+                        f"int8 (CTranslate2 {version()})")
     threads = options.ct2_threads or auto_threads()
     loadtimes.read_files([folder / "model.bin"])
     with loadtimes.stage("build"):
         generator = _generator(folder, threads)
-    vocab = int(config.vocab_size)
-    context = context_for(config, "cpu", options)
-    engine = Engine(None, tok, "cpu", QUANTIZATION, context, eos_ids(gen_config, config, tok),
-                    weights.choice.display, ignore_eos=bool(weights.choice.options.get("ignore_eos")),
-                    vocab_limit=len(tok) if weights.is_random and len(tok) < vocab else None, notes=tuple(notes),
-                    weights_format=f"int8 (CTranslate2 {version()})",
-                    nbytes=(folder / "model.bin").stat().st_size, max_prompt_tokens=int(options.max_prompt_tokens))
     engine.fast = CT2Decoder(generator, engine, folder, threads)
     return engine
 

@@ -127,8 +127,14 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         from hub.options import defaults
 
         options = defaults(DEMO)
-    from demos.llm_chat import ct2
+    from demos.llm_chat import ct2, ov_genai
 
+    if ov_genai.wanted(weights, device, options):
+        try:
+            return ov_genai.load(weights, options, [])
+        except Exception as e:  # a checkpoint GenAI cannot take: the default CPU path may still run it
+            log.warning("OpenVINO GenAI could not take %s (%s: %s); it runs on the default CPU path.",
+                        weights.choice.display, type(e).__name__, str(e)[:300])
     if ct2.wanted(weights, device, options):
         try:
             return ct2.load(weights, options, [])

