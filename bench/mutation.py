@@ -91,6 +91,8 @@ PACKAGES: dict[str, dict[str, list[str]]] = {
         "demos/llm_chat/prompt.py": ["tests/test_llm_chat_properties.py", "tests/test_llm_chat_prefill.py",
                                      "tests/test_llm_chat.py", "tests/test_mutation_survivors.py", "tests/test_mutation_survivors_more.py"],
         "demos/llm_chat/thinking.py": ["tests/test_llm_chat_thinking.py"],
+        "demos/llm_chat/gguf_export.py": ["tests/test_llm_chat_ov_genai.py"],
+        "demos/llm_chat/ov_genai.py": ["tests/test_llm_chat_ov_genai.py"],
     },
     "sam_segment": {
         "demos/sam_segment/engine.py": ["tests/test_sam_truth.py", "tests/test_sam_segment_properties.py",
