@@ -115,8 +115,8 @@ OPTIONS = (
     Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
                                 "CTranslate2 int8 (converted once into the cache folder at the first load; 2.4x "
                                 "transformers' fp32 on a 2-vCPU AMD EPYC). 0 keeps transformers."),
-    Option("openvino_genai", False, "On a CPU, decode Llama/SmolLM2 and Mistral checkpoints with OpenVINO GenAI from a "
-                                    "Q8_0 GGUF export made once into the cache folder (1.8x CTranslate2 int8 on a "
+    Option("openvino_genai", False, "On a CPU, decode Llama/SmolLM2 checkpoints with OpenVINO GenAI from a "
+                                    "Q8_0 GGUF export made once into the cache folder (about 2x CTranslate2 int8 on a "
                                     "2-vCPU AMD EPYC with AVX2 only); off by default until checked on more real "
                                     "models. Falls back to CTranslate2 where it cannot load."),
     Option("ct2_threads", 0, "CPU threads of one CTranslate2 (or OpenVINO GenAI) decode; 0 = all the CPUs, at most "

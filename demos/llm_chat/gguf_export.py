@@ -1,4 +1,4 @@
-"""A Llama-architecture checkpoint folder (SmolLM2, Llama, Mistral) written as one Q8_0 GGUF file, as llama.cpp's
+"""A Llama-architecture checkpoint folder (SmolLM2, Llama) written as one Q8_0 GGUF file, as llama.cpp's
 own converter writes it, for OpenVINO GenAI's GGUF reader (ov_genai.py).
 
 Tensors are read one at a time from the folder's safetensors files (memory-mapped) and written one at a time, so
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 ARCH = "llama"
-ARCHITECTURES = ("llama", "mistral")  # model_type values written as GGUF's "llama" (both are llama.cpp's LlamaModel)
+ARCHITECTURES = ("llama",)  # model_type values written as GGUF's "llama" (Mistral would be too: not tested yet)
 
 # checkpoint name (after "model.layers.N.") -> GGUF name (after "blk.N.")
 _LAYER = {
