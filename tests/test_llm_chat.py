@@ -287,8 +287,8 @@ def test_options_are_declared_checked_and_read_by_load(settings):
     from hub.weights import select, resolve
 
     assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cpu_context": 3072, "max_prompt_tokens": 0,
-                                                 "cuda_graphs": True, "ctranslate2": True, "ct2_threads": 0,
-                                                 "graph_len": 4096}
+                                                 "cuda_graphs": True, "ctranslate2": True, "openvino_genai": False,
+                                                 "ct2_threads": 0, "graph_len": 4096}
     opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off",
                                  "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
     assert opts.context == 512 and opts.cuda_graphs is False and opts.ctranslate2 is False

@@ -97,7 +97,7 @@ class GenAIDecoder:
 
     def submit(self, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
         threading.Thread(target=self._decode, args=(ids, params, max_new, streamer, run), name="llm-ovgenai-decode",
-                         daemon=True).start()
+                         daemon=True).start()  # pragma: no mutate (a daemon only matters when the interpreter exits)
 
     def close(self) -> None:
         self.pipeline = None
@@ -110,7 +110,6 @@ class GenAIDecoder:
         c.max_new_tokens = max_new
         c.min_new_tokens = min(params.min_new_tokens or 0, max_new)
         c.repetition_penalty = params.repetition_penalty
-        c.apply_chat_template = False  # the prompt is engine.py's, already rendered and tokenized
         c.ignore_eos = e.ignore_eos
         if e.eos_ids:
             c.eos_token_id = e.eos_ids[0]
@@ -157,11 +156,9 @@ class GenAIDecoder:
                 return
             streamer.put(ids.cpu())  # the streamer skips the prompt it is given first
             prompt = openvino.Tensor(np.ascontiguousarray(ids.cpu().numpy().astype(np.int64)))
-            result = self.pipeline.generate(prompt, self.config(params, max_new), Into())
-            tokens = [int(t) for t in result.tokens[0]]
-            if tokens and tokens[-1] in e.eos_ids and not e.ignore_eos and not run.hit_eos:
-                run.hit_eos = True  # the end token was not streamed: counted as transformers counts it
-                run.new_tokens += 1
+            # GenAI streams the end token too (counted in `write`, as transformers counts it) and applies no chat
+            # template to ids: the prompt is engine.py's, already rendered
+            self.pipeline.generate(prompt, self.config(params, max_new), Into())
         except BaseException as err:  # handed to the request thread, which re-raises it
             run.error = err
         finally:

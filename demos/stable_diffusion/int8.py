@@ -52,7 +52,6 @@ def checkpoint_key(weights) -> str:
         path = Path(weights.path)
         files = sorted(p for p in (path / "unet").glob("*") if p.is_file()) if path.is_dir() else [path]
         parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
-        parts.insert(0, choice.revision or "")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -66,7 +65,7 @@ class Int8UNet:
         self._lock = threading.Lock()
 
     def serves(self, unet, sample, args, kwargs) -> bool:
-        factor = 2 ** getattr(unet, "num_upsamplers", 3)
+        factor = 2 ** unet.num_upsamplers  # the latent sides the UNet halves and doubles back must divide
         plain = not args and all(v is None or k == "return_dict" for k, v in kwargs.items())
         return (plain and sample.dim() == 4 and sample.shape[-1] % factor == 0 and sample.shape[-2] % factor == 0
                 and not self.fused_loras())
@@ -188,7 +187,7 @@ def calibration_inputs(pipe, defaults: dict) -> list[tuple]:
             captured.append((sample.detach().float().clone(), t, encoder_hidden_states.detach().float().clone()))
         return torch_forward(sample, timestep, encoder_hidden_states, *args, **kwargs)
 
-    size, steps = int(defaults["size"]), min(int(defaults.get("steps", 4)), 4)
+    size, steps = int(defaults["size"]), min(int(defaults["steps"]), 4)  # the engine's defaults have both
     unet.forward = capture
     try:
         with torch.inference_mode():
