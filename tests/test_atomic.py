@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -61,4 +62,23 @@ def test_two_threads_write_apart_and_the_folder_ends_whole(tmp_path):
     assert len(set(names)) == 2 and all(n.startswith("model.partial-") for n in names)  # each its own work folder
     a, b = (target / "a.bin").read_text(), (target / "b.bin").read_text()
     assert a == b and a in ("one", "two")  # one writer's files, never a mix
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+
+
+def test_a_writer_that_loses_the_race_keeps_the_winners_folder_and_removes_its_own(tmp_path, monkeypatch):
+    """Another writer's folder lands between this one's clearing of the name and its rename: the rename fails, the
+    winner's folder stays whole, and this writer's work folder is removed (nothing half-written is left beside it)."""
+    target = tmp_path / "model"
+    real_rename = Path.rename
+
+    def the_other_writer_renames_first(self, dest):
+        if Path(dest) == target and not target.exists():
+            target.mkdir()
+            (target / "a.bin").write_text("theirs")
+        return real_rename(self, dest)
+
+    monkeypatch.setattr(Path, "rename", the_other_writer_renames_first)
+    with replacing_folder(target) as tmp:
+        (tmp / "a.bin").write_text("mine")
+    assert (target / "a.bin").read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
