@@ -117,3 +117,28 @@ def test_without_openvino_or_with_a_unet_it_cannot_take_sd_draws_on_torch(tmp_pa
     said = caplog.text
     assert ("pip install 'demohub[openvino]'" in said) if failure == "not installed" else (
         "the UNet runs on torch" in said and "unsupported operation" in said)
+
+
+def test_a_checkpoint_with_other_unet_files_gets_its_own_int8_unet(tmp_path):
+    """The cache key of a downloaded or local checkpoint is its UNet files (names, sizes, times): changed weights
+    are quantized again, unchanged ones reuse theirs; a single-file checkpoint is keyed by its file."""
+    import os
+
+    from hub.spec import ModelChoice
+
+    folder = tmp_path / "model"
+    (folder / "unet").mkdir(parents=True)
+    weights_file = folder / "unet" / "diffusion_pytorch_model.safetensors"
+    weights_file.write_bytes(b"a" * 64)
+    (folder / "unet" / "config.json").write_text("{}")
+    local = Weights("stable_diffusion", ModelChoice(str(folder), "path"), "path", folder, tmp_path)
+    first = int8.checkpoint_key(local)
+    assert int8.checkpoint_key(local) == first
+    weights_file.write_bytes(b"b" * 65)  # fine-tuned in place
+    assert int8.checkpoint_key(local) != first
+    single = tmp_path / "model.safetensors"
+    single.write_bytes(b"c" * 64)
+    one = Weights("stable_diffusion", ModelChoice(str(single), "path"), "path", single, tmp_path)
+    key = int8.checkpoint_key(one)
+    os.utime(single, ns=(1, 1))
+    assert int8.checkpoint_key(one) != key and key not in (first, int8.checkpoint_key(local))

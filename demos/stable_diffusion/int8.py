@@ -41,17 +41,14 @@ def available() -> bool:
 
 
 def checkpoint_key(weights) -> str:
-    """What identifies the UNet's weights: the pinned revision, the random architecture (seeded), or a local
-    folder's UNet files by name, size and time."""
+    """What identifies the UNet's weights: the random architecture (seeded), or the checkpoint's UNet files by name,
+    size and time (a pinned download's files are its revision's; a single-file checkpoint is its one file)."""
     choice = weights.choice
     if weights.is_random:
         return f"random-{choice.options.get('config') or choice.id}"
-    if choice.revision and not weights.path:
-        parts = [choice.id, choice.revision]
-    else:
-        path = Path(weights.path)
-        files = sorted(p for p in (path / "unet").glob("*") if p.is_file()) if path.is_dir() else [path]
-        parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
+    path = Path(weights.path)
+    files = sorted(p for p in (path / "unet").glob("*") if p.is_file()) if path.is_dir() else [path]
+    parts = [f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
