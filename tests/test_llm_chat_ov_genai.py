@@ -63,6 +63,7 @@ def test_the_export_has_llama_cpps_layout_vocabulary_and_settings(smollm2, smoll
                 "llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon", "tokenizer.ggml.bos_token_id",
                 "tokenizer.ggml.eos_token_id", "tokenizer.ggml.tokens", "tokenizer.ggml.merges"):
         assert ours.fields[key].contents() == theirs.fields[key].contents(), key
+    assert ours.fields["general.name"].contents() == w.choice.display  # what GGUF tools show for the file
     mine = {t.name: t for t in ours.tensors}
     assert set(mine) == {t.name for t in theirs.tensors}
     for t in theirs.tensors:

@@ -121,7 +121,7 @@ class GenAIDecoder:
             if params.top_k:
                 c.top_k = params.top_k
             if params.seed is not None:
-                c.rng_seed = params.seed % 2**32
+                c.rng_seed = params.seed  # 0 to 2**63 - 1 (check_params): GenAI's seed is 64-bit
         return c
 
     def _decode(self, ids, params: GenParams, max_new: int, streamer, run: Run) -> None:
