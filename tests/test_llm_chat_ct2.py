@@ -96,21 +96,12 @@ def test_int8_picks_float32s_next_token_almost_everywhere(smollm2):
     """Teacher-forced: along transformers fp32's greedy answers to five questions, the int8 model's greedy next
     token matches fp32's at >= 85 % of the positions (measured 92.8 % on a 2-vCPU AMD EPYC: SmolLM2-135M is a small
     model, and its Q4_1 weights already moved it), and the one-sentence answer is the same."""
-    import torch
-
     torch_engine, fast_engine, _ = smollm2
-    questions = ("What is the capital of France? Answer in one sentence.", "Name three primary colors.",
-                 "Write a haiku about the sea.", "Explain what a CPU does in two sentences.",
-                 "Give me a recipe for pancakes.")
     params = L.check_params(**GREEDY, max_new_tokens=32)
     agree = total = 0
-    for q in questions:
-        prep = L.prepare(torch_engine, build_messages("You are a helpful assistant.", [], q), params)
-        with torch.inference_mode():
-            out = torch_engine.model.generate(torch.tensor([prep.input_ids]), max_new_tokens=32, do_sample=False)
-        answer = out[0, len(prep.input_ids):].tolist()
+    for prompt, answer in reference_answers(torch_engine, params):
         for i, want in enumerate(answer):
-            tokens = fast_engine.tokenizer.convert_ids_to_tokens(prep.input_ids + answer[:i])
+            tokens = fast_engine.tokenizer.convert_ids_to_tokens(prompt + answer[:i])
             step = next(iter(fast_engine.fast.generator.generate_tokens(tokens, max_length=1, end_token=[])))
             agree, total = agree + (step.token_id == want), total + 1
     assert total > 60 and agree / total >= 0.85, (agree, total)
@@ -118,17 +109,41 @@ def test_int8_picks_float32s_next_token_almost_everywhere(smollm2):
     assert got.text == ref.text and "Paris" in got.text
 
 
+def reference_answers(torch_engine, params):
+    """(prompt ids, transformers fp32's greedy answer ids) for five questions: the truth the CPU decoders' next
+    tokens are held to."""
+    import torch
+
+    for q in ("What is the capital of France? Answer in one sentence.", "Name three primary colors.",
+              "Write a haiku about the sea.", "Explain what a CPU does in two sentences.",
+              "Give me a recipe for pancakes."):
+        prep = L.prepare(torch_engine, build_messages("You are a helpful assistant.", [], q), params)
+        with torch.inference_mode():
+            out = torch_engine.model.generate(torch.tensor([prep.input_ids]), max_new_tokens=params.max_new_tokens,
+                                              do_sample=False)
+        yield prep.input_ids, out[0, len(prep.input_ids):].tolist()
+
+
 def test_the_same_seed_samples_the_same_answer_and_another_seed_another(smollm2):
-    _, fast_engine, _ = smollm2
+    check_seeds(smollm2[1])
+
+
+def check_seeds(fast_engine) -> None:
+    """The same seed samples the same answer, another seed another (shared with the other CPU decoders' tests)."""
     ask = build_messages("", [], "Write one sentence about the sea.")
     sample = dict(temperature=1.0, top_p=0.95, top_k=50, max_new_tokens=24, min_new_tokens=24)
     a = L.chat(fast_engine, ask, L.check_params(**sample, seed=7))
     b = L.chat(fast_engine, ask, L.check_params(**sample, seed=7))
     c = L.chat(fast_engine, ask, L.check_params(**sample, seed=8))
-    assert a.text == b.text and a.text != c.text
+    assert a.text == b.text and a.text != c.text and a.new_tokens == 24
 
 
 def test_stop_ends_the_answer_at_the_next_token_and_the_next_request_works(tiny):
+    check_stop(tiny)
+
+
+def check_stop(tiny) -> None:
+    """Stop ends the answer within two tokens, and the next request runs whole (shared with GenAI's tests)."""
     stop = threading.Event()
     gen = L.stream_chat(tiny, QUESTION, L.check_params(**GREEDY, max_new_tokens=400), stop)
     started = next(gen)

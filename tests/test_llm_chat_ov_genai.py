@@ -8,18 +8,16 @@ the reference for the answers."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 
 import demos.llm_chat as llm_chat
 from demos.llm_chat import engine as L
 from demos.llm_chat import gguf_export, ov_genai
-from demos.llm_chat.messages import build_messages
 from hub.options import DemoOptions
 from hub.spec import ModelChoice
-from tests.test_llm_chat_ct2 import GREEDY, OFF, QUESTION, _weights, smollm2_checkpoint
+from tests.test_llm_chat_ct2 import (GREEDY, OFF, QUESTION, _weights, check_seeds, check_stop, reference_answers,
+                                    smollm2_checkpoint)
 
 pytest.importorskip("openvino_genai")
 
@@ -78,23 +76,15 @@ def test_genai_picks_transformers_next_token_almost_everywhere_and_answers_alike
     to five questions, GenAI's greedy next token (one new token on the prompt and the answer so far) matches at
     >= 85 % of the positions, and the one-sentence answer names Paris."""
     import openvino
-    import torch
 
     torch_engine, genai_engine, _ = smollm2
-    questions = ("What is the capital of France? Answer in one sentence.", "Name three primary colors.",
-                 "Write a haiku about the sea.", "Explain what a CPU does in two sentences.",
-                 "Give me a recipe for pancakes.")
     params = L.check_params(**GREEDY, max_new_tokens=32)
     one = genai_engine.fast.config(L.check_params(**GREEDY, max_new_tokens=1), 1)
     one.ignore_eos = True
     agree = total = 0
-    for q in questions:
-        prep = L.prepare(torch_engine, build_messages("You are a helpful assistant.", [], q), params)
-        with torch.inference_mode():
-            out = torch_engine.model.generate(torch.tensor([prep.input_ids]), max_new_tokens=32, do_sample=False)
-        answer = out[0, len(prep.input_ids):].tolist()
+    for prompt, answer in reference_answers(torch_engine, params):
         for i, want in enumerate(answer):
-            ids = openvino.Tensor(np.array([prep.input_ids + answer[:i]], dtype=np.int64))
+            ids = openvino.Tensor(np.array([prompt + answer[:i]], dtype=np.int64))
             got = int(genai_engine.fast.pipeline.generate(ids, one).tokens[0][0])
             agree, total = agree + (got == want), total + 1
     print(f"GenAI Q8_0 agreed with transformers fp32 at {agree} of {total} positions")
@@ -104,13 +94,7 @@ def test_genai_picks_transformers_next_token_almost_everywhere_and_answers_alike
 
 
 def test_the_same_seed_samples_the_same_answer_and_another_seed_another(smollm2):
-    _, genai_engine, _ = smollm2
-    ask = build_messages("", [], "Write one sentence about the sea.")
-    sample = dict(temperature=1.0, top_p=0.95, top_k=50, max_new_tokens=24, min_new_tokens=24)
-    a = L.chat(genai_engine, ask, L.check_params(**sample, seed=7))
-    b = L.chat(genai_engine, ask, L.check_params(**sample, seed=7))
-    c = L.chat(genai_engine, ask, L.check_params(**sample, seed=8))
-    assert a.text == b.text and a.text != c.text and a.new_tokens == 24
+    check_seeds(smollm2[1])
 
 
 def test_the_end_token_ends_the_answer_and_counts_as_on_transformers(smollm2):
@@ -122,15 +106,7 @@ def test_the_end_token_ends_the_answer_and_counts_as_on_transformers(smollm2):
 
 
 def test_stop_ends_the_answer_at_the_next_token_and_the_next_request_works(tiny):
-    stop = threading.Event()
-    gen = L.stream_chat(tiny, QUESTION, L.check_params(**GREEDY, max_new_tokens=400), stop)
-    started = next(gen)
-    stop.set()
-    stopped = list(gen)[-1]
-    assert stopped.fast_path and stopped.finish_reason == "cancelled"
-    assert stopped.new_tokens <= started.new_tokens + 2 < 400
-    again = L.chat(tiny, QUESTION, L.check_params(**GREEDY, max_new_tokens=5))
-    assert again.new_tokens == 5 and again.finish_reason == "length"
+    check_stop(tiny)
 
 
 def test_the_export_is_made_once_and_a_model_it_cannot_take_falls_back(tmp_path, monkeypatch):

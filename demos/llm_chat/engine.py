@@ -129,18 +129,14 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         options = defaults(DEMO)
     from demos.llm_chat import ct2, ov_genai
 
-    if ov_genai.wanted(weights, device, options):
-        try:
-            return ov_genai.load(weights, options, [])
-        except Exception as e:  # a checkpoint GenAI cannot take: the default CPU path may still run it
-            log.warning("OpenVINO GenAI could not take %s (%s: %s); it runs on the default CPU path.",
-                        weights.choice.display, type(e).__name__, str(e)[:300])
-    if ct2.wanted(weights, device, options):
-        try:
-            return ct2.load(weights, options, [])
-        except Exception as e:  # a checkpoint CTranslate2 cannot convert or load: transformers may still run it
-            log.warning("CTranslate2 could not take %s (%s: %s); it runs on transformers.", weights.choice.display,
-                        type(e).__name__, str(e)[:300])
+    paths = ((ov_genai, "OpenVINO GenAI", "the default CPU path"), (ct2, "CTranslate2", "transformers"))
+    for path, name, then in paths:
+        if path.wanted(weights, device, options):
+            try:
+                return path.load(weights, options, [])
+            except Exception as e:  # a checkpoint it cannot convert or load: the next path may still run it
+                log.warning("%s could not take %s (%s: %s); it runs on %s.", name, weights.choice.display,
+                            type(e).__name__, str(e)[:300], then)
     with loadtimes.stage("import"):
         from transformers import AutoModelForCausalLM  # noqa: F401 (the modeling code, before the build)
     torch_dtype = getattr(torch, dtype)
