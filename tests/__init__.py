@@ -3,3 +3,7 @@ ended, a step reached): long enough for the busiest machine, reached only when t
 a test's verdict never depends on how fast the machine is."""
 
 WAIT_S = 300
+
+# a hub option set whose chat model runs on transformers on a CPU (neither OpenVINO GenAI nor CTranslate2): for the
+# tests that read the transformers model or hook its forward pass
+TRANSFORMERS_CHAT = {"DEMOHUB_LLM_CHAT_OPENVINO_GENAI": "0", "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"}

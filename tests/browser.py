@@ -132,43 +132,45 @@ def type_number(box, text: str, tries: int = 5) -> None:
     raise AssertionError(f"typed {text!r} {tries} times, the box went back to {first!r} each time")
 
 
-class _GatedGenerator:
-    """A CTranslate2 generator that gives `after` tokens, then holds the next one until `gate` opens (closing the
-    stream closes the real one)."""
+class _GatedStreamer:
+    """The streamer a fast decoder writes into: passes the prompt and `after` tokens, then holds the next one until
+    `gate` opens (so it holds the decoder's thread, whichever decoder it is)."""
 
-    def __init__(self, generator, gate, after: int):
-        self.generator, self.gate, self.after = generator, gate, after
+    def __init__(self, streamer, gate, after: int):
+        self.streamer, self.gate, self.after, self.puts = streamer, gate, after, 0
 
-    def __getattr__(self, name):
-        return getattr(self.generator, name)
-
-    def generate_tokens(self, *args, **kwargs):
-        for i, step in enumerate(self.generator.generate_tokens(*args, **kwargs)):
-            if i >= self.after:
-                self.gate.wait()
+    def put(self, value):
+        if self.puts > self.after:  # the first put is the prompt
+            self.gate.wait()
+        if self.puts:
             self.gate.calls[0] += 1
-            yield step
+        self.puts += 1
+        self.streamer.put(value)
+
+    def end(self):
+        self.streamer.end()
 
 
 @contextmanager
 def gated_chat(engine, after: int = 30):
     """The chat engine answers `after` tokens, then holds the next until the test opens the gate (`gate.set()`), on
-    transformers or on CTranslate2 (a CPU's path). The gate opens by itself when the block ends. `gate.calls[0]`:
-    the tokens (or forward calls) made so far."""
+    transformers or on a CPU's fast decoder (OpenVINO GenAI, CTranslate2). The gate opens by itself when the block
+    ends. `gate.calls[0]`: the tokens (or forward calls) made so far."""
     import threading
 
     if engine.model is not None:
         with gated(engine.model, after) as gate:
             yield gate
         return
-    real, gate = engine.fast.generator, threading.Event()
+    real, gate = engine.fast.submit, threading.Event()
     gate.calls = [0]
-    engine.fast.generator = _GatedGenerator(real, gate, after)
+    engine.fast.submit = lambda ids, params, max_new, streamer, run: real(
+        ids, params, max_new, _GatedStreamer(streamer, gate, after), run)
     try:
         yield gate
     finally:
         gate.set()
-        engine.fast.generator = real
+        engine.fast.submit = real
 
 
 def wait_until(cond, timeout: float = 10.0) -> bool:

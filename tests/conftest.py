@@ -109,8 +109,9 @@ def _conversions_root(config) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def _conversions_once_per_run(request):
-    """Each YOLO OpenVINO and random chat CTranslate2 conversion is made once per run (tests/conversion_cache.py);
-    DEMOHUB_TEST_SHARE_CONVERSIONS=0 makes every cache folder convert its own, as the product does."""
+    """Each YOLO OpenVINO conversion, and random chat CTranslate2 conversion and GenAI export, is made once per run
+    (tests/conversion_cache.py); DEMOHUB_TEST_SHARE_CONVERSIONS=0 makes every cache folder convert its own, as the
+    product does."""
     from tests import conversion_cache
 
     if os.environ.get("DEMOHUB_TEST_SHARE_CONVERSIONS", "1") != "0":

@@ -1,6 +1,6 @@
-"""One conversion per test run: the YOLO -> OpenVINO IR and chat model -> CTranslate2 int8 folders, and a real GGUF's
-dequantized copy, that a load writes into its cache folder are made once per test run and copied into every later
-cache folder that asks for them.
+"""One conversion per test run: the YOLO -> OpenVINO IR and chat model -> CTranslate2 int8 / GenAI GGUF folders, and a
+real GGUF's dequantized copy, that a load writes into its cache folder are made once per test run and copied into
+every later cache folder that asks for them.
 
 Why: the tiny random models themselves build in 0.01-0.15 s (faster than reading them back from disk), but every
 test module and many tests start from an empty cache folder, and the derived artefacts cost seconds each there:
@@ -32,14 +32,16 @@ _ROOT: list[Path] = []
 
 def install(root: Path) -> None:
     """Route this process's OpenVINO and CTranslate2 conversions through the shared folder `root`."""
-    from demos.llm_chat import ct2
+    from demos.llm_chat import ct2, ov_genai
     from demos.yolo_detect import openvino
 
     _ROOT[:] = [Path(root)]
     if not getattr(openvino.OpenVinoNet._convert, "shared", False):
         openvino.OpenVinoNet._convert = _shared_openvino(openvino.OpenVinoNet._convert)
     if not getattr(ct2.convert, "shared", False):
-        ct2.convert = _shared_ct2(ct2.convert)
+        ct2.convert = _shared_random("ct2", ct2.convert)
+    if not getattr(ov_genai.convert, "shared", False):
+        ov_genai.convert = _shared_random("genai", ov_genai.convert)
     from demos.llm_chat import gguf_cache
 
     if not getattr(gguf_cache.ready, "shared", False):
@@ -75,12 +77,13 @@ def _shared_openvino(convert):
     return shared_convert
 
 
-def _shared_ct2(convert):
+def _shared_random(kind: str, convert):
+    """A random chat model's CTranslate2 conversion or GGUF export for OpenVINO GenAI (`kind`), made once."""
     def shared_convert(weights, folder: Path) -> None:
         if not weights.is_random:  # a real checkpoint: its key is the product's (revision or file state); keep it
             return convert(weights, folder)
-        entry = _ROOT[0] / "ct2" / f"{folder.parent.name}-{folder.name}"
-        _fetch("ct2", entry, Path(folder), lambda into: convert(weights, into))
+        entry = _ROOT[0] / kind / f"{folder.parent.name}-{folder.name}"
+        _fetch(kind, entry, Path(folder), lambda into: convert(weights, into))
 
     shared_convert.shared = True
     return shared_convert
@@ -161,7 +164,7 @@ def summary(root: Path) -> str:
     events = root / "events.log"
     rows = [line.split() for line in events.read_text().splitlines()] if events.is_file() else []
     parts = []
-    for kind in ("openvino", "ct2", "gguf"):
+    for kind in ("openvino", "ct2", "genai", "gguf"):
         made = [float(r[2]) for r in rows if r[:2] == [kind, "made"]]
         copied = [float(r[2]) for r in rows if r[:2] == [kind, "copied"]]
         if kind == "gguf" and (made or copied):  # the dequantizing is timed by the load, not here

@@ -101,6 +101,7 @@ def test_a_first_answer_says_the_model_is_loading_and_times_the_first_token_from
     the wait) and its footer said "first token 0.01 s": the load was not counted."""
     import demos.llm_chat.ct2 as ct2
     import demos.llm_chat.engine as chat_engine
+    import demos.llm_chat.ov_genai as ov_genai
 
     app.hub_manager.unload("llm_chat", "tiny-random")
 
@@ -111,7 +112,8 @@ def test_a_first_answer_says_the_model_is_loading_and_times_the_first_token_from
         return slow_load
 
     monkeypatch.setattr(chat_engine, "random_model", slowed_load(chat_engine.random_model))  # transformers
-    monkeypatch.setattr(ct2, "load", slowed_load(ct2.load))  # CTranslate2 (a CPU)
+    monkeypatch.setattr(ct2, "load", slowed_load(ct2.load))  # CTranslate2
+    monkeypatch.setattr(ov_genai, "load", slowed_load(ov_genai.load))  # OpenVINO GenAI (a CPU's default)
     open_tab(page, "LLM chat")
     message = _message(page)
     message.fill("Hi")

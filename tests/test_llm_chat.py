@@ -16,7 +16,7 @@ from demos.llm_chat.messages import build_messages
 from demos.llm_chat.openai import parse_openai_request
 from hub.errors import UserError
 from hub.models import ModelManager
-from tests import WAIT_S
+from tests import TRANSFORMERS_CHAT, WAIT_S
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +93,12 @@ def test_closing_the_stream_stops_generation_and_frees_the_model(engine):
 
 @pytest.fixture(scope="module")
 def torch_engine(tmp_path_factory):
-    """The tiny random model on transformers (the GPU path; on a CPU the hub decodes with CTranslate2)."""
+    """The tiny random model on transformers (the GPU path; on a CPU the hub decodes with OpenVINO GenAI)."""
     from hub.options import parse
     from hub.settings import Settings
 
     s = Settings.load({}, cache_dir=str(tmp_path_factory.mktemp("cache")), offline=True, device="cpu")
-    options = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
+    options = parse(llm_chat.DEMO, TRANSFORMERS_CHAT)
     manager = ModelManager(s, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(options), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         assert lease.engine.model is not None and lease.engine.fast is None
@@ -287,11 +287,11 @@ def test_options_are_declared_checked_and_read_by_load(settings):
     from hub.weights import select, resolve
 
     assert defaults(llm_chat.DEMO).as_dict() == {"context": 8192, "cpu_context": 3072, "max_prompt_tokens": 0,
-                                                 "cuda_graphs": True, "ctranslate2": True, "openvino_genai": False,
+                                                 "cuda_graphs": True, "ctranslate2": True, "openvino_genai": True,
                                                  "ct2_threads": 0, "graph_len": 4096}
     opts = parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "512", "DEMOHUB_LLM_CHAT_CUDA_GRAPHS": "off",
-                                 "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
-    assert opts.context == 512 and opts.cuda_graphs is False and opts.ctranslate2 is False
+                                 **TRANSFORMERS_CHAT})
+    assert opts.context == 512 and opts.cuda_graphs is False and opts.ctranslate2 is opts.openvino_genai is False
     with pytest.raises(SettingsError, match="DEMOHUB_LLM_CHAT_CONTEXT"):
         parse(llm_chat.DEMO, {"DEMOHUB_LLM_CHAT_CONTEXT": "lots"})
     with pytest.raises(SettingsError, match="out of range"):
@@ -301,7 +301,9 @@ def test_options_are_declared_checked_and_read_by_load(settings):
     assert engine.context == 300 and engine.fast is None and engine.model is not None  # transformers
     default = L.load(weights, "cpu", "float32")
     assert default.context == 1024  # defaults: the tiny model's own 1024 is lower
-    assert type(default.fast).__name__ == "CT2Decoder" and default.model is None  # a CPU decodes with CTranslate2
+    assert type(default.fast).__name__ == "GenAIDecoder" and default.model is None  # a CPU decodes with GenAI
+    ct2 = L.load(weights, "cpu", "float32", DemoOptions({**opts.as_dict(), "ctranslate2": True}))
+    assert type(ct2.fast).__name__ == "CT2Decoder" and ct2.model is None  # GenAI off: CTranslate2
 
 
 def test_model_sizes_count_the_dtype_the_model_runs_in():

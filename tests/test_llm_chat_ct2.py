@@ -24,8 +24,8 @@ from hub.weights import Weights
 
 pytest.importorskip("ctranslate2")
 
-ON = defaults(llm_chat.DEMO)
-OFF = DemoOptions({**{o.key: o.default for o in llm_chat.DEMO.options}, "ctranslate2": False})
+ON = DemoOptions({**defaults(llm_chat.DEMO).as_dict(), "openvino_genai": False})  # CTranslate2 (GenAI: its file)
+OFF = DemoOptions({**ON.as_dict(), "ctranslate2": False})
 GREEDY = dict(temperature=0, repetition_penalty=1.0)
 QUESTION = build_messages("You are a helpful assistant.", [], "What is the capital of France? Answer in one sentence.")
 
@@ -201,7 +201,7 @@ def test_which_models_take_the_ctranslate2_path(tmp_path, smollm2_folder):
 
 
 def test_the_models_tab_says_the_model_runs_as_ctranslate2_int8(settings):
-    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(ON), llm_chat.DEMO.work)})
     with manager.use("llm_chat", "tiny-random") as lease:
         assert L.chat(lease.engine, QUESTION, L.check_params(max_new_tokens=2)).fast_path
     row = next(r for r in manager.status() if r["demo"] == "llm_chat")

@@ -14,8 +14,11 @@ import pytest
 import demos.llm_chat as llm_chat
 from demos.llm_chat import engine as L
 from demos.llm_chat import gguf_export, ov_genai
+from hub.models import ModelManager
+from hub.models_tab import status_rows
 from hub.options import DemoOptions
 from hub.spec import ModelChoice
+from hub.weights import Weights
 from tests.test_llm_chat_ct2 import (GREEDY, OFF, QUESTION, _weights, check_seeds, check_stop, reference_answers,
                                     smollm2_checkpoint)
 
@@ -105,6 +108,16 @@ def test_the_end_token_ends_the_answer_and_counts_as_on_transformers(smollm2):
     assert got.text == ref.text and got.new_tokens == ref.new_tokens  # the end token counted once, as there
 
 
+def test_the_models_tab_says_the_default_cpu_path_runs_q8_0_on_genai(settings):
+    manager = ModelManager(settings, {"llm_chat": (llm_chat.SPEC, llm_chat.DEMO.loader(), llm_chat.DEMO.work)})
+    with manager.use("llm_chat", "tiny-random") as lease:  # the demo's default options
+        assert L.chat(lease.engine, QUESTION, L.check_params(max_new_tokens=2)).fast_path
+        size = (ov_genai.folder_for(lease.weights) / ov_genai.FILE).stat().st_size
+    row = next(r for r in manager.status() if r["demo"] == "llm_chat")
+    assert row["dtype"] == f"Q8_0 (OpenVINO GenAI {ov_genai.version()})" and row["bytes"] == size, row
+    assert any("OpenVINO GenAI" in " ".join(map(str, r)) for r in status_rows(manager)), status_rows(manager)
+
+
 def test_stop_ends_the_answer_at_the_next_token_and_the_next_request_works(tiny):
     check_stop(tiny)
 
@@ -121,9 +134,77 @@ def test_the_export_is_made_once_and_a_model_it_cannot_take_falls_back(tmp_path,
     assert engine.weights_format.startswith("Q8_0 (OpenVINO GenAI") and made.stat().st_mtime_ns == stamp
     engine.close()
     qwen = _weights(llm_chat.SPEC.choice("tiny-random-qwen3"), tmp_path)
-    assert not ov_genai.wanted(qwen, "cpu", GENAI) and not ov_genai.wanted(w, "cuda", GENAI)
+    smollm3 = Weights("llm_chat", llm_chat.SPEC.choice("HuggingFaceTB/SmolLM3-3B"), "random", None, tmp_path)
+    assert ov_genai.wanted(qwen, "cpu", GENAI) and not ov_genai.wanted(smollm3, "cpu", GENAI)  # no SmolLM3 layout
+    assert not ov_genai.wanted(w, "cuda", GENAI)
     assert not ov_genai.wanted(w, "cpu", OFF)
     monkeypatch.setattr(ov_genai, "load", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no")))
     engine = L.load(w, "cpu", "float32", GENAI)
     assert "OpenVINO" not in engine.weights_format  # the default CPU path took it
     engine.close()
+
+
+def _tiny_checkpoint(folder, model_type: str, **config):
+    """A 2-layer random checkpoint of `model_type` with large weights (std 0.3: attention then decides the next
+    token; at the usual 0.02 the token's own embedding does, and any rotary order would pass), saved as a folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from demos.llm_chat.configs import offline_tokenizer
+
+    tok = offline_tokenizer()
+    cfg = AutoConfig.for_model(model_type, vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                               num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                               max_position_embeddings=1024, tie_word_embeddings=True, pad_token_id=0, **config)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(cfg).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" not in name:
+                p.normal_(0, 0.3)
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return model
+
+
+def _greedy_agreement(model, gguf_file, positions: int = 32) -> int:
+    """At how many of `positions` prefixes of a fixed random prompt GenAI's greedy next token (the GGUF file) is
+    transformers fp32's."""
+    import openvino
+    import openvino_genai
+    import torch
+
+    pipe = openvino_genai.LLMPipeline(str(gguf_file), "CPU", INFERENCE_NUM_THREADS=1)
+    one = openvino_genai.GenerationConfig()
+    one.max_new_tokens, one.ignore_eos = 1, True
+    ids = torch.randint(3, model.config.vocab_size, (1, positions + 8), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        want = model(ids).logits[0].argmax(-1)
+    return sum(int(pipe.generate(openvino.Tensor(ids[:, :i].numpy()), one).tokens[0][0]) == int(want[i - 1])
+               for i in range(9, positions + 9))
+
+
+@pytest.mark.parametrize("model_type, config", [
+    ("llama", {}), ("mistral", {"sliding_window": None}), ("qwen2", {}), ("qwen3", {"head_dim": 32}),
+], ids=["llama", "mistral", "qwen2", "qwen3-wide-heads"])
+def test_each_exported_architecture_runs_on_genai_as_on_transformers(tmp_path, model_type, config, monkeypatch):
+    """Llama and Mistral are written with Q/K in llama.cpp's interleaved rotary order, Qwen2 (q/k/v biases) and
+    Qwen3 (q/k norms, heads wider than hidden / heads) in the checkpoint's own: GenAI's greedy token then matches
+    transformers' at >= 27 of 32 positions (Q8_0 rounding of these large weights flips a few; measured 29-32), and
+    with the other order at 0-5 (the control below)."""
+    model = _tiny_checkpoint(tmp_path / "ckpt", model_type, **config)
+    out = gguf_export.export(tmp_path / "ckpt", tmp_path / "model.gguf")
+    assert _greedy_agreement(model, out) >= 27
+    real = gguf_export.interleaved_rotary
+    monkeypatch.setattr(gguf_export, "interleaved_rotary", lambda arch: not real(arch))  # the other order
+    wrong = gguf_export.export(tmp_path / "ckpt", tmp_path / "wrong.gguf")
+    assert _greedy_agreement(model, wrong) <= 12
+
+
+def test_a_sliding_window_or_an_unknown_architecture_is_not_exported(tmp_path):
+    _tiny_checkpoint(tmp_path / "mistral", "mistral", sliding_window=4096)
+    with pytest.raises(ValueError, match="sliding attention window"):
+        gguf_export.export(tmp_path / "mistral", tmp_path / "m.gguf")
+    _tiny_checkpoint(tmp_path / "phi", "phi3")
+    with pytest.raises(ValueError, match="phi3 checkpoint has no GGUF layout"):
+        gguf_export.export(tmp_path / "phi", tmp_path / "p.gguf")

@@ -3,8 +3,8 @@
 One 12-60 KB message used to fill the 8192-token CPU context; the prompt was read in one forward pass that Stop
 could not end, and the next request waited minutes. Now: a per-request prompt cap (`max_prompt_tokens`) refuses an
 over-long message with a sentence before the model reads any of it, the transformers paths read the prompt in chunks
-with the stop flag checked between them, CTranslate2 checks it before its one call, and a CPU's context defaults to
-`cpu_context`. The stop tests use a counting hook on the model's forward pass, never timing."""
+with the stop flag checked between them, the CPU decoders check it before their one call, and a CPU's context
+defaults to `cpu_context`. The stop tests use a counting hook on the model's forward pass, never timing."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from demos.llm_chat.messages import build_messages
 from hub.errors import UserError
 from hub.models import ModelManager
 from hub.options import defaults, parse
-from tests import WAIT_S
+from tests import TRANSFORMERS_CHAT, WAIT_S
 from tests.test_llm_chat import torch_engine  # noqa: F401  (the tiny model on transformers)
 
 LONG = "Summarize this: " + "the lighthouse keeper climbed the stairs again " * 60  # a few hundred tokens
@@ -120,17 +120,24 @@ def test_the_cuda_graph_decoder_reads_the_prompt_in_chunks_and_stops(torch_engin
         dec.close()
 
 
-def test_ctranslate2_does_not_start_a_stopped_request():
-    """CTranslate2 reads a prompt in one call that cannot be interrupted: a stop that came first is honoured."""
+@pytest.mark.parametrize("path", ["ct2", "ov_genai"])
+def test_a_cpu_decoder_does_not_start_a_stopped_request(path):
+    """CTranslate2 and OpenVINO GenAI read a prompt in one call that cannot be interrupted: a stop that came first is
+    honoured (the prompt is not read at all)."""
     from transformers import TextIteratorStreamer
 
+    pytest.importorskip({"ct2": "ctranslate2", "ov_genai": "openvino_genai"}[path])
     from demos.llm_chat.ct2 import CT2Decoder
+    from demos.llm_chat.ov_genai import GenAIDecoder
 
     started = []
-    generator = SimpleNamespace(generate_tokens=lambda *a, **k: started.append(1) or iter(()))
     tok = SimpleNamespace(decode=lambda ids, **k: "")
     engine = SimpleNamespace(tokenizer=tok, eos_ids=(0,), ignore_eos=False, vocab_limit=None)
-    dec = CT2Decoder(generator, engine, None, 1)
+    if path == "ct2":
+        generator = SimpleNamespace(generate_tokens=lambda *a, **k: started.append(1) or iter(()))
+        dec = CT2Decoder(generator, engine, None, 1)
+    else:
+        dec = GenAIDecoder(SimpleNamespace(generate=lambda *a, **k: started.append(1)), engine)
     stop = threading.Event()
     stop.set()
     run = L.Run(stop)
@@ -179,7 +186,7 @@ def test_the_openai_route_refuses_an_over_cap_prompt_with_a_400(settings, monkey
         return real(body)
 
     monkeypatch.setattr(O, "parse_openai_request", parse_request)
-    client = _route_client(settings, {"DEMOHUB_LLM_CHAT_MAX_PROMPT_TOKENS": "64", "DEMOHUB_LLM_CHAT_CTRANSLATE2": "0"})
+    client = _route_client(settings, {"DEMOHUB_LLM_CHAT_MAX_PROMPT_TOKENS": "64", **TRANSFORMERS_CHAT})
     for stream in (False, True):
         body = {"messages": [{"role": "user", "content": LONG}], "max_tokens": 4, "stream": stream}
         r = client.post("/v1/chat/completions", content=json.dumps(body), headers={"Content-Type": "application/json"})

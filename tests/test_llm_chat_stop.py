@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests import WAIT_S
+from tests.browser import gated_chat
 from tests.test_llm_chat import _hub_engine, _wait_idle
 
 
@@ -31,24 +32,9 @@ def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
     assert "other visitor" in engine.last_run["prompt"] and "first question" not in engine.last_run["prompt"]
 
     # a gate holds the answer after a few tokens until Cancel was pressed: the tiny model would otherwise write all
-    # 500 tokens before a busy machine delivers the Cancel (the test is about Stop, not about speed)
-    import threading
-
-    cancelled, decoder = threading.Event(), engine.fast  # CTranslate2 on a CPU (the default), else transformers
-    real = decoder.generator
-
-    class Gated:
-        def generate_tokens(self, *a, **kw):
-            for i, step in enumerate(real.generate_tokens(*a, **kw)):
-                if i == 5:
-                    cancelled.wait(300)
-                yield step
-
-        def __getattr__(self, name):
-            return getattr(real, name)
-
-    decoder.generator = Gated()
-    try:
+    # 500 tokens before a busy machine delivers the Cancel (the test is about Stop, not about speed). It holds
+    # whichever decoder runs (OpenVINO GenAI on a CPU by default).
+    with gated_chat(engine, after=5) as gate:
         job = a.submit("a long one", *args, 500, 1.0, api_name="/chat")
         end = time.monotonic() + WAIT_S  # generous caps: the conditions are the assertion, not the machine's speed
         while not job.outputs() and time.monotonic() < end:
@@ -56,12 +42,9 @@ def test_chat_api_streams_keeps_per_session_history_and_stops(serve):
         job.cancel()
         while not job.done() and time.monotonic() < end:  # the Cancel has reached the hub
             time.sleep(0.05)
-        cancelled.set()
+        gate.set()
         while "a long one" not in engine.last_run.get("prompt", "") and time.monotonic() < end:
             time.sleep(0.05)
-    finally:
-        cancelled.set()
-        decoder.generator = real
     assert _wait_idle(engine, 120) and a.blocks.hub_manager.status()[0]["in_use"] == 0  # the run is over: read it
     assert engine.last_run["ended_early"] and engine.last_run["new_tokens"] < 500, engine.last_run
 

@@ -1,6 +1,6 @@
 """Thinking models (Qwen3, SmolLM3): the switch changes the prompt, the reasoning is split from the answer while it
 streams (tags arriving in parts included), it stays out of the history, and both APIs return it apart. The random
-Qwen3 runs on CTranslate2 int8 here (the CPU path), converted from its random build."""
+Qwen3 runs on OpenVINO GenAI here (the CPU default path), exported from its random build."""
 
 from __future__ import annotations
 
@@ -99,8 +99,8 @@ class Scripted:
         threading.Thread(target=work, daemon=True).start()
 
 
-def test_a_random_qwen3_runs_on_ctranslate2_and_the_switch_changes_the_prompt(qwen3):
-    assert qwen3.model is None and qwen3.weights_format.startswith("int8 (CTranslate2")  # converted from Qwen3
+def test_a_random_qwen3_runs_on_genai_and_the_switch_changes_the_prompt(qwen3):
+    assert qwen3.model is None and qwen3.weights_format.startswith("Q8_0 (OpenVINO GenAI")  # exported from Qwen3
     msgs = build_messages("Be brief.", [], "What is 2+2?")
     off = L.prepare(qwen3, msgs, L.check_params(thinking=False))
     on = L.prepare(qwen3, msgs, L.check_params(thinking=True))

@@ -104,7 +104,7 @@ OPTIONS = (
     Option("cpu_context", 3072, "On a CPU, the most tokens one conversation may use (context applies too): the CPU "
                                 "default model reads a prompt at a few hundred tokens/s, slower as it grows (2-vCPU "
                                 "AMD EPYC, one thread: 2048 tokens in 15 s, 4096 in 54 s), and Stop cannot end "
-                                "CTranslate2's reading, so a full context is read in about 30 s.",
+                                "the reading on a CPU's fast paths, so a full context is read in about 30 s.",
            lo=256, hi=1_048_576),
     Option("max_prompt_tokens", 0, "Most prompt tokens (system prompt, kept history and the new message, as the chat "
                                    "template renders them) one request may send; a longer new message is refused "
@@ -114,11 +114,13 @@ OPTIONS = (
                                 "(compiled in the background after load)."),
     Option("ctranslate2", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
                                 "CTranslate2 int8 (converted once into the cache folder at the first load; 2.4x "
-                                "transformers' fp32 on a 2-vCPU AMD EPYC). 0 keeps transformers."),
-    Option("openvino_genai", False, "On a CPU, decode Llama/SmolLM2 checkpoints with OpenVINO GenAI from a "
-                                    "Q8_0 GGUF export made once into the cache folder (about 2x CTranslate2 int8 on a "
-                                    "2-vCPU AMD EPYC with AVX2 only); off by default until checked on more real "
-                                    "models. Falls back to CTranslate2 where it cannot load."),
+                                "transformers' fp32 on a 2-vCPU AMD EPYC) what OpenVINO GenAI does not take. 0 "
+                                "keeps those on transformers."),
+    Option("openvino_genai", True, "On a CPU, decode Llama/SmolLM2, Qwen2/Qwen3 and Mistral checkpoints with "
+                                   "OpenVINO GenAI from a Q8_0 GGUF export made once into the cache folder (about 2x "
+                                   "CTranslate2 int8 on a 2-vCPU AMD EPYC with AVX2 only, and closer to transformers' "
+                                   "fp32 answers). Other architectures, and a checkpoint it cannot load, go on to "
+                                   "CTranslate2 (the `ctranslate2` option). 0: none goes to GenAI."),
     Option("ct2_threads", 0, "CPU threads of one CTranslate2 (or OpenVINO GenAI) decode; 0 = all the CPUs, at most "
                              "4 (on a quiet 2-vCPU machine two threads decode ~20% faster than one; on one shared "
                              "with other work, 1 is faster).", lo=0, hi=1024),

@@ -99,7 +99,7 @@ class Engine(EngineBase):
     vocab_limit: int | None = None  # random models: the offline tokenizer knows fewer ids than the model emits
     notes: tuple[str, ...] = ()
     weights_format: str = ""  # what the hub's Models tab shows as the dtype: "Q4_1 GGUF, dequantized to float32 ..."
-    fast: object = None  # fast.GraphDecoder on CUDA, ct2.CT2Decoder on a CPU
+    fast: object = None  # fast.GraphDecoder on CUDA, ov_genai.GenAIDecoder or ct2.CT2Decoder on a CPU
     nbytes: int | None = None  # bytes held outside torch (CTranslate2's int8 weights); None: counted from the model
     max_prompt_tokens: int = 0  # the most prompt tokens one request may send (0: only the context limits them)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -115,9 +115,10 @@ class Engine(EngineBase):
 def load(weights, device: str, dtype: str, options=None) -> Engine:
     """Load a chat model: hf snapshot / local folder / local .gguf file / architecture-true random weights.
 
-    `options`: the demo's options (`context`, `cuda_graphs`, `graph_len`, `ctranslate2`; None = their defaults).
-    Never runs remote code. On CUDA it starts compiling the fast decode path in the background; on a CPU a
-    supported architecture decodes with CTranslate2 int8 (ct2.py), converted once at its first load.
+    `options`: the demo's options (`context`, `cuda_graphs`, `graph_len`, `openvino_genai`, `ctranslate2`; None = their
+    defaults). Never runs remote code. On CUDA it starts compiling the fast decode path in the background; on a CPU a
+    supported architecture decodes with OpenVINO GenAI (ov_genai.py) or CTranslate2 int8 (ct2.py), converted once at
+    its first load.
     """
     with loadtimes.stage("import"):
         import torch
@@ -129,7 +130,7 @@ def load(weights, device: str, dtype: str, options=None) -> Engine:
         options = defaults(DEMO)
     from demos.llm_chat import ct2, ov_genai
 
-    paths = ((ov_genai, "OpenVINO GenAI", "the default CPU path"), (ct2, "CTranslate2", "transformers"))
+    paths = ((ov_genai, "OpenVINO GenAI", "CTranslate2 if it can"), (ct2, "CTranslate2", "transformers"))
     for path, name, then in paths:
         if path.wanted(weights, device, options):
             try:

@@ -1,14 +1,19 @@
-"""A Llama-architecture checkpoint folder (SmolLM2, Llama) written as one Q8_0 GGUF file, as llama.cpp's
-own converter writes it, for OpenVINO GenAI's GGUF reader (ov_genai.py).
+"""A Llama, Mistral, Qwen2 or Qwen3 checkpoint folder (SmolLM2, Qwen2.5, Qwen3) written as one Q8_0 GGUF file, as
+llama.cpp's own converter writes it, for OpenVINO GenAI's GGUF reader (ov_genai.py).
 
 Tensors are read one at a time from the folder's safetensors files (memory-mapped) and written one at a time, so
 the export holds one tensor's float32 copy at a time, and the Q8_0 copies (about a quarter of float32) until they
-are written. Matrices are quantized to Q8_0
-(blocks of 32 int8 values with one fp16 scale: the GGUF type closest to OpenVINO's own int8 weight compression),
-norms stay float32. Q and K rows are permuted into llama.cpp's rotary layout (pairs of halves interleaved), which is
-what a GGUF reader expects of the "llama" architecture. The tokenizer (tokenizer.json's BPE vocabulary and merges,
-its special tokens and chat template) goes into the file's metadata with the gguf package's own readers.
-Never imports gradio or torch.
+are written. Matrices are quantized to Q8_0 (blocks of 32 int8 values with one fp16 scale: the GGUF type closest to
+OpenVINO's own int8 weight compression); norms and biases stay float32.
+
+For the "llama" architecture (Mistral is written as one, as llama.cpp does) Q and K rows are permuted into
+llama.cpp's rotary layout (pairs of halves interleaved), which is what a GGUF reader expects of it; "qwen2" and
+"qwen3" keep the checkpoint's rotate-half order (llama.cpp's NEOX rotary type). Measured on tiny random models with
+large weights, GenAI's greedy token matched transformers' at 29-32 of 32 positions with the right order and at 0-5
+with the other (tests/test_llm_chat_ov_genai.py holds it).
+
+The tokenizer (tokenizer.json's BPE vocabulary and merges, its special tokens and chat template) goes into the
+file's metadata with the gguf package's own readers. Never imports gradio or torch.
 """
 
 from __future__ import annotations
@@ -18,28 +23,37 @@ from pathlib import Path
 
 import numpy as np
 
-ARCH = "llama"
-ARCHITECTURES = ("llama",)  # model_type values written as GGUF's "llama" (Mistral would be too: not tested yet)
+# config.json's model_type -> the GGUF architecture it is written as
+GGUF_ARCH = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3"}
+ARCHITECTURES = tuple(GGUF_ARCH)
 
 # checkpoint name (after "model.layers.N.") -> GGUF name (after "blk.N.")
 _LAYER = {
     "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
     "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+    "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm",  # Qwen3
 }
+_BIASED = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj")  # Qwen2's q/k/v biases
 _TOP = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
 
 def gguf_name(name: str) -> str:
     """The GGUF tensor name of a checkpoint tensor; ValueError for one this export does not know."""
     stem, _, kind = name.rpartition(".")
-    if kind == "weight":
-        if stem in _TOP:
-            return f"{_TOP[stem]}.weight"
-        parts = stem.split(".")
-        if len(parts) >= 4 and parts[:2] == ["model", "layers"] and ".".join(parts[3:]) in _LAYER:
-            return f"blk.{int(parts[2])}.{_LAYER['.'.join(parts[3:])]}.weight"
-    raise ValueError(f"the tensor {name} has no place in a llama GGUF file")
+    parts = stem.split(".")
+    layer = ".".join(parts[3:]) if len(parts) >= 4 and parts[:2] == ["model", "layers"] else None
+    if kind == "weight" and stem in _TOP:
+        return f"{_TOP[stem]}.weight"
+    if layer in _LAYER and (kind == "weight" or (kind == "bias" and layer in _BIASED)):
+        return f"blk.{int(parts[2])}.{_LAYER[layer]}.{kind}"
+    raise ValueError(f"the tensor {name} has no place in a GGUF file")
+
+
+def interleaved_rotary(arch: str) -> bool:
+    """Whether a GGUF reader expects Q and K rows in llama.cpp's interleaved rotary order for `arch` ("llama"; the
+    Qwen architectures keep rotate-half, llama.cpp's NEOX type)."""
+    return arch == "llama"
 
 
 def rope_permute(w: np.ndarray, heads: int) -> np.ndarray:
@@ -68,6 +82,8 @@ def rope_theta(config: dict) -> float:
     kind = rope.get("rope_type") or rope.get("type") or "default"
     if kind != "default":
         raise ValueError(f"a {kind} rotary embedding is not written into the GGUF export")
+    if config.get("use_sliding_window", True) and config.get("sliding_window"):
+        raise ValueError("a sliding attention window is not written into the GGUF export")  # GenAI attends to all
     return float(config.get("rope_theta") or rope.get("rope_theta") or 10000.0)
 
 
@@ -81,7 +97,11 @@ def _metadata(w, config: dict, name: str) -> None:
     w.add_feed_forward_length(int(config["intermediate_size"]))
     w.add_head_count(heads)
     w.add_head_count_kv(int(config.get("num_key_value_heads") or heads))
-    w.add_rope_dimension_count(int(config.get("head_dim") or hidden // heads))
+    head_dim = int(config.get("head_dim") or hidden // heads)
+    w.add_rope_dimension_count(head_dim)
+    if head_dim != hidden // heads:  # Qwen3: heads wider than hidden / heads (llama.cpp writes both lengths)
+        w.add_key_length(head_dim)
+        w.add_value_length(head_dim)
     w.add_rope_freq_base(rope_theta(config))
     w.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     w.add_vocab_size(int(config["vocab_size"]))
@@ -120,11 +140,14 @@ def export(folder: Path, out: Path, name: str = "") -> Path:
 
     folder, out = Path(folder), Path(out)
     config = json.loads((folder / "config.json").read_text())
-    if config.get("model_type") not in ARCHITECTURES:
-        raise ValueError(f"a {config.get('model_type')} checkpoint has no llama GGUF layout")
+    if config.get("model_type") not in GGUF_ARCH:
+        raise ValueError(f"a {config.get('model_type')} checkpoint has no GGUF layout here")
+    arch = GGUF_ARCH[config["model_type"]]
+    rope_theta(config)  # refuses what the file cannot say (a scaled rotary embedding, a sliding window) before writing
     heads = int(config["num_attention_heads"])
     kv_heads = int(config.get("num_key_value_heads") or heads)
-    w = gguf.GGUFWriter(str(out), arch=ARCH)
+    interleave = interleaved_rotary(arch)
+    w = gguf.GGUFWriter(str(out), arch=arch)
     _metadata(w, config, name or folder.name)
     _tokenizer(w, folder, int(config["vocab_size"]))
     tied = bool(config.get("tie_word_embeddings", False))
@@ -132,9 +155,9 @@ def export(folder: Path, out: Path, name: str = "") -> Path:
         if tied and key == "lm_head.weight":
             continue  # the reader uses token_embd for the output, as llama.cpp does for tied embeddings
         target = gguf_name(key)
-        if target.endswith("attn_q.weight"):
+        if interleave and target.endswith(("attn_q.weight", "attn_q.bias")):
             a = rope_permute(a, heads)
-        elif target.endswith("attn_k.weight"):
+        elif interleave and target.endswith(("attn_k.weight", "attn_k.bias")):
             a = rope_permute(a, kv_heads)
         if a.ndim == 2 and a.shape[1] % 32 == 0:
             w.add_tensor(target, gguf.quants.quantize(a, gguf.GGMLQuantizationType.Q8_0),

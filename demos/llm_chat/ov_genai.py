@@ -4,8 +4,8 @@ GenAI's own GGUF reader and run by its LLM pipeline (issue #35: chat at >= 20 to
 Measured on a 2-vCPU AMD EPYC with AVX2 only (no AVX-512, no VNNI; 2026-12-07, quiet; README): the SmolLM2-360M
 architecture decoded at 27.6 tokens/s through the hub against CTranslate2 int8's 13.2 in the same run, and on the
 real SmolLM2-135M it matched transformers fp32's greedy next token at 106 of 107 positions (CTranslate2 int8: 92.8 %).
-It is an option (`DEMOHUB_LLM_CHAT_OPENVINO_GENAI=1`) until its answers have been compared with transformers' on
-more real models than the one the tests carry; ct2.py stays the default CPU path.
+It is the default CPU path for the architectures it exports (`DEMOHUB_LLM_CHAT_OPENVINO_GENAI=0` turns it off);
+the others, and a checkpoint it fails to load, go on to ct2.py.
 
 The export is keyed like CTranslate2's conversion (model and revision, or a local folder's files) and the GenAI
 version, made once into the hub's cache folder, atomically, with the tokenizer and configs kept beside it; prompts
@@ -41,12 +41,12 @@ def version() -> str:
 
 
 def wanted(weights, device: str, options) -> bool:
-    """Whether this load takes the GenAI path: on the CPU, the option on, a Llama-architecture checkpoint."""
+    """Whether this load takes the GenAI path: on the CPU, the option on (the default), an architecture it exports."""
     if device != "cpu" or not getattr(options, "openvino_genai", False) or ct2.model_type(weights) not in SUPPORTED:
         return False
     if importlib.util.find_spec("openvino_genai") is None:
-        log.warning("openvino-genai is not installed (pip install 'demohub[openvino]'): the chat model runs on the "
-                    "default CPU path.")
+        log.warning("openvino-genai is not installed (pip install 'demohub[openvino]'): the chat model runs on "
+                    "CTranslate2.")
         return False
     return True
 
