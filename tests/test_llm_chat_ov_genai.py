@@ -78,9 +78,19 @@ def test_genai_picks_transformers_next_token_almost_everywhere_and_answers_alike
     """Teacher-forced, as CTranslate2 int8 is held (test_llm_chat_ct2.py): along transformers fp32's greedy answers
     to five questions, GenAI's greedy next token (one new token on the prompt and the answer so far) matches at
     >= 85 % of the positions, and the one-sentence answer names Paris."""
+    torch_engine, genai_engine, _ = smollm2
+    agree, total = _teacher_forced(torch_engine, genai_engine)
+    print(f"GenAI Q8_0 agreed with transformers fp32 at {agree} of {total} positions")
+    assert total > 60 and agree / total >= 0.85, (agree, total)
+    got = L.chat(genai_engine, QUESTION, L.check_params(**GREEDY, max_new_tokens=32))
+    assert got.fast_path and "Paris" in got.text and got.finish_reason == "stop", got
+
+
+def _teacher_forced(torch_engine, genai_engine) -> tuple[int, int]:
+    """(agreeing, all) positions along transformers' greedy answers to five questions where GenAI's greedy next
+    token, given the prompt and the answer so far, is transformers'."""
     import openvino
 
-    torch_engine, genai_engine, _ = smollm2
     params = L.check_params(**GREEDY, max_new_tokens=32)
     one = genai_engine.fast.config(L.check_params(**GREEDY, max_new_tokens=1), 1)
     one.ignore_eos = True
@@ -90,10 +100,47 @@ def test_genai_picks_transformers_next_token_almost_everywhere_and_answers_alike
             ids = openvino.Tensor(np.array([prompt + answer[:i]], dtype=np.int64))
             got = int(genai_engine.fast.pipeline.generate(ids, one).tokens[0][0])
             agree, total = agree + (got == want), total + 1
-    print(f"GenAI Q8_0 agreed with transformers fp32 at {agree} of {total} positions")
-    assert total > 60 and agree / total >= 0.85, (agree, total)
-    got = L.chat(genai_engine, QUESTION, params)
-    assert got.fast_path and "Paris" in got.text and got.finish_reason == "stop", got
+    return agree, total
+
+
+def test_a_q8_0_gguf_file_runs_on_genai_as_it_is_and_answers_alike(smollm2, tmp_path_factory):
+    """An operator's Q8_0 .gguf file (here the export of the real SmolLM2-135M, moved to a folder of its own) is read
+    as it is: no copy, no export, only its tokenizer and configs kept (read by transformers from the file's metadata);
+    it answers as transformers fp32 does."""
+    import shutil
+
+    torch_engine, _, exported = smollm2
+    own = tmp_path_factory.mktemp("operator-models") / "SmolLM2-135M-Instruct-Q8_0.gguf"
+    shutil.copy(ov_genai.folder_for(exported) / ov_genai.FILE, own)
+    w = _weights(ModelChoice(str(own), "path", label="SmolLM2 Q8_0"), tmp_path_factory.mktemp("cache"), own)
+    engine = L.load(w, "cpu", "float32", GENAI)
+    try:
+        assert engine.weights_format == f"Q8_0 GGUF (OpenVINO GenAI {ov_genai.version()})", engine.weights_format
+        assert engine.nbytes == own.stat().st_size and engine.model is None
+        assert not list(ov_genai.folder_for(w).rglob("*.gguf")) and not list(ov_genai.folder_for(w).rglob("*.bin"))
+        agree, total = _teacher_forced(torch_engine, engine)
+        assert total > 60 and agree / total >= 0.85, (agree, total)
+        got = L.chat(engine, QUESTION, L.check_params(**GREEDY, max_new_tokens=32))
+        assert "Paris" in got.text and got.finish_reason == "stop", got
+    finally:
+        engine.close()
+
+
+def test_a_4_bit_gguf_file_is_dequantized_by_transformers(tmp_path):
+    """4-bit files stay with transformers (ov_genai.READS: GenAI's Q4_1 reading matched the exact dequantization at
+    78 of 107 positions on the real SmolLM2 file); a Q8_0 one goes to GenAI."""
+    from tests.test_llm_chat_gguf import write_tiny_gguf
+
+    def weights(quant):
+        f = write_tiny_gguf(tmp_path / f"tiny.{quant}.gguf", quant=quant)
+        return _weights(ModelChoice(str(f), "path", label=f"tiny {quant}"), tmp_path / "cache", f)
+
+    q4 = weights("Q4_1")
+    assert not ov_genai.wanted(q4, "cpu", GENAI) and not ov_genai.wanted(weights("Q5_0"), "cpu", GENAI)
+    engine = L.load(q4, "cpu", "float32", GENAI)
+    assert engine.weights_format == "Q4_1 GGUF, dequantized to float32 in memory" and engine.model is not None
+    engine.close()
+    assert ov_genai.wanted(weights("Q8_0"), "cpu", GENAI)
 
 
 def test_the_same_seed_samples_the_same_answer_and_another_seed_another(smollm2):

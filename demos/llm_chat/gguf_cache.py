@@ -25,14 +25,19 @@ def folder_for(weights, dtype: str) -> Path:
     """Where the dequantized copy of the GGUF file `weights.path` lives for `dtype`."""
     import transformers
 
+    kind = f"gguf-{transformers.__version__}-{dtype}"
+    return Path(weights.cache_dir) / "native" / "llm_chat" / kind / file_key(weights)
+
+
+def file_key(weights) -> str:
+    """The GGUF file's name in the cache: its stem and its pinned sha256, else a hash of its name, size and time."""
     path = Path(weights.path)
     if weights.choice.sha256:
         key = weights.choice.sha256[:16]
     else:
         st = path.stat()
         key = hashlib.sha256(repr((path.name, st.st_size, st.st_mtime_ns)).encode()).hexdigest()[:16]
-    return (Path(weights.cache_dir) / "native" / "llm_chat" / f"gguf-{transformers.__version__}-{dtype}"
-            / f"{path.stem}-{key}")
+    return f"{path.stem}-{key}"
 
 
 def ready(folder: Path) -> bool:

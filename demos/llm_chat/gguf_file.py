@@ -28,6 +28,17 @@ def gguf_quantization(path: Path) -> str:
     return _declared(reader) or _most_common(reader) or "quantized"
 
 
+def gguf_architecture(path: Path) -> str:
+    """The architecture a .gguf file declares (`general.architecture`: "llama", "qwen2", ...); "" if it says none."""
+    from gguf import GGUFReader
+
+    try:
+        field = GGUFReader(str(path)).fields.get("general.architecture")
+    except (OSError, ValueError, IndexError, KeyError):
+        return ""
+    return bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None and field.data else ""
+
+
 def _declared(reader) -> str | None:
     from gguf import LlamaFileType
 

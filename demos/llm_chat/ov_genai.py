@@ -5,7 +5,9 @@ Measured on a 2-vCPU AMD EPYC with AVX2 only (no AVX-512, no VNNI; 2026-12-07, q
 architecture decoded at 27.6 tokens/s through the hub against CTranslate2 int8's 13.2 in the same run, and on the
 real SmolLM2-135M it matched transformers fp32's greedy next token at 106 of 107 positions (CTranslate2 int8: 92.8 %).
 It is the default CPU path for the architectures it exports (`DEMOHUB_LLM_CHAT_OPENVINO_GENAI=0` turns it off);
-the others, and a checkpoint it fails to load, go on to ct2.py.
+the others, and a checkpoint it fails to load, go on to ct2.py. An operator's .gguf file (Llama, Qwen2, Qwen3 in
+F16 or Q8_0) is read as it is, where transformers would dequantize it to fp32: only its tokenizer and configs are
+saved once into the cache folder. 4-bit files stay with transformers (READS says why).
 
 The export is keyed like CTranslate2's conversion (model and revision, or a local folder's files) and the GenAI
 version, made once into the hub's cache folder, atomically, with the tokenizer and configs kept beside it; prompts
@@ -23,7 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from demos.llm_chat import ct2, gguf_export
+from demos.llm_chat import ct2, gguf_cache, gguf_export
+from demos.llm_chat.gguf_file import gguf_architecture, gguf_quantization
 from demos.llm_chat.engine import Engine, GenParams, Run
 from hub import loadtimes
 from hub.atomic import partial_name, replacing_folder
@@ -32,6 +35,12 @@ log = logging.getLogger("demohub")
 
 SUPPORTED = gguf_export.ARCHITECTURES
 FILE = "model-q8_0.gguf"
+GGUF_ARCHS = ("llama", "qwen2", "qwen3")  # the GGUF architectures GenAI builds a model for
+# the GGUF file types run as they are: GenAI's reader takes Q4_0 and Q4_1 too, but on the packaged SmolLM2-135M Q4_1
+# file its greedy next token was transformers' (the same file, dequantized exactly) at only 78 of 107 positions
+# (2026-12-08; with dynamic quantization and an f32 KV cache alike), against 106 of 107 for a Q8_0 file: 4-bit files
+# stay with transformers
+READS = ("F32", "F16", "Q8_0")
 
 
 def version() -> str:
@@ -40,26 +49,50 @@ def version() -> str:
     return dist_version("openvino-genai")
 
 
+def gguf_source(weights) -> Path | None:
+    """The operator's .gguf file when the weights are one: GenAI reads it as it is (no export, its own quantization)."""
+    if weights.is_random or weights.path is None:
+        return None
+    path = Path(weights.path)
+    return path if path.is_file() and path.suffix.lower() == ".gguf" else None
+
+
 def wanted(weights, device: str, options) -> bool:
-    """Whether this load takes the GenAI path: on the CPU, the option on (the default), an architecture it exports."""
-    if device != "cpu" or not getattr(options, "openvino_genai", False) or ct2.model_type(weights) not in SUPPORTED:
+    """Whether this load takes the GenAI path: on the CPU, the option on (the default), an architecture it exports,
+    or a .gguf file of an architecture and quantization its reader takes."""
+    if device != "cpu" or not getattr(options, "openvino_genai", False):
         return False
+    gguf = gguf_source(weights)
+    if gguf is None and ct2.model_type(weights) not in SUPPORTED:
+        return False
+    if gguf is not None and (gguf_architecture(gguf) not in GGUF_ARCHS or gguf_quantization(gguf) not in READS):
+        return False  # a Q4_1 or Q4_K_M file, say: transformers dequantizes it
     if importlib.util.find_spec("openvino_genai") is None:
         log.warning("openvino-genai is not installed (pip install 'demohub[openvino]'): the chat model runs on "
-                    "CTranslate2.")
+                    "CTranslate2 or transformers.")
         return False
     return True
 
 
 def folder_for(weights) -> Path:
-    return Path(weights.cache_dir) / "native" / "llm_chat" / f"ovgenai-{version()}-q8_0" / ct2.checkpoint_key(weights)
+    root = Path(weights.cache_dir) / "native" / "llm_chat"
+    if gguf_source(weights) is not None:  # only the tokenizer and configs: the weights stay in the operator's file
+        return root / f"ovgenai-{version()}-gguf" / gguf_cache.file_key(weights)
+    return root / f"ovgenai-{version()}-q8_0" / ct2.checkpoint_key(weights)
 
 
 def convert(weights, folder: Path) -> None:
     """Export the checkpoint (random: built, then saved) into folder/FILE, atomically, with its tokenizer and
-    configs under folder/hf."""
-    scratch = partial_name(folder).with_name(partial_name(folder).name + "-source")
+    configs under folder/hf; for a .gguf file, only the tokenizer and configs that transformers reads from it."""
     start = time.perf_counter()
+    gguf = gguf_source(weights)
+    if gguf is not None:
+        with replacing_folder(folder) as tmp:
+            _gguf_configs(gguf, tmp / "hf")
+        log.info("Read %s's tokenizer for OpenVINO GenAI in %.1f s.", weights.choice.display,
+                 time.perf_counter() - start)
+        return
+    scratch = partial_name(folder).with_name(partial_name(folder).name + "-source")
     with replacing_folder(folder) as tmp, ct2.source_folder(weights, scratch) as source:
         gguf_export.export(source, tmp / FILE, name=weights.choice.display)
         ct2.keep_small_files(source, tmp / "hf")
@@ -67,21 +100,36 @@ def convert(weights, folder: Path) -> None:
              time.perf_counter() - start)
 
 
+def _gguf_configs(gguf: Path, hf: Path) -> None:
+    """The tokenizer (with its chat template) and configs of a .gguf file, as transformers reads them from its
+    metadata, saved into `hf` once: the engine renders prompts and decodes ids with them, as on every path."""
+    from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    config = AutoConfig.from_pretrained(gguf.parent, gguf_file=gguf.name, trust_remote_code=False)
+    tok.save_pretrained(hf)
+    config.save_pretrained(hf)
+    GenerationConfig.from_model_config(config).save_pretrained(hf)
+
+
 def load(weights, options, notes: list[str]) -> Engine:
     """An Engine whose decoding runs on OpenVINO GenAI (exporting the checkpoint first if this is its first load)."""
     with loadtimes.stage("import"):
         import openvino_genai
 
+    gguf = gguf_source(weights)
     folder = folder_for(weights)
-    if not (folder / FILE).is_file():
+    if not (folder / "hf" / "config.json").is_file() or not (gguf or folder / FILE).is_file():
         with loadtimes.stage("convert"):
             convert(weights, folder)
-    engine = ct2.engine_for(weights, folder, folder / FILE, options, notes, "q8_0",
-                            f"Q8_0 (OpenVINO GenAI {version()})")
+    model = gguf or folder / FILE
+    quant = gguf_quantization(gguf) if gguf else "Q8_0"
+    engine = ct2.engine_for(weights, folder, model, options, notes, quant.lower(),
+                            f"{quant}{' GGUF' if gguf else ''} (OpenVINO GenAI {version()})")
     threads = options.ct2_threads or ct2.auto_threads()
-    loadtimes.read_files([folder / FILE])
+    loadtimes.read_files([model])
     with loadtimes.stage("build"):
-        pipeline = openvino_genai.LLMPipeline(str(folder / FILE), "CPU", INFERENCE_NUM_THREADS=threads)
+        pipeline = openvino_genai.LLMPipeline(str(model), "CPU", INFERENCE_NUM_THREADS=threads)
     engine.fast = GenAIDecoder(pipeline, engine)
     return engine
 
