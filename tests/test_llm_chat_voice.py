@@ -196,7 +196,9 @@ def test_a_spoken_question_is_answered_in_the_chat_and_the_spoken_answer_reads_b
     assert speech is not None  # the player's stream (a playlist of its segments)
     heard = hear(tiny_en, decode16k(fetched(wav), "wav")).lower()
     words = lambda t: set(t.lower().replace(".", " ").replace(",", " ").split())  # noqa: E731
-    assert "paris" in words(heard) and len(words(reply) & words(heard)) >= 3, (reply, heard)
+    # the spoken answer reads back as the written one: most of its words are heard (the answer's wording is the
+    # model's, and a name in it may be misheard, as "Le Grand Paris" was once heard as "what grandparents")
+    assert len(words(reply) & words(heard)) >= 0.6 * len(words(reply)) >= 3, (reply, heard)
     assert record["model"] and "tokens" in answered
 
     # the conversation goes on: a second question is answered after the first, both kept
