@@ -19,24 +19,21 @@ def gguf_format(path: Path, dtype: str) -> str:
 def gguf_quantization(path: Path) -> str:
     """The quantization a .gguf file declares (`general.file_type`: "Q4_1", "Q4_K_M", "F16", ...), else the type most
     of its weight matrices have; "quantized" when the header says neither (a label, never an error)."""
+    return gguf_header(path)[1]
+
+
+def gguf_header(path: Path) -> tuple[str, str]:
+    """(architecture, quantization) of a .gguf file, from one read of its header: `general.architecture` ("llama",
+    "qwen2", ...; "" if it says none) and what `gguf_quantization` says."""
     from gguf import GGUFReader
 
     try:
         reader = GGUFReader(str(path))
     except (OSError, ValueError, IndexError, KeyError):  # transformers refuses such a file on load anyway
-        return "quantized"
-    return _declared(reader) or _most_common(reader) or "quantized"
-
-
-def gguf_architecture(path: Path) -> str:
-    """The architecture a .gguf file declares (`general.architecture`: "llama", "qwen2", ...); "" if it says none."""
-    from gguf import GGUFReader
-
-    try:
-        field = GGUFReader(str(path)).fields.get("general.architecture")
-    except (OSError, ValueError, IndexError, KeyError):
-        return ""
-    return bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None and field.data else ""
+        return "", "quantized"
+    field = reader.fields.get("general.architecture")
+    arch = bytes(field.parts[field.data[0]]).decode("utf-8", "replace") if field is not None and field.data else ""
+    return arch, _declared(reader) or _most_common(reader) or "quantized"
 
 
 def _declared(reader) -> str | None:

@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from demos.llm_chat import ct2, gguf_cache, gguf_export
-from demos.llm_chat.gguf_file import gguf_architecture, gguf_quantization
+from demos.llm_chat.gguf_file import gguf_header
 from demos.llm_chat.engine import Engine, GenParams, Run
 from hub import loadtimes
 from hub.atomic import partial_name, replacing_folder
@@ -35,7 +35,7 @@ log = logging.getLogger("demohub")
 
 SUPPORTED = gguf_export.ARCHITECTURES
 FILE = "model-q8_0.gguf"
-GGUF_ARCHS = ("llama", "qwen2", "qwen3")  # the GGUF architectures GenAI builds a model for
+GGUF_ARCHS = set(gguf_export.GGUF_ARCH.values())  # the GGUF architectures GenAI builds a model for (as exported)
 # the GGUF file types run as they are: GenAI's reader takes Q4_0 and Q4_1 too, but on the packaged SmolLM2-135M Q4_1
 # file its greedy next token was transformers' (the same file, dequantized exactly) at only 78 of 107 positions
 # (2026-12-08; with dynamic quantization and an f32 KV cache alike), against 106 of 107 for a Q8_0 file: 4-bit files
@@ -65,8 +65,10 @@ def wanted(weights, device: str, options) -> bool:
     gguf = gguf_source(weights)
     if gguf is None and ct2.model_type(weights) not in SUPPORTED:
         return False
-    if gguf is not None and (gguf_architecture(gguf) not in GGUF_ARCHS or gguf_quantization(gguf) not in READS):
-        return False  # a Q4_1 or Q4_K_M file, say: transformers dequantizes it
+    if gguf is not None:
+        arch, quant = gguf_header(gguf)
+        if arch not in GGUF_ARCHS or quant not in READS:
+            return False  # a Q4_1 or Q4_K_M file, say: transformers dequantizes it
     if importlib.util.find_spec("openvino_genai") is None:
         log.warning("openvino-genai is not installed (pip install 'demohub[openvino]'): the chat model runs on "
                     "CTranslate2 or transformers.")
@@ -119,11 +121,11 @@ def load(weights, options, notes: list[str]) -> Engine:
 
     gguf = gguf_source(weights)
     folder = folder_for(weights)
-    if not (folder / "hf" / "config.json").is_file() or not (gguf or folder / FILE).is_file():
+    if not (folder / ("hf/config.json" if gguf else FILE)).is_file():  # made whole or not at all (replacing_folder)
         with loadtimes.stage("convert"):
             convert(weights, folder)
     model = gguf or folder / FILE
-    quant = gguf_quantization(gguf) if gguf else "Q8_0"
+    quant = gguf_header(gguf)[1] if gguf else "Q8_0"
     engine = ct2.engine_for(weights, folder, model, options, notes, quant.lower(),
                             f"{quant}{' GGUF' if gguf else ''} (OpenVINO GenAI {version()})")
     threads = options.ct2_threads or ct2.auto_threads()
